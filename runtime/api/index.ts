@@ -1,0 +1,19 @@
+/**
+ * The public API of furing: what plugins import as `furing`. Types and docs live in ./types.ts.
+ */
+export type * from "./types.ts";
+export { RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT } from "./types.ts";
+export { Errno, FuseError, errnoName, type ErrnoName } from "./errno.ts";
+export * from "./constants.ts";
+
+import type { Filesystem, Plugin } from "./types.ts";
+
+/** Identity helper that gives a filesystem object literal full type checking and completion. */
+export function defineFilesystem<F extends Filesystem>(fs: F): F {
+  return fs;
+}
+
+/** Identity helper for a plugin with options and a setup step. */
+export function definePlugin<O = Record<string, unknown>>(plugin: Plugin<O>): Plugin<O> {
+  return plugin;
+}

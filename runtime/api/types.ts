@@ -1,0 +1,281 @@
+/**
+ * The furing plugin API: everything a filesystem plugin may implement, in one file.
+ *
+ * A plugin is an ES module whose default export is a {@link Filesystem} (wrap it in
+ * `defineFilesystem` for type checking) or a {@link Plugin} with a `setup` function that builds
+ * one. Operations are named after the FUSE requests that trigger them and receive inode numbers
+ * ("node ids"), like libfuse's low-level API: `lookup` turns (parent, name) into a node, every
+ * other operation names the node it acts on.
+ *
+ * Conventions that hold for every operation:
+ * - An op may return its result or a Promise of it; many requests are in flight at once.
+ * - A missing op answers ENOSYS (the kernel then stops asking for many of them).
+ * - To fail, throw: a {@link FuseError}, any error with a Node-style `code` (`"ENOENT"`), or an
+ *   errno number. Anything else becomes EIO and is logged with the op and the stack.
+ * - Node ids and file handles are plain numbers (safe integers, < 2^53). Node id 1 is the root.
+ * - Objects the runtime passes in (the {@link Request}, data views, directory lists) are reused
+ *   for later requests: they are valid until the op returns or its promise settles.
+ */
+
+/** Seconds and nanoseconds since the epoch (or a duration). */
+export interface Timespec {
+  sec: number;
+  nsec: number;
+}
+
+/**
+ * Attributes of a node (what stat(2) shows). Node objects may implement this interface
+ * directly, so `getattr` can return the node itself without allocating.
+ */
+export interface Attr {
+  /** Node id; also reported as st_ino. */
+  ino: number;
+  /** File type and permission bits (S_IFREG | 0o644, ...). */
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  /** Size in bytes (symlink: length of the target). */
+  size: number;
+  /** 512-byte blocks allocated; defaults to ceil(size / 512). */
+  blocks?: number;
+  /** Preferred I/O size (power of two); 0 or absent = the filesystem default. */
+  blksize?: number;
+  /** Device number for character and block devices (Linux new_encode_dev form). */
+  rdev?: number;
+  atimeSec: number;
+  atimeNsec: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  ctimeSec: number;
+  ctimeNsec: number;
+}
+
+/**
+ * A directory entry reply (lookup, mknod, mkdir, symlink, link, create): the attributes of the
+ * node, which the kernel now caches. Every entry reply counts as one lookup of `ino`; the kernel
+ * later returns the count with `forget`.
+ */
+export interface Entry extends Attr {
+  /** Inode generation: (ino, generation) must be unique over the filesystem's life. Default 0. */
+  generation?: number;
+  /** Seconds the kernel may cache the name → node mapping; default: mount option entry_timeout. */
+  entryTimeout?: number;
+  /** Seconds the kernel may cache the attributes; default: mount option attr_timeout. */
+  attrTimeout?: number;
+}
+
+/** getattr/setattr may return plain attributes or attributes with their own cache timeout. */
+export interface AttrReply extends Attr {
+  attrTimeout?: number;
+}
+
+/** What open, opendir and create return (all fields optional; `void` means fh 0, no flags). */
+export interface OpenReply {
+  /** File handle: any number the plugin wants passed back with later ops on this open file. */
+  fh?: number;
+  /** Bypass the page cache for this open file (FOPEN_DIRECT_IO). */
+  directIo?: boolean;
+  /** Keep the page cache from earlier opens (FOPEN_KEEP_CACHE). */
+  keepCache?: boolean;
+  /** The file is not seekable (FOPEN_NONSEEKABLE). */
+  nonseekable?: boolean;
+  /** Directories: let the kernel cache readdir results (FOPEN_CACHE_DIR). */
+  cacheDir?: boolean;
+  /** No flush on close (FOPEN_NOFLUSH). */
+  noflush?: boolean;
+  /** Allow parallel direct writes on this file (FOPEN_PARALLEL_DIRECT_WRITES). */
+  parallelDirectWrites?: boolean;
+}
+
+/** create's reply: the new entry plus the open file. */
+export interface CreateReply extends OpenReply {
+  entry: Entry;
+}
+
+/** Changes requested by setattr; absent fields are not to be changed. */
+export interface SetAttr {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  /** A time, or "now" for the current time (UTIME_NOW). */
+  atime?: Timespec | "now";
+  mtime?: Timespec | "now";
+  ctime?: Timespec;
+  /** The open file's handle, when the change came through one (ftruncate, fchmod). */
+  fh?: number;
+  /** Kernel asks the filesystem to clear setuid/setgid (FATTR_KILL_SUIDGID). */
+  killSuidgid?: boolean;
+}
+
+/** statfs reply (units of `frsize`, which defaults to `bsize`). */
+export interface StatFs {
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  bsize: number;
+  namelen: number;
+  frsize?: number;
+}
+
+/**
+ * Where readdir writes entries, straight into the kernel's reply buffer.
+ * `add` returns false when the buffer is full; stop then and let the kernel ask again from the
+ * offset of the entry that did not fit.
+ */
+export interface DirList {
+  /**
+   * @param name entry name (not containing "/")
+   * @param ino node id reported as d_ino
+   * @param mode file type bits (only S_IFMT is used, for d_type)
+   * @param nextOffset cookie the kernel passes back as `offset` to continue after this entry
+   */
+  add(name: string, ino: number, mode: number, nextOffset: number): boolean;
+}
+
+/**
+ * Where readdirplus writes entries with their attributes. Each entry added with a non-null
+ * `entry`, except "." and "..", counts as one lookup of that node (expect a matching forget).
+ */
+export interface DirListPlus {
+  /** `entry` null: name only, the kernel will lookup the node itself. */
+  add(name: string, entry: Entry | null, nextOffset: number): boolean;
+}
+
+/** The request being served: who asked, and whether they still care. */
+export interface Request {
+  /** FUSE opcode name, e.g. "lookup". */
+  readonly op: string;
+  /** Caller's fsuid / fsgid / thread-group id (pid 0 for kernel-internal requests). */
+  readonly uid: number;
+  readonly gid: number;
+  readonly pid: number;
+  /**
+   * Fires when the caller is interrupted (FUSE_INTERRUPT) or the request times out. Created on
+   * first access, so requests that never look at it cost nothing.
+   */
+  readonly signal: AbortSignal;
+}
+
+/** Flags for rename (renameat2). */
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+export const RENAME_WHITEOUT = 4;
+
+/** How a filesystem reports file-lock state (getlk). */
+export interface FileLock {
+  start: number;
+  end: number;
+  /** F_RDLCK 0, F_WRLCK 1, F_UNLCK 2 */
+  type: number;
+  pid: number;
+}
+
+/**
+ * The operations of a filesystem. All are optional; see the conventions at the top of this file.
+ * `req` is the {@link Request}; `ino` the node the op acts on; `fh` the handle returned by
+ * open/opendir/create (0 if none was returned).
+ */
+export interface Filesystem {
+  /** Called once the kernel connection is initialised, before any other op. */
+  init?(): void | Promise<void>;
+  /** Called when the filesystem is unmounted or replaced (hot reload). */
+  destroy?(): void | Promise<void>;
+
+  /** Find `name` in directory `parent`. Throw ENOENT if absent. Counts as one lookup. */
+  lookup?(req: Request, parent: number, name: string): Entry | Promise<Entry>;
+  /** The kernel dropped `nlookup` references to `ino`; at zero the node id may be reused. No reply. */
+  forget?(ino: number, nlookup: number): void;
+  getattr?(req: Request, ino: number, fh: number | undefined): AttrReply | Promise<AttrReply>;
+  /** chmod, chown, truncate, utimens. Return the new attributes. */
+  setattr?(req: Request, ino: number, changes: SetAttr): AttrReply | Promise<AttrReply>;
+  readlink?(req: Request, ino: number): string | Uint8Array | Promise<string | Uint8Array>;
+  /** Create a non-directory, non-symlink node (regular, fifo, socket, device). */
+  mknod?(req: Request, parent: number, name: string, mode: number, rdev: number, umask: number): Entry | Promise<Entry>;
+  mkdir?(req: Request, parent: number, name: string, mode: number, umask: number): Entry | Promise<Entry>;
+  unlink?(req: Request, parent: number, name: string): void | Promise<void>;
+  rmdir?(req: Request, parent: number, name: string): void | Promise<void>;
+  symlink?(req: Request, parent: number, name: string, target: string): Entry | Promise<Entry>;
+  /** `flags`: RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT (0 for plain rename). */
+  rename?(req: Request, parent: number, name: string, newParent: number, newName: string, flags: number): void | Promise<void>;
+  /** Make `newName` in `newParent` another name of `ino`. */
+  link?(req: Request, ino: number, newParent: number, newName: string): Entry | Promise<Entry>;
+
+  /** `flags`: open(2) flags (O_TRUNC included: atomic truncate-on-open is negotiated). */
+  open?(req: Request, ino: number, flags: number): OpenReply | void | Promise<OpenReply | void>;
+  /**
+   * Read up to `size` bytes at `offset`. Either write into `dest` (a view of the reply buffer,
+   * exactly `size` bytes long: zero-copy) and return the byte count, or return bytes to send.
+   * Fewer bytes than asked means end of file (unless the file was opened with directIo).
+   */
+  read?(req: Request, ino: number, fh: number, offset: number, size: number, dest: Uint8Array): number | Uint8Array | Promise<number | Uint8Array>;
+  /** `data` views the request buffer: copy what you keep. Return the number of bytes written. */
+  write?(req: Request, ino: number, fh: number, offset: number, data: Uint8Array, flags: number): number | Promise<number>;
+  /** Called on each close(2) of a descriptor (may be several per open). */
+  flush?(req: Request, ino: number, fh: number, lockOwner: number): void | Promise<void>;
+  /** The last descriptor of an open is gone. Errors are ignored by the kernel. */
+  release?(req: Request, ino: number, fh: number, flags: number): void | Promise<void>;
+  fsync?(req: Request, ino: number, fh: number, datasync: boolean): void | Promise<void>;
+
+  opendir?(req: Request, ino: number, flags: number): OpenReply | void | Promise<OpenReply | void>;
+  /** List entries after cookie `offset` (0 = from the start) until `out.add` returns false. */
+  readdir?(req: Request, ino: number, fh: number, offset: number, out: DirList): void | Promise<void>;
+  /** As readdir, with attributes; when present the kernel uses it (READDIRPLUS). */
+  readdirplus?(req: Request, ino: number, fh: number, offset: number, out: DirListPlus): void | Promise<void>;
+  releasedir?(req: Request, ino: number, fh: number): void | Promise<void>;
+  fsyncdir?(req: Request, ino: number, fh: number, datasync: boolean): void | Promise<void>;
+
+  statfs?(req: Request, ino: number): StatFs | Promise<StatFs>;
+
+  /** `flags`: XATTR_CREATE (1) / XATTR_REPLACE (2). */
+  setxattr?(req: Request, ino: number, name: string, value: Uint8Array, flags: number): void | Promise<void>;
+  /** Return the value; throw ENODATA if absent. The runtime handles size probing and ERANGE. */
+  getxattr?(req: Request, ino: number, name: string): Uint8Array | string | Promise<Uint8Array | string>;
+  /** Return all attribute names. The runtime handles size probing and ERANGE. */
+  listxattr?(req: Request, ino: number): string[] | Promise<string[]>;
+  removexattr?(req: Request, ino: number, name: string): void | Promise<void>;
+
+  /** Only sent with -o no_default_permissions (the kernel checks modes itself otherwise). */
+  access?(req: Request, ino: number, mask: number): void | Promise<void>;
+  /** Create and open a regular file. Counts as one lookup. Without it the kernel uses mknod + open. */
+  create?(req: Request, parent: number, name: string, mode: number, flags: number, umask: number): CreateReply | Promise<CreateReply>;
+
+  /** `mode`: FALLOC_FL_* flags (KEEP_SIZE 1, PUNCH_HOLE 2, ZERO_RANGE 16). */
+  fallocate?(req: Request, ino: number, fh: number, offset: number, length: number, mode: number): void | Promise<void>;
+  /** SEEK_DATA (3) / SEEK_HOLE (4); return the resulting offset. */
+  lseek?(req: Request, ino: number, fh: number, offset: number, whence: number): number | Promise<number>;
+  copyFileRange?(req: Request, inoIn: number, fhIn: number, offIn: number, inoOut: number, fhOut: number, offOut: number, length: number, flags: number): number | Promise<number>;
+
+  getlk?(req: Request, ino: number, fh: number, owner: number, lock: FileLock): FileLock | Promise<FileLock>;
+  /** `sleep`: SETLKW (wait for the lock). `flock`: BSD flock rather than POSIX lock. */
+  setlk?(req: Request, ino: number, fh: number, owner: number, lock: FileLock, sleep: boolean, flock: boolean): void | Promise<void>;
+  syncfs?(req: Request, ino: number): void | Promise<void>;
+}
+
+/** Declares a plugin option parsed from the command line (`--name value`). */
+export interface PluginOption {
+  type: "string" | "number" | "boolean";
+  help: string;
+  required?: boolean;
+  default?: string | number | boolean;
+}
+
+/** What a plugin's `setup` receives. */
+export interface PluginContext<O = Record<string, unknown>> {
+  /** Parsed plugin options. */
+  readonly options: O;
+  /** Absolute path of the mountpoint. */
+  readonly mountpoint: string;
+  /** Log a line to the daemon's log, prefixed with the plugin's name. */
+  log(...args: unknown[]): void;
+}
+
+/** A plugin with options and a setup step; `setup` returns the filesystem. */
+export interface Plugin<O = Record<string, unknown>> {
+  name?: string;
+  options?: Record<string, PluginOption>;
+  setup(ctx: PluginContext<O>): Filesystem | Promise<Filesystem>;
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bun
+/**
+ * furing's command line: mount, unmount, status.
+ */
+import { UsageError } from "../mount/options.ts";
+import { MountError } from "../mount/mount.ts";
+import { PluginError } from "../host/loader.ts";
+import { mountCommand, MOUNT_USAGE } from "./mount.ts";
+import { unmountCommand, UNMOUNT_USAGE } from "./unmount.ts";
+import { statusCommand, STATUS_USAGE } from "./status.ts";
+import pkg from "../../package.json" with { type: "json" };
+
+const USAGE = `furing ${pkg.version}: FUSE filesystems as TypeScript plugins, over FUSE-over-io_uring
+
+Usage:
+${MOUNT_USAGE}
+${UNMOUNT_USAGE}
+${STATUS_USAGE}
+  furing --version
+
+Run 'furing <command> --help' for details.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case "mount":
+      return mountCommand(rest);
+    case "unmount":
+    case "umount":
+      return unmountCommand(rest);
+    case "status":
+      return statusCommand(rest);
+    case "--version":
+    case "-V":
+      console.log(`furing ${pkg.version} (bun ${Bun.version})`);
+      return 0;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return cmd === undefined ? 2 : 0;
+    default:
+      console.error(`furing: unknown command '${cmd}'\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+try {
+  const code = await main(process.argv.slice(2));
+  if (code !== 0 || process.argv[2] !== "mount") process.exit(code);
+} catch (e) {
+  if (e instanceof UsageError) {
+    console.error(`furing: ${e.message}`);
+    process.exit(2);
+  }
+  if (e instanceof MountError || e instanceof PluginError) {
+    console.error(`furing: ${e.message}`);
+    process.exit(1);
+  }
+  throw e;
+}

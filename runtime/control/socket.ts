@@ -1,0 +1,100 @@
+/**
+ * The daemon's control socket: a Unix socket only its owner can use (directory 0700, socket
+ * 0600), named after the mountpoint, answering `status` with JSON. `furing status` is its client.
+ */
+import { mkdirSync, chmodSync, rmSync, readdirSync, existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { createHash } from "node:crypto";
+
+export function controlDir(): string {
+  const uid = process.getuid!();
+  return uid === 0 ? "/run/furing" : join(process.env.XDG_RUNTIME_DIR ?? "/tmp", `furing-${uid}`);
+}
+
+export function controlPath(mountpoint: string): string {
+  const h = createHash("sha256").update(resolve(mountpoint)).digest("hex").slice(0, 16);
+  return join(controlDir(), `${h}.sock`);
+}
+
+export interface ControlServer {
+  close(): void;
+}
+
+/** Serve `status` requests for a mount. */
+export function serveControl(mountpoint: string, status: () => unknown): ControlServer {
+  const dir = controlDir();
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const path = controlPath(mountpoint);
+  rmSync(path, { force: true }); // a stale socket from a killed daemon
+  const server = Bun.listen<{ buf: string }>({
+    unix: path,
+    socket: {
+      open(s) {
+        s.data = { buf: "" };
+      },
+      data(s, chunk) {
+        s.data.buf += chunk.toString();
+        if (!s.data.buf.includes("\n")) return;
+        const cmd = s.data.buf.trim();
+        let reply: string;
+        if (cmd === "status") reply = JSON.stringify(status());
+        else reply = JSON.stringify({ error: `unknown command ${JSON.stringify(cmd)}` });
+        s.end(reply + "\n");
+      },
+    },
+  });
+  chmodSync(path, 0o600);
+  return {
+    close() {
+      server.stop(true);
+      rmSync(path, { force: true });
+    },
+  };
+}
+
+/** Ask the daemon serving `mountpoint` for its status; null when no daemon answers. */
+export async function queryStatus(mountpoint: string, timeoutMs = 5000): Promise<unknown | null> {
+  return querySocket(controlPath(mountpoint), timeoutMs);
+}
+
+export async function querySocket(path: string, timeoutMs = 5000): Promise<unknown | null> {
+  if (!existsSync(path)) return null;
+  return new Promise((res) => {
+    let buf = "";
+    const timer = setTimeout(() => res(null), timeoutMs);
+    Bun.connect({
+      unix: path,
+      socket: {
+        open(s) {
+          s.write("status\n");
+        },
+        data(_s, chunk) {
+          buf += chunk.toString();
+        },
+        close() {
+          clearTimeout(timer);
+          try {
+            res(JSON.parse(buf));
+          } catch {
+            res(null);
+          }
+        },
+        error() {
+          clearTimeout(timer);
+          res(null);
+        },
+      },
+    }).catch(() => {
+      clearTimeout(timer);
+      res(null);
+    });
+  });
+}
+
+/** Control sockets of all running daemons of this user. */
+export function listControlSockets(): string[] {
+  const dir = controlDir();
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((f) => f.endsWith(".sock")).map((f) => join(dir, f));
+}

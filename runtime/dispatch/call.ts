@@ -1,0 +1,132 @@
+/**
+ * The per-slot request context. One Call exists per request slot and is reused for every request
+ * that slot carries, so serving a request allocates nothing here; its pre-bound `resolve` and
+ * `reject` settle async ops without per-request closures.
+ */
+import type { Request, DirList, DirListPlus, Entry, Filesystem } from "../api/types.ts";
+import type { RequestSlot } from "../transport/slot.ts";
+import { encodeDirent, encodeDirentPlus, validateDirentName } from "../kernel/codec.ts";
+
+/** Encodes an op's result into the reply payload; returns the payload length. */
+export type Encoder = (c: Call, value: any) => number;
+
+export interface CallOwner {
+  complete(c: Call, value: unknown): void;
+  fail(c: Call, thrown: unknown): void;
+}
+
+export class Call implements Request {
+  op = "";
+  opcode = 0;
+  nodeid = 0;
+  uid = 0;
+  gid = 0;
+  pid = 0;
+  /** Request unique as two u32 halves (for matching FUSE_INTERRUPT without BigInt). */
+  uniqueLo = 0;
+  uniqueHi = 0;
+  /** A request is being served (between dispatch and reply). */
+  busy = false;
+  interrupted = false;
+  /** Filesystem generation serving this request (hot reload swaps new requests only). */
+  fs: Filesystem = {};
+  enc: Encoder | null = null;
+  /** Size bound the encoder checks (read size, write size, xattr buffer size). */
+  limit = 0;
+  /** start time (performance.now ms). */
+  t0 = 0;
+  /** Short description of the arguments for the -d trace (set only when tracing). */
+  trace = "";
+  private ac: AbortController | null = null;
+  readonly resolve: (v: unknown) => void;
+  readonly reject: (e: unknown) => void;
+  readonly dirList: DirListImpl;
+  readonly dirListPlus: DirListPlusImpl;
+
+  constructor(owner: CallOwner, readonly slot: RequestSlot) {
+    this.resolve = (v) => owner.complete(this, v);
+    this.reject = (e) => owner.fail(this, e);
+    this.dirList = new DirListImpl(slot);
+    this.dirListPlus = new DirListPlusImpl(slot);
+  }
+
+  get signal(): AbortSignal {
+    if (this.ac === null) {
+      this.ac = new AbortController();
+      if (this.interrupted) this.ac.abort(interruptReason());
+    }
+    return this.ac.signal;
+  }
+
+  /** Begin serving a new request in this slot. */
+  reset(): void {
+    this.ac = null;
+    this.interrupted = false;
+    this.busy = true;
+    this.enc = null;
+    this.trace = "";
+  }
+
+  /** FUSE_INTERRUPT for this request: fire the signal (if anyone looked at it). */
+  interrupt(): void {
+    if (this.interrupted) return;
+    this.interrupted = true;
+    this.ac?.abort(interruptReason());
+  }
+}
+
+function interruptReason(): Error {
+  const e = new Error("request interrupted (FUSE_INTERRUPT)");
+  e.name = "AbortError";
+  (e as Error & { code: string }).code = "EINTR";
+  return e;
+}
+
+/** readdir sink writing fuse_dirent records straight into the reply buffer. */
+export class DirListImpl implements DirList {
+  pos = 0;
+  end = 0;
+  count = 0;
+  constructor(private readonly slot: RequestSlot) {}
+  start(size: number): void {
+    this.pos = this.slot.replyOff;
+    this.end = this.slot.replyOff + Math.min(size, this.slot.replyCap);
+    this.count = 0;
+  }
+  add(name: string, ino: number, mode: number, nextOffset: number): boolean {
+    validateDirentName(name);
+    const p = encodeDirent(this.slot.data, this.slot.dataText, this.pos, this.end, name, ino, mode, nextOffset);
+    if (p < 0) return false;
+    this.pos = p;
+    this.count++;
+    return true;
+  }
+  get length(): number {
+    return this.pos - this.slot.replyOff;
+  }
+}
+
+/** readdirplus sink writing fuse_direntplus records straight into the reply buffer. */
+export class DirListPlusImpl implements DirListPlus {
+  pos = 0;
+  end = 0;
+  entryTimeout = 1;
+  attrTimeout = 1;
+  constructor(private readonly slot: RequestSlot) {}
+  start(size: number, entryTimeout: number, attrTimeout: number): void {
+    this.pos = this.slot.replyOff;
+    this.end = this.slot.replyOff + Math.min(size, this.slot.replyCap);
+    this.entryTimeout = entryTimeout;
+    this.attrTimeout = attrTimeout;
+  }
+  add(name: string, entry: Entry | null, nextOffset: number): boolean {
+    validateDirentName(name);
+    const p = encodeDirentPlus(this.slot.data, this.slot.dataText, this.pos, this.end, name, entry, nextOffset, this.entryTimeout, this.attrTimeout);
+    if (p < 0) return false;
+    this.pos = p;
+    return true;
+  }
+  get length(): number {
+    return this.pos - this.slot.replyOff;
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The dispatcher: request slot → plugin op → reply. It owns error mapping (thrown errno → reply,
+ * anything else → EIO with a log line naming the op), ENOSYS for missing ops, reply validation
+ * (a reply that cannot be encoded becomes EIO, never a malformed message), FUSE_INTERRUPT, the
+ * per-op statistics and the -d trace. It does not know which transport carried the request.
+ */
+import type { Filesystem } from "../api/types.ts";
+import { errnoOf, errnoName, Errno } from "../api/errno.ts";
+import { Op, opName, IN_OPCODE, IN_NODEID, IN_UID, IN_GID, IN_PID, IN_UNIQUE } from "../kernel/abi.ts";
+import { getU64, encodeNegativeEntry, ReplyError } from "../kernel/codec.ts";
+import type { RequestSlot } from "../transport/slot.ts";
+import { Call, type CallOwner } from "./call.ts";
+import { runHandler, NOSYS, NO_REPLY, type OpConfig } from "./ops.ts";
+import { Stats } from "./stats.ts";
+
+export interface DispatchConfig extends OpConfig {
+  negativeTimeout: number;
+  /** Where errors and the trace go. */
+  log: (line: string) => void;
+}
+
+export class Dispatcher implements CallOwner {
+  /** The generation new requests go to. */
+  fs: Filesystem;
+  readonly stats = new Stats();
+  /** Requests currently being served. */
+  inflight = 0;
+  private readonly calls: Call[] = [];
+
+  constructor(readonly cfg: DispatchConfig, fs: Filesystem) {
+    this.fs = fs;
+  }
+
+  /** Serve the request in `slot`. Never throws: every failure becomes that request's reply. */
+  dispatch(slot: RequestSlot): void {
+    let c = slot.ctx as Call | null;
+    if (c === null) {
+      c = new Call(this, slot);
+      slot.ctx = c;
+      this.calls.push(c);
+    }
+    const h = slot.hdr;
+    const opcode = h.getUint32(IN_OPCODE, true);
+    c.reset();
+    c.opcode = opcode;
+    c.op = opName(opcode);
+    c.nodeid = getU64(h, IN_NODEID);
+    c.uid = h.getUint32(IN_UID, true);
+    c.gid = h.getUint32(IN_GID, true);
+    c.pid = h.getUint32(IN_PID, true);
+    c.uniqueLo = h.getUint32(IN_UNIQUE, true);
+    c.uniqueHi = h.getUint32(IN_UNIQUE + 4, true);
+    c.fs = this.fs;
+    c.t0 = performance.now();
+    this.inflight++;
+    if (opcode === Op.INTERRUPT) {
+      this.interrupt(slot);
+      this.noReply(c);
+      return;
+    }
+    let r: unknown;
+    try {
+      r = runHandler(c, this.cfg);
+    } catch (e) {
+      this.fail(c, e);
+      return;
+    }
+    if (r === NOSYS) return this.reply(c, -Errno.ENOSYS, 0);
+    if (r === NO_REPLY) return this.noReply(c);
+    if (r !== null && typeof r === "object" && typeof (r as PromiseLike<unknown>).then === "function") {
+      (r as PromiseLike<unknown>).then(c.resolve, c.reject);
+      return;
+    }
+    this.complete(c, r);
+  }
+
+  complete(c: Call, value: unknown): void {
+    if (!c.busy) return;
+    let len: number;
+    try {
+      len = c.enc === null ? 0 : c.enc(c, value);
+    } catch (e) {
+      this.fail(c, e);
+      return;
+    }
+    this.reply(c, 0, len);
+  }
+
+  fail(c: Call, thrown: unknown): void {
+    if (!c.busy) return;
+    let errno = errnoOf(thrown);
+    if (errno === 0) {
+      errno = Errno.EIO;
+      const what = thrown instanceof ReplyError ? `returned an invalid reply: ${thrown.message}` : `threw: ${thrown instanceof Error ? (thrown.stack ?? thrown.message) : String(thrown)}`;
+      this.cfg.log(`furing: ${c.op} (node ${c.nodeid}${c.trace ? ", " + c.trace : ""}) ${what} — answered EIO`);
+    }
+    if (c.opcode === Op.LOOKUP && errno === Errno.ENOENT && this.cfg.negativeTimeout > 0) {
+      return this.reply(c, 0, encodeNegativeEntry(c.slot.data, c.slot.replyOff, this.cfg.negativeTimeout));
+    }
+    this.reply(c, -errno, 0);
+  }
+
+  private reply(c: Call, error: number, len: number): void {
+    c.busy = false;
+    this.inflight--;
+    const us = (performance.now() - c.t0) * 1000;
+    this.stats.record(c.opcode, error, us);
+    if (this.cfg.trace) this.traceLine(c, error, len, us);
+    c.slot.transport.reply(c.slot, error, len);
+  }
+
+  private noReply(c: Call): void {
+    c.busy = false;
+    this.inflight--;
+    this.stats.record(c.opcode, 0, (performance.now() - c.t0) * 1000);
+    if (this.cfg.trace) this.traceLine(c, 0, -1, 0);
+    c.slot.transport.noReply(c.slot);
+  }
+
+  /** FUSE_INTERRUPT: fire the AbortSignal of the named request, if it is still being served. */
+  private interrupt(slot: RequestSlot): void {
+    const lo = slot.hdr.getUint32(slot.opInOff, true), hi = slot.hdr.getUint32(slot.opInOff + 4, true);
+    for (const c of this.calls) {
+      if (c.busy && c.uniqueLo === lo && c.uniqueHi === hi) {
+        c.interrupt();
+        return;
+      }
+    }
+  }
+
+  private traceLine(c: Call, error: number, len: number, us: number): void {
+    const unique = c.uniqueLo + c.uniqueHi * 4294967296;
+    const res = len < 0 ? "(no reply)" : error < 0 ? `-${errnoName(-error)}` : `OK ${len} bytes`;
+    this.cfg.log(`[${unique}] ${c.op.toUpperCase()} node=${c.nodeid}${c.trace ? " " + c.trace : ""} uid=${c.uid} pid=${c.pid} → ${res} ${us.toFixed(0)}µs [${c.slot.transport.name}]`);
+  }
+}

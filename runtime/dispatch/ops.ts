@@ -1,0 +1,495 @@
+/**
+ * One handler per FUSE opcode: decode the request's arguments, call the plugin op, and choose the
+ * encoder for its result. A handler returns the op's value (or Promise), or NOSYS when the plugin
+ * lacks the op and FUSE has no sensible default (libfuse's low-level defaults are kept: open,
+ * opendir, release, releasedir and statfs succeed without an op).
+ */
+import type { Filesystem, SetAttr, Timespec, FileLock, Entry, OpenReply } from "../api/types.ts";
+import {
+  Op, IN_HEADER_SIZE, opHeaderSize, FATTR_MODE, FATTR_UID, FATTR_GID, FATTR_SIZE, FATTR_ATIME,
+  FATTR_MTIME, FATTR_FH, FATTR_ATIME_NOW, FATTR_MTIME_NOW, FATTR_CTIME, FATTR_KILL_SUIDGID,
+  FUSE_GETATTR_FH, FUSE_FSYNC_FDATASYNC, FUSE_LK_FLOCK, ENTRY_OUT_SIZE, OPEN_OUT_SIZE,
+  WRITE_OUT_SIZE, GETXATTR_OUT_SIZE, LSEEK_OUT_SIZE, LK_OUT_SIZE,
+} from "../kernel/abi.ts";
+import {
+  getU64, getI64, setU64, encodeAttrOut, encodeEntry, encodeOpenOut, encodeStatfs, ReplyError,
+} from "../kernel/codec.ts";
+import type { Call, Encoder } from "./call.ts";
+
+/** Mount-wide reply parameters the handlers need. */
+export interface OpConfig {
+  entryTimeout: number;
+  attrTimeout: number;
+  /** FOPEN_* bits added to every open/create reply (direct_io, kernel_cache). */
+  openDefaults: number;
+  /** FUSE_SETXATTR_EXT negotiated: setxattr's header is 16 bytes, else 8. */
+  setxattrExt: boolean;
+  /** -d: fill Call.trace with the arguments that matter. */
+  trace: boolean;
+}
+
+export const NOSYS = Symbol("ENOSYS");
+export const NO_REPLY = Symbol("no reply");
+
+export type Handler = (c: Call, cfg: OpConfig) => unknown;
+
+// ---- argument access -------------------------------------------------------------------
+
+/** Offset of the first argument after the op header (in `slot.data`). */
+function argBase(c: Call, cfg: OpConfig): number {
+  const s = c.slot;
+  return s.split ? 0 : IN_HEADER_SIZE + opHeaderSize(c.opcode, cfg.setxattrExt);
+}
+
+/** End of the request's arguments (in `slot.data`). */
+function argEnd(c: Call): number {
+  const s = c.slot;
+  return (s.split ? 0 : IN_HEADER_SIZE) + s.payloadLen;
+}
+
+/** Position after the NUL ending the string at `off` (for the next argument). */
+let strNext = 0;
+
+/** NUL-terminated string argument at `off`; sets `strNext`. */
+function str(c: Call, off: number): string {
+  const s = c.slot;
+  const end = s.dataBytes.indexOf(0, off);
+  if (end < 0 || end >= argEnd(c)) throw new ReplyError(`${c.op}: malformed request (unterminated name)`);
+  strNext = end + 1;
+  return s.dataText.toString("utf8", off, end);
+}
+
+const u32 = (c: Call, rel: number) => c.slot.hdr.getUint32(c.slot.opInOff + rel, true);
+const u64 = (c: Call, rel: number) => getU64(c.slot.hdr, c.slot.opInOff + rel);
+const i64 = (c: Call, rel: number) => getI64(c.slot.hdr, c.slot.opInOff + rel);
+
+// ---- encoders --------------------------------------------------------------------------
+
+let cfgRef: OpConfig; // set by dispatch() before every handler; encoders run before the next dispatch
+
+const encNone: Encoder = () => 0;
+const encEntry: Encoder = (c, e: Entry) => encodeEntry(c.slot.data, c.slot.replyOff, e, cfgRef.entryTimeout, cfgRef.attrTimeout);
+const encAttr: Encoder = (c, a) => encodeAttrOut(c.slot.data, c.slot.replyOff, a, cfgRef.attrTimeout);
+const encOpen: Encoder = (c, r: OpenReply | void) => encodeOpenOut(c.slot.data, c.slot.replyOff, r, cfgRef.openDefaults);
+const encStatfs: Encoder = (c, s) => encodeStatfs(c.slot.data, c.slot.replyOff, s ?? DEFAULT_STATFS);
+const encCreate: Encoder = (c, r: { entry: Entry } & OpenReply) => {
+  if (typeof r !== "object" || r === null || typeof r.entry !== "object") throw new ReplyError("create must return { entry, fh?, ... }");
+  encodeEntry(c.slot.data, c.slot.replyOff, r.entry, cfgRef.entryTimeout, cfgRef.attrTimeout);
+  encodeOpenOut(c.slot.data, c.slot.replyOff + ENTRY_OUT_SIZE, r, cfgRef.openDefaults);
+  return ENTRY_OUT_SIZE + OPEN_OUT_SIZE;
+};
+/** fuse_write_out: a byte count no larger than what was asked. */
+function encCount(max: number): Encoder {
+  return (c, n) => {
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > max) throw new ReplyError(`${c.op} must return a byte count 0..${max} (got ${String(n)})`);
+    c.slot.data.setUint32(c.slot.replyOff, n, true);
+    c.slot.data.setUint32(c.slot.replyOff + 4, 0, true);
+    return WRITE_OUT_SIZE;
+  };
+}
+const encWrite: Encoder = (c, n) => {
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > c.limit) throw new ReplyError(`write must return a byte count 0..${c.limit} (got ${String(n)})`);
+  c.slot.data.setUint32(c.slot.replyOff, n, true);
+  c.slot.data.setUint32(c.slot.replyOff + 4, 0, true);
+  return WRITE_OUT_SIZE;
+};
+
+/** Bytes (string or Uint8Array) copied into the reply, at most `max` of them. */
+function putBytes(c: Call, v: unknown, max: number): number {
+  const s = c.slot;
+  if (typeof v === "string") {
+    const n = Buffer.byteLength(v);
+    if (n > max) return -n;
+    s.dataText.write(v, s.replyOff, n, "utf8");
+    return n;
+  }
+  if (v instanceof Uint8Array) {
+    if (v.length > max) return -v.length;
+    // a view of the reply area itself (zero-copy readers) needs no copy
+    if (!(v.buffer === s.dataBytes.buffer && v.byteOffset === s.dataBytes.byteOffset + s.replyOff)) s.dataBytes.set(v, s.replyOff);
+    return v.length;
+  }
+  throw new ReplyError(`${c.op} must return a string or Uint8Array (got ${typeof v})`);
+}
+
+const encRead: Encoder = (c, v) => {
+  if (typeof v === "number") {
+    if (!Number.isInteger(v) || v < 0 || v > c.limit) throw new ReplyError(`read must return a byte count 0..${c.limit} (got ${v})`);
+    return v;
+  }
+  const n = putBytes(c, v, c.limit);
+  if (n < 0) throw new ReplyError(`read returned ${-n} bytes, more than the ${c.limit} asked`);
+  return n;
+};
+const encReadlink: Encoder = (c, v) => {
+  const n = putBytes(c, v, Math.min(c.slot.replyCap, 4096));
+  if (n < 0) throw new ReplyError(`readlink target of ${-n} bytes exceeds PATH_MAX`);
+  return n;
+};
+
+/** getxattr/listxattr: size 0 asks for the length; too small a buffer is ERANGE. */
+function xattrReply(c: Call, v: unknown): number {
+  const s = c.slot;
+  const len = typeof v === "string" ? Buffer.byteLength(v) : v instanceof Uint8Array ? v.length : -1;
+  if (len < 0) throw new ReplyError(`${c.op} must return a string or Uint8Array`);
+  if (c.limit === 0) {
+    s.data.setUint32(s.replyOff, len, true);
+    s.data.setUint32(s.replyOff + 4, 0, true);
+    return GETXATTR_OUT_SIZE;
+  }
+  if (len > c.limit) throw ERANGE;
+  return putBytes(c, v, c.limit);
+}
+const ERANGE = Object.freeze({ errno: 34 });
+const encGetxattr: Encoder = xattrReply;
+const encListxattr: Encoder = (c, names) => {
+  if (!Array.isArray(names)) throw new ReplyError("listxattr must return an array of names");
+  let joined = "";
+  for (const n of names) {
+    if (typeof n !== "string" || n.length === 0 || n.includes("\0")) throw new ReplyError("listxattr names must be non-empty strings without NUL");
+    joined += n + "\0";
+  }
+  return xattrReply(c, joined);
+};
+const encLseek: Encoder = (c, off) => {
+  if (typeof off !== "number" || !Number.isInteger(off) || off < 0) throw new ReplyError(`lseek must return an offset (got ${String(off)})`);
+  setU64(c.slot.data, c.slot.replyOff, off);
+  return LSEEK_OUT_SIZE;
+};
+const encCopy64: Encoder = (c, n) => {
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0) throw new ReplyError(`copyFileRange must return a byte count (got ${String(n)})`);
+  setU64(c.slot.data, c.slot.replyOff, n);
+  return 8;
+};
+const encLk: Encoder = (c, l: FileLock) => {
+  if (typeof l !== "object" || l === null) throw new ReplyError("getlk must return a lock");
+  const d = c.slot.data, o = c.slot.replyOff;
+  setU64(d, o, l.start);
+  setU64(d, o + 8, l.end);
+  d.setUint32(o + 16, l.type, true);
+  d.setUint32(o + 20, l.pid, true);
+  return LK_OUT_SIZE;
+};
+
+const DEFAULT_STATFS = { blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 512, namelen: 255 };
+
+// ---- handlers --------------------------------------------------------------------------
+
+const handlers: (Handler | undefined)[] = [];
+const h = (op: number, fn: Handler) => (handlers[op] = fn);
+
+function ts(sec: number, nsec: number): Timespec {
+  return { sec, nsec };
+}
+
+h(Op.LOOKUP, (c, cfg) => {
+  const f = c.fs.lookup;
+  if (f === undefined) return NOSYS;
+  const name = str(c, argBase(c, cfg));
+  if (cfg.trace) c.trace = JSON.stringify(name);
+  c.enc = encEntry;
+  return f.call(c.fs, c, c.nodeid, name);
+});
+h(Op.FORGET, (c) => {
+  c.fs.forget?.(c.nodeid, u64(c, 0));
+  return NO_REPLY;
+});
+h(Op.BATCH_FORGET, (c, cfg) => {
+  const count = u32(c, 0);
+  const f = c.fs.forget;
+  const d = c.slot.data;
+  let o = argBase(c, cfg);
+  const end = argEnd(c);
+  if (f !== undefined) for (let i = 0; i < count && o + 16 <= end; i++, o += 16) f.call(c.fs, getU64(d, o), getU64(d, o + 8));
+  return NO_REPLY;
+});
+h(Op.GETATTR, (c) => {
+  const f = c.fs.getattr;
+  if (f === undefined) return NOSYS;
+  c.enc = encAttr;
+  return f.call(c.fs, c, c.nodeid, (u32(c, 0) & FUSE_GETATTR_FH) !== 0 ? u64(c, 8) : undefined);
+});
+h(Op.SETATTR, (c, cfg) => {
+  const f = c.fs.setattr;
+  if (f === undefined) return NOSYS;
+  const valid = u32(c, 0);
+  const ch: SetAttr = {};
+  if (valid & FATTR_MODE) ch.mode = u32(c, 68);
+  if (valid & FATTR_UID) ch.uid = u32(c, 76);
+  if (valid & FATTR_GID) ch.gid = u32(c, 80);
+  if (valid & FATTR_SIZE) ch.size = u64(c, 16);
+  if (valid & FATTR_ATIME_NOW) ch.atime = "now";
+  else if (valid & FATTR_ATIME) ch.atime = ts(i64(c, 32), u32(c, 56));
+  if (valid & FATTR_MTIME_NOW) ch.mtime = "now";
+  else if (valid & FATTR_MTIME) ch.mtime = ts(i64(c, 40), u32(c, 60));
+  if (valid & FATTR_CTIME) ch.ctime = ts(i64(c, 48), u32(c, 64));
+  if (valid & FATTR_FH) ch.fh = u64(c, 8);
+  if (valid & FATTR_KILL_SUIDGID) ch.killSuidgid = true;
+  if (cfg.trace) c.trace = JSON.stringify(ch);
+  c.enc = encAttr;
+  return f.call(c.fs, c, c.nodeid, ch);
+});
+h(Op.READLINK, (c) => {
+  const f = c.fs.readlink;
+  if (f === undefined) return NOSYS;
+  c.enc = encReadlink;
+  return f.call(c.fs, c, c.nodeid);
+});
+h(Op.SYMLINK, (c, cfg) => {
+  const f = c.fs.symlink;
+  if (f === undefined) return NOSYS;
+  const name = str(c, argBase(c, cfg));
+  const target = str(c, strNext);
+  if (cfg.trace) c.trace = `${JSON.stringify(name)} -> ${JSON.stringify(target)}`;
+  c.enc = encEntry;
+  return f.call(c.fs, c, c.nodeid, name, target);
+});
+h(Op.MKNOD, (c, cfg) => {
+  const f = c.fs.mknod;
+  if (f === undefined) return NOSYS;
+  const name = str(c, argBase(c, cfg));
+  const mode = u32(c, 0);
+  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${mode.toString(8)}`;
+  c.enc = encEntry;
+  return f.call(c.fs, c, c.nodeid, name, mode, u32(c, 4), u32(c, 8));
+});
+h(Op.MKDIR, (c, cfg) => {
+  const f = c.fs.mkdir;
+  if (f === undefined) return NOSYS;
+  const name = str(c, argBase(c, cfg));
+  const mode = u32(c, 0);
+  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${mode.toString(8)}`;
+  c.enc = encEntry;
+  return f.call(c.fs, c, c.nodeid, name, mode, u32(c, 4));
+});
+h(Op.UNLINK, (c, cfg) => {
+  const f = c.fs.unlink;
+  if (f === undefined) return NOSYS;
+  const name = str(c, argBase(c, cfg));
+  if (cfg.trace) c.trace = JSON.stringify(name);
+  c.enc = encNone;
+  return f.call(c.fs, c, c.nodeid, name);
+});
+h(Op.RMDIR, (c, cfg) => {
+  const f = c.fs.rmdir;
+  if (f === undefined) return NOSYS;
+  const name = str(c, argBase(c, cfg));
+  if (cfg.trace) c.trace = JSON.stringify(name);
+  c.enc = encNone;
+  return f.call(c.fs, c, c.nodeid, name);
+});
+function rename(c: Call, cfg: OpConfig, flags: number): unknown {
+  const f = c.fs.rename;
+  if (f === undefined) return NOSYS;
+  const newParent = u64(c, 0);
+  const name = str(c, argBase(c, cfg));
+  const newName = str(c, strNext);
+  if (cfg.trace) c.trace = `${JSON.stringify(name)} -> ${newParent}/${JSON.stringify(newName)} flags=${flags}`;
+  c.enc = encNone;
+  return f.call(c.fs, c, c.nodeid, name, newParent, newName, flags);
+}
+h(Op.RENAME, (c, cfg) => rename(c, cfg, 0));
+h(Op.RENAME2, (c, cfg) => rename(c, cfg, u32(c, 8)));
+h(Op.LINK, (c, cfg) => {
+  const f = c.fs.link;
+  if (f === undefined) return NOSYS;
+  const oldNode = u64(c, 0);
+  const name = str(c, argBase(c, cfg));
+  if (cfg.trace) c.trace = `node ${oldNode} as ${JSON.stringify(name)}`;
+  c.enc = encEntry;
+  return f.call(c.fs, c, oldNode, c.nodeid, name);
+});
+h(Op.OPEN, (c, cfg) => {
+  const flags = u32(c, 0);
+  if (cfg.trace) c.trace = `flags=0${flags.toString(8)}`;
+  c.enc = encOpen;
+  const f = c.fs.open;
+  return f === undefined ? undefined : f.call(c.fs, c, c.nodeid, flags);
+});
+h(Op.READ, (c, cfg) => {
+  const f = c.fs.read;
+  if (f === undefined) return NOSYS;
+  const fh = u64(c, 0), offset = u64(c, 8);
+  const size = Math.min(u32(c, 16), c.slot.replyCap);
+  if (cfg.trace) c.trace = `fh=${fh} off=${offset} size=${size}`;
+  c.limit = size;
+  c.enc = encRead;
+  return f.call(c.fs, c, c.nodeid, fh, offset, size, c.slot.replyBytes(size));
+});
+h(Op.WRITE, (c, cfg) => {
+  const f = c.fs.write;
+  if (f === undefined) return NOSYS;
+  const fh = u64(c, 0), offset = u64(c, 8), size = u32(c, 16);
+  const base = argBase(c, cfg);
+  if (base + size > argEnd(c)) throw new ReplyError(`write: request carries fewer than ${size} bytes`);
+  if (cfg.trace) c.trace = `fh=${fh} off=${offset} size=${size}`;
+  c.limit = size;
+  c.enc = encWrite;
+  return f.call(c.fs, c, c.nodeid, fh, offset, c.slot.requestBytes(base, size), u32(c, 32));
+});
+h(Op.STATFS, (c) => {
+  c.enc = encStatfs;
+  const f = c.fs.statfs;
+  return f === undefined ? DEFAULT_STATFS : f.call(c.fs, c, c.nodeid);
+});
+h(Op.RELEASE, (c) => {
+  c.enc = encNone;
+  return c.fs.release?.(c, c.nodeid, u64(c, 0), u32(c, 8));
+});
+h(Op.FSYNC, (c) => {
+  const f = c.fs.fsync;
+  if (f === undefined) return NOSYS;
+  c.enc = encNone;
+  return f.call(c.fs, c, c.nodeid, u64(c, 0), (u32(c, 8) & FUSE_FSYNC_FDATASYNC) !== 0);
+});
+h(Op.SETXATTR, (c, cfg) => {
+  const f = c.fs.setxattr;
+  if (f === undefined) return NOSYS;
+  const size = u32(c, 0), flags = u32(c, 4);
+  const name = str(c, argBase(c, cfg));
+  if (strNext + size > argEnd(c)) throw new ReplyError("setxattr: request carries fewer value bytes than announced");
+  if (cfg.trace) c.trace = `${JSON.stringify(name)} size=${size} flags=${flags}`;
+  c.enc = encNone;
+  return f.call(c.fs, c, c.nodeid, name, c.slot.requestBytes(strNext, size), flags);
+});
+h(Op.GETXATTR, (c, cfg) => {
+  const f = c.fs.getxattr;
+  if (f === undefined) return NOSYS;
+  c.limit = Math.min(u32(c, 0), c.slot.replyCap);
+  const name = str(c, argBase(c, cfg));
+  if (cfg.trace) c.trace = `${JSON.stringify(name)} size=${c.limit}`;
+  c.enc = encGetxattr;
+  return f.call(c.fs, c, c.nodeid, name);
+});
+h(Op.LISTXATTR, (c) => {
+  const f = c.fs.listxattr;
+  if (f === undefined) return NOSYS;
+  c.limit = Math.min(u32(c, 0), c.slot.replyCap);
+  c.enc = encListxattr;
+  return f.call(c.fs, c, c.nodeid);
+});
+h(Op.REMOVEXATTR, (c, cfg) => {
+  const f = c.fs.removexattr;
+  if (f === undefined) return NOSYS;
+  const name = str(c, argBase(c, cfg));
+  if (cfg.trace) c.trace = JSON.stringify(name);
+  c.enc = encNone;
+  return f.call(c.fs, c, c.nodeid, name);
+});
+h(Op.FLUSH, (c) => {
+  const f = c.fs.flush;
+  if (f === undefined) return NOSYS;
+  c.enc = encNone;
+  return f.call(c.fs, c, c.nodeid, u64(c, 0), u64(c, 16));
+});
+h(Op.OPENDIR, (c) => {
+  c.enc = encOpen;
+  const f = c.fs.opendir;
+  return f === undefined ? undefined : f.call(c.fs, c, c.nodeid, u32(c, 0));
+});
+h(Op.READDIR, (c, cfg) => {
+  const f = c.fs.readdir;
+  if (f === undefined) return NOSYS;
+  const fh = u64(c, 0), offset = u64(c, 8);
+  if (cfg.trace) c.trace = `fh=${fh} off=${offset} size=${u32(c, 16)}`;
+  c.dirList.start(u32(c, 16));
+  c.enc = encDirList;
+  return f.call(c.fs, c, c.nodeid, fh, offset, c.dirList);
+});
+const encDirList: Encoder = (c) => c.dirList.length;
+h(Op.READDIRPLUS, (c, cfg) => {
+  const f = c.fs.readdirplus;
+  if (f === undefined) return NOSYS;
+  const fh = u64(c, 0), offset = u64(c, 8);
+  if (cfg.trace) c.trace = `fh=${fh} off=${offset} size=${u32(c, 16)}`;
+  c.dirListPlus.start(u32(c, 16), cfg.entryTimeout, cfg.attrTimeout);
+  c.enc = encDirListPlus;
+  return f.call(c.fs, c, c.nodeid, fh, offset, c.dirListPlus);
+});
+const encDirListPlus: Encoder = (c) => c.dirListPlus.length;
+h(Op.RELEASEDIR, (c) => {
+  c.enc = encNone;
+  return c.fs.releasedir?.(c, c.nodeid, u64(c, 0));
+});
+h(Op.FSYNCDIR, (c) => {
+  const f = c.fs.fsyncdir;
+  if (f === undefined) return NOSYS;
+  c.enc = encNone;
+  return f.call(c.fs, c, c.nodeid, u64(c, 0), (u32(c, 8) & FUSE_FSYNC_FDATASYNC) !== 0);
+});
+function lockArg(c: Call): FileLock {
+  return { start: u64(c, 16), end: u64(c, 24), type: u32(c, 32), pid: u32(c, 36) };
+}
+h(Op.GETLK, (c) => {
+  const f = c.fs.getlk;
+  if (f === undefined) return NOSYS;
+  c.enc = encLk;
+  return f.call(c.fs, c, c.nodeid, u64(c, 0), u64(c, 8), lockArg(c));
+});
+function setlk(c: Call, sleep: boolean): unknown {
+  const f = c.fs.setlk;
+  if (f === undefined) return NOSYS;
+  c.enc = encNone;
+  return f.call(c.fs, c, c.nodeid, u64(c, 0), u64(c, 8), lockArg(c), sleep, (u32(c, 40) & FUSE_LK_FLOCK) !== 0);
+}
+h(Op.SETLK, (c) => setlk(c, false));
+h(Op.SETLKW, (c) => setlk(c, true));
+h(Op.ACCESS, (c) => {
+  const f = c.fs.access;
+  if (f === undefined) return NOSYS;
+  c.enc = encNone;
+  return f.call(c.fs, c, c.nodeid, u32(c, 0));
+});
+h(Op.CREATE, (c, cfg) => {
+  const f = c.fs.create;
+  if (f === undefined) return NOSYS;
+  const name = str(c, argBase(c, cfg));
+  const flags = u32(c, 0), mode = u32(c, 4);
+  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${mode.toString(8)} flags=0${flags.toString(8)}`;
+  c.enc = encCreate;
+  return f.call(c.fs, c, c.nodeid, name, mode, flags, u32(c, 8));
+});
+h(Op.DESTROY, (c) => {
+  c.enc = encNone;
+  return c.fs.destroy?.();
+});
+h(Op.FALLOCATE, (c) => {
+  const f = c.fs.fallocate;
+  if (f === undefined) return NOSYS;
+  c.enc = encNone;
+  return f.call(c.fs, c, c.nodeid, u64(c, 0), u64(c, 8), u64(c, 16), u32(c, 24));
+});
+h(Op.LSEEK, (c) => {
+  const f = c.fs.lseek;
+  if (f === undefined) return NOSYS;
+  c.enc = encLseek;
+  return f.call(c.fs, c, c.nodeid, u64(c, 0), i64(c, 8), u32(c, 16));
+});
+function copyFileRange(c: Call, enc: Encoder): unknown {
+  const f = c.fs.copyFileRange;
+  if (f === undefined) return NOSYS;
+  c.enc = enc;
+  return f.call(c.fs, c, c.nodeid, u64(c, 0), u64(c, 8), u64(c, 16), u64(c, 24), u64(c, 32), u64(c, 40), u64(c, 48));
+}
+const encCopy32 = encCount(0xffffffff);
+h(Op.COPY_FILE_RANGE, (c) => copyFileRange(c, encCopy32));
+h(Op.COPY_FILE_RANGE_64, (c) => copyFileRange(c, encCopy64));
+h(Op.SYNCFS, (c) => {
+  const f = c.fs.syncfs;
+  if (f === undefined) return NOSYS;
+  c.enc = encNone;
+  return f.call(c.fs, c, c.nodeid);
+});
+h(Op.NOTIFY_REPLY, () => NO_REPLY);
+
+/** Decode and start `c`'s request; returns the op's result, NOSYS or NO_REPLY. */
+export function runHandler(c: Call, cfg: OpConfig): unknown {
+  cfgRef = cfg;
+  const fn = handlers[c.opcode];
+  return fn === undefined ? NOSYS : fn(c, cfg);
+}
+
+/** Which Filesystem methods decide INIT capabilities. */
+export function capabilitiesOf(fs: Filesystem): { readdirplus: boolean; readdir: boolean } {
+  return { readdirplus: typeof fs.readdirplus === "function", readdir: typeof fs.readdir === "function" };
+}

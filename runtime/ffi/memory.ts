@@ -1,0 +1,48 @@
+/**
+ * Native memory for everything the kernel keeps an address of (ring structures, request headers
+ * and payloads, iovecs). It comes from mmap, outside the JS heap, so the garbage collector never
+ * moves it (bun-runtime-notes: small TypedArrays relocate), and it is never unmapped while the
+ * process lives: a view over unmapped memory would crash without an exception.
+ */
+import { toArrayBuffer, type Pointer } from "bun:ffi";
+import { libc, errno, SyscallError } from "./libc.ts";
+
+const PROT_READ = 1, PROT_WRITE = 2;
+const MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_POPULATE = 0x8000;
+export const PAGE_SIZE = 4096;
+
+export interface NativeRegion {
+  /** Address of the first byte. */
+  readonly ptr: number;
+  readonly size: number;
+  /** Zero-copy ArrayBuffer over the region. */
+  readonly buffer: ArrayBuffer;
+}
+
+const live: NativeRegion[] = []; // strong references for the life of the process
+
+/** Map `size` bytes (rounded up to pages) of zeroed, pre-faulted anonymous memory. */
+export function allocNative(size: number, populate = true): NativeRegion {
+  const len = Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
+  const p = libc.mmap(null, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
+  if (p === null || Number(p) === -1) throw new SyscallError("mmap", errno(), `(${len} bytes)`);
+  const region = { ptr: Number(p), size: len, buffer: toArrayBuffer(p as Pointer, 0, len) };
+  live.push(region);
+  return region;
+}
+
+/** A bump allocator carving aligned pieces out of one native region. */
+export class Arena {
+  readonly region: NativeRegion;
+  private used = 0;
+  constructor(size: number) {
+    this.region = allocNative(size);
+  }
+  /** Returns the byte offset of a fresh piece inside `region`. */
+  take(size: number, align = 64): number {
+    const off = Math.ceil(this.used / align) * align;
+    if (off + size > this.region.size) throw new Error(`arena exhausted (${off + size} > ${this.region.size})`);
+    this.used = off + size;
+    return off;
+  }
+}

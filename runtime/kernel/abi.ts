@@ -1,0 +1,134 @@
+/**
+ * FUSE kernel ABI (protocol 7.45, include/uapi/linux/fuse.h): opcodes, flag bits, struct sizes and
+ * the FUSE-over-io_uring header layout. Offsets were checked against the compiled header
+ * (shared/reference/fuse-protocol.md §1.6, §2.7).
+ */
+export const FUSE_KERNEL_VERSION = 7;
+export const FUSE_KERNEL_MINOR_VERSION = 45;
+export const FUSE_ROOT_ID = 1;
+
+export const Op = {
+  LOOKUP: 1, FORGET: 2, GETATTR: 3, SETATTR: 4, READLINK: 5, SYMLINK: 6, MKNOD: 8, MKDIR: 9,
+  UNLINK: 10, RMDIR: 11, RENAME: 12, LINK: 13, OPEN: 14, READ: 15, WRITE: 16, STATFS: 17,
+  RELEASE: 18, FSYNC: 20, SETXATTR: 21, GETXATTR: 22, LISTXATTR: 23, REMOVEXATTR: 24, FLUSH: 25,
+  INIT: 26, OPENDIR: 27, READDIR: 28, RELEASEDIR: 29, FSYNCDIR: 30, GETLK: 31, SETLK: 32,
+  SETLKW: 33, ACCESS: 34, CREATE: 35, INTERRUPT: 36, BMAP: 37, DESTROY: 38, IOCTL: 39, POLL: 40,
+  NOTIFY_REPLY: 41, BATCH_FORGET: 42, FALLOCATE: 43, READDIRPLUS: 44, RENAME2: 45, LSEEK: 46,
+  COPY_FILE_RANGE: 47, SETUPMAPPING: 48, REMOVEMAPPING: 49, SYNCFS: 50, TMPFILE: 51, STATX: 52,
+  COPY_FILE_RANGE_64: 53,
+} as const;
+
+const opNames: string[] = [];
+for (const [k, v] of Object.entries(Op)) opNames[v] = k.toLowerCase();
+/** "lookup", "getattr", ... or "op<N>" for unknown opcodes. */
+export function opName(opcode: number): string {
+  return opNames[opcode] ?? `op${opcode}`;
+}
+
+/** INIT capability bits as numbers 0..63 (bits ≥ 32 go into flags2). */
+export const Init = {
+  ASYNC_READ: 0, POSIX_LOCKS: 1, ATOMIC_O_TRUNC: 3, EXPORT_SUPPORT: 4, BIG_WRITES: 5, DONT_MASK: 6,
+  FLOCK_LOCKS: 10, HAS_IOCTL_DIR: 11, AUTO_INVAL_DATA: 12, DO_READDIRPLUS: 13, READDIRPLUS_AUTO: 14,
+  ASYNC_DIO: 15, WRITEBACK_CACHE: 16, NO_OPEN_SUPPORT: 17, PARALLEL_DIROPS: 18, HANDLE_KILLPRIV: 19,
+  POSIX_ACL: 20, ABORT_ERROR: 21, MAX_PAGES: 22, CACHE_SYMLINKS: 23, NO_OPENDIR_SUPPORT: 24,
+  EXPLICIT_INVAL_DATA: 25, HANDLE_KILLPRIV_V2: 28, SETXATTR_EXT: 29, INIT_EXT: 30,
+  SECURITY_CTX: 32, CREATE_SUPP_GROUP: 33, HAS_EXPIRE_ONLY: 35, DIRECT_IO_ALLOW_MMAP: 36,
+  PASSTHROUGH: 37, NO_EXPORT_SUPPORT: 38, HAS_RESEND: 39, ALLOW_IDMAP: 40, OVER_IO_URING: 41,
+  REQUEST_TIMEOUT: 42,
+} as const;
+
+export const FOPEN_DIRECT_IO = 1 << 0;
+export const FOPEN_KEEP_CACHE = 1 << 1;
+export const FOPEN_NONSEEKABLE = 1 << 2;
+export const FOPEN_CACHE_DIR = 1 << 3;
+export const FOPEN_STREAM = 1 << 4;
+export const FOPEN_NOFLUSH = 1 << 5;
+export const FOPEN_PARALLEL_DIRECT_WRITES = 1 << 6;
+export const FOPEN_PASSTHROUGH = 1 << 7;
+
+export const FATTR_MODE = 1 << 0;
+export const FATTR_UID = 1 << 1;
+export const FATTR_GID = 1 << 2;
+export const FATTR_SIZE = 1 << 3;
+export const FATTR_ATIME = 1 << 4;
+export const FATTR_MTIME = 1 << 5;
+export const FATTR_FH = 1 << 6;
+export const FATTR_ATIME_NOW = 1 << 7;
+export const FATTR_MTIME_NOW = 1 << 8;
+export const FATTR_LOCKOWNER = 1 << 9;
+export const FATTR_CTIME = 1 << 10;
+export const FATTR_KILL_SUIDGID = 1 << 11;
+
+export const FUSE_GETATTR_FH = 1;
+export const FUSE_FSYNC_FDATASYNC = 1;
+export const FUSE_LK_FLOCK = 1;
+
+/** Notification codes (out-header `error` field with unique 0). */
+export const Notify = { POLL: 1, INVAL_INODE: 2, INVAL_ENTRY: 3, STORE: 4, RETRIEVE: 5, DELETE: 6, RESEND: 7, INC_EPOCH: 8, PRUNE: 9 } as const;
+
+export const IN_HEADER_SIZE = 40;
+export const OUT_HEADER_SIZE = 16;
+export const ATTR_SIZE = 88;
+export const ENTRY_OUT_SIZE = 128;
+export const ATTR_OUT_SIZE = 104;
+export const OPEN_OUT_SIZE = 16;
+export const WRITE_OUT_SIZE = 8;
+export const STATFS_OUT_SIZE = 80;
+export const INIT_OUT_SIZE = 64;
+export const GETXATTR_OUT_SIZE = 8;
+export const LSEEK_OUT_SIZE = 8;
+export const LK_OUT_SIZE = 24;
+export const DIRENT_SIZE = 24;
+export const DIRENTPLUS_SIZE = ENTRY_OUT_SIZE + DIRENT_SIZE;
+
+/** fuse_in_header field offsets. */
+export const IN_LEN = 0, IN_OPCODE = 4, IN_UNIQUE = 8, IN_NODEID = 16, IN_UID = 24, IN_GID = 28, IN_PID = 32, IN_TOTAL_EXTLEN = 36;
+
+/** FUSE-over-io_uring: struct fuse_uring_req_header (288 bytes). */
+export const URING_HEADER_SIZE = 288;
+export const URING_OP_IN = 128;
+export const URING_ENT_FLAGS = 256;
+export const URING_COMMIT_ID = 264;
+export const URING_PAYLOAD_SZ = 272;
+export const FUSE_IO_URING_CMD_REGISTER = 1;
+export const FUSE_IO_URING_CMD_COMMIT_AND_FETCH = 2;
+/** SQE offsets of struct fuse_uring_cmd_req (inside the SQE128 command area at 48). */
+export const SQE_CMD_FLAGS = 48, SQE_CMD_COMMIT_ID = 56, SQE_CMD_QID = 64;
+
+/**
+ * Size of the first ("op header") argument of each opcode: on the ring it arrives in `op_in`, on
+ * /dev/fuse it directly follows the in-header. 0 = the opcode has no fixed header.
+ */
+export function opHeaderSize(opcode: number, setxattrExt: boolean): number {
+  switch (opcode) {
+    case Op.FORGET: return 8;
+    case Op.GETATTR: return 16;
+    case Op.SETATTR: return 88;
+    case Op.MKNOD: return 16;
+    case Op.MKDIR: return 8;
+    case Op.RENAME: return 8;
+    case Op.RENAME2: return 16;
+    case Op.LINK: return 8;
+    case Op.OPEN: case Op.OPENDIR: return 8;
+    case Op.READ: case Op.READDIR: case Op.READDIRPLUS: case Op.WRITE: return 40;
+    case Op.RELEASE: case Op.RELEASEDIR: case Op.FLUSH: return 24;
+    case Op.FSYNC: case Op.FSYNCDIR: return 16;
+    case Op.SETXATTR: return setxattrExt ? 16 : 8;
+    case Op.GETXATTR: case Op.LISTXATTR: return 8;
+    case Op.INIT: return 64;
+    case Op.GETLK: case Op.SETLK: case Op.SETLKW: return 48;
+    case Op.ACCESS: return 8;
+    case Op.CREATE: case Op.TMPFILE: return 16;
+    case Op.INTERRUPT: return 8;
+    case Op.BMAP: return 16;
+    case Op.IOCTL: return 32;
+    case Op.POLL: return 24;
+    case Op.BATCH_FORGET: return 8;
+    case Op.FALLOCATE: return 32;
+    case Op.LSEEK: return 24;
+    case Op.COPY_FILE_RANGE: case Op.COPY_FILE_RANGE_64: return 56;
+    case Op.SYNCFS: return 8;
+    case Op.STATX: return 24;
+    default: return 0;
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * Encoding and decoding of FUSE structs on DataViews. Knows nothing of plugins or transports.
+ * u64 fields are read and written as two u32 halves into JS numbers (exact below 2^53), so the
+ * hot path makes no BigInt; `unique` and `commit_id` are never converted at all (they are copied
+ * or left in place).
+ */
+import {
+  ATTR_SIZE, ENTRY_OUT_SIZE, ATTR_OUT_SIZE, DIRENT_SIZE, DIRENTPLUS_SIZE, STATFS_OUT_SIZE,
+  FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NONSEEKABLE, FOPEN_CACHE_DIR, FOPEN_NOFLUSH,
+  FOPEN_PARALLEL_DIRECT_WRITES,
+} from "./abi.ts";
+import type { Attr, Entry, OpenReply, StatFs } from "../api/types.ts";
+
+const TWO32 = 4294967296;
+
+export function getU64(dv: DataView, off: number): number {
+  return dv.getUint32(off, true) + dv.getUint32(off + 4, true) * TWO32;
+}
+
+/** Signed 64-bit read (offsets such as lseek's can be negative). */
+export function getI64(dv: DataView, off: number): number {
+  return dv.getUint32(off, true) + dv.getInt32(off + 4, true) * TWO32;
+}
+
+export function setU64(dv: DataView, off: number, v: number): void {
+  dv.setUint32(off, v >>> 0, true);
+  dv.setUint32(off + 4, Math.floor(v / TWO32) >>> 0, true);
+}
+
+/** Signed 64-bit write. */
+export function setI64(dv: DataView, off: number, v: number): void {
+  dv.setUint32(off, v >>> 0, true);
+  dv.setInt32(off + 4, Math.floor(v / TWO32), true);
+}
+
+/** A reply the plugin produced that cannot be encoded: answered EIO and logged. */
+export class ReplyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ReplyError";
+  }
+}
+
+function num(v: unknown, field: string): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw new ReplyError(`${field} must be a non-negative number (got ${String(v)})`);
+  return v;
+}
+
+function optNum(v: unknown, field: string, dflt: number): number {
+  return v === undefined ? dflt : num(v, field);
+}
+
+/** struct fuse_attr (88 bytes). */
+export function encodeAttr(dv: DataView, off: number, a: Attr): void {
+  if (typeof a !== "object" || a === null) throw new ReplyError(`expected attributes, got ${a === null ? "null" : typeof a}`);
+  const size = num(a.size, "size");
+  setU64(dv, off, num(a.ino, "ino"));
+  setU64(dv, off + 8, size);
+  setU64(dv, off + 16, optNum(a.blocks, "blocks", Math.ceil(size / 512)));
+  setI64(dv, off + 24, a.atimeSec);
+  setI64(dv, off + 32, a.mtimeSec);
+  setI64(dv, off + 40, a.ctimeSec);
+  dv.setUint32(off + 48, a.atimeNsec, true);
+  dv.setUint32(off + 52, a.mtimeNsec, true);
+  dv.setUint32(off + 56, a.ctimeNsec, true);
+  const mode = num(a.mode, "mode");
+  if ((mode & 0o170000) === 0) throw new ReplyError(`mode ${mode.toString(8)} has no file type bits`);
+  dv.setUint32(off + 60, mode, true);
+  dv.setUint32(off + 64, num(a.nlink, "nlink"), true);
+  dv.setUint32(off + 68, num(a.uid, "uid"), true);
+  dv.setUint32(off + 72, num(a.gid, "gid"), true);
+  dv.setUint32(off + 76, a.rdev ?? 0, true);
+  dv.setUint32(off + 80, a.blksize ?? 0, true);
+  dv.setUint32(off + 84, 0, true);
+}
+
+/** Seconds as (u64 sec, u32 nsec). */
+function setTimeout64(dv: DataView, secOff: number, nsecOff: number, seconds: number): void {
+  const s = Math.floor(seconds);
+  setU64(dv, secOff, s);
+  dv.setUint32(nsecOff, Math.round((seconds - s) * 1e9), true);
+}
+
+/** struct fuse_attr_out (104 bytes). */
+export function encodeAttrOut(dv: DataView, off: number, a: Attr & { attrTimeout?: number }, attrTimeout: number): number {
+  setTimeout64(dv, off, off + 8, a.attrTimeout ?? attrTimeout);
+  dv.setUint32(off + 12, 0, true);
+  encodeAttr(dv, off + 16, a);
+  return ATTR_OUT_SIZE;
+}
+
+/** struct fuse_entry_out (128 bytes). */
+export function encodeEntry(dv: DataView, off: number, e: Entry, entryTimeout: number, attrTimeout: number): number {
+  if (typeof e !== "object" || e === null) throw new ReplyError(`expected an entry, got ${e === null ? "null" : typeof e}`);
+  setU64(dv, off, num(e.ino, "ino"));
+  setU64(dv, off + 8, e.generation ?? 0);
+  setTimeout64(dv, off + 16, off + 32, e.entryTimeout ?? entryTimeout);
+  setTimeout64(dv, off + 24, off + 36, e.attrTimeout ?? attrTimeout);
+  encodeAttr(dv, off + 40, e);
+  return ENTRY_OUT_SIZE;
+}
+
+/** A negative entry (node id 0) cached for `timeout` seconds. */
+export function encodeNegativeEntry(dv: DataView, off: number, timeout: number): number {
+  new Uint8Array(dv.buffer, dv.byteOffset + off, ENTRY_OUT_SIZE).fill(0);
+  setTimeout64(dv, off + 16, off + 32, timeout);
+  return ENTRY_OUT_SIZE;
+}
+
+/** FOPEN_* bits of an open reply, plus mount-wide defaults. */
+export function openFlags(r: OpenReply | void | undefined, defaults: number): number {
+  let f = defaults;
+  if (r === undefined || r === null) return f;
+  if (r.directIo) f |= FOPEN_DIRECT_IO;
+  if (r.keepCache) f |= FOPEN_KEEP_CACHE;
+  if (r.nonseekable) f |= FOPEN_NONSEEKABLE;
+  if (r.cacheDir) f |= FOPEN_CACHE_DIR;
+  if (r.noflush) f |= FOPEN_NOFLUSH;
+  if (r.parallelDirectWrites) f |= FOPEN_PARALLEL_DIRECT_WRITES;
+  return f;
+}
+
+/** struct fuse_open_out (16 bytes). */
+export function encodeOpenOut(dv: DataView, off: number, r: OpenReply | void | undefined, defaults: number): number {
+  if (r !== undefined && r !== null && typeof r !== "object") throw new ReplyError(`open must return an object or nothing (got ${typeof r})`);
+  setU64(dv, off, r?.fh === undefined ? 0 : num(r.fh, "fh"));
+  dv.setUint32(off + 8, openFlags(r, defaults), true);
+  dv.setInt32(off + 12, 0, true);
+  return 16;
+}
+
+/** struct fuse_kstatfs (80 bytes). */
+export function encodeStatfs(dv: DataView, off: number, s: StatFs): number {
+  if (typeof s !== "object" || s === null) throw new ReplyError("statfs must return an object");
+  setU64(dv, off, num(s.blocks, "blocks"));
+  setU64(dv, off + 8, num(s.bfree, "bfree"));
+  setU64(dv, off + 16, num(s.bavail, "bavail"));
+  setU64(dv, off + 24, num(s.files, "files"));
+  setU64(dv, off + 32, num(s.ffree, "ffree"));
+  const bsize = num(s.bsize, "bsize");
+  dv.setUint32(off + 40, bsize, true);
+  dv.setUint32(off + 44, num(s.namelen, "namelen"), true);
+  dv.setUint32(off + 48, optNum(s.frsize, "frsize", bsize), true);
+  new Uint8Array(dv.buffer, dv.byteOffset + off + 52, 28).fill(0);
+  return STATFS_OUT_SIZE;
+}
+
+const align8 = (n: number) => (n + 7) & ~7;
+
+/**
+ * Append one struct fuse_dirent at `off` (name bytes written by `buf.write`); returns the new
+ * offset, or -1 when the record does not fit before `end`.
+ */
+export function encodeDirent(dv: DataView, buf: Buffer, off: number, end: number, name: string, ino: number, mode: number, nextOffset: number): number {
+  const nameLen = Buffer.byteLength(name);
+  const rec = align8(DIRENT_SIZE + nameLen);
+  if (off + rec > end) return -1;
+  setU64(dv, off, ino);
+  setU64(dv, off + 8, nextOffset);
+  dv.setUint32(off + 16, nameLen, true);
+  dv.setUint32(off + 20, (mode & 0o170000) >>> 12, true);
+  buf.write(name, off + DIRENT_SIZE, nameLen, "utf8");
+  buf.fill(0, off + DIRENT_SIZE + nameLen, off + rec);
+  return off + rec;
+}
+
+/** Append one struct fuse_direntplus; `entry` null = name only (node id 0). */
+export function encodeDirentPlus(dv: DataView, buf: Buffer, off: number, end: number, name: string, entry: Entry | null, nextOffset: number, entryTimeout: number, attrTimeout: number): number {
+  const nameLen = Buffer.byteLength(name);
+  const rec = align8(DIRENTPLUS_SIZE + nameLen);
+  if (off + rec > end) return -1;
+  let ino = 0, mode = 0;
+  if (entry === null) {
+    buf.fill(0, off, off + ENTRY_OUT_SIZE);
+  } else {
+    encodeEntry(dv, off, entry, entryTimeout, attrTimeout);
+    ino = entry.ino;
+    mode = entry.mode;
+  }
+  const d = off + ENTRY_OUT_SIZE;
+  setU64(dv, d, ino);
+  setU64(dv, d + 8, nextOffset);
+  dv.setUint32(d + 16, nameLen, true);
+  dv.setUint32(d + 20, (mode & 0o170000) >>> 12, true);
+  buf.write(name, d + DIRENT_SIZE, nameLen, "utf8");
+  buf.fill(0, d + DIRENT_SIZE + nameLen, off + rec);
+  return off + rec;
+}
+
+/** A directory entry name the kernel will accept: non-empty, ≤ 1024 bytes, no '/' or NUL. */
+export function validateDirentName(name: string): void {
+  if (typeof name !== "string" || name.length === 0) throw new ReplyError("directory entry name must be a non-empty string");
+  if (name.includes("/") || name.includes("\0")) throw new ReplyError(`directory entry name ${JSON.stringify(name)} contains '/' or NUL`);
+}
+
+/** struct fuse_init_in. */
+export interface InitIn {
+  major: number;
+  minor: number;
+  maxReadahead: number;
+  /** Offered capabilities as a 64-bit set: bit n set ⇔ (n < 32 ? flags : flags2) bit. */
+  flags: number;
+  flags2: number;
+}
+
+export function decodeInitIn(dv: DataView, off: number): InitIn {
+  return {
+    major: dv.getUint32(off, true),
+    minor: dv.getUint32(off + 4, true),
+    maxReadahead: dv.getUint32(off + 8, true),
+    flags: dv.getUint32(off + 12, true),
+    flags2: dv.getUint32(off + 16, true),
+  };
+}
+
+export interface InitOut {
+  major: number;
+  minor: number;
+  maxReadahead: number;
+  flags: number;
+  flags2: number;
+  maxBackground: number;
+  congestionThreshold: number;
+  maxWrite: number;
+  timeGran: number;
+  maxPages: number;
+  maxStackDepth: number;
+  requestTimeout: number;
+}
+
+/** struct fuse_init_out (64 bytes). */
+export function encodeInitOut(dv: DataView, off: number, o: InitOut): number {
+  new Uint8Array(dv.buffer, dv.byteOffset + off, 64).fill(0);
+  dv.setUint32(off, o.major, true);
+  dv.setUint32(off + 4, o.minor, true);
+  dv.setUint32(off + 8, o.maxReadahead, true);
+  dv.setUint32(off + 12, o.flags >>> 0, true);
+  dv.setUint16(off + 16, o.maxBackground, true);
+  dv.setUint16(off + 18, o.congestionThreshold, true);
+  dv.setUint32(off + 20, o.maxWrite, true);
+  dv.setUint32(off + 24, o.timeGran, true);
+  dv.setUint16(off + 28, o.maxPages, true);
+  dv.setUint32(off + 32, o.flags2 >>> 0, true);
+  dv.setUint32(off + 36, o.maxStackDepth, true);
+  dv.setUint16(off + 40, o.requestTimeout, true);
+  return 64;
+}
+
+/** Test a capability bit (0..63) in a (flags, flags2) pair. */
+export function hasCap(flags: number, flags2: number, bit: number): boolean {
+  return bit < 32 ? ((flags >>> bit) & 1) === 1 : ((flags2 >>> (bit - 32)) & 1) === 1;
+}
+
+export { ATTR_SIZE };

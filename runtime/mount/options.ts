@@ -1,0 +1,145 @@
+/**
+ * Mount options in libfuse's vocabulary (`-o a,b=c`). Unknown options and bad values are usage
+ * errors that list what is valid.
+ */
+import { MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_RDONLY, MS_NOATIME, MS_NODIRATIME, MS_SYNCHRONOUS, MS_DIRSYNC } from "../ffi/libc.ts";
+
+export interface MountOptions {
+  allowOther: boolean;
+  allowRoot: boolean;
+  defaultPermissions: boolean;
+  /** Seconds (libfuse high-level defaults: 1, 1, 0). */
+  entryTimeout: number;
+  attrTimeout: number;
+  negativeTimeout: number;
+  /** FOPEN_DIRECT_IO on every open. */
+  directIo: boolean;
+  /** FOPEN_KEEP_CACHE on every open. */
+  kernelCache: boolean;
+  /** Use FUSE-over-io_uring when the kernel offers it. */
+  ioUring: boolean;
+  /** Ring entries per queue. */
+  queueDepth: number;
+  readOnly: boolean;
+  fsname: string | undefined;
+  subtype: string | undefined;
+  maxRead: number | undefined;
+  maxWrite: number;
+  /** MS_* flags for mount(2). */
+  mountFlags: number;
+  /** Options accepted for fstab compatibility but without effect here, kept for `status`. */
+  ignored: string[];
+}
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export function defaultMountOptions(): MountOptions {
+  return {
+    allowOther: false, allowRoot: false, defaultPermissions: true, entryTimeout: 1, attrTimeout: 1,
+    negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8,
+    readOnly: false, fsname: undefined, subtype: undefined, maxRead: undefined, maxWrite: 1 << 20,
+    mountFlags: MS_NOSUID | MS_NODEV, ignored: [],
+  };
+}
+
+type Setter = (o: MountOptions, value: string | undefined, name: string) => void;
+
+const flag = (fn: (o: MountOptions) => void): Setter => (o, v, name) => {
+  if (v !== undefined) throw new UsageError(`option '${name}' takes no value`);
+  fn(o);
+};
+const seconds = (key: "entryTimeout" | "attrTimeout" | "negativeTimeout"): Setter => (o, v, name) => {
+  const n = v === undefined || v === "" ? NaN : Number(v);
+  if (!Number.isFinite(n) || n < 0 || n > 1e9) throw new UsageError(`option '${name}' needs a number of seconds ≥ 0 (got ${JSON.stringify(v ?? "")})`);
+  o[key] = n;
+};
+const intIn = (min: number, max: number, set: (o: MountOptions, n: number) => void): Setter => (o, v, name) => {
+  const n = v === undefined || v === "" ? NaN : Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`option '${name}' needs an integer in ${min}..${max} (got ${JSON.stringify(v ?? "")})`);
+  set(o, n);
+};
+const str = (set: (o: MountOptions, s: string) => void): Setter => (o, v, name) => {
+  if (v === undefined || v === "" || /[,\s]/.test(v)) throw new UsageError(`option '${name}' needs a value without spaces or commas`);
+  set(o, v);
+};
+const msFlag = (set: number, clear = 0): Setter => flag((o) => {
+  o.mountFlags = (o.mountFlags | set) & ~clear;
+});
+const accepted: Setter = (o, v, name) => {
+  o.ignored.push(v === undefined ? name : `${name}=${v}`);
+};
+
+const OPTIONS: Record<string, { set: Setter; help: string }> = {
+  allow_other: { set: flag((o) => (o.allowOther = true)), help: "let other users access the mount" },
+  allow_root: { set: flag((o) => (o.allowRoot = true)), help: "let root access the mount too" },
+  default_permissions: { set: flag((o) => (o.defaultPermissions = true)), help: "kernel checks permissions (default)" },
+  no_default_permissions: { set: flag((o) => (o.defaultPermissions = false)), help: "the filesystem checks permissions (access op)" },
+  entry_timeout: { set: seconds("entryTimeout"), help: "=SEC name cache timeout (default 1)" },
+  attr_timeout: { set: seconds("attrTimeout"), help: "=SEC attribute cache timeout (default 1)" },
+  negative_timeout: { set: seconds("negativeTimeout"), help: "=SEC cache of failed lookups (default 0)" },
+  direct_io: { set: flag((o) => (o.directIo = true)), help: "bypass the page cache for every file" },
+  kernel_cache: { set: flag((o) => (o.kernelCache = true)), help: "keep the page cache across opens" },
+  io_uring: {
+    set: (o, v, name) => {
+      if (v === undefined || v === "on") o.ioUring = true;
+      else if (v === "off") o.ioUring = false;
+      else throw new UsageError(`option '${name}' takes 'on' or 'off' (got ${JSON.stringify(v)})`);
+    },
+    help: "=on|off FUSE-over-io_uring transport (default on when the kernel offers it)",
+  },
+  io_uring_q_depth: { set: intIn(1, 1024, (o, n) => (o.queueDepth = n)), help: "=N ring entries per CPU queue (default 8)" },
+  ro: { set: msFlag(MS_RDONLY), help: "read-only mount" },
+  rw: { set: msFlag(0, MS_RDONLY), help: "read-write mount (default)" },
+  fsname: { set: str((o, s) => (o.fsname = s)), help: "=NAME source shown in /proc/mounts" },
+  subtype: { set: str((o, s) => (o.subtype = s)), help: "=TYPE filesystem type shown as fuse.TYPE" },
+  max_read: { set: intIn(4096, 1 << 30, (o, n) => (o.maxRead = n)), help: "=N largest READ request" },
+  max_write: { set: intIn(4096, 1 << 20, (o, n) => (o.maxWrite = n)), help: "=N largest WRITE request (default 1 MiB)" },
+  nosuid: { set: msFlag(MS_NOSUID), help: "ignore setuid bits (default)" },
+  suid: { set: msFlag(0, MS_NOSUID), help: "honour setuid bits (root only)" },
+  nodev: { set: msFlag(MS_NODEV), help: "no device files (default)" },
+  dev: { set: msFlag(0, MS_NODEV), help: "allow device files (root only)" },
+  noexec: { set: msFlag(MS_NOEXEC), help: "no program execution" },
+  exec: { set: msFlag(0, MS_NOEXEC), help: "allow program execution (default)" },
+  noatime: { set: msFlag(MS_NOATIME), help: "do not update access times" },
+  atime: { set: msFlag(0, MS_NOATIME), help: "update access times" },
+  nodiratime: { set: msFlag(MS_NODIRATIME), help: "do not update directory access times" },
+  sync: { set: msFlag(MS_SYNCHRONOUS), help: "synchronous writes" },
+  async: { set: msFlag(0, MS_SYNCHRONOUS), help: "asynchronous writes (default)" },
+  dirsync: { set: msFlag(MS_DIRSYNC), help: "synchronous directory changes" },
+  defaults: { set: accepted, help: "accepted (fstab)" },
+  auto: { set: accepted, help: "accepted (fstab)" },
+  noauto: { set: accepted, help: "accepted (fstab)" },
+  user: { set: accepted, help: "accepted (fstab)" },
+  nouser: { set: accepted, help: "accepted (fstab)" },
+  users: { set: accepted, help: "accepted (fstab)" },
+  _netdev: { set: accepted, help: "accepted (fstab)" },
+  nofail: { set: accepted, help: "accepted (fstab)" },
+  relatime: { set: accepted, help: "accepted (fstab)" },
+  strictatime: { set: accepted, help: "accepted (fstab)" },
+};
+
+/** One line per valid option, for usage errors and --help. */
+export function optionHelp(): string {
+  return Object.entries(OPTIONS).map(([k, v]) => `  ${(k + (v.help.startsWith("=") ? v.help.split(" ")[0] : "")).padEnd(26)} ${v.help.replace(/^=\S+ /, "")}`).join("\n");
+}
+
+/** Apply comma-separated option strings (as given to -o, in order) onto `into`. */
+export function parseMountOptions(lists: string[], into: MountOptions = defaultMountOptions()): MountOptions {
+  for (const list of lists) {
+    for (const item of list.split(",")) {
+      if (item === "") continue;
+      const eq = item.indexOf("=");
+      const name = eq < 0 ? item : item.slice(0, eq);
+      const value = eq < 0 ? undefined : item.slice(eq + 1);
+      const opt = OPTIONS[name];
+      if (opt === undefined) throw new UsageError(`unknown mount option '${name}'. Valid options:\n${optionHelp()}`);
+      opt.set(into, value, name);
+    }
+  }
+  return into;
+}

@@ -1,0 +1,100 @@
+/**
+ * The reactor: the one JS thread that owns the io_uring instance. It never blocks in the kernel.
+ * An eventfd registered with the ring is read through Bun's epoll-driven file stream; each wake
+ * drains the CQ until empty, routes every completion to the component that submitted it, and
+ * submits once. Replies produced later (async ops) schedule a single microtask flush, so one
+ * tick still costs one io_uring_submit.
+ */
+import { Ring } from "../ffi/liburing.ts";
+import { libc, errno, SyscallError, EFD_CLOEXEC, EFD_NONBLOCK } from "../ffi/libc.ts";
+
+/** Called for each completion of an SQE submitted with `sqe(kind, index)`. */
+export type CompletionHandler = (index: number, res: number, flags: number) => void;
+
+const KIND_SHIFT = 24;
+const INDEX_MASK = (1 << KIND_SHIFT) - 1;
+
+export class Reactor {
+  readonly ring: Ring;
+  private readonly handlers: CompletionHandler[] = [];
+  private efd = -1;
+  private running = false;
+  private flushQueued = false;
+  private readonly flushFn = () => {
+    this.flushQueued = false;
+    this.submit();
+  };
+  private readonly onCqe = (ud: number, res: number, flags: number) => {
+    const h = this.handlers[ud >>> KIND_SHIFT];
+    if (h === undefined) throw new Error(`reactor: completion for unknown kind ${ud >>> KIND_SHIFT}`);
+    h(ud & INDEX_MASK, res, flags);
+  };
+  /** Completions reaped since start (for status). */
+  completions = 0;
+  wakeups = 0;
+
+  constructor(sqEntries: number) {
+    const sq = 1 << Math.ceil(Math.log2(Math.max(64, sqEntries)));
+    this.ring = new Ring(sq, sq * 4);
+  }
+
+  /** Register a completion handler; returns the kind to pass to `sqe`. */
+  addHandler(h: CompletionHandler): number {
+    this.handlers.push(h);
+    return this.handlers.length - 1;
+  }
+
+  /** Claim a zeroed SQE whose completion goes to handler `kind` with `index`; returns its offset. */
+  sqe(kind: number, index: number): number {
+    return this.ring.sqe(((kind << KIND_SHIFT) | index) >>> 0);
+  }
+
+  /** Submit now if anything is pending (used at the end of a drain). */
+  submit(): void {
+    const rc = this.ring.submit();
+    if (rc < 0) throw new SyscallError("io_uring_submit", -rc);
+  }
+
+  /** Submit at the end of the current JS task (for replies produced outside a drain). */
+  flushSoon(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    queueMicrotask(this.flushFn);
+  }
+
+  /** Reap until the CQ is empty, then submit what the handlers queued. */
+  drain(): void {
+    let n: number;
+    do {
+      n = this.ring.reap(this.onCqe);
+      this.completions += n;
+    } while (n > 0);
+    this.submit();
+  }
+
+  /** Start waiting for completions without blocking the event loop. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.efd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (this.efd < 0) throw new SyscallError("eventfd", errno());
+    this.ring.registerEventfd(this.efd);
+    const reader = Bun.file(this.efd).stream().getReader();
+    void (async () => {
+      while (this.running) {
+        const r = await reader.read();
+        if (r.done) break;
+        this.wakeups++;
+        this.drain();
+      }
+    })().catch((e) => {
+      console.error("furing: reactor failed:", e);
+      process.exit(70);
+    });
+    this.drain();
+  }
+
+  stop(): void {
+    this.running = false;
+  }
+}

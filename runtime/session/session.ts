@@ -1,0 +1,206 @@
+/**
+ * A mounted FUSE session: opens /dev/fuse, mounts, negotiates INIT, chooses the transport
+ * (FUSE-over-io_uring when offered and set up, classic /dev/fuse otherwise, one log line saying
+ * which and why), serves until the kernel ends the connection, and unmounts on SIGINT/SIGTERM.
+ */
+import { Init, Op, IN_HEADER_SIZE, IN_OPCODE, INIT_OUT_SIZE, OUT_HEADER_SIZE } from "../kernel/abi.ts";
+import { decodeInitIn, encodeInitOut } from "../kernel/codec.ts";
+import { libc, errno, cstr, SyscallError, O_RDWR, O_CLOEXEC, O_NONBLOCK } from "../ffi/libc.ts";
+import { Reactor } from "../reactor/reactor.ts";
+import { DevTransport } from "../transport/fuse-dev.ts";
+import { UringTransport, possibleCpus } from "../transport/fuse-ring.ts";
+import type { RequestSlot } from "../transport/slot.ts";
+import { Dispatcher } from "../dispatch/dispatcher.ts";
+import { FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "../kernel/abi.ts";
+import type { Filesystem } from "../api/types.ts";
+import type { MountOptions } from "../mount/options.ts";
+import { mountFuse, unmountInChild, describeHolders, MountError } from "../mount/mount.ts";
+import { negotiate, uringUnavailableReason } from "./init.ts";
+
+export interface SessionConfig {
+  mountpoint: string;
+  options: MountOptions;
+  /** -d: trace every request. */
+  debug: boolean;
+  pluginName: string;
+  fs: Filesystem;
+  log: (line: string) => void;
+}
+
+export interface SessionStatus {
+  mountpoint: string;
+  plugin: string;
+  pid: number;
+  state: string;
+  transport: string;
+  transportReason: string;
+  queues: number;
+  depth: number;
+  fixedBuffers: string;
+  uptime_s: number;
+  requests: { io_uring: number; classic: number };
+  inflight: number;
+  reactor: { wakeups: number; completions: number };
+  ops: Record<string, unknown>;
+}
+
+export class Session {
+  readonly dispatcher: Dispatcher;
+  private reactor!: Reactor;
+  private dev!: DevTransport;
+  private uring: UringTransport | null = null;
+  private fd = -1;
+  private state: "starting" | "serving" | "unmounting" | "closed" = "starting";
+  private transportReason = "";
+  private readonly started = performance.now();
+  private signals = 0;
+  private finish!: (code: number) => void;
+  private readyResolve!: () => void;
+  private readyReject!: (e: Error) => void;
+  /** Resolves when INIT is answered and the transport is serving. */
+  readonly ready: Promise<void>;
+  /** Resolves with the exit code when the mount is gone. */
+  readonly done: Promise<number>;
+
+  constructor(private readonly cfg: SessionConfig) {
+    const o = cfg.options;
+    this.dispatcher = new Dispatcher(
+      {
+        entryTimeout: o.entryTimeout,
+        attrTimeout: o.attrTimeout,
+        negativeTimeout: o.negativeTimeout,
+        openDefaults: (o.directIo ? FOPEN_DIRECT_IO : 0) | (o.kernelCache ? FOPEN_KEEP_CACHE : 0),
+        setxattrExt: false,
+        trace: cfg.debug,
+        log: cfg.log,
+      },
+      cfg.fs,
+    );
+    this.ready = new Promise((res, rej) => {
+      this.readyResolve = res;
+      this.readyReject = rej;
+    });
+    this.done = new Promise((res) => (this.finish = res));
+  }
+
+  /** Open /dev/fuse, mount, and start serving. Resolves once mounted (INIT may still be pending). */
+  start(): void {
+    const o = this.cfg.options;
+    this.fd = libc.open(cstr("/dev/fuse"), O_RDWR | O_CLOEXEC | O_NONBLOCK, 0);
+    if (this.fd < 0) {
+      const e = errno();
+      if (e === 2) throw new MountError("/dev/fuse does not exist (load the fuse module: modprobe fuse)");
+      throw new MountError(`cannot open /dev/fuse: ${new SyscallError("open", e).message}`);
+    }
+    const queues = possibleCpus();
+    // SQ room for every ring entry's command plus the /dev/fuse poll and replies in one tick
+    this.reactor = new Reactor(queues * o.queueDepth + 64);
+    const devSlots = Math.max(4, o.queueDepth);
+    this.dev = new DevTransport(this.reactor, this.fd, devSlots, Math.max(8192, o.maxWrite + 4096), (s) => this.onRequest(s), (r) => this.onClosed(r));
+    mountFuse(this.fd, this.cfg.mountpoint, o, this.cfg.pluginName);
+    this.reactor.start();
+    this.dev.start();
+    this.reactor.submit();
+  }
+
+  private onRequest(slot: RequestSlot): void {
+    if (this.state === "starting" && slot.hdr.getUint32(IN_OPCODE, true) === Op.INIT) {
+      try {
+        this.handleInit(slot);
+      } catch (e) {
+        this.readyReject(e as Error);
+      }
+      return;
+    }
+    this.dispatcher.dispatch(slot);
+  }
+
+  private handleInit(slot: RequestSlot): void {
+    const o = this.cfg.options;
+    const init = decodeInitIn(slot.hdr, IN_HEADER_SIZE);
+    const n = negotiate(init, this.cfg.fs, o);
+    this.dispatcher.cfg.setxattrExt = n.setxattrExt;
+    if (n.uringOffered && o.ioUring) {
+      try {
+        this.uring = new UringTransport(this.reactor, this.fd, possibleCpus(), o.queueDepth, n.payloadSize, (s) => this.onRequest(s), (r) => this.onClosed(r));
+        n.out.flags |= 1 << Init.INIT_EXT;
+        n.out.flags2 |= 1 << (Init.OVER_IO_URING - 32);
+      } catch (e) {
+        this.uring = null;
+        this.transportReason = `io_uring setup failed: ${(e as Error).message}`;
+      }
+    } else {
+      this.transportReason = o.ioUring ? uringUnavailableReason() : "-o io_uring=off";
+    }
+    // INIT always travels over /dev/fuse; its reply must reach the kernel before any REGISTER
+    const len = encodeInitOut(slot.data, OUT_HEADER_SIZE, n.out);
+    void INIT_OUT_SIZE;
+    this.dev.reply(slot, 0, len);
+    const u = this.uring;
+    if (u !== null) {
+      u.register();
+      this.reactor.submit();
+      const fixed = u.fixedBuffers === null ? "fixed buffers registered" : `fixed buffers unavailable: ${u.fixedBuffers}`;
+      this.transportReason = `${u.queues} queues × ${u.depth} entries, ${u.payloadSize >> 10} KiB payloads, ${fixed}`;
+      this.cfg.log(`furing: transport io_uring (${this.transportReason})`);
+    } else {
+      this.cfg.log(`furing: transport classic /dev/fuse (${this.transportReason})`);
+    }
+    this.state = "serving";
+    void Promise.resolve(this.cfg.fs.init?.()).then(
+      () => this.readyResolve(),
+      (e) => this.readyReject(e as Error),
+    );
+  }
+
+  private onClosed(reason: string): void {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    this.reactor.stop();
+    this.readyReject(new Error(`the kernel closed the connection before INIT completed (${reason})`));
+    void Promise.resolve()
+      .then(() => this.cfg.fs.destroy?.())
+      .catch((e) => this.cfg.log(`furing: destroy failed: ${(e as Error).message}`))
+      .finally(() => this.finish(0));
+  }
+
+  /** SIGINT/SIGTERM: unmount; busy → report and keep serving; a second signal detaches lazily. */
+  async onSignal(sig: string): Promise<void> {
+    if (this.state === "closed") return;
+    this.signals++;
+    const mnt = this.cfg.mountpoint;
+    const lazy = this.signals > 1;
+    this.state = "unmounting";
+    const r = await unmountInChild(mnt, lazy);
+    if (r.ok) {
+      this.cfg.log(`furing: ${sig}: ${lazy ? "detached" : "unmounted"} ${mnt}`);
+      // the kernel now ends the connection; make sure we exit even if it is slow to tell us
+      setTimeout(() => this.onClosed("unmounted"), lazy ? 2 ** 31 - 1 : 5000).unref();
+      return;
+    }
+    if ((this.state as string) === "closed") return;
+    this.state = "serving";
+    if (r.busy) this.cfg.log(`furing: ${sig}: ${mnt} is busy${describeHolders(mnt)}; still serving. Signal again to detach it lazily.`);
+    else this.cfg.log(`furing: ${sig}: unmounting ${mnt} failed: ${r.message}; still serving`);
+  }
+
+  status(): SessionStatus {
+    const u = this.uring;
+    return {
+      mountpoint: this.cfg.mountpoint,
+      plugin: this.cfg.pluginName,
+      pid: process.pid,
+      state: this.state,
+      transport: u !== null && u.failure === null ? "io_uring" : "classic",
+      transportReason: this.transportReason,
+      queues: u?.queues ?? 0,
+      depth: u?.depth ?? 0,
+      fixedBuffers: u === null ? "n/a" : (u.fixedBuffers ?? "registered"),
+      uptime_s: Math.round((performance.now() - this.started) / 1000),
+      requests: { io_uring: u?.requests ?? 0, classic: this.dev.requests },
+      inflight: this.dispatcher.inflight,
+      reactor: { wakeups: this.reactor.wakeups, completions: this.reactor.completions },
+      ops: this.dispatcher.stats.snapshot(),
+    };
+  }
+}

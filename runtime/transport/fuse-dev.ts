@@ -1,0 +1,150 @@
+/**
+ * The classic transport: requests read from /dev/fuse, replies written back to it.
+ *
+ * The descriptor is non-blocking; a multishot IORING_OP_POLL_ADD on the reactor's ring says when
+ * requests are queued, and each is read with its own read(2) into a free slot (one read = one
+ * request; Bun streams may merge reads, so none is used). Replies are write(2)s, which never wait
+ * on anything in the kernel. In io_uring mode the same transport keeps serving what still comes
+ * through /dev/fuse: INIT, FORGET, BATCH_FORGET, INTERRUPT, and requests queued before the ring
+ * was ready.
+ */
+import type { Pointer } from "bun:ffi";
+import { libc, errno, SyscallError } from "../ffi/libc.ts";
+import { Arena } from "../ffi/memory.ts";
+import { IORING_OP_POLL_ADD, IORING_POLL_ADD_MULTI, IORING_CQE_F_MORE, POLLIN } from "../ffi/liburing.ts";
+import type { Reactor } from "../reactor/reactor.ts";
+import { IN_HEADER_SIZE, OUT_HEADER_SIZE } from "../kernel/abi.ts";
+import { RequestSlot } from "./slot.ts";
+import type { Transport, RequestSink } from "./transport.ts";
+
+const EAGAIN = 11, EINTR = 4, ENOENT = 2, ENODEV = 19;
+
+export class DevTransport implements Transport {
+  readonly name = "classic";
+  requests = 0;
+  readonly slots: RequestSlot[] = [];
+  private readonly free: RequestSlot[] = [];
+  private readonly kind: number;
+  /** Requests may be waiting that we could not read for lack of a free slot. */
+  private starved = false;
+  private pumping = false;
+  private closed = false;
+
+  /**
+   * @param bufSize per-slot buffer; must be ≥ max(8192, 80 + max_write) (kernel read-size rule)
+   * @param onClosed called once when /dev/fuse reports the connection gone (ENODEV)
+   */
+  constructor(
+    private readonly reactor: Reactor,
+    readonly fd: number,
+    slotCount: number,
+    readonly bufSize: number,
+    private readonly sink: RequestSink,
+    private readonly onClosed: (reason: string) => void,
+  ) {
+    const arena = new Arena(slotCount * bufSize);
+    for (let i = 0; i < slotCount; i++) {
+      const off = arena.take(bufSize, 4096);
+      const dv = new DataView(arena.region.buffer, off, bufSize);
+      const slot = new RequestSlot(this, i, dv, IN_HEADER_SIZE, dv, arena.region.ptr + off, false, OUT_HEADER_SIZE);
+      this.slots.push(slot);
+      this.free.push(slot);
+    }
+    this.kind = reactor.addHandler((_i, res, flags) => this.onPoll(res, flags));
+  }
+
+  /** Start watching /dev/fuse. */
+  start(): void {
+    this.armPoll();
+  }
+
+  private armPoll(): void {
+    const r = this.reactor.ring;
+    const o = this.reactor.sqe(this.kind, 0);
+    r.sqes.setUint8(o, IORING_OP_POLL_ADD);
+    r.sqes.setInt32(o + 4, this.fd, true);
+    r.sqes.setUint32(o + 24, IORING_POLL_ADD_MULTI, true); // len: poll flags
+    r.sqes.setUint32(o + 28, POLLIN, true); // poll32_events
+  }
+
+  private onPoll(res: number, flags: number): void {
+    if (this.closed) return;
+    if (res < 0) {
+      if (res !== -EINTR) throw new SyscallError("poll /dev/fuse", -res);
+    }
+    if ((flags & IORING_CQE_F_MORE) === 0) this.armPoll();
+    this.pump();
+  }
+
+  /** Read queued requests into free slots until none are queued or no slot is free. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (!this.closed) {
+        const slot = this.free.pop();
+        if (slot === undefined) {
+          this.starved = true;
+          return;
+        }
+        const n = Number(libc.read(this.fd, slot.dataPtr as Pointer, this.bufSize));
+        if (n < 0) {
+          this.free.push(slot);
+          const e = errno();
+          if (e === EAGAIN) {
+            this.starved = false;
+            return;
+          }
+          if (e === EINTR || e === ENOENT) continue; // interrupted before we read it
+          if (e === ENODEV) return this.close("unmounted");
+          throw new SyscallError("read /dev/fuse", e);
+        }
+        if (n < IN_HEADER_SIZE) throw new Error(`read /dev/fuse: short request (${n} bytes)`);
+        slot.payloadLen = n - IN_HEADER_SIZE;
+        this.requests++;
+        this.sink(slot);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClosed(reason);
+  }
+
+  reply(slot: RequestSlot, error: number, payloadLen: number): void {
+    const len = OUT_HEADER_SIZE + (error === 0 ? payloadLen : 0);
+    const h = slot.hdr;
+    // unique already sits at offset 8, where the in-header had it
+    h.setUint32(0, len, true);
+    h.setInt32(4, error, true);
+    const n = Number(libc.write(this.fd, slot.dataPtr as Pointer, len));
+    if (n < 0) {
+      const e = errno();
+      // ENOENT: the request was interrupted or aborted meanwhile; ENODEV: connection gone
+      if (e !== ENOENT && e !== ENODEV) console.error(`furing: writing reply to /dev/fuse failed: ${new SyscallError("write", e).message}`);
+    }
+    this.release(slot);
+  }
+
+  noReply(slot: RequestSlot): void {
+    this.release(slot);
+  }
+
+  private release(slot: RequestSlot): void {
+    this.free.push(slot);
+    if (this.starved) this.pump();
+  }
+
+  /**
+   * Write a complete message (notification) to /dev/fuse. Returns 0 or -errno.
+   * Only for messages that cannot wait on the mount (see runtime/notify for the async path).
+   */
+  writeMessage(ptr: number, len: number): number {
+    const n = Number(libc.write(this.fd, ptr as Pointer, len));
+    return n < 0 ? -errno() : 0;
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * The FUSE-over-io_uring transport. Every possible CPU's queue gets `depth` entries; each entry is
+ * a 288-byte header buffer and a payload buffer in native memory, handed to the kernel with
+ * FUSE_IO_URING_CMD_REGISTER. A completion means a request sits in the entry's buffers; the reply
+ * is written in place and handed back with COMMIT_AND_FETCH, which also re-arms the entry.
+ *
+ * The payload buffers form one region registered with the ring as a fixed buffer, so data paths
+ * can move file data with READ_FIXED/WRITE_FIXED straight into or out of a request's payload.
+ */
+import { Arena } from "../ffi/memory.ts";
+import { IORING_OP_URING_CMD } from "../ffi/liburing.ts";
+import type { Reactor } from "../reactor/reactor.ts";
+import {
+  URING_HEADER_SIZE, URING_OP_IN, URING_COMMIT_ID, URING_PAYLOAD_SZ, OUT_HEADER_SIZE,
+  FUSE_IO_URING_CMD_REGISTER, FUSE_IO_URING_CMD_COMMIT_AND_FETCH, SQE_CMD_COMMIT_ID, SQE_CMD_QID,
+} from "../kernel/abi.ts";
+import { RequestSlot } from "./slot.ts";
+import type { Transport, RequestSink } from "./transport.ts";
+
+const EAGAIN = 11, EINTR = 4, ENOTCONN = 107, ECONNABORTED = 103, ECANCELED = 125, ENODEV = 19;
+const HEADER_STRIDE = 512;
+
+/** Possible CPUs (not online ones): the kernel makes one queue per possible CPU. */
+export function possibleCpus(): number {
+  const text = require("node:fs").readFileSync("/sys/devices/system/cpu/possible", "utf8").trim() as string;
+  let max = -1;
+  for (const part of text.split(",")) {
+    const [a, b] = part.split("-");
+    max = Math.max(max, Number(b ?? a));
+  }
+  if (!(max >= 0)) throw new Error(`cannot parse /sys/devices/system/cpu/possible: ${JSON.stringify(text)}`);
+  return max + 1;
+}
+
+export class UringTransport implements Transport {
+  readonly name = "io_uring";
+  requests = 0;
+  readonly entries: RequestSlot[] = [];
+  private readonly qids: Uint16Array;
+  /** Per entry: fetched at least once (a retry must then be a COMMIT, not a REGISTER). */
+  private readonly fetched: Uint8Array;
+  private readonly iovPtr: number;
+  private readonly kind: number;
+  private readonly payloadArena: Arena;
+  private dead = 0;
+  private closed = false;
+  /** First error that made an entry unusable (a failed REGISTER: the kernel fell back to /dev/fuse). */
+  failure: string | null = null;
+  /** Fixed buffer registration: null = registered, else why not. */
+  fixedBuffers: string | null = "not attempted";
+
+  constructor(
+    private readonly reactor: Reactor,
+    private readonly fd: number,
+    readonly queues: number,
+    readonly depth: number,
+    readonly payloadSize: number,
+    private readonly sink: RequestSink,
+    private readonly onClosed: (reason: string) => void,
+  ) {
+    const n = queues * depth;
+    this.qids = new Uint16Array(n);
+    this.fetched = new Uint8Array(n);
+    const hdrArena = new Arena(n * HEADER_STRIDE + n * 32);
+    this.payloadArena = new Arena(n * payloadSize);
+    const iovOff = hdrArena.take(n * 32, 64);
+    this.iovPtr = hdrArena.region.ptr + iovOff;
+    const iov = new DataView(hdrArena.region.buffer, iovOff, n * 32);
+    for (let q = 0; q < queues; q++) {
+      for (let d = 0; d < depth; d++) {
+        const i = q * depth + d;
+        const hOff = hdrArena.take(URING_HEADER_SIZE, HEADER_STRIDE);
+        const pOff = this.payloadArena.take(payloadSize, 4096);
+        const hdr = new DataView(hdrArena.region.buffer, hOff, URING_HEADER_SIZE);
+        const data = new DataView(this.payloadArena.region.buffer, pOff, payloadSize);
+        const payloadPtr = this.payloadArena.region.ptr + pOff;
+        this.entries.push(new RequestSlot(this, i, hdr, URING_OP_IN, data, payloadPtr, true, 0));
+        this.qids[i] = q;
+        setPtr(iov, i * 32, hdrArena.region.ptr + hOff);
+        setPtr(iov, i * 32 + 8, URING_HEADER_SIZE);
+        setPtr(iov, i * 32 + 16, payloadPtr);
+        setPtr(iov, i * 32 + 24, payloadSize);
+      }
+    }
+    this.kind = reactor.addHandler((i, res) => this.onCqe(i, res));
+    this.registerFixedBuffer();
+  }
+
+  /** Register the payload region as fixed buffer 0 (needs CAP_IPC_LOCK or enough RLIMIT_MEMLOCK). */
+  private registerFixedBuffer(): void {
+    const a = new Arena(16);
+    const iov = new DataView(a.region.buffer, 0, 16);
+    setPtr(iov, 0, this.payloadArena.region.ptr);
+    setPtr(iov, 8, this.payloadArena.region.size);
+    const rc = this.reactor.ring.registerBuffers(a.region.ptr, 1);
+    this.fixedBuffers = rc === 0 ? null : rc === -12 ? "RLIMIT_MEMLOCK too small (ENOMEM)" : `error ${-rc}`;
+  }
+
+  /** Hand every entry to the kernel. Call after the INIT reply was written. */
+  register(): void {
+    for (let i = 0; i < this.entries.length; i++) this.submitCmd(i, FUSE_IO_URING_CMD_REGISTER);
+  }
+
+  private submitCmd(i: number, cmd: number): void {
+    const r = this.reactor.ring;
+    const o = this.reactor.sqe(this.kind, i);
+    const s = r.sqes;
+    s.setUint8(o, IORING_OP_URING_CMD);
+    s.setInt32(o + 4, this.fd, true);
+    s.setUint32(o + 8, cmd, true);
+    if (cmd === FUSE_IO_URING_CMD_REGISTER) {
+      setPtr(s, o + 16, this.iovPtr + i * 32);
+      s.setUint32(o + 24, 2, true);
+    } else {
+      const h = this.entries[i]!.hdr;
+      s.setUint32(o + SQE_CMD_COMMIT_ID, h.getUint32(URING_COMMIT_ID, true), true);
+      s.setUint32(o + SQE_CMD_COMMIT_ID + 4, h.getUint32(URING_COMMIT_ID + 4, true), true);
+    }
+    s.setUint16(o + SQE_CMD_QID, this.qids[i]!, true);
+  }
+
+  private onCqe(i: number, res: number): void {
+    if (res === 0) {
+      const slot = this.entries[i]!;
+      this.fetched[i] = 1;
+      slot.payloadLen = slot.hdr.getUint32(URING_PAYLOAD_SZ, true);
+      this.requests++;
+      this.sink(slot);
+      return;
+    }
+    if (res === -EAGAIN || res === -EINTR) {
+      // INIT reply not processed yet (or a signal): the same command again, shortly
+      const cmd = this.fetched[i] ? FUSE_IO_URING_CMD_COMMIT_AND_FETCH : FUSE_IO_URING_CMD_REGISTER;
+      setTimeout(() => {
+        this.submitCmd(i, cmd);
+        this.reactor.flushSoon();
+      }, 1);
+      return;
+    }
+    this.dead++;
+    if (res === -ENOTCONN || res === -ECONNABORTED || res === -ECANCELED || res === -ENODEV) {
+      if (this.dead === this.entries.length && !this.closed) {
+        this.closed = true;
+        this.onClosed("unmounted");
+      }
+      return;
+    }
+    const why = `${this.fetched[i] ? "COMMIT_AND_FETCH" : "REGISTER"} on queue ${this.qids[i]} failed: errno ${-res}`;
+    if (this.failure === null) {
+      this.failure = why;
+      console.error(`furing: io_uring ${why}; the kernel falls back to /dev/fuse for new requests`);
+    }
+  }
+
+  reply(slot: RequestSlot, error: number, payloadLen: number): void {
+    const h = slot.hdr;
+    const len = error === 0 ? payloadLen : 0;
+    // unique stays at offset 8 from the in-header
+    h.setUint32(0, OUT_HEADER_SIZE + len, true);
+    h.setInt32(4, error, true);
+    h.setUint32(URING_PAYLOAD_SZ, len, true);
+    this.submitCmd(slot.index, FUSE_IO_URING_CMD_COMMIT_AND_FETCH);
+    this.reactor.flushSoon();
+  }
+
+  noReply(slot: RequestSlot): void {
+    // Requests without a reply that still arrive on the ring (NOTIFY_REPLY) must be committed.
+    this.reply(slot, 0, 0);
+  }
+}
+
+function setPtr(dv: DataView, off: number, v: number): void {
+  dv.setUint32(off, v >>> 0, true);
+  dv.setUint32(off + 4, Math.floor(v / 4294967296), true);
+}
