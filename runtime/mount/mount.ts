@@ -48,7 +48,7 @@ export function findMount(dir: string): MountEntry | undefined {
 export function checkMountpoint(dir: string): string {
   const abs = resolve(dir);
   const existing = findMount(abs);
-  if (existing !== undefined && existing.fstype.startsWith("fuse")) throw new MountError(`${abs}: already mounted (${existing.fstype} from ${existing.source})`);
+  if (existing !== undefined && existing.fstype.startsWith("fuse")) throw new MountError(`${abs}: already mounted (${existing.fstype} from ${existing.source}; if its daemon is gone: furing unmount ${abs})`);
   let st;
   try {
     st = statSync(abs);
