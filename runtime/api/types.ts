@@ -263,6 +263,27 @@ export interface PluginOption {
   default?: string | number | boolean;
 }
 
+/**
+ * Tell the kernel that data it caches changed behind its back (sent asynchronously; never call
+ * these and wait for them from inside an op on the same node: the kernel may need that op).
+ */
+export interface Notifier {
+  /**
+   * Drop the cached attributes of `ino` and its cached pages from `offset` for `length` bytes
+   * (`length` 0: to the end; `offset` < 0: attributes only). Resolves also when the kernel does
+   * not cache the node.
+   */
+  invalInode(ino: number, offset?: number, length?: number): Promise<void>;
+  /** Drop the cached directory entry `name` in `parent` (`expireOnly`: just mark it stale). */
+  invalEntry(parent: number, name: string, expireOnly?: boolean): Promise<void>;
+  /** `child`, named `name` in `parent`, was deleted: invalidate and unhash the entry. */
+  delete(parent: number, child: number, name: string): Promise<void>;
+  /** Put `data` into the page cache of `ino` at `offset` (regular files). */
+  store(ino: number, offset: number, data: Uint8Array): Promise<void>;
+  /** What the page cache holds for `ino` at `offset` (up to `size` bytes). */
+  retrieve(ino: number, offset: number, size: number): Promise<Uint8Array>;
+}
+
 /** What a plugin's `setup` receives. */
 export interface PluginContext<O = Record<string, unknown>> {
   /** Parsed plugin options. */
@@ -271,6 +292,16 @@ export interface PluginContext<O = Record<string, unknown>> {
   readonly mountpoint: string;
   /** Log a line to the daemon's log, prefixed with the plugin's name. */
   log(...args: unknown[]): void;
+  /**
+   * State kept across hot reloads: the value an earlier generation kept under `key`, or `init()`
+   * (stored for later generations) on the first. Keep plain data here (node tables, handle tables);
+   * methods of its classes stay those of the generation that created the objects.
+   */
+  keep<T>(key: string, init: () => T): T;
+  /** 1 for the first generation of the plugin's code, then 2, 3, ... after each hot reload. */
+  readonly generation: number;
+  /** Notifications to the kernel (available once mounted; calls made earlier wait for it). */
+  readonly notify: Notifier;
 }
 
 /** A plugin with options and a setup step; `setup` returns the filesystem. */

@@ -1,24 +1,27 @@
 /**
- * `furing mount <plugin> <mountpoint> [-o opts] [-f] [-d] [plugin options]`: load the plugin,
- * mount, serve in the foreground until unmounted.
+ * `furing mount <plugin> <mountpoint> [-o opts] [-f] [-d] [--no-watch] [plugin options]`: build the
+ * plugin, mount, serve in the foreground until unmounted, reloading the plugin when it changes.
  */
 import { parseMountOptions, defaultMountOptions, optionHelp, UsageError } from "../mount/options.ts";
 import { checkMountpoint } from "../mount/mount.ts";
-import { loadPlugin, instantiate, parsePluginOptions, pluginOptionHelp, PluginError } from "../host/loader.ts";
+import { PluginError, pluginOptionHelp } from "../host/loader.ts";
+import { PluginHost } from "../host/host.ts";
 import { Session } from "../session/session.ts";
 import { serveControl } from "../control/socket.ts";
 
-export const MOUNT_USAGE = "  furing mount <plugin> <mountpoint> [-o opt[,opt...]] [-f] [-d] [plugin options]";
+export const MOUNT_USAGE = "  furing mount <plugin> <mountpoint> [-o opt[,opt...]] [-f] [-d] [--no-watch] [plugin options]";
 
 const HELP = `Usage:
 ${MOUNT_USAGE}
 
 Serves <plugin> (memfs, passthrough, a plugin directory or a .ts/.js file) at <mountpoint>,
 in the foreground, until it is unmounted (Ctrl-C, SIGTERM, umount, furing unmount).
+Editing the plugin's source swaps the new code in without unmounting.
 
   -o opt,...   mount options (below)
   -f           foreground (the default)
   -d, --debug  trace every request and reply
+  --no-watch   do not reload the plugin when its files change
   -h, --help   this help
 
 Mount options:
@@ -31,6 +34,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const optLists: string[] = [];
   const pluginArgs: string[] = [];
   let debug = false;
+  let watch = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "-h" || a === "--help") {
@@ -43,9 +47,10 @@ export async function mountCommand(argv: string[]): Promise<number> {
     } else if (a.startsWith("-o") && a.length > 2) optLists.push(a.slice(2));
     else if (a === "-f" || a === "--foreground") continue;
     else if (a === "-d" || a === "--debug") debug = true;
+    else if (a === "--no-watch") watch = false;
     else if (a.startsWith("--")) {
       pluginArgs.push(a);
-      // a value follows unless the option is --flag or --key=value; decided against the plugin's spec below
+      // `--key value` unless the next word is another flag; the plugin's option spec decides later
       if (!a.includes("=") && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("-")) pluginArgs.push(argv[++i]!);
     } else if (a.startsWith("-")) throw new UsageError(`unknown flag '${a}'\n\n${HELP}`);
     else positional.push(a);
@@ -55,22 +60,19 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const options = parseMountOptions(optLists, defaultMountOptions());
   const mountpoint = checkMountpoint(dir);
 
-  const lp = await loadPlugin(spec);
-  let pluginOptions: Record<string, unknown>;
+  const host = new PluginHost({ spec, pluginArgs, mountpoint, log });
+  let first;
   try {
-    pluginOptions = parsePluginOptions(lp.name, lp.plugin.options, pluginArgs);
+    first = await host.start();
   } catch (e) {
-    if (e instanceof PluginError && lp.plugin.options) throw new UsageError(`${e.message}`);
+    host.close();
+    if (e instanceof PluginError && /unknown option|needs --|needs a value|needs a number|unexpected argument/.test(e.message)) throw new UsageError(e.message);
     throw e;
   }
   void pluginOptionHelp;
-  const fs = await instantiate(lp, {
-    options: pluginOptions,
-    mountpoint,
-    log: (...args: unknown[]) => log(`[${lp.name}] ${args.map((a) => (typeof a === "string" ? a : Bun.inspect(a))).join(" ")}`),
-  });
 
-  const session = new Session({ mountpoint, options, debug, pluginName: lp.name, fs, log });
+  const session = new Session({ mountpoint, options, debug, pluginName: first.name, fs: first.fs, log });
+  session.extraStatus = () => ({ generation: host.generation, reloads: host.reloads, rejectedReloads: host.rejected, lastReloadError: host.lastError, watching: watch });
   session.start();
   const control = serveControl(mountpoint, () => session.status());
   const onSignal = (sig: string) => () => void session.onSignal(sig);
@@ -79,15 +81,20 @@ export async function mountCommand(argv: string[]): Promise<number> {
   process.on("SIGHUP", () => {}); // keep serving when the terminal goes away
   try {
     await session.ready;
-    const st = session.status();
-    log(`furing: ready ${mountpoint} (${lp.name}, transport ${st.transport}${st.transport === "io_uring" ? `: ${st.queues} queues x ${st.depth}` : ""})`);
   } catch (e) {
     log(`furing: ${(e as Error).message}`);
     control.close();
+    host.close();
     return 1;
   }
+  host.notify.bind(session.notifier!);
+  host.attach(session.dispatcher, () => session.invalidateCaches());
+  if (watch) host.watch();
+  const st = session.status();
+  log(`furing: ready ${mountpoint} (${first.name}, transport ${st.transport}${st.transport === "io_uring" ? `: ${st.queues} queues x ${st.depth}` : ""})`);
   const code = await session.done;
   control.close();
+  host.close();
   log(`furing: ${mountpoint} unmounted, exiting`);
   process.exit(code);
 }

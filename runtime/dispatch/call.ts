@@ -30,6 +30,9 @@ export class Call implements Request {
   interrupted = false;
   /** Filesystem generation serving this request (hot reload swaps new requests only). */
   fs: Filesystem = {};
+  gen: { inflight: number; retired: boolean; onIdle: (() => void) | null } | null = null;
+  /** A successful reply to this request gives the kernel a reference to a node (entry ops). */
+  countsLookup = false;
   enc: Encoder | null = null;
   /** Size bound the encoder checks (read size, write size, xattr buffer size). */
   limit = 0;
@@ -65,6 +68,7 @@ export class Call implements Request {
     this.busy = true;
     this.enc = null;
     this.trace = "";
+    this.countsLookup = false;
   }
 
   /** FUSE_INTERRUPT for this request: fire the signal (if anyone looked at it). */
@@ -108,6 +112,8 @@ export class DirListImpl implements DirList {
 
 /** readdirplus sink writing fuse_direntplus records straight into the reply buffer. */
 export class DirListPlusImpl implements DirListPlus {
+  /** Node ids of entries added (except "." and ".."): the kernel takes a reference to each. */
+  readonly added: number[] = [];
   pos = 0;
   end = 0;
   entryTimeout = 1;
@@ -118,12 +124,14 @@ export class DirListPlusImpl implements DirListPlus {
     this.end = this.slot.replyOff + Math.min(size, this.slot.replyCap);
     this.entryTimeout = entryTimeout;
     this.attrTimeout = attrTimeout;
+    this.added.length = 0;
   }
   add(name: string, entry: Entry | null, nextOffset: number): boolean {
     validateDirentName(name);
     const p = encodeDirentPlus(this.slot.data, this.slot.dataText, this.pos, this.end, name, entry, nextOffset, this.entryTimeout, this.attrTimeout);
     if (p < 0) return false;
     this.pos = p;
+    if (entry !== null && name !== "." && name !== "..") this.added.push(entry.ino);
     return true;
   }
   get length(): number {

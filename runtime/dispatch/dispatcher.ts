@@ -12,6 +12,17 @@ import type { RequestSlot } from "../transport/slot.ts";
 import { Call, type CallOwner } from "./call.ts";
 import { runHandler, NOSYS, NO_REPLY, type OpConfig } from "./ops.ts";
 import { Stats } from "./stats.ts";
+import { KernelNodes } from "./kernel-nodes.ts";
+
+/** One generation of the plugin's code (hot reload swaps generations). */
+export class Generation {
+  /** Requests of this generation still being served. */
+  inflight = 0;
+  retired = false;
+  /** Called once a retired generation has no request left. */
+  onIdle: (() => void) | null = null;
+  constructor(readonly id: number, readonly fs: Filesystem) {}
+}
 
 export interface DispatchConfig extends OpConfig {
   negativeTimeout: number;
@@ -21,14 +32,34 @@ export interface DispatchConfig extends OpConfig {
 
 export class Dispatcher implements CallOwner {
   /** The generation new requests go to. */
-  fs: Filesystem;
+  gen: Generation;
   readonly stats = new Stats();
+  /** Node ids the kernel holds. */
+  readonly nodes = new KernelNodes();
   /** Requests currently being served. */
   inflight = 0;
   private readonly calls: Call[] = [];
 
   constructor(readonly cfg: DispatchConfig, fs: Filesystem) {
-    this.fs = fs;
+    this.gen = new Generation(1, fs);
+    cfg.onForget = (ino, n) => this.nodes.forget(ino, n);
+  }
+
+  /** The filesystem new requests go to. */
+  get fs(): Filesystem {
+    return this.gen.fs;
+  }
+
+  /**
+   * Atomically route new requests to `next`; requests in flight finish on the old generation,
+   * whose `onIdle` runs once the last of them has replied.
+   */
+  swap(next: Generation, onOldIdle: (old: Generation) => void): void {
+    const old = this.gen;
+    this.gen = next;
+    old.retired = true;
+    old.onIdle = () => onOldIdle(old);
+    if (old.inflight === 0) old.onIdle();
   }
 
   /** Serve the request in `slot`. Never throws: every failure becomes that request's reply. */
@@ -50,7 +81,10 @@ export class Dispatcher implements CallOwner {
     c.pid = h.getUint32(IN_PID, true);
     c.uniqueLo = h.getUint32(IN_UNIQUE, true);
     c.uniqueHi = h.getUint32(IN_UNIQUE + 4, true);
-    c.fs = this.fs;
+    const gen = this.gen;
+    c.gen = gen;
+    c.fs = gen.fs;
+    gen.inflight++;
     c.t0 = performance.now();
     this.inflight++;
     if (opcode === Op.INTERRUPT) {
@@ -83,7 +117,15 @@ export class Dispatcher implements CallOwner {
       this.fail(c, e);
       return;
     }
+    if (c.countsLookup) this.countLookup(c, value);
+    else if (c.opcode === Op.READDIRPLUS) for (const ino of c.dirListPlus.added) this.nodes.add(ino);
     this.reply(c, 0, len);
+  }
+
+  /** Entry replies add a kernel reference to the node (FORGET takes it back). */
+  private countLookup(c: Call, value: unknown): void {
+    const e = c.opcode === Op.CREATE ? (value as { entry: { ino: number } }).entry : (value as { ino: number });
+    this.nodes.add(e.ino);
   }
 
   fail(c: Call, thrown: unknown): void {
@@ -100,9 +142,15 @@ export class Dispatcher implements CallOwner {
     this.reply(c, -errno, 0);
   }
 
-  private reply(c: Call, error: number, len: number): void {
+  private done(c: Call): void {
     c.busy = false;
     this.inflight--;
+    const g = c.gen!;
+    if (--g.inflight === 0 && g.retired) g.onIdle?.();
+  }
+
+  private reply(c: Call, error: number, len: number): void {
+    this.done(c);
     const us = (performance.now() - c.t0) * 1000;
     this.stats.record(c.opcode, error, us);
     if (this.cfg.trace) this.traceLine(c, error, len, us);
@@ -110,8 +158,7 @@ export class Dispatcher implements CallOwner {
   }
 
   private noReply(c: Call): void {
-    c.busy = false;
-    this.inflight--;
+    this.done(c);
     this.stats.record(c.opcode, 0, (performance.now() - c.t0) * 1000);
     if (this.cfg.trace) this.traceLine(c, 0, -1, 0);
     c.slot.transport.noReply(c.slot);

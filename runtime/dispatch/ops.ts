@@ -26,6 +26,10 @@ export interface OpConfig {
   setxattrExt: boolean;
   /** -d: fill Call.trace with the arguments that matter. */
   trace: boolean;
+  /** Told of every FORGET so the runtime knows which nodes the kernel still holds. */
+  onForget?: (ino: number, nlookup: number) => void;
+  /** Data for a RETRIEVE notification (NOTIFY_REPLY): unique halves and the retrieved bytes. */
+  onNotifyReply?: (uniqueLo: number, uniqueHi: number, data: Uint8Array) => void;
 }
 
 export const NOSYS = Symbol("ENOSYS");
@@ -68,7 +72,10 @@ const i64 = (c: Call, rel: number) => getI64(c.slot.hdr, c.slot.opInOff + rel);
 let cfgRef: OpConfig; // set by dispatch() before every handler; encoders run before the next dispatch
 
 const encNone: Encoder = () => 0;
-const encEntry: Encoder = (c, e: Entry) => encodeEntry(c.slot.data, c.slot.replyOff, e, cfgRef.entryTimeout, cfgRef.attrTimeout);
+const encEntry: Encoder = (c, e: Entry) => {
+  c.countsLookup = true;
+  return encodeEntry(c.slot.data, c.slot.replyOff, e, cfgRef.entryTimeout, cfgRef.attrTimeout);
+};
 const encAttr: Encoder = (c, a) => encodeAttrOut(c.slot.data, c.slot.replyOff, a, cfgRef.attrTimeout);
 const encOpen: Encoder = (c, r: OpenReply | void) => encodeOpenOut(c.slot.data, c.slot.replyOff, r, cfgRef.openDefaults);
 const encStatfs: Encoder = (c, s) => encodeStatfs(c.slot.data, c.slot.replyOff, s ?? DEFAULT_STATFS);
@@ -76,6 +83,7 @@ const encCreate: Encoder = (c, r: { entry: Entry } & OpenReply) => {
   if (typeof r !== "object" || r === null || typeof r.entry !== "object") throw new ReplyError("create must return { entry, fh?, ... }");
   encodeEntry(c.slot.data, c.slot.replyOff, r.entry, cfgRef.entryTimeout, cfgRef.attrTimeout);
   encodeOpenOut(c.slot.data, c.slot.replyOff + ENTRY_OUT_SIZE, r, cfgRef.openDefaults);
+  c.countsLookup = true;
   return ENTRY_OUT_SIZE + OPEN_OUT_SIZE;
 };
 /** fuse_write_out: a byte count no larger than what was asked. */
@@ -190,8 +198,10 @@ h(Op.LOOKUP, (c, cfg) => {
   c.enc = encEntry;
   return f.call(c.fs, c, c.nodeid, name);
 });
-h(Op.FORGET, (c) => {
-  c.fs.forget?.(c.nodeid, u64(c, 0));
+h(Op.FORGET, (c, cfg) => {
+  const n = u64(c, 0);
+  cfg.onForget?.(c.nodeid, n);
+  c.fs.forget?.(c.nodeid, n);
   return NO_REPLY;
 });
 h(Op.BATCH_FORGET, (c, cfg) => {
@@ -200,7 +210,11 @@ h(Op.BATCH_FORGET, (c, cfg) => {
   const d = c.slot.data;
   let o = argBase(c, cfg);
   const end = argEnd(c);
-  if (f !== undefined) for (let i = 0; i < count && o + 16 <= end; i++, o += 16) f.call(c.fs, getU64(d, o), getU64(d, o + 8));
+  for (let i = 0; i < count && o + 16 <= end; i++, o += 16) {
+    const ino = getU64(d, o), n = getU64(d, o + 8);
+    cfg.onForget?.(ino, n);
+    if (f !== undefined) f.call(c.fs, ino, n);
+  }
   return NO_REPLY;
 });
 h(Op.GETATTR, (c) => {
@@ -480,7 +494,13 @@ h(Op.SYNCFS, (c) => {
   c.enc = encNone;
   return f.call(c.fs, c, c.nodeid);
 });
-h(Op.NOTIFY_REPLY, () => NO_REPLY);
+h(Op.NOTIFY_REPLY, (c, cfg) => {
+  // fuse_notify_retrieve_in (40 bytes: size @16), then the data
+  const base = argBase(c, cfg);
+  const size = Math.min(c.slot.data.getUint32(base + 16, true), Math.max(0, argEnd(c) - base - 40));
+  cfg.onNotifyReply?.(c.uniqueLo, c.uniqueHi, c.slot.dataBytes.subarray(base + 40, base + 40 + size));
+  return NO_REPLY;
+});
 
 /** Decode and start `c`'s request; returns the op's result, NOSYS or NO_REPLY. */
 export function runHandler(c: Call, cfg: OpConfig): unknown {

@@ -4,7 +4,7 @@
  * built-in plugins. Its default export is a Filesystem, or a Plugin whose setup builds one.
  */
 import { existsSync, statSync, readFileSync } from "node:fs";
-import { resolve, join, basename, dirname } from "node:path";
+import { resolve, join } from "node:path";
 import type { Filesystem, Plugin, PluginContext, PluginOption } from "../api/types.ts";
 
 export const BUILTIN_PLUGINS = ["memfs", "passthrough"] as const;
@@ -73,21 +73,6 @@ export function pluginFromModule(mod: Record<string, unknown>, entry: string): P
   if (typeof d === "object" && d !== null && typeof (d as Plugin).setup === "function") return d as Plugin<Record<string, unknown>>;
   if (isFilesystem(d)) return { setup: () => d };
   throw new PluginError(`${entry}: the default export is not a filesystem (an object of ops) nor a plugin (an object with setup())`);
-}
-
-/** Import a plugin's entry module. */
-export async function loadPlugin(spec: string): Promise<LoadedPlugin> {
-  const entry = resolvePluginEntry(spec);
-  let mod: Record<string, unknown>;
-  try {
-    mod = await import(entry);
-  } catch (e) {
-    const loc = errorLocation(e);
-    throw new PluginError(`plugin ${spec}: failed to load ${loc || entry}: ${(e as Error)?.message ?? String(e)}`);
-  }
-  const plugin = pluginFromModule(mod, entry);
-  const name = plugin.name ?? (basename(entry).startsWith("index.") ? basename(dirname(entry)) : basename(entry).replace(/\.[^.]+$/, ""));
-  return { name, entry, plugin };
 }
 
 /** Parse `--name value` / `--name=value` / `--flag` arguments against a plugin's declared options. */

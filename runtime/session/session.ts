@@ -16,6 +16,7 @@ import type { Filesystem } from "../api/types.ts";
 import type { MountOptions } from "../mount/options.ts";
 import { mountFuse, unmountInChild, describeHolders, MountError } from "../mount/mount.ts";
 import { negotiate, uringUnavailableReason } from "./init.ts";
+import { KernelNotifier } from "../notify/notifier.ts";
 
 export interface SessionConfig {
   mountpoint: string;
@@ -41,6 +42,8 @@ export interface SessionStatus {
   requests: { io_uring: number; classic: number };
   inflight: number;
   reactor: { wakeups: number; completions: number };
+  kernelNodes: number;
+  notifications: { sent: number; failed: number };
   ops: Record<string, unknown>;
 }
 
@@ -49,6 +52,10 @@ export class Session {
   private reactor!: Reactor;
   private dev!: DevTransport;
   private uring: UringTransport | null = null;
+  /** Available once INIT is answered. */
+  notifier: KernelNotifier | null = null;
+  /** Extra status fields (the plugin host's generation and reloads). */
+  extraStatus: () => Record<string, unknown> = () => ({});
   private fd = -1;
   private state: "starting" | "serving" | "unmounting" | "closed" = "starting";
   private transportReason = "";
@@ -136,6 +143,9 @@ export class Session {
     const len = encodeInitOut(slot.data, OUT_HEADER_SIZE, n.out);
     void INIT_OUT_SIZE;
     this.dev.reply(slot, 0, len);
+    const notifier = new KernelNotifier(this.reactor, this.fd, n.out.minor);
+    this.notifier = notifier;
+    this.dispatcher.cfg.onNotifyReply = (lo, hi, data) => void notifier.onNotifyReply(lo, hi, data);
     const u = this.uring;
     if (u !== null) {
       u.register();
@@ -184,6 +194,18 @@ export class Session {
     else this.cfg.log(`furing: ${sig}: unmounting ${mnt} failed: ${r.message}; still serving`);
   }
 
+  /**
+   * Drop what earlier code put in the kernel's caches (after a hot reload): every cached dentry
+   * (INC_EPOCH) and the attributes and pages of every node the kernel holds (INVAL_INODE).
+   */
+  invalidateCaches(): void {
+    const n = this.notifier;
+    if (n === null) return;
+    const log = (e: unknown) => this.cfg.log(`furing: cache invalidation after reload: ${(e as Error).message}`);
+    n.incEpoch().catch(log);
+    for (const ino of [1, ...this.dispatcher.nodes.ids()]) n.invalInode(ino, 0, 0).catch(log);
+  }
+
   status(): SessionStatus {
     const u = this.uring;
     return {
@@ -200,6 +222,9 @@ export class Session {
       requests: { io_uring: u?.requests ?? 0, classic: this.dev.requests },
       inflight: this.dispatcher.inflight,
       reactor: { wakeups: this.reactor.wakeups, completions: this.reactor.completions },
+      kernelNodes: this.dispatcher.nodes.size,
+      notifications: { sent: this.notifier?.sent ?? 0, failed: this.notifier?.failed ?? 0 },
+      ...this.extraStatus(),
       ops: this.dispatcher.stats.snapshot(),
     };
   }

@@ -1,0 +1,112 @@
+/**
+ * Bundling a plugin's whole module graph into one ES module, so each generation re-runs every
+ * file of the plugin (a plain re-import would re-run only the entry). esbuild when running from
+ * source; Bun.build inside a compiled binary, where esbuild's native executable is absent.
+ * The `furing` import is bound to the running runtime's API object (a virtual module reading
+ * globalThis), never to a second copy of the runtime.
+ */
+import { resolve, isAbsolute } from "node:path";
+import * as api from "../api/index.ts";
+import { PluginError } from "./loader.ts";
+
+const API_GLOBAL = "__furing_api";
+(globalThis as Record<string, unknown>)[API_GLOBAL] = api;
+const VIRTUAL_API = `const api = globalThis.${API_GLOBAL};\nexport const { ${Object.keys(api).join(", ")} } = api;\nexport default api;\n`;
+
+export interface Bundle {
+  code: string;
+  /** Absolute paths of every source file in the graph (what to watch). */
+  inputs: string[];
+  bundler: "esbuild" | "bun";
+}
+
+type Esbuild = typeof import("esbuild");
+let esbuildMod: Esbuild | null | undefined;
+
+async function loadEsbuild(): Promise<Esbuild | null> {
+  if (esbuildMod !== undefined) return esbuildMod;
+  if (process.env.FURING_BUNDLER === "bun") return (esbuildMod = null);
+  try {
+    esbuildMod = await import("esbuild");
+  } catch {
+    esbuildMod = null;
+  }
+  return esbuildMod;
+}
+
+function loc(file: string | undefined, line: number | undefined, col: number | undefined): string {
+  if (!file) return "";
+  return `${isAbsolute(file) ? file : resolve(file)}:${line ?? 0}:${col ?? 0}`;
+}
+
+/** Bundle `entry`; a syntax or resolution error becomes a PluginError naming file:line. */
+export async function bundlePlugin(entry: string): Promise<Bundle> {
+  const esbuild = await loadEsbuild();
+  if (esbuild !== null) return bundleWithEsbuild(esbuild, entry);
+  return bundleWithBun(entry);
+}
+
+async function bundleWithEsbuild(esbuild: Esbuild, entry: string): Promise<Bundle> {
+  const cwd = process.cwd();
+  try {
+    const r = await esbuild.build({
+      entryPoints: [entry],
+      bundle: true,
+      write: false,
+      format: "esm",
+      platform: "node",
+      target: "esnext",
+      metafile: true,
+      sourcemap: "inline",
+      logLevel: "silent",
+      absWorkingDir: cwd,
+      plugins: [{
+        name: "furing-api",
+        setup(b) {
+          b.onResolve({ filter: /^furing$/ }, () => ({ path: "furing", namespace: "furing-api" }));
+          b.onLoad({ filter: /.*/, namespace: "furing-api" }, () => ({ contents: VIRTUAL_API, loader: "js" }));
+        },
+      }],
+    });
+    const inputs = Object.keys(r.metafile!.inputs).filter((p) => !p.startsWith("furing-api:")).map((p) => resolve(cwd, p));
+    return { code: r.outputFiles![0]!.text, inputs, bundler: "esbuild" };
+  } catch (e) {
+    const errs = (e as { errors?: { text: string; location?: { file: string; line: number; column: number; lineText?: string } }[] }).errors;
+    if (errs && errs.length > 0) {
+      const first = errs[0]!;
+      const where = first.location ? loc(first.location.file, first.location.line, first.location.column) : entry;
+      throw new PluginError(`${where}: ${first.text}${first.location?.lineText ? `\n    ${first.location.lineText}` : ""}${errs.length > 1 ? ` (+${errs.length - 1} more)` : ""}`);
+    }
+    throw new PluginError(`${entry}: bundling failed: ${(e as Error).message}`);
+  }
+}
+
+async function bundleWithBun(entry: string): Promise<Bundle> {
+  let r: Awaited<ReturnType<typeof Bun.build>>;
+  try {
+    r = await Bun.build({
+      entrypoints: [entry],
+      target: "bun",
+      format: "esm",
+      sourcemap: "inline",
+      metafile: true,
+      throw: true,
+      plugins: [{
+        name: "furing-api",
+        setup(b) {
+          b.onResolve({ filter: /^furing$/ }, () => ({ path: "furing", namespace: "furing-api" }));
+          b.onLoad({ filter: /.*/, namespace: "furing-api" }, () => ({ contents: VIRTUAL_API, loader: "js" }));
+        },
+      }],
+    } as Parameters<typeof Bun.build>[0]);
+  } catch (e) {
+    const errs = (e as { errors?: { message: string; position?: { file: string; line: number; column: number; lineText?: string } }[] }).errors ?? [];
+    const first = errs[0];
+    if (first) throw new PluginError(`${first.position ? loc(first.position.file, first.position.line, first.position.column) : entry}: ${first.message}${first.position?.lineText ? `\n    ${first.position.lineText}` : ""}`);
+    throw new PluginError(`${entry}: bundling failed: ${(e as Error).message}`);
+  }
+  const meta = (r as unknown as { metafile?: { inputs: Record<string, unknown> } }).metafile;
+  const cwd = process.cwd();
+  const inputs = meta ? Object.keys(meta.inputs).filter((p) => !p.startsWith("furing-api:")).map((p) => resolve(cwd, p)) : [entry];
+  return { code: await r.outputs[0]!.text(), inputs, bundler: "bun" };
+}

@@ -1,0 +1,232 @@
+/**
+ * The plugin host: builds generations of the plugin's code and swaps them in while mounted.
+ *
+ * Each generation is the plugin's whole module graph bundled into one module and imported from a
+ * fresh file. Every input file is watched; a change (debounced) builds, imports and initialises a
+ * new generation and then swaps it in atomically through the dispatcher: requests in flight finish
+ * on the old code, new requests go to the new code, and the old generation is destroyed when its
+ * last request ends. State survives through `ctx.keep`. A generation that fails to bundle, import,
+ * set up or init is rejected with file:line, and the old one keeps serving.
+ */
+import { mkdtempSync, writeFileSync, rmSync, watch, type FSWatcher } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname, basename } from "node:path";
+import { createHash } from "node:crypto";
+import type { Filesystem, Notifier, Plugin, PluginContext } from "../api/types.ts";
+import { FuseError } from "../api/errno.ts";
+import { bundlePlugin } from "./bundle.ts";
+import { resolvePluginEntry, pluginFromModule, parsePluginOptions, instantiate, errorLocation, PluginError } from "./loader.ts";
+import { Generation, type Dispatcher } from "../dispatch/dispatcher.ts";
+
+export interface HostOptions {
+  /** Plugin argument: memfs, passthrough, a directory or a file. */
+  spec: string;
+  /** Plugin options from the command line (`--source DIR`, ...). */
+  pluginArgs: string[];
+  mountpoint: string;
+  log: (line: string) => void;
+}
+
+/** Notifier handed to plugins before the kernel connection exists; calls wait until it does. */
+class DeferredNotifier implements Notifier {
+  private real: Notifier | null = null;
+  private readonly ready: Promise<Notifier>;
+  private resolveReady!: (n: Notifier) => void;
+  constructor() {
+    this.ready = new Promise((r) => (this.resolveReady = r));
+  }
+  bind(n: Notifier): void {
+    this.real = n;
+    this.resolveReady(n);
+  }
+  private get n(): Promise<Notifier> {
+    return this.real !== null ? Promise.resolve(this.real) : this.ready;
+  }
+  invalInode(ino: number, offset?: number, length?: number) { return this.n.then((n) => n.invalInode(ino, offset, length)); }
+  invalEntry(parent: number, name: string, expireOnly?: boolean) { return this.n.then((n) => n.invalEntry(parent, name, expireOnly)); }
+  delete(parent: number, child: number, name: string) { return this.n.then((n) => n.delete(parent, child, name)); }
+  store(ino: number, offset: number, data: Uint8Array) { return this.n.then((n) => n.store(ino, offset, data)); }
+  retrieve(ino: number, offset: number, size: number) { return this.n.then((n) => n.retrieve(ino, offset, size)); }
+}
+
+interface Built {
+  plugin: Plugin<Record<string, unknown>>;
+  name: string;
+  inputs: string[];
+  hash: string;
+  buildMs: number;
+}
+
+export class PluginHost {
+  readonly entry: string;
+  readonly notify = new DeferredNotifier();
+  name = "";
+  generation = 0;
+  /** Files of the current generation's module graph. */
+  inputs: string[] = [];
+  private readonly kept = new Map<string, unknown>();
+  private readonly dir = mkdtempSync(join(tmpdir(), "furing-gen-"));
+  private hash = "";
+  private watchers: FSWatcher[] = [];
+  private dispatcher: Dispatcher | null = null;
+  private afterSwap: (() => void) | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private building = false;
+  private again = false;
+  /** Reloads attempted / rejected (status). */
+  reloads = 0;
+  rejected = 0;
+  lastError: string | null = null;
+
+  constructor(private readonly o: HostOptions) {
+    this.entry = resolvePluginEntry(o.spec);
+    process.on("exit", () => rmSync(this.dir, { recursive: true, force: true }));
+  }
+
+  private async build(n: number): Promise<Built> {
+    const t0 = performance.now();
+    const b = await bundlePlugin(this.entry);
+    const hash = createHash("sha256").update(b.code).digest("hex");
+    const file = join(this.dir, `gen-${n}.mjs`);
+    writeFileSync(file, b.code);
+    let mod: Record<string, unknown>;
+    try {
+      mod = await import(file);
+    } catch (e) {
+      const where = errorLocation(e);
+      throw new PluginError(`${where ? where + ": " : ""}loading ${this.entry} failed: ${(e as Error)?.message ?? String(e)}`);
+    } finally {
+      rmSync(file, { force: true });
+    }
+    const plugin = pluginFromModule(mod, this.entry);
+    const name = plugin.name ?? (basename(this.entry).startsWith("index.") ? basename(dirname(this.entry)) : basename(this.entry).replace(/\.[^.]+$/, ""));
+    return { plugin, name, inputs: b.inputs, hash, buildMs: performance.now() - t0 };
+  }
+
+  private async setUp(b: Built, n: number): Promise<Filesystem> {
+    const options = parsePluginOptions(b.name, b.plugin.options, this.o.pluginArgs);
+    const ctx: PluginContext<Record<string, unknown>> = {
+      options,
+      mountpoint: this.o.mountpoint,
+      generation: n,
+      notify: this.notify,
+      log: (...args: unknown[]) => this.o.log(`[${b.name}] ${args.map((a) => (typeof a === "string" ? a : Bun.inspect(a))).join(" ")}`),
+      keep: <T>(key: string, init: () => T): T => {
+        if (this.kept.has(key)) return this.kept.get(key) as T;
+        const v = init();
+        this.kept.set(key, v);
+        return v;
+      },
+    };
+    return instantiate({ name: b.name, entry: this.entry, plugin: b.plugin }, ctx);
+  }
+
+  /** Build and set up the first generation (errors are PluginErrors: nothing is mounted). */
+  async start(): Promise<{ name: string; fs: Filesystem; options: Record<string, unknown>; plugin: Plugin<Record<string, unknown>> }> {
+    const b = await this.build(1);
+    const fs = await this.setUp(b, 1);
+    this.generation = 1;
+    this.name = b.name;
+    this.inputs = b.inputs;
+    this.hash = b.hash;
+    return { name: b.name, fs, options: parsePluginOptions(b.name, b.plugin.options, this.o.pluginArgs), plugin: b.plugin };
+  }
+
+  /** Start serving reloads into `dispatcher`; `afterSwap` invalidates kernel caches. */
+  attach(dispatcher: Dispatcher, afterSwap: () => void): void {
+    this.dispatcher = dispatcher;
+    this.afterSwap = afterSwap;
+  }
+
+  /** Watch every input file; changes reload (debounced 50 ms). */
+  watch(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    const byDir = new Map<string, Set<string>>();
+    for (const f of this.inputs) {
+      if (f.includes("/node_modules/")) continue;
+      const d = dirname(f);
+      if (!byDir.has(d)) byDir.set(d, new Set());
+      byDir.get(d)!.add(basename(f));
+    }
+    for (const [d, names] of byDir) {
+      try {
+        this.watchers.push(watch(d, (_ev, file) => {
+          if (file === null || names.has(String(file))) this.schedule(join(d, String(file ?? "")));
+        }));
+      } catch (e) {
+        this.o.log(`furing: cannot watch ${d}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  private schedule(file: string): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.reload(file);
+    }, 50);
+  }
+
+  /** Build, set up and swap in a new generation. Returns true when it is serving. */
+  async reload(trigger = "request"): Promise<boolean> {
+    if (this.building) {
+      this.again = true;
+      return false;
+    }
+    this.building = true;
+    this.reloads++;
+    const n = this.generation + 1;
+    const t0 = performance.now();
+    try {
+      const b = await this.build(n);
+      if (b.hash === this.hash) {
+        this.o.log(`furing: ${basename(trigger)} changed but the bundle is identical; generation ${this.generation} keeps serving (${(performance.now() - t0).toFixed(0)} ms)`);
+        return false;
+      }
+      const fs = await this.setUp(b, n);
+      try {
+        await fs.init?.();
+      } catch (e) {
+        const where = errorLocation(e);
+        throw new PluginError(`init of generation ${n} failed${where ? ` at ${where}` : ""}: ${(e as Error)?.message ?? String(e)}`);
+      }
+      const d = this.dispatcher;
+      if (d === null) throw new PluginError("not mounted yet");
+      d.swap(new Generation(n, fs), (old) => {
+        Promise.resolve()
+          .then(() => old.fs.destroy?.())
+          .catch((e) => this.o.log(`furing: destroy of generation ${old.id} failed: ${(e as Error).message}`));
+      });
+      this.generation = n;
+      this.name = b.name;
+      this.hash = b.hash;
+      this.lastError = null;
+      const changedInputs = b.inputs.join("\0") !== this.inputs.join("\0");
+      this.inputs = b.inputs;
+      if (changedInputs) this.watch();
+      this.afterSwap?.();
+      this.o.log(`furing: generation ${n} serving (${basename(trigger)} changed; reload took ${(performance.now() - t0).toFixed(0)} ms)`);
+      return true;
+    } catch (e) {
+      this.rejected++;
+      const msg = e instanceof PluginError || e instanceof FuseError ? e.message : `${(e as Error)?.stack ?? String(e)}`;
+      this.lastError = msg;
+      this.o.log(`furing: reload rejected, generation ${this.generation} keeps serving: ${msg}`);
+      return false;
+    } finally {
+      this.building = false;
+      if (this.again) {
+        this.again = false;
+        this.schedule(trigger);
+      }
+    }
+  }
+
+  close(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    if (this.timer !== null) clearTimeout(this.timer);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

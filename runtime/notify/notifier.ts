@@ -1,0 +1,191 @@
+/**
+ * Notifications (server → kernel): invalidate inodes and entries, store and retrieve page-cache
+ * data, bump the dentry epoch. Each is an IORING_OP_WRITE of a message to /dev/fuse forced onto an
+ * io_uring worker (IOSQE_ASYNC): a notification can wait on kernel locks that a caller waiting on
+ * this daemon holds (INVAL_ENTRY takes the directory lock), so it must never run on the reactor.
+ */
+import { Arena } from "../ffi/memory.ts";
+import { IORING_OP_WRITE } from "../ffi/liburing.ts";
+import type { Reactor } from "../reactor/reactor.ts";
+import { Notify, OUT_HEADER_SIZE } from "../kernel/abi.ts";
+import { setU64, setI64 } from "../kernel/codec.ts";
+import { FuseError } from "../api/errno.ts";
+import type { Notifier } from "../api/types.ts";
+
+const IOSQE_ASYNC = 1 << 4;
+const SLOT_SIZE = 4096 + 128;
+const SLOTS = 64;
+const ENOENT = 2;
+/** Marks notify_unique values of RETRIEVE (kernel uniques never have this high word). */
+const RETRIEVE_MARK = 0x40000000;
+
+interface Pending {
+  resolve: () => void;
+  reject: (e: Error) => void;
+  what: string;
+}
+
+export class KernelNotifier implements Notifier {
+  private readonly arena = new Arena(SLOTS * SLOT_SIZE);
+  private readonly views: DataView[] = [];
+  private readonly bytes: Uint8Array[] = [];
+  private readonly free: number[] = [];
+  private readonly pending: (Pending | null)[] = [];
+  private readonly waiting: (() => void)[] = [];
+  private readonly kind: number;
+  private retrieveSeq = 0;
+  private readonly retrieves = new Map<number, { resolve: (b: Uint8Array) => void; size: number }>();
+  /** Notifications sent and failed (status). */
+  sent = 0;
+  failed = 0;
+
+  constructor(private readonly reactor: Reactor, private readonly fd: number, private readonly minor: number) {
+    for (let i = 0; i < SLOTS; i++) {
+      const off = this.arena.take(SLOT_SIZE, 64);
+      this.views.push(new DataView(this.arena.region.buffer, off, SLOT_SIZE));
+      this.bytes.push(new Uint8Array(this.arena.region.buffer, off, SLOT_SIZE));
+      this.free.push(i);
+      this.pending.push(null);
+    }
+    this.kind = reactor.addHandler((i, res) => this.onCqe(i, res));
+  }
+
+  private async slot(): Promise<number> {
+    for (;;) {
+      const i = this.free.pop();
+      if (i !== undefined) return i;
+      await new Promise<void>((r) => this.waiting.push(r));
+    }
+  }
+
+  /** Send the message built in slot `i` (payload after the 16-byte header, `len` total). */
+  private send(i: number, code: number, len: number, what: string): Promise<void> {
+    const v = this.views[i]!;
+    v.setUint32(0, len, true);
+    v.setInt32(4, code, true);
+    v.setUint32(8, 0, true); // unique 0 = notification
+    v.setUint32(12, 0, true);
+    return new Promise<void>((resolve, reject) => {
+      this.pending[i] = { resolve, reject, what };
+      const r = this.reactor.ring;
+      const o = this.reactor.sqe(this.kind, i);
+      r.sqes.setUint8(o, IORING_OP_WRITE);
+      r.sqes.setUint8(o + 1, IOSQE_ASYNC);
+      r.sqes.setInt32(o + 4, this.fd, true);
+      const p = this.arena.region.ptr + v.byteOffset;
+      r.sqes.setUint32(o + 16, p >>> 0, true);
+      r.sqes.setUint32(o + 20, Math.floor(p / 4294967296), true);
+      r.sqes.setUint32(o + 24, len, true);
+      this.reactor.flushSoon();
+    });
+  }
+
+  private onCqe(i: number, res: number): void {
+    const p = this.pending[i]!;
+    this.pending[i] = null;
+    this.free.push(i);
+    this.waiting.shift()?.();
+    this.sent++;
+    // ENOENT: the kernel does not have that inode/entry cached: nothing to invalidate
+    if (res >= 0 || res === -ENOENT) return p.resolve();
+    this.failed++;
+    p.reject(new FuseError(-res, `notify ${p.what} failed: errno ${-res}`));
+  }
+
+  async invalInode(ino: number, offset = 0, length = 0): Promise<void> {
+    const i = await this.slot();
+    const v = this.views[i]!;
+    setU64(v, 16, ino);
+    setI64(v, 24, offset);
+    setI64(v, 32, length);
+    return this.send(i, Notify.INVAL_INODE, OUT_HEADER_SIZE + 24, `inval_inode(${ino})`);
+  }
+
+  private async entryMessage(code: number, parent: number, child: number, name: string, expireOnly: boolean): Promise<void> {
+    const nameLen = Buffer.byteLength(name);
+    if (nameLen === 0 || nameLen > 4000 || name.includes("/")) throw new FuseError("EINVAL", `invalid name ${JSON.stringify(name)}`);
+    const i = await this.slot();
+    const v = this.views[i]!;
+    const b = this.bytes[i]!;
+    let off: number;
+    if (code === Notify.INVAL_ENTRY) {
+      setU64(v, 16, parent);
+      v.setUint32(24, nameLen, true);
+      v.setUint32(28, expireOnly ? 1 : 0, true);
+      off = 32;
+    } else {
+      setU64(v, 16, parent);
+      setU64(v, 24, child);
+      v.setUint32(32, nameLen, true);
+      v.setUint32(36, 0, true);
+      off = 40;
+    }
+    Buffer.from(b.buffer, b.byteOffset, b.byteLength).write(name, off, "utf8");
+    b[off + nameLen] = 0;
+    return this.send(i, code, off + nameLen + 1, `${code === Notify.DELETE ? "delete" : "inval_entry"}(${parent}, ${JSON.stringify(name)})`);
+  }
+
+  invalEntry(parent: number, name: string, expireOnly = false): Promise<void> {
+    return this.entryMessage(Notify.INVAL_ENTRY, parent, 0, name, expireOnly);
+  }
+
+  delete(parent: number, child: number, name: string): Promise<void> {
+    return this.entryMessage(Notify.DELETE, parent, child, name, false);
+  }
+
+  async store(ino: number, offset: number, data: Uint8Array): Promise<void> {
+    const chunk = 4096;
+    const parts: Promise<void>[] = [];
+    for (let pos = 0; pos < data.length || (pos === 0 && data.length === 0); pos += chunk) {
+      const piece = data.subarray(pos, pos + chunk);
+      const i = await this.slot();
+      const v = this.views[i]!;
+      setU64(v, 16, ino);
+      setU64(v, 24, offset + pos);
+      v.setUint32(32, piece.length, true);
+      v.setUint32(36, 0, true);
+      this.bytes[i]!.set(piece, 40);
+      parts.push(this.send(i, Notify.STORE, 40 + piece.length, `store(${ino})`));
+      if (data.length === 0) break;
+    }
+    await Promise.all(parts);
+  }
+
+  async retrieve(ino: number, offset: number, size: number): Promise<Uint8Array> {
+    const seq = (this.retrieveSeq = (this.retrieveSeq + 1) >>> 0);
+    const got = new Promise<Uint8Array>((resolve) => this.retrieves.set(seq, { resolve, size }));
+    const i = await this.slot();
+    const v = this.views[i]!;
+    v.setUint32(16, seq, true); // notify_unique (low word)
+    v.setUint32(20, RETRIEVE_MARK, true);
+    setU64(v, 24, ino);
+    setU64(v, 32, offset);
+    v.setUint32(40, size, true);
+    v.setUint32(44, 0, true);
+    try {
+      await this.send(i, Notify.RETRIEVE, OUT_HEADER_SIZE + 32, `retrieve(${ino})`);
+    } catch (e) {
+      this.retrieves.delete(seq);
+      throw e;
+    }
+    return got;
+  }
+
+  /** A NOTIFY_REPLY arrived: is it ours? Delivers a copy of its data. */
+  onNotifyReply(uniqueLo: number, uniqueHi: number, data: Uint8Array): boolean {
+    if (uniqueHi !== RETRIEVE_MARK) return false;
+    const r = this.retrieves.get(uniqueLo);
+    if (r === undefined) return false;
+    this.retrieves.delete(uniqueLo);
+    r.resolve(data.slice(0, r.size));
+    return true;
+  }
+
+  /** Invalidate every cached dentry (protocol ≥ 7.44); false when the kernel is too old. */
+  async incEpoch(): Promise<boolean> {
+    if (this.minor < 44) return false;
+    const i = await this.slot();
+    await this.send(i, Notify.INC_EPOCH, OUT_HEADER_SIZE, "inc_epoch");
+    return true;
+  }
+}
