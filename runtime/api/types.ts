@@ -86,6 +86,14 @@ export interface OpenReply {
   noflush?: boolean;
   /** Allow parallel direct writes on this file (FOPEN_PARALLEL_DIRECT_WRITES). */
   parallelDirectWrites?: boolean;
+  /**
+   * Kernel passthrough (FUSE_PASSTHROUGH): an open descriptor of a backing file whose reads and
+   * writes the kernel then performs itself, bypassing the daemon. Used only when the mount has
+   * passthrough (root, kernel support, not `-o no_passthrough`; see `PluginContext.passthrough`);
+   * the runtime registers it with the kernel, and the plugin may close its descriptor after open
+   * returns.
+   */
+  backingFd?: number;
 }
 
 /** create's reply: the new entry plus the open file. */
@@ -284,6 +292,20 @@ export interface Notifier {
   retrieve(ino: number, offset: number, size: number): Promise<Uint8Array>;
 }
 
+/**
+ * File I/O submitted on the runtime's io_uring (no thread pool, no copy): reading into a read op's
+ * `dest` lands straight in the kernel's reply buffer (IORING_OP_READ_FIXED on the registered
+ * payload buffers), writing a write op's `data` goes straight from the request buffer.
+ */
+export interface FileIO {
+  /** Read up to `dest.length` bytes of `fd` at `offset` into `dest`; resolves with the count. */
+  read(fd: number, dest: Uint8Array, offset: number): Promise<number>;
+  /** Write `src` to `fd` at `offset`; resolves with the count written. */
+  write(fd: number, src: Uint8Array, offset: number): Promise<number>;
+  /** fsync (or fdatasync) `fd`. */
+  fsync(fd: number, datasync: boolean): Promise<void>;
+}
+
 /** What a plugin's `setup` receives. */
 export interface PluginContext<O = Record<string, unknown>> {
   /** Parsed plugin options. */
@@ -302,6 +324,13 @@ export interface PluginContext<O = Record<string, unknown>> {
   readonly generation: number;
   /** Notifications to the kernel (available once mounted; calls made earlier wait for it). */
   readonly notify: Notifier;
+  /** File I/O on the runtime's io_uring. */
+  readonly io: FileIO;
+  /**
+   * Whether kernel passthrough (`OpenReply.backingFd`) will be used: a function because it is
+   * only known once the kernel has answered INIT.
+   */
+  passthrough(): boolean;
 }
 
 /** A plugin with options and a setup step; `setup` returns the filesystem. */

@@ -6,7 +6,8 @@ import { parseMountOptions, defaultMountOptions, optionHelp, UsageError } from "
 import { checkMountpoint } from "../mount/mount.ts";
 import { PluginError, pluginOptionHelp } from "../host/loader.ts";
 import { PluginHost } from "../host/host.ts";
-import { Session } from "../session/session.ts";
+import { Session, createReactor } from "../session/session.ts";
+import { RingFileIO } from "../io/file-io.ts";
 import { serveControl } from "../control/socket.ts";
 
 export const MOUNT_USAGE = "  furing mount <plugin> <mountpoint> [-o opt[,opt...]] [-f] [-d] [--no-watch] [plugin options]";
@@ -60,7 +61,10 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const options = parseMountOptions(optLists, defaultMountOptions());
   const mountpoint = checkMountpoint(dir);
 
-  const host = new PluginHost({ spec, pluginArgs, mountpoint, log });
+  const reactor = createReactor(options);
+  const fileIO = new RingFileIO(reactor);
+  let session: Session | null = null;
+  const host = new PluginHost({ spec, pluginArgs, mountpoint, log, io: fileIO, passthrough: () => session?.passthrough ?? false });
   let first;
   try {
     first = await host.start();
@@ -71,11 +75,11 @@ export async function mountCommand(argv: string[]): Promise<number> {
   }
   void pluginOptionHelp;
 
-  const session = new Session({ mountpoint, options, debug, pluginName: first.name, fs: first.fs, log });
+  session = new Session({ reactor, fileIO, mountpoint, options, debug, pluginName: first.name, fs: first.fs, log });
   session.extraStatus = () => ({ generation: host.generation, reloads: host.reloads, rejectedReloads: host.rejected, lastReloadError: host.lastError, watching: watch });
   session.start();
   const control = serveControl(mountpoint, () => session.status());
-  const onSignal = (sig: string) => () => void session.onSignal(sig);
+  const onSignal = (sig: string) => () => void session!.onSignal(sig);
   process.on("SIGINT", onSignal("SIGINT"));
   process.on("SIGTERM", onSignal("SIGTERM"));
   process.on("SIGHUP", () => {}); // keep serving when the terminal goes away

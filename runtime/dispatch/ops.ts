@@ -30,6 +30,8 @@ export interface OpConfig {
   onForget?: (ino: number, nlookup: number) => void;
   /** Data for a RETRIEVE notification (NOTIFY_REPLY): unique halves and the retrieved bytes. */
   onNotifyReply?: (uniqueLo: number, uniqueHi: number, data: Uint8Array) => void;
+  /** Kernel passthrough, when negotiated: registers backing files for open replies. */
+  backing?: { open(fd: number, fh: number): number; release(fh: number): void } | null;
 }
 
 export const NOSYS = Symbol("ENOSYS");
@@ -77,12 +79,20 @@ const encEntry: Encoder = (c, e: Entry) => {
   return encodeEntry(c.slot.data, c.slot.replyOff, e, cfgRef.entryTimeout, cfgRef.attrTimeout);
 };
 const encAttr: Encoder = (c, a) => encodeAttrOut(c.slot.data, c.slot.replyOff, a, cfgRef.attrTimeout);
-const encOpen: Encoder = (c, r: OpenReply | void) => encodeOpenOut(c.slot.data, c.slot.replyOff, r, cfgRef.openDefaults);
+/** Backing id for an open reply that asks for kernel passthrough (0 = none). */
+function backingId(r: OpenReply | void | null | undefined): number {
+  if (r === undefined || r === null || typeof r !== "object" || r.backingFd === undefined) return 0;
+  const b = cfgRef.backing;
+  if (b === undefined || b === null) return 0;
+  if (!Number.isInteger(r.backingFd) || r.backingFd < 0) throw new ReplyError(`backingFd must be a file descriptor (got ${String(r.backingFd)})`);
+  return b.open(r.backingFd, r.fh ?? 0);
+}
+const encOpen: Encoder = (c, r: OpenReply | void) => encodeOpenOut(c.slot.data, c.slot.replyOff, r, cfgRef.openDefaults, backingId(r));
 const encStatfs: Encoder = (c, s) => encodeStatfs(c.slot.data, c.slot.replyOff, s ?? DEFAULT_STATFS);
 const encCreate: Encoder = (c, r: { entry: Entry } & OpenReply) => {
   if (typeof r !== "object" || r === null || typeof r.entry !== "object") throw new ReplyError("create must return { entry, fh?, ... }");
   encodeEntry(c.slot.data, c.slot.replyOff, r.entry, cfgRef.entryTimeout, cfgRef.attrTimeout);
-  encodeOpenOut(c.slot.data, c.slot.replyOff + ENTRY_OUT_SIZE, r, cfgRef.openDefaults);
+  encodeOpenOut(c.slot.data, c.slot.replyOff + ENTRY_OUT_SIZE, r, cfgRef.openDefaults, backingId(r));
   c.countsLookup = true;
   return ENTRY_OUT_SIZE + OPEN_OUT_SIZE;
 };
@@ -346,8 +356,9 @@ h(Op.STATFS, (c) => {
   const f = c.fs.statfs;
   return f === undefined ? DEFAULT_STATFS : f.call(c.fs, c, c.nodeid);
 });
-h(Op.RELEASE, (c) => {
+h(Op.RELEASE, (c, cfg) => {
   c.enc = encNone;
+  cfg.backing?.release(u64(c, 0));
   return c.fs.release?.(c, c.nodeid, u64(c, 0), u32(c, 8));
 });
 h(Op.FSYNC, (c) => {

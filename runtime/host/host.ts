@@ -12,7 +12,7 @@ import { mkdtempSync, writeFileSync, rmSync, watch, type FSWatcher } from "node:
 import { tmpdir } from "node:os";
 import { join, dirname, basename } from "node:path";
 import { createHash } from "node:crypto";
-import type { Filesystem, Notifier, Plugin, PluginContext } from "../api/types.ts";
+import type { Filesystem, Notifier, Plugin, PluginContext, FileIO } from "../api/types.ts";
 import { FuseError } from "../api/errno.ts";
 import { bundlePlugin } from "./bundle.ts";
 import { resolvePluginEntry, pluginFromModule, parsePluginOptions, instantiate, errorLocation, PluginError } from "./loader.ts";
@@ -25,6 +25,10 @@ export interface HostOptions {
   pluginArgs: string[];
   mountpoint: string;
   log: (line: string) => void;
+  /** File I/O on the runtime's ring, handed to plugins. */
+  io: FileIO;
+  /** Whether kernel passthrough is in effect (known after INIT). */
+  passthrough: () => boolean;
 }
 
 /** Notifier handed to plugins before the kernel connection exists; calls wait until it does. */
@@ -110,6 +114,8 @@ export class PluginHost {
       mountpoint: this.o.mountpoint,
       generation: n,
       notify: this.notify,
+      io: this.o.io,
+      passthrough: this.o.passthrough,
       log: (...args: unknown[]) => this.o.log(`[${b.name}] ${args.map((a) => (typeof a === "string" ? a : Bun.inspect(a))).join(" ")}`),
       keep: <T>(key: string, init: () => T): T => {
         if (this.kept.has(key)) return this.kept.get(key) as T;

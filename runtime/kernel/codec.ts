@@ -7,7 +7,7 @@
 import {
   ATTR_SIZE, ENTRY_OUT_SIZE, ATTR_OUT_SIZE, DIRENT_SIZE, DIRENTPLUS_SIZE, STATFS_OUT_SIZE,
   FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NONSEEKABLE, FOPEN_CACHE_DIR, FOPEN_NOFLUSH,
-  FOPEN_PARALLEL_DIRECT_WRITES,
+  FOPEN_PARALLEL_DIRECT_WRITES, FOPEN_PASSTHROUGH,
 } from "./abi.ts";
 import type { Attr, Entry, OpenReply, StatFs } from "../api/types.ts";
 
@@ -121,11 +121,11 @@ export function openFlags(r: OpenReply | void | undefined, defaults: number): nu
 }
 
 /** struct fuse_open_out (16 bytes). */
-export function encodeOpenOut(dv: DataView, off: number, r: OpenReply | void | undefined, defaults: number): number {
+export function encodeOpenOut(dv: DataView, off: number, r: OpenReply | void | undefined, defaults: number, backingId = 0): number {
   if (r !== undefined && r !== null && typeof r !== "object") throw new ReplyError(`open must return an object or nothing (got ${typeof r})`);
   setU64(dv, off, r?.fh === undefined ? 0 : num(r.fh, "fh"));
-  dv.setUint32(off + 8, openFlags(r, defaults), true);
-  dv.setInt32(off + 12, 0, true);
+  dv.setUint32(off + 8, openFlags(r, defaults) | (backingId > 0 ? FOPEN_PASSTHROUGH : 0), true);
+  dv.setInt32(off + 12, backingId, true);
   return 16;
 }
 

@@ -20,6 +20,8 @@ export interface MountOptions {
   ioUring: boolean;
   /** Ring entries per queue. */
   queueDepth: number;
+  /** Offer kernel passthrough (FUSE_PASSTHROUGH) to the plugin when the kernel and privileges allow. */
+  passthrough: boolean;
   readOnly: boolean;
   fsname: string | undefined;
   subtype: string | undefined;
@@ -41,7 +43,7 @@ export class UsageError extends Error {
 export function defaultMountOptions(): MountOptions {
   return {
     allowOther: false, allowRoot: false, defaultPermissions: true, entryTimeout: 1, attrTimeout: 1,
-    negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8,
+    negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8, passthrough: true,
     readOnly: false, fsname: undefined, subtype: undefined, maxRead: undefined, maxWrite: 1 << 20,
     mountFlags: MS_NOSUID | MS_NODEV, ignored: [],
   };
@@ -93,6 +95,8 @@ const OPTIONS: Record<string, { set: Setter; help: string }> = {
     help: "=on|off FUSE-over-io_uring transport (default on when the kernel offers it)",
   },
   io_uring_q_depth: { set: intIn(1, 1024, (o, n) => (o.queueDepth = n)), help: "=N ring entries per CPU queue (default 8)" },
+  passthrough: { set: flag((o) => (o.passthrough = true)), help: "kernel passthrough of open files when the plugin asks (default)" },
+  no_passthrough: { set: flag((o) => (o.passthrough = false)), help: "never use kernel passthrough" },
   ro: { set: msFlag(MS_RDONLY), help: "read-only mount" },
   rw: { set: msFlag(0, MS_RDONLY), help: "read-write mount (default)" },
   fsname: { set: str((o, s) => (o.fsname = s)), help: "=NAME source shown in /proc/mounts" },

@@ -21,6 +21,8 @@ export function maxPagesLimit(): number {
 
 export interface Negotiated {
   out: InitOut;
+  /** FUSE_PASSTHROUGH negotiated: open replies may carry backing ids. */
+  passthrough: boolean;
   /** Kernel offered FUSE_OVER_IO_URING. */
   uringOffered: boolean;
   setxattrExt: boolean;
@@ -60,6 +62,8 @@ export function negotiate(init: InitIn, fs: Filesystem, o: MountOptions): Negoti
     want(Init.POSIX_LOCKS);
     want(Init.FLOCK_LOCKS);
   }
+  // kernel passthrough needs CAP_SYS_ADMIN for FUSE_DEV_IOC_BACKING_OPEN
+  const passthrough = o.passthrough && process.getuid!() === 0 && want(Init.PASSTHROUGH);
   flags >>>= 0;
   const maxPages = Math.min(256, maxPagesLimit());
   const maxWrite = Math.min(o.maxWrite, maxPages * PAGE_SIZE);
@@ -74,11 +78,12 @@ export function negotiate(init: InitIn, fs: Filesystem, o: MountOptions): Negoti
     maxWrite,
     timeGran: 1,
     maxPages,
-    maxStackDepth: 0,
+    maxStackDepth: passthrough ? 1 : 0,
     requestTimeout: 0,
   };
   return {
     out,
+    passthrough,
     uringOffered: offered(Init.OVER_IO_URING),
     setxattrExt,
     payloadSize: Math.max(8192, Math.max(4096, maxWrite), maxPages * PAGE_SIZE),

@@ -17,8 +17,19 @@ import type { MountOptions } from "../mount/options.ts";
 import { mountFuse, unmountInChild, describeHolders, MountError } from "../mount/mount.ts";
 import { negotiate, uringUnavailableReason } from "./init.ts";
 import { KernelNotifier } from "../notify/notifier.ts";
+import { BackingFiles } from "./backing.ts";
+import type { RingFileIO } from "../io/file-io.ts";
+import type { MountOptions as Opts } from "../mount/options.ts";
+
+/** The reactor a session over these options needs: SQ room for every ring entry's command, the /dev/fuse poll and a tick's replies. */
+export function createReactor(o: Opts): Reactor {
+  return new Reactor(possibleCpus() * o.queueDepth + 64);
+}
 
 export interface SessionConfig {
+  /** The reactor (created first: plugins get file I/O on its ring before mounting). */
+  reactor: Reactor;
+  fileIO: RingFileIO;
   mountpoint: string;
   options: MountOptions;
   /** -d: trace every request. */
@@ -43,6 +54,7 @@ export interface SessionStatus {
   inflight: number;
   reactor: { wakeups: number; completions: number };
   kernelNodes: number;
+  passthrough: string;
   notifications: { sent: number; failed: number };
   ops: Record<string, unknown>;
 }
@@ -54,6 +66,9 @@ export class Session {
   private uring: UringTransport | null = null;
   /** Available once INIT is answered. */
   notifier: KernelNotifier | null = null;
+  /** Kernel passthrough negotiated. */
+  passthrough = false;
+  private backing: BackingFiles | null = null;
   /** Extra status fields (the plugin host's generation and reloads). */
   extraStatus: () => Record<string, unknown> = () => ({});
   private fd = -1;
@@ -99,11 +114,11 @@ export class Session {
       if (e === 2) throw new MountError("/dev/fuse does not exist (load the fuse module: modprobe fuse)");
       throw new MountError(`cannot open /dev/fuse: ${new SyscallError("open", e).message}`);
     }
-    const queues = possibleCpus();
-    // SQ room for every ring entry's command plus the /dev/fuse poll and replies in one tick
-    this.reactor = new Reactor(queues * o.queueDepth + 64);
+    this.reactor = this.cfg.reactor;
     const devSlots = Math.max(4, o.queueDepth);
     this.dev = new DevTransport(this.reactor, this.fd, devSlots, Math.max(8192, o.maxWrite + 4096), (s) => this.onRequest(s), (r) => this.onClosed(r));
+    const region = this.dev.region;
+    this.cfg.fileIO.addRegion({ buffer: region.buffer, ptr: region.ptr, fixedIndex: -1 });
     mountFuse(this.fd, this.cfg.mountpoint, o, this.cfg.pluginName);
     this.reactor.start();
     this.dev.start();
@@ -127,6 +142,11 @@ export class Session {
     const init = decodeInitIn(slot.hdr, IN_HEADER_SIZE);
     const n = negotiate(init, this.cfg.fs, o);
     this.dispatcher.cfg.setxattrExt = n.setxattrExt;
+    if (n.passthrough) {
+      this.passthrough = true;
+      this.backing = new BackingFiles(this.fd, this.cfg.log);
+      this.dispatcher.cfg.backing = this.backing;
+    }
     if (n.uringOffered && o.ioUring) {
       try {
         this.uring = new UringTransport(this.reactor, this.fd, possibleCpus(), o.queueDepth, n.payloadSize, (s) => this.onRequest(s), (r) => this.onClosed(r));
@@ -148,6 +168,8 @@ export class Session {
     this.dispatcher.cfg.onNotifyReply = (lo, hi, data) => void notifier.onNotifyReply(lo, hi, data);
     const u = this.uring;
     if (u !== null) {
+      const p = u.payloadRegion;
+      this.cfg.fileIO.addRegion({ buffer: p.buffer, ptr: p.ptr, fixedIndex: u.fixedBuffers === null ? 0 : -1 });
       u.register();
       this.reactor.submit();
       const fixed = u.fixedBuffers === null ? "fixed buffers registered" : `fixed buffers unavailable: ${u.fixedBuffers}`;
@@ -223,6 +245,7 @@ export class Session {
       inflight: this.dispatcher.inflight,
       reactor: { wakeups: this.reactor.wakeups, completions: this.reactor.completions },
       kernelNodes: this.dispatcher.nodes.size,
+      passthrough: this.passthrough ? `on (${this.backing?.opened ?? 0} backing files opened)` : "off",
       notifications: { sent: this.notifier?.sent ?? 0, failed: this.notifier?.failed ?? 0 },
       ...this.extraStatus(),
       ops: this.dispatcher.stats.snapshot(),

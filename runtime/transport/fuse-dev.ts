@@ -29,6 +29,8 @@ export class DevTransport implements Transport {
   private starved = false;
   private pumping = false;
   private closed = false;
+  /** Native memory of all slots. */
+  readonly region: import("../ffi/memory.ts").NativeRegion;
 
   /**
    * @param bufSize per-slot buffer; must be ≥ max(8192, 80 + max_write) (kernel read-size rule)
@@ -43,6 +45,7 @@ export class DevTransport implements Transport {
     private readonly onClosed: (reason: string) => void,
   ) {
     const arena = new Arena(slotCount * bufSize);
+    this.region = arena.region;
     for (let i = 0; i < slotCount; i++) {
       const off = arena.take(bufSize, 4096);
       const dv = new DataView(arena.region.buffer, off, bufSize);

@@ -46,6 +46,10 @@ export class UringTransport implements Transport {
   private closed = false;
   /** First error that made an entry unusable (a failed REGISTER: the kernel fell back to /dev/fuse). */
   failure: string | null = null;
+  /** The payload buffers' native region (fixed buffer 0 when registered). */
+  get payloadRegion() {
+    return this.payloadArena.region;
+  }
   /** Fixed buffer registration: null = registered, else why not. */
   fixedBuffers: string | null = "not attempted";
 
