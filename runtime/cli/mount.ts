@@ -77,7 +77,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
 
   session = new Session({ reactor, fileIO, mountpoint, options, debug, pluginName: first.name, fs: first.fs, log });
   session.extraStatus = () => ({ generation: host.generation, reloads: host.reloads, rejectedReloads: host.rejected, lastReloadError: host.lastError, watching: watch });
-  session.start();
+  await session.start();
   const control = serveControl(mountpoint, () => session.status());
   const onSignal = (sig: string) => () => void session!.onSignal(sig);
   process.on("SIGINT", onSignal("SIGINT"));

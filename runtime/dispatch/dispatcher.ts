@@ -14,6 +14,9 @@ import { runHandler, NOSYS, NO_REPLY, type OpConfig } from "./ops.ts";
 import { Stats } from "./stats.ts";
 import { KernelNodes } from "./kernel-nodes.ts";
 
+/** Ops on already-open handles that allow_root never refuses (as libfuse). */
+const OPEN_HANDLE_OPS = new Set<number>([Op.READ, Op.WRITE, Op.FSYNC, Op.RELEASE, Op.READDIR, Op.READDIRPLUS, Op.FSYNCDIR, Op.RELEASEDIR, Op.FORGET, Op.BATCH_FORGET, Op.NOTIFY_REPLY, Op.FLUSH]);
+
 /** One generation of the plugin's code (hot reload swaps generations). */
 export class Generation {
   /** Requests of this generation still being served. */
@@ -26,6 +29,8 @@ export class Generation {
 
 export interface DispatchConfig extends OpConfig {
   negativeTimeout: number;
+  /** allow_root: uid of the mount owner; requests of other non-root users get EACCES (-1: off). */
+  denyOthers?: number;
   /** Where errors and the trace go. */
   log: (line: string) => void;
 }
@@ -91,6 +96,10 @@ export class Dispatcher implements CallOwner {
       this.interrupt(slot);
       this.noReply(c);
       return;
+    }
+    const deny = this.cfg.denyOthers ?? -1;
+    if (deny >= 0 && c.uid !== deny && c.uid !== 0 && !OPEN_HANDLE_OPS.has(opcode)) {
+      return this.reply(c, -Errno.EACCES, 0);
     }
     let r: unknown;
     try {

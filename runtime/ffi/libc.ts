@@ -19,6 +19,7 @@ const lib = dlopen("libc.so.6", {
   strerror: { args: [T.i32], returns: T.cstring },
   sched_getcpu: { args: [], returns: T.i32 },
   ioctl: { args: [T.i32, T.u64_fast, T.ptr], returns: T.i32 },
+  fcntl: { args: [T.i32, T.i32, T.i64_fast], returns: T.i32 },
 });
 
 export const libc = lib.symbols;
@@ -32,6 +33,13 @@ export function errno(): number {
 
 export function strerror(e: number): string {
   return String(lib.symbols.strerror(e));
+}
+
+/** Set O_NONBLOCK on a descriptor. */
+export function setNonBlocking(fd: number): void {
+  const F_GETFL = 3, F_SETFL = 4;
+  const fl = lib.symbols.fcntl(fd, F_GETFL, 0);
+  if (fl < 0 || lib.symbols.fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) throw new SyscallError("fcntl", errno());
 }
 
 /** A failed system call as an Error with Node-style `code`/`errno` fields. */

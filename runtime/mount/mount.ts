@@ -62,6 +62,20 @@ export function checkMountpoint(dir: string): string {
   return abs;
 }
 
+/** Options fusermount3 takes for an unprivileged mount (it adds fd, rootmode, user_id, group_id). */
+export function fusermountOptions(o: MountOptions, defaultSubtype: string): string {
+  const subtype = o.subtype ?? defaultSubtype;
+  const opts = [`fsname=${o.fsname ?? subtype}`, `subtype=${subtype}`, "nosuid", "nodev"];
+  if (o.mountFlags & 1) opts.push("ro");
+  if (o.mountFlags & 8) opts.push("noexec");
+  if (o.mountFlags & 1024) opts.push("noatime");
+  if (o.defaultPermissions) opts.push("default_permissions");
+  if (o.allowOther) opts.push("allow_other");
+  if (o.allowRoot && !o.allowOther) opts.push("allow_other"); // narrowed to owner + root by the dispatcher
+  if (o.maxRead !== undefined) opts.push(`max_read=${o.maxRead}`);
+  return opts.join(",");
+}
+
 /** mount(2) a FUSE filesystem served through `fd`. */
 export function mountFuse(fd: number, mountpoint: string, o: MountOptions, defaultSubtype: string): void {
   const uid = process.getuid!(), gid = process.getgid!();
@@ -69,12 +83,12 @@ export function mountFuse(fd: number, mountpoint: string, o: MountOptions, defau
   const source = o.fsname ?? subtype;
   const data = [`fd=${fd}`, "rootmode=40000", `user_id=${uid}`, `group_id=${gid}`];
   if (o.defaultPermissions) data.push("default_permissions");
-  if (o.allowOther) data.push("allow_other");
+  if (o.allowOther || o.allowRoot) data.push("allow_other"); // allow_root: the kernel knows allow_other only; root is let in below
   if (o.maxRead !== undefined) data.push(`max_read=${o.maxRead}`);
   const rc = libc.mount(cstr(source), cstr(mountpoint), cstr(`fuse.${subtype}`), o.mountFlags, cstr(data.join(",")));
   if (rc !== 0) {
     const e = errno();
-    if (e === 1) throw new MountError(`${mountpoint}: mount: permission denied (mounting needs root here; unprivileged mounts through fusermount3 are not supported yet)`);
+    if (e === 1) throw new MountError(`${mountpoint}: mount: permission denied`);
     throw new MountError(`${mountpoint}: ${new SyscallError("mount", e).message}`);
   }
 }

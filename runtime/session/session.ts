@@ -5,7 +5,7 @@
  */
 import { Init, Op, IN_HEADER_SIZE, IN_OPCODE, INIT_OUT_SIZE, OUT_HEADER_SIZE } from "../kernel/abi.ts";
 import { decodeInitIn, encodeInitOut } from "../kernel/codec.ts";
-import { libc, errno, cstr, SyscallError, O_RDWR, O_CLOEXEC, O_NONBLOCK } from "../ffi/libc.ts";
+import { libc, errno, cstr, SyscallError, setNonBlocking, O_RDWR, O_CLOEXEC, O_NONBLOCK } from "../ffi/libc.ts";
 import { Reactor } from "../reactor/reactor.ts";
 import { DevTransport } from "../transport/fuse-dev.ts";
 import { UringTransport, possibleCpus } from "../transport/fuse-ring.ts";
@@ -14,7 +14,8 @@ import { Dispatcher } from "../dispatch/dispatcher.ts";
 import { FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "../kernel/abi.ts";
 import type { Filesystem } from "../api/types.ts";
 import type { MountOptions } from "../mount/options.ts";
-import { mountFuse, unmountInChild, describeHolders, MountError } from "../mount/mount.ts";
+import { mountFuse, unmountInChild, describeHolders, MountError, fusermountOptions } from "../mount/mount.ts";
+import { mountWithFusermount } from "../mount/fusermount.ts";
 import { negotiate, uringUnavailableReason } from "./init.ts";
 import { KernelNotifier } from "../notify/notifier.ts";
 import { BackingFiles } from "./backing.ts";
@@ -95,6 +96,8 @@ export class Session {
         setxattrExt: false,
         trace: cfg.debug,
         log: cfg.log,
+        // allow_root: the kernel lets everyone in (allow_other); only the owner and root get served
+        denyOthers: o.allowRoot && !o.allowOther ? process.getuid!() : -1,
       },
       cfg.fs,
     );
@@ -105,21 +108,30 @@ export class Session {
     this.done = new Promise((res) => (this.finish = res));
   }
 
-  /** Open /dev/fuse, mount, and start serving. Resolves once mounted (INIT may still be pending). */
-  start(): void {
+  /**
+   * Open /dev/fuse, mount, and start serving. Resolves once mounted (INIT may still be pending).
+   * Root mounts with mount(2); a normal user through fusermount3.
+   */
+  async start(): Promise<void> {
     const o = this.cfg.options;
-    this.fd = libc.open(cstr("/dev/fuse"), O_RDWR | O_CLOEXEC | O_NONBLOCK, 0);
-    if (this.fd < 0) {
-      const e = errno();
-      if (e === 2) throw new MountError("/dev/fuse does not exist (load the fuse module: modprobe fuse)");
-      throw new MountError(`cannot open /dev/fuse: ${new SyscallError("open", e).message}`);
+    const root = process.getuid!() === 0;
+    if (root) {
+      this.fd = libc.open(cstr("/dev/fuse"), O_RDWR | O_CLOEXEC | O_NONBLOCK, 0);
+      if (this.fd < 0) {
+        const e = errno();
+        if (e === 2) throw new MountError("/dev/fuse does not exist (load the fuse module: modprobe fuse)");
+        throw new MountError(`cannot open /dev/fuse: ${new SyscallError("open", e).message}`);
+      }
+    } else {
+      this.fd = await mountWithFusermount(this.cfg.mountpoint, fusermountOptions(o, this.cfg.pluginName));
+      setNonBlocking(this.fd);
     }
     this.reactor = this.cfg.reactor;
     const devSlots = Math.max(4, o.queueDepth);
     this.dev = new DevTransport(this.reactor, this.fd, devSlots, Math.max(8192, o.maxWrite + 4096), (s) => this.onRequest(s), (r) => this.onClosed(r));
     const region = this.dev.region;
     this.cfg.fileIO.addRegion({ buffer: region.buffer, ptr: region.ptr, fixedIndex: -1 });
-    mountFuse(this.fd, this.cfg.mountpoint, o, this.cfg.pluginName);
+    if (root) mountFuse(this.fd, this.cfg.mountpoint, o, this.cfg.pluginName);
     this.reactor.start();
     this.dev.start();
     this.reactor.submit();
