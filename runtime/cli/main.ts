@@ -41,6 +41,9 @@ async function main(argv: string[]): Promise<number> {
       console.log(USAGE);
       return cmd === undefined ? 2 : 0;
     default:
+      // mount.fuse3 (fstab, mount -t fuse.furing) runs `furing <source> <mountpoint> -o <opts>`:
+      // mount <source> as the plugin and return once mounted, as libfuse programs do
+      if (rest.length >= 1 && !cmd.startsWith("-") && !rest[0]!.startsWith("-")) return mountCommand([cmd, ...rest, "--background"]);
       console.error(`furing: unknown command '${cmd}'\n\n${USAGE}`);
       return 2;
   }
@@ -48,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
 
 try {
   const code = await main(process.argv.slice(2));
-  if (code !== 0 || process.argv[2] !== "mount") process.exit(code);
+  process.exit(code);
 } catch (e) {
   if (e instanceof UsageError) {
     console.error(`furing: ${e.message}`);

@@ -8,9 +8,10 @@ import { PluginError, pluginOptionHelp } from "../host/loader.ts";
 import { PluginHost } from "../host/host.ts";
 import { Session, createReactor } from "../session/session.ts";
 import { RingFileIO } from "../io/file-io.ts";
+import { startInBackground, backgroundLogPath } from "./background.ts";
 import { serveControl } from "../control/socket.ts";
 
-export const MOUNT_USAGE = "  furing mount <plugin> <mountpoint> [-o opt[,opt...]] [-f] [-d] [--no-watch] [plugin options]";
+export const MOUNT_USAGE = "  furing mount <plugin> <mountpoint> [-o opt[,opt...]] [-f|--background] [-d] [--no-watch] [plugin options]";
 
 const HELP = `Usage:
 ${MOUNT_USAGE}
@@ -21,6 +22,8 @@ Editing the plugin's source swaps the new code in without unmounting.
 
   -o opt,...   mount options (below)
   -f           foreground (the default)
+  --background return once mounted; the daemon logs to --log FILE
+               (default: next to its control socket)
   -d, --debug  trace every request and reply
   --no-watch   do not reload the plugin when its files change
   -h, --help   this help
@@ -36,6 +39,8 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const pluginArgs: string[] = [];
   let debug = false;
   let watch = true;
+  let background = false;
+  let logFile: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "-h" || a === "--help") {
@@ -46,8 +51,17 @@ export async function mountCommand(argv: string[]): Promise<number> {
       if (v === undefined) throw new UsageError("-o needs a comma-separated option list");
       optLists.push(v);
     } else if (a.startsWith("-o") && a.length > 2) optLists.push(a.slice(2));
-    else if (a === "-f" || a === "--foreground") continue;
-    else if (a === "-d" || a === "--debug") debug = true;
+    else if (a === "-f" || a === "--foreground") {
+      background = false;
+      continue;
+    } else if (a === "--background") {
+      background = true;
+      continue;
+    } else if (a === "--log") {
+      logFile = argv[++i];
+      if (logFile === undefined) throw new UsageError("--log needs a file");
+      continue;
+    } else if (a === "-d" || a === "--debug") debug = true;
     else if (a === "--no-watch") watch = false;
     else if (a.startsWith("--")) {
       pluginArgs.push(a);
@@ -60,6 +74,13 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const [spec, dir] = positional as [string, string];
   const options = parseMountOptions(optLists, defaultMountOptions());
   const mountpoint = checkMountpoint(dir);
+  if (background) {
+    const log = logFile ?? backgroundLogPath(mountpoint);
+    const args = [spec, mountpoint, ...optLists.flatMap((l) => ["-o", l]), ...(debug ? ["-d"] : []), ...(watch ? [] : ["--no-watch"]), ...pluginArgs];
+    const pid = await startInBackground(args, mountpoint, log);
+    console.error(`furing: ${mountpoint} mounted in the background (pid ${pid}, log ${log})`);
+    return 0;
+  }
 
   const reactor = createReactor(options);
   const fileIO = new RingFileIO(reactor);
