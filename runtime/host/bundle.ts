@@ -8,6 +8,7 @@
 import { resolve, isAbsolute } from "node:path";
 import * as api from "../api/index.ts";
 import { PluginError } from "./loader.ts";
+import { isStandalone } from "./builtin.ts";
 
 const API_GLOBAL = "__furing_api";
 (globalThis as Record<string, unknown>)[API_GLOBAL] = api;
@@ -25,7 +26,8 @@ let esbuildMod: Esbuild | null | undefined;
 
 async function loadEsbuild(): Promise<Esbuild | null> {
   if (esbuildMod !== undefined) return esbuildMod;
-  if (process.env.FURING_BUNDLER === "bun") return (esbuildMod = null);
+  // inside a compiled binary esbuild's native executable is absent: Bun.build does the work
+  if (process.env.FURING_BUNDLER === "bun" || isStandalone()) return (esbuildMod = null);
   try {
     esbuildMod = await import("esbuild");
   } catch {

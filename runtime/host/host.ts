@@ -15,7 +15,8 @@ import { createHash } from "node:crypto";
 import type { Filesystem, Notifier, Plugin, PluginContext, FileIO } from "../api/types.ts";
 import { FuseError } from "../api/errno.ts";
 import { bundlePlugin } from "./bundle.ts";
-import { resolvePluginEntry, pluginFromModule, parsePluginOptions, instantiate, errorLocation, PluginError } from "./loader.ts";
+import { resolvePluginEntry, pluginFromModule, parsePluginOptions, instantiate, errorLocation, isBuiltinName, PluginError } from "./loader.ts";
+import { EMBEDDED_PLUGINS, isStandalone } from "./builtin.ts";
 import { Generation, type Dispatcher } from "../dispatch/dispatcher.ts";
 
 export interface HostOptions {
@@ -82,13 +83,21 @@ export class PluginHost {
   rejected = 0;
   lastError: string | null = null;
 
+  /** Serving a plugin embedded in the binary (no files to bundle or watch). */
+  readonly embedded: boolean;
+
   constructor(private readonly o: HostOptions) {
-    this.entry = resolvePluginEntry(o.spec);
+    this.embedded = isStandalone() && isBuiltinName(o.spec);
+    this.entry = this.embedded ? `embedded:${o.spec}` : resolvePluginEntry(o.spec);
     process.on("exit", () => rmSync(this.dir, { recursive: true, force: true }));
   }
 
   private async build(n: number): Promise<Built> {
     const t0 = performance.now();
+    if (this.embedded) {
+      const plugin = pluginFromModule(await EMBEDDED_PLUGINS[this.o.spec]!(), this.entry);
+      return { plugin, name: plugin.name ?? this.o.spec, inputs: [], hash: this.entry, buildMs: performance.now() - t0 };
+    }
     const b = await bundlePlugin(this.entry);
     const hash = createHash("sha256").update(b.code).digest("hex");
     const file = join(this.dir, `gen-${n}.mjs`);

@@ -25,9 +25,14 @@ export interface LoadedPlugin {
   plugin: Plugin<Record<string, unknown>>;
 }
 
+/** A built-in plugin name (memfs, passthrough) rather than a path. */
+export function isBuiltinName(spec: string): boolean {
+  return !spec.includes("/") && !spec.startsWith(".") && (BUILTIN_PLUGINS as readonly string[]).includes(spec);
+}
+
 /** Resolve a plugin argument to its entry file. */
 export function resolvePluginEntry(spec: string): string {
-  const looksBuiltin = !spec.includes("/") && !spec.startsWith(".") && (BUILTIN_PLUGINS as readonly string[]).includes(spec);
+  const looksBuiltin = isBuiltinName(spec);
   const p = looksBuiltin ? join(PLUGINS_DIR, spec) : resolve(spec);
   if (!existsSync(p)) throw new PluginError(`plugin ${spec}: ${p} does not exist`);
   if (statSync(p).isDirectory()) {
