@@ -3,7 +3,7 @@
  * plugin, mount, serve in the foreground until unmounted, reloading the plugin when it changes.
  */
 import { parseMountOptions, defaultMountOptions, optionHelp, UsageError } from "../mount/options.ts";
-import { checkMountpoint } from "../mount/mount.ts";
+import { checkMountpoint, spawnAutoUnmount } from "../mount/mount.ts";
 import { PluginError, pluginOptionHelp } from "../host/loader.ts";
 import { PluginHost } from "../host/host.ts";
 import { Session, createReactor } from "../session/session.ts";
@@ -86,6 +86,10 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const fileIO = new RingFileIO(reactor);
   let session: Session | null = null;
   const host = new PluginHost({ spec, pluginArgs, mountpoint, log, io: fileIO, passthrough: () => session?.passthrough ?? false });
+  if (host.entry === mountpoint || host.entry.startsWith(mountpoint + "/")) {
+    host.close();
+    throw new UsageError(`plugin ${host.entry} lies inside its own mountpoint ${mountpoint}: serving it would read the plugin through itself`);
+  }
   let first;
   try {
     first = await host.start();
@@ -99,6 +103,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
   session = new Session({ reactor, fileIO, mountpoint, options, debug, pluginName: first.name, fs: first.fs, log });
   session.extraStatus = () => ({ generation: host.generation, reloads: host.reloads, rejectedReloads: host.rejected, lastReloadError: host.lastError, watching: watch });
   await session.start();
+  if (options.autoUnmount) spawnAutoUnmount(mountpoint);
   const control = serveControl(mountpoint, () => session.status());
   const onSignal = (sig: string) => () => void session!.onSignal(sig);
   process.on("SIGINT", onSignal("SIGINT"));

@@ -6,6 +6,7 @@
 import type { Request, DirList, DirListPlus, Entry, Filesystem } from "../api/types.ts";
 import type { RequestSlot } from "../transport/slot.ts";
 import { encodeDirent, encodeDirentPlus, validateDirentName } from "../kernel/codec.ts";
+import type { OpConfig } from "./ops.ts";
 
 /** Encodes an op's result into the reply payload; returns the payload length. */
 export type Encoder = (c: Call, value: any) => number;
@@ -34,6 +35,8 @@ export class Call implements Request {
   /** A successful reply to this request gives the kernel a reference to a node (entry ops). */
   countsLookup = false;
   enc: Encoder | null = null;
+  /** The mount's reply parameters (set at dispatch; encoders of async ops read them later). */
+  cfg!: OpConfig;
   /** Size bound the encoder checks (read size, write size, xattr buffer size). */
   limit = 0;
   /** start time (performance.now ms). */

@@ -12,7 +12,7 @@ import {
   WRITE_OUT_SIZE, GETXATTR_OUT_SIZE, LSEEK_OUT_SIZE, LK_OUT_SIZE,
 } from "../kernel/abi.ts";
 import {
-  getU64, getI64, setU64, encodeAttrOut, encodeEntry, encodeOpenOut, encodeStatfs, ReplyError,
+  getU64, getI64, setU64, setOffset, num, encodeAttrOut, encodeEntry, encodeOpenOut, encodeStatfs, ReplyError,
 } from "../kernel/codec.ts";
 import type { Call, Encoder } from "./call.ts";
 
@@ -32,6 +32,7 @@ export interface OpConfig {
   onNotifyReply?: (uniqueLo: number, uniqueHi: number, data: Uint8Array) => void;
   /** Kernel passthrough, when negotiated: registers backing files for open replies. */
   backing?: { open(fd: number, fh: number): number; release(fh: number): void } | null;
+  log?: (line: string) => void;
 }
 
 export const NOSYS = Symbol("ENOSYS");
@@ -71,28 +72,27 @@ const i64 = (c: Call, rel: number) => getI64(c.slot.hdr, c.slot.opInOff + rel);
 
 // ---- encoders --------------------------------------------------------------------------
 
-let cfgRef: OpConfig; // set by dispatch() before every handler; encoders run before the next dispatch
 
 const encNone: Encoder = () => 0;
 const encEntry: Encoder = (c, e: Entry) => {
   c.countsLookup = true;
-  return encodeEntry(c.slot.data, c.slot.replyOff, e, cfgRef.entryTimeout, cfgRef.attrTimeout);
+  return encodeEntry(c.slot.data, c.slot.replyOff, e, c.cfg.entryTimeout, c.cfg.attrTimeout);
 };
-const encAttr: Encoder = (c, a) => encodeAttrOut(c.slot.data, c.slot.replyOff, a, cfgRef.attrTimeout);
+const encAttr: Encoder = (c, a) => encodeAttrOut(c.slot.data, c.slot.replyOff, a, c.cfg.attrTimeout);
 /** Backing id for an open reply that asks for kernel passthrough (0 = none). */
-function backingId(r: OpenReply | void | null | undefined): number {
+function backingId(c: Call, r: OpenReply | void | null | undefined): number {
   if (r === undefined || r === null || typeof r !== "object" || r.backingFd === undefined) return 0;
-  const b = cfgRef.backing;
+  const b = c.cfg.backing;
   if (b === undefined || b === null) return 0;
   if (!Number.isInteger(r.backingFd) || r.backingFd < 0) throw new ReplyError(`backingFd must be a file descriptor (got ${String(r.backingFd)})`);
   return b.open(r.backingFd, r.fh ?? 0);
 }
-const encOpen: Encoder = (c, r: OpenReply | void) => encodeOpenOut(c.slot.data, c.slot.replyOff, r, cfgRef.openDefaults, backingId(r));
+const encOpen: Encoder = (c, r: OpenReply | void) => encodeOpenOut(c.slot.data, c.slot.replyOff, r, c.cfg.openDefaults, backingId(c, r));
 const encStatfs: Encoder = (c, s) => encodeStatfs(c.slot.data, c.slot.replyOff, s ?? DEFAULT_STATFS);
 const encCreate: Encoder = (c, r: { entry: Entry } & OpenReply) => {
   if (typeof r !== "object" || r === null || typeof r.entry !== "object") throw new ReplyError("create must return { entry, fh?, ... }");
-  encodeEntry(c.slot.data, c.slot.replyOff, r.entry, cfgRef.entryTimeout, cfgRef.attrTimeout);
-  encodeOpenOut(c.slot.data, c.slot.replyOff + ENTRY_OUT_SIZE, r, cfgRef.openDefaults, backingId(r));
+  encodeEntry(c.slot.data, c.slot.replyOff, r.entry, c.cfg.entryTimeout, c.cfg.attrTimeout);
+  encodeOpenOut(c.slot.data, c.slot.replyOff + ENTRY_OUT_SIZE, r, c.cfg.openDefaults, backingId(c, r));
   c.countsLookup = true;
   return ENTRY_OUT_SIZE + OPEN_OUT_SIZE;
 };
@@ -182,8 +182,8 @@ const encCopy64: Encoder = (c, n) => {
 const encLk: Encoder = (c, l: FileLock) => {
   if (typeof l !== "object" || l === null) throw new ReplyError("getlk must return a lock");
   const d = c.slot.data, o = c.slot.replyOff;
-  setU64(d, o, l.start);
-  setU64(d, o + 8, l.end);
+  setOffset(d, o, num(l.start, "start"));
+  setOffset(d, o + 8, num(l.end, "end"));
   d.setUint32(o + 16, l.type, true);
   d.setUint32(o + 20, l.pid, true);
   return LK_OUT_SIZE;
@@ -208,22 +208,29 @@ h(Op.LOOKUP, (c, cfg) => {
   c.enc = encEntry;
   return f.call(c.fs, c, c.nodeid, name);
 });
+/** FORGET is never answered: a plugin's forget that throws or rejects is only logged. */
+function forget(c: Call, cfg: OpConfig, ino: number, n: number): void {
+  cfg.onForget?.(ino, n);
+  const f = c.fs.forget;
+  if (f === undefined) return;
+  try {
+    const r = f.call(c.fs, ino, n) as unknown;
+    if (r instanceof Promise) r.catch((e) => cfg.log?.(`furing: forget (node ${ino}) failed: ${(e as Error)?.stack ?? String(e)}`));
+  } catch (e) {
+    cfg.log?.(`furing: forget (node ${ino}) threw: ${(e as Error)?.stack ?? String(e)}`);
+  }
+}
 h(Op.FORGET, (c, cfg) => {
-  const n = u64(c, 0);
-  cfg.onForget?.(c.nodeid, n);
-  c.fs.forget?.(c.nodeid, n);
+  forget(c, cfg, c.nodeid, u64(c, 0));
   return NO_REPLY;
 });
 h(Op.BATCH_FORGET, (c, cfg) => {
   const count = u32(c, 0);
-  const f = c.fs.forget;
   const d = c.slot.data;
   let o = argBase(c, cfg);
   const end = argEnd(c);
   for (let i = 0; i < count && o + 16 <= end; i++, o += 16) {
-    const ino = getU64(d, o), n = getU64(d, o + 8);
-    cfg.onForget?.(ino, n);
-    if (f !== undefined) f.call(c.fs, ino, n);
+    forget(c, cfg, getU64(d, o), getU64(d, o + 8));
   }
   return NO_REPLY;
 });
@@ -515,7 +522,7 @@ h(Op.NOTIFY_REPLY, (c, cfg) => {
 
 /** Decode and start `c`'s request; returns the op's result, NOSYS or NO_REPLY. */
 export function runHandler(c: Call, cfg: OpConfig): unknown {
-  cfgRef = cfg;
+  c.cfg = cfg;
   const fn = handlers[c.opcode];
   return fn === undefined ? NOSYS : fn(c, cfg);
 }

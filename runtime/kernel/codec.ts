@@ -27,6 +27,14 @@ export function setU64(dv: DataView, off: number, v: number): void {
   dv.setUint32(off + 4, Math.floor(v / TWO32) >>> 0, true);
 }
 
+/** File offsets for locks: the kernel rejects values above OFFSET_MAX (2^63 - 1). */
+export function setOffset(dv: DataView, off: number, v: number): void {
+  if (v >= 9223372036854775807) {
+    dv.setUint32(off, 0xffffffff, true);
+    dv.setUint32(off + 4, 0x7fffffff, true);
+  } else setU64(dv, off, v);
+}
+
 /** Signed 64-bit write. */
 export function setI64(dv: DataView, off: number, v: number): void {
   dv.setUint32(off, v >>> 0, true);
@@ -41,7 +49,8 @@ export class ReplyError extends Error {
   }
 }
 
-function num(v: unknown, field: string): number {
+/** A non-negative finite number, or a ReplyError naming `field`. */
+export function num(v: unknown, field: string): number {
   if (typeof v !== "number" || !Number.isFinite(v) || v < 0) throw new ReplyError(`${field} must be a non-negative number (got ${String(v)})`);
   return v;
 }
@@ -49,6 +58,9 @@ function num(v: unknown, field: string): number {
 function optNum(v: unknown, field: string, dflt: number): number {
   return v === undefined ? dflt : num(v, field);
 }
+
+/** The seven file types the kernel accepts (fuse_invalid_attr). */
+const VALID_TYPES = new Set([0o140000, 0o120000, 0o100000, 0o060000, 0o040000, 0o020000, 0o010000]);
 
 /** struct fuse_attr (88 bytes). */
 export function encodeAttr(dv: DataView, off: number, a: Attr): void {
@@ -64,7 +76,7 @@ export function encodeAttr(dv: DataView, off: number, a: Attr): void {
   dv.setUint32(off + 52, a.mtimeNsec, true);
   dv.setUint32(off + 56, a.ctimeNsec, true);
   const mode = num(a.mode, "mode");
-  if ((mode & 0o170000) === 0) throw new ReplyError(`mode ${mode.toString(8)} has no file type bits`);
+  if (!VALID_TYPES.has(mode & 0o170000)) throw new ReplyError(`mode ${mode.toString(8)} has no valid file type (S_IFREG, S_IFDIR, ...)`);
   dv.setUint32(off + 60, mode, true);
   dv.setUint32(off + 64, num(a.nlink, "nlink"), true);
   dv.setUint32(off + 68, num(a.uid, "uid"), true);
@@ -76,6 +88,7 @@ export function encodeAttr(dv: DataView, off: number, a: Attr): void {
 
 /** Seconds as (u64 sec, u32 nsec). */
 function setTimeout64(dv: DataView, secOff: number, nsecOff: number, seconds: number): void {
+  if (typeof seconds !== "number" || !(seconds >= 0) || seconds > 1e15) throw new ReplyError(`cache timeout must be a number of seconds ≥ 0 (got ${String(seconds)})`);
   const s = Math.floor(seconds);
   setU64(dv, secOff, s);
   dv.setUint32(nsecOff, Math.round((seconds - s) * 1e9), true);
@@ -83,6 +96,7 @@ function setTimeout64(dv: DataView, secOff: number, nsecOff: number, seconds: nu
 
 /** struct fuse_attr_out (104 bytes). */
 export function encodeAttrOut(dv: DataView, off: number, a: Attr & { attrTimeout?: number }, attrTimeout: number): number {
+  if (typeof a !== "object" || a === null) throw new ReplyError(`expected attributes, got ${a === null ? "null" : typeof a}`);
   setTimeout64(dv, off, off + 8, a.attrTimeout ?? attrTimeout);
   dv.setUint32(off + 12, 0, true);
   encodeAttr(dv, off + 16, a);

@@ -120,6 +120,24 @@ export async function unmountInChild(dir: string, lazy = false): Promise<Unmount
   return { ok: code === 0, busy: /busy/i.test(message), message };
 }
 
+/**
+ * auto_unmount: a watchdog process that lazily unmounts `dir` once this daemon is gone, however it
+ * died (its stdin is a pipe from us; EOF means we exited). Harmless after a clean unmount.
+ */
+export function spawnAutoUnmount(dir: string): void {
+  const root = process.getuid!() === 0;
+  const cmd = root ? `umount -l -- "$1"` : `fusermount3 -u -z -- "$1"`;
+  const p = Bun.spawn(["sh", "-c", `cat >/dev/null; ${cmd} 2>/dev/null`, "furing-auto-unmount", dir], {
+    stdin: "pipe",
+    stdout: "ignore",
+    stderr: "ignore",
+    detached: true,
+  } as Parameters<typeof Bun.spawn>[1]);
+  p.unref();
+  autoUnmountKeep.push(p);
+}
+const autoUnmountKeep: unknown[] = []; // the pipe must stay open as long as we live
+
 /** Synchronous umount2(2) for `furing unmount` (a process that does not serve the mount). */
 export function umountNow(dir: string, lazy: boolean): void {
   const rc = libc.umount2(cstr(dir), lazy ? 2 : 0);

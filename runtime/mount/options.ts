@@ -20,9 +20,12 @@ export interface MountOptions {
   ioUring: boolean;
   /** Ring entries per queue. */
   queueDepth: number;
+  /** Kernel write-back caching of writes (FUSE_WRITEBACK_CACHE). */
+  writebackCache: boolean;
+  /** Unmount when the daemon dies, even by SIGKILL. */
+  autoUnmount: boolean;
   /** Offer kernel passthrough (FUSE_PASSTHROUGH) to the plugin when the kernel and privileges allow. */
   passthrough: boolean;
-  readOnly: boolean;
   fsname: string | undefined;
   subtype: string | undefined;
   maxRead: number | undefined;
@@ -43,8 +46,8 @@ export class UsageError extends Error {
 export function defaultMountOptions(): MountOptions {
   return {
     allowOther: false, allowRoot: false, defaultPermissions: true, entryTimeout: 1, attrTimeout: 1,
-    negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8, passthrough: true,
-    readOnly: false, fsname: undefined, subtype: undefined, maxRead: undefined, maxWrite: 1 << 20,
+    negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8, passthrough: true, writebackCache: false, autoUnmount: false,
+    fsname: undefined, subtype: undefined, maxRead: undefined, maxWrite: 1 << 20,
     mountFlags: MS_NOSUID | MS_NODEV, ignored: [],
   };
 }
@@ -95,6 +98,9 @@ const OPTIONS: Record<string, { set: Setter; help: string }> = {
     help: "=on|off FUSE-over-io_uring transport (default on when the kernel offers it)",
   },
   io_uring_q_depth: { set: intIn(1, 1024, (o, n) => (o.queueDepth = n)), help: "=N ring entries per CPU queue (default 8)" },
+  writeback_cache: { set: flag((o) => (o.writebackCache = true)), help: "let the kernel cache writes (write-back)" },
+  no_writeback_cache: { set: flag((o) => (o.writebackCache = false)), help: "write-through (default)" },
+  auto_unmount: { set: flag((o) => (o.autoUnmount = true)), help: "unmount when the daemon dies, even killed" },
   passthrough: { set: flag((o) => (o.passthrough = true)), help: "kernel passthrough of open files when the plugin asks (default)" },
   no_passthrough: { set: flag((o) => (o.passthrough = false)), help: "never use kernel passthrough" },
   ro: { set: msFlag(MS_RDONLY), help: "read-only mount" },

@@ -62,8 +62,9 @@ export function negotiate(init: InitIn, fs: Filesystem, o: MountOptions): Negoti
     want(Init.POSIX_LOCKS);
     want(Init.FLOCK_LOCKS);
   }
-  // kernel passthrough needs CAP_SYS_ADMIN for FUSE_DEV_IOC_BACKING_OPEN
-  const passthrough = o.passthrough && process.getuid!() === 0 && want(Init.PASSTHROUGH);
+  if (o.writebackCache) want(Init.WRITEBACK_CACHE);
+  // kernel passthrough needs CAP_SYS_ADMIN (and is ignored with write-back caching) for FUSE_DEV_IOC_BACKING_OPEN
+  const passthrough = o.passthrough && !o.writebackCache && process.getuid!() === 0 && want(Init.PASSTHROUGH);
   flags >>>= 0;
   const maxPages = Math.min(256, maxPagesLimit());
   const maxWrite = Math.min(o.maxWrite, maxPages * PAGE_SIZE);
