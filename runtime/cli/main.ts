@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
 /**
- * furing's command line: mount, unmount, status.
+ * furing's command line: mount, unmount, status, compile.
  */
 import { UsageError } from "../mount/options.ts";
 import { MountError } from "../mount/mount.ts";
@@ -8,14 +8,16 @@ import { PluginError } from "../host/loader.ts";
 import { mountCommand, MOUNT_USAGE } from "./mount.ts";
 import { unmountCommand, UNMOUNT_USAGE } from "./unmount.ts";
 import { statusCommand, STATUS_USAGE } from "./status.ts";
-import pkg from "../../package.json" with { type: "json" };
+import { compileCommand, COMPILE_USAGE } from "./compile.ts";
+import { VERSION, versionLine } from "./version.ts";
 
-const USAGE = `furing ${pkg.version}: FUSE filesystems as TypeScript plugins, over FUSE-over-io_uring
+const USAGE = `furing ${VERSION}: FUSE filesystems as TypeScript plugins, over FUSE-over-io_uring
 
 Usage:
 ${MOUNT_USAGE}
 ${UNMOUNT_USAGE}
 ${STATUS_USAGE}
+${COMPILE_USAGE}
   furing --version
 
 Run 'furing <command> --help' for details.`;
@@ -30,9 +32,11 @@ async function main(argv: string[]): Promise<number> {
       return unmountCommand(rest);
     case "status":
       return statusCommand(rest);
+    case "compile":
+      return compileCommand(rest);
     case "--version":
     case "-V":
-      console.log(`furing ${pkg.version} (bun ${Bun.version})`);
+      console.log(versionLine());
       return 0;
     case undefined:
     case "help":

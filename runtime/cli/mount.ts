@@ -33,7 +33,13 @@ ${optionHelp()}`;
 
 const log = (line: string) => console.error(line);
 
-export async function mountCommand(argv: string[]): Promise<number> {
+/** A plugin linked into the program (`furing compile`): the command line names only the mountpoint. */
+export interface PreloadedPlugin {
+  name: string;
+  load: () => Promise<Record<string, unknown>>;
+}
+
+export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin): Promise<number> {
   const positional: string[] = [];
   const optLists: string[] = [];
   const pluginArgs: string[] = [];
@@ -70,6 +76,10 @@ export async function mountCommand(argv: string[]): Promise<number> {
     } else if (a.startsWith("-")) throw new UsageError(`unknown flag '${a}'\n\n${HELP}`);
     else positional.push(a);
   }
+  if (preloaded !== undefined) {
+    if (positional.length !== 1) throw new UsageError(`needs one <mountpoint> (got ${positional.length} arguments); see --help`);
+    positional.unshift(preloaded.name);
+  }
   if (positional.length !== 2) throw new UsageError(`mount needs <plugin> and <mountpoint>\n\n${HELP}`);
   const [spec, dir] = positional as [string, string];
   const options = parseMountOptions(optLists, defaultMountOptions());
@@ -85,7 +95,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const reactor = createReactor(options);
   const fileIO = new RingFileIO(reactor);
   let session: Session | null = null;
-  const host = new PluginHost({ spec, pluginArgs, mountpoint, log, io: fileIO, passthrough: () => session?.passthrough ?? false });
+  const host = new PluginHost({ spec, pluginArgs, mountpoint, log, io: fileIO, passthrough: () => session?.passthrough ?? false, module: preloaded?.load });
   if (host.entry === mountpoint || host.entry.startsWith(mountpoint + "/")) {
     host.close();
     throw new UsageError(`plugin ${host.entry} lies inside its own mountpoint ${mountpoint}: serving it would read the plugin through itself`);

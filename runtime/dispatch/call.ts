@@ -29,6 +29,8 @@ export class Call implements Request {
   /** A request is being served (between dispatch and reply). */
   busy = false;
   interrupted = false;
+  /** Answered ETIMEDOUT; this Call is retired and only reports late results. */
+  timedOut = false;
   /** Filesystem generation serving this request (hot reload swaps new requests only). */
   fs: Filesystem = {};
   gen: { inflight: number; retired: boolean; onIdle: (() => void) | null } | null = null;
@@ -74,6 +76,15 @@ export class Call implements Request {
     this.countsLookup = false;
   }
 
+  /** The per-op timeout expired: abort the op and stop it writing into the slot's buffers. */
+  timeout(): void {
+    this.timedOut = true;
+    this.dirList.end = 0;
+    this.dirListPlus.end = 0;
+    if (this.ac !== null && !this.ac.signal.aborted) this.ac.abort(abortReason("request timed out (op_timeout)", "ETIMEDOUT"));
+    this.interrupted = true;
+  }
+
   /** FUSE_INTERRUPT for this request: fire the signal (if anyone looked at it). */
   interrupt(): void {
     if (this.interrupted) return;
@@ -82,11 +93,15 @@ export class Call implements Request {
   }
 }
 
-function interruptReason(): Error {
-  const e = new Error("request interrupted (FUSE_INTERRUPT)");
+function abortReason(message: string, code: string): Error {
+  const e = new Error(message);
   e.name = "AbortError";
-  (e as Error & { code: string }).code = "EINTR";
+  (e as Error & { code: string }).code = code;
   return e;
+}
+
+function interruptReason(): Error {
+  return abortReason("request interrupted (FUSE_INTERRUPT)", "EINTR");
 }
 
 /** readdir sink writing fuse_dirent records straight into the reply buffer. */

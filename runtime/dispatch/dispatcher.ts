@@ -12,6 +12,7 @@ import type { RequestSlot } from "../transport/slot.ts";
 import { Call, type CallOwner } from "./call.ts";
 import { runHandler, NOSYS, NO_REPLY, type OpConfig } from "./ops.ts";
 import { Stats } from "./stats.ts";
+import { mapStack } from "../host/sourcemap.ts";
 import { KernelNodes } from "./kernel-nodes.ts";
 
 /** Ops on already-open handles that allow_root never refuses (as libfuse). */
@@ -31,6 +32,8 @@ export interface DispatchConfig extends OpConfig {
   negativeTimeout: number;
   /** allow_root: uid of the mount owner; requests of other non-root users get EACCES (-1: off). */
   denyOthers?: number;
+  /** Seconds after which a request the plugin has not settled is answered ETIMEDOUT (0: never). */
+  opTimeout?: number;
   /** Where errors and the trace go. */
   log: (line: string) => void;
 }
@@ -45,9 +48,43 @@ export class Dispatcher implements CallOwner {
   inflight = 0;
   private readonly calls: Call[] = [];
 
+  /** Requests answered ETIMEDOUT, and late results discarded after that. */
+  timedOut = 0;
+  lateResults = 0;
+  private sweeper: ReturnType<typeof setInterval> | null = null;
+
   constructor(readonly cfg: DispatchConfig, fs: Filesystem) {
     this.gen = new Generation(1, fs);
     cfg.onForget = (ino, n) => this.nodes.forget(ino, n);
+    const t = cfg.opTimeout ?? 0;
+    if (t > 0) {
+      this.sweeper = setInterval(() => this.sweep(t * 1000), Math.min(1000, Math.max(10, (t * 1000) / 4)));
+      this.sweeper.unref();
+    }
+  }
+
+  /**
+   * Answer ETIMEDOUT for requests older than `ms`. The Call is retired (its slot gets a fresh one)
+   * so a result that arrives later is discarded and logged, never sent for another request.
+   */
+  private sweep(ms: number): void {
+    const now = performance.now();
+    for (let i = 0; i < this.calls.length; i++) {
+      const c = this.calls[i]!;
+      if (!c.busy || now - c.t0 < ms) continue;
+      c.timeout();
+      const fresh = new Call(this, c.slot);
+      c.slot.ctx = fresh;
+      this.calls[i] = fresh;
+      this.timedOut++;
+      this.cfg.log(`furing: ${c.op} (node ${c.nodeid}${c.trace ? ", " + c.trace : ""}) did not settle within ${ms / 1000} s — answered ETIMEDOUT`);
+      this.reply(c, -Errno.ETIMEDOUT, 0);
+    }
+  }
+
+  /** Stop background work (the timeout sweeper). */
+  close(): void {
+    if (this.sweeper !== null) clearInterval(this.sweeper);
   }
 
   /** The filesystem new requests go to. */
@@ -118,7 +155,7 @@ export class Dispatcher implements CallOwner {
   }
 
   complete(c: Call, value: unknown): void {
-    if (!c.busy) return;
+    if (!c.busy) return this.late(c, "result");
     let len: number;
     try {
       len = c.enc === null ? 0 : c.enc(c, value);
@@ -138,17 +175,24 @@ export class Dispatcher implements CallOwner {
   }
 
   fail(c: Call, thrown: unknown): void {
-    if (!c.busy) return;
+    if (!c.busy) return this.late(c, `error (${(thrown as Error)?.message ?? String(thrown)})`);
     let errno = errnoOf(thrown);
     if (errno === 0) {
       errno = Errno.EIO;
-      const what = thrown instanceof ReplyError ? `returned an invalid reply: ${thrown.message}` : `threw: ${thrown instanceof Error ? (thrown.stack ?? thrown.message) : String(thrown)}`;
+      const what = thrown instanceof ReplyError ? `returned an invalid reply: ${thrown.message}` : `threw: ${thrown instanceof Error ? mapStack(thrown.stack ?? thrown.message) : String(thrown)}`;
       this.cfg.log(`furing: ${c.op} (node ${c.nodeid}${c.trace ? ", " + c.trace : ""}) ${what} — answered EIO`);
     }
     if (c.opcode === Op.LOOKUP && errno === Errno.ENOENT && this.cfg.negativeTimeout > 0) {
       return this.reply(c, 0, encodeNegativeEntry(c.slot.data, c.slot.replyOff, this.cfg.negativeTimeout));
     }
     this.reply(c, -errno, 0);
+  }
+
+  /** A result for a request already answered (timed out): discarded, logged. */
+  private late(c: Call, what: string): void {
+    if (!c.timedOut) return;
+    this.lateResults++;
+    this.cfg.log(`furing: ${c.op} (node ${c.nodeid}) settled after its timeout; its ${what} was discarded`);
   }
 
   private done(c: Call): void {

@@ -151,6 +151,11 @@ export class Ring {
     }
   }
 
+  /** A CQE is waiting. */
+  ready(): boolean {
+    return this.cqKhead[0] !== Atomics.load(this.cqKtail, 0);
+  }
+
   registerEventfd(fd: number): void {
     const rc = ur.io_uring_register_eventfd(this.handle as Pointer, fd);
     if (rc < 0) throw new SyscallError("io_uring_register_eventfd", -rc);

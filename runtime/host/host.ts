@@ -17,6 +17,7 @@ import { FuseError } from "../api/errno.ts";
 import { bundlePlugin } from "./bundle.ts";
 import { resolvePluginEntry, pluginFromModule, parsePluginOptions, instantiate, errorLocation, isBuiltinName, PluginError } from "./loader.ts";
 import { EMBEDDED_PLUGINS, isStandalone } from "./builtin.ts";
+import { registerSourceMap, mapStack } from "./sourcemap.ts";
 import { Generation, type Dispatcher } from "../dispatch/dispatcher.ts";
 
 export interface HostOptions {
@@ -30,6 +31,8 @@ export interface HostOptions {
   io: FileIO;
   /** Whether kernel passthrough is in effect (known after INIT). */
   passthrough: () => boolean;
+  /** The plugin's module, already linked into this program (`furing compile`): no files to bundle or watch. */
+  module?: () => Promise<Record<string, unknown>>;
 }
 
 /** Notifier handed to plugins before the kernel connection exists; calls wait until it does. */
@@ -87,7 +90,7 @@ export class PluginHost {
   readonly embedded: boolean;
 
   constructor(private readonly o: HostOptions) {
-    this.embedded = isStandalone() && isBuiltinName(o.spec);
+    this.embedded = o.module !== undefined || (isStandalone() && isBuiltinName(o.spec));
     this.entry = this.embedded ? `embedded:${o.spec}` : resolvePluginEntry(o.spec);
     process.on("exit", () => rmSync(this.dir, { recursive: true, force: true }));
   }
@@ -95,18 +98,19 @@ export class PluginHost {
   private async build(n: number): Promise<Built> {
     const t0 = performance.now();
     if (this.embedded) {
-      const plugin = pluginFromModule(await EMBEDDED_PLUGINS[this.o.spec]!(), this.entry);
+      const plugin = pluginFromModule(await (this.o.module ?? EMBEDDED_PLUGINS[this.o.spec]!)(), this.entry);
       return { plugin, name: plugin.name ?? this.o.spec, inputs: [], hash: this.entry, buildMs: performance.now() - t0 };
     }
     const b = await bundlePlugin(this.entry);
     const hash = createHash("sha256").update(b.code).digest("hex");
     const file = join(this.dir, `gen-${n}.mjs`);
     writeFileSync(file, b.code);
+    registerSourceMap(file, b.code);
     let mod: Record<string, unknown>;
     try {
       mod = await import(file);
     } catch (e) {
-      const where = errorLocation(e);
+      const where = mapStack(errorLocation(e));
       throw new PluginError(`${where ? where + ": " : ""}loading ${this.entry} failed: ${(e as Error)?.message ?? String(e)}`);
     } finally {
       rmSync(file, { force: true });
@@ -203,7 +207,7 @@ export class PluginHost {
       try {
         await fs.init?.();
       } catch (e) {
-        const where = errorLocation(e);
+        const where = mapStack(errorLocation(e));
         throw new PluginError(`init of generation ${n} failed${where ? ` at ${where}` : ""}: ${(e as Error)?.message ?? String(e)}`);
       }
       const d = this.dispatcher;
@@ -225,7 +229,7 @@ export class PluginHost {
       return true;
     } catch (e) {
       this.rejected++;
-      const msg = e instanceof PluginError || e instanceof FuseError ? e.message : `${(e as Error)?.stack ?? String(e)}`;
+      const msg = e instanceof PluginError || e instanceof FuseError ? mapStack(e.message) : mapStack(`${(e as Error)?.stack ?? String(e)}`);
       this.lastError = msg;
       this.o.log(`furing: reload rejected, generation ${this.generation} keeps serving: ${msg}`);
       return false;

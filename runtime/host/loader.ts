@@ -6,6 +6,7 @@
 import { existsSync, statSync, readFileSync } from "node:fs";
 import { resolve, join } from "node:path";
 import type { Filesystem, Plugin, PluginContext, PluginOption } from "../api/types.ts";
+import { mapStack } from "./sourcemap.ts";
 
 export const BUILTIN_PLUGINS = ["memfs", "passthrough"] as const;
 const PLUGINS_DIR = resolve(import.meta.dir, "../../plugins");
@@ -122,7 +123,7 @@ export async function instantiate(lp: LoadedPlugin, ctx: PluginContext<Record<st
   try {
     fs = await lp.plugin.setup(ctx);
   } catch (e) {
-    const loc = errorLocation(e);
+    const loc = mapStack(errorLocation(e));
     throw new PluginError(`plugin ${lp.name}: setup failed${loc ? ` at ${loc}` : ""}: ${(e as Error)?.message ?? String(e)}`);
   }
   if (!isFilesystem(fs)) throw new PluginError(`plugin ${lp.name}: setup() must return an object of filesystem ops`);

@@ -20,6 +20,10 @@ export interface MountOptions {
   ioUring: boolean;
   /** Ring entries per queue. */
   queueDepth: number;
+  /** Seconds before an unsettled op is answered ETIMEDOUT (0: never). */
+  opTimeout: number;
+  /** FUSE_REQUEST_TIMEOUT seconds (0: off); on expiry the kernel aborts the whole connection. */
+  requestTimeout: number;
   /** Kernel write-back caching of writes (FUSE_WRITEBACK_CACHE). */
   writebackCache: boolean;
   /** Unmount when the daemon dies, even by SIGKILL. */
@@ -46,7 +50,7 @@ export class UsageError extends Error {
 export function defaultMountOptions(): MountOptions {
   return {
     allowOther: false, allowRoot: false, defaultPermissions: true, entryTimeout: 1, attrTimeout: 1,
-    negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8, passthrough: true, writebackCache: false, autoUnmount: false,
+    negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8, passthrough: true, writebackCache: false, autoUnmount: false, opTimeout: 0, requestTimeout: 0,
     fsname: undefined, subtype: undefined, maxRead: undefined, maxWrite: 1 << 20,
     mountFlags: MS_NOSUID | MS_NODEV, ignored: [],
   };
@@ -98,6 +102,18 @@ const OPTIONS: Record<string, { set: Setter; help: string }> = {
     help: "=on|off FUSE-over-io_uring transport (default on when the kernel offers it)",
   },
   io_uring_q_depth: { set: intIn(1, 1024, (o, n) => (o.queueDepth = n)), help: "=N ring entries per CPU queue (default 8)" },
+  op_timeout: {
+    set: (o, v, name) => {
+      const n = v === undefined || v === "" ? NaN : Number(v);
+      if (!Number.isFinite(n) || n < 0) throw new UsageError(`option '${name}' needs a number of seconds ≥ 0 (got ${JSON.stringify(v ?? "")})`);
+      o.opTimeout = n;
+    },
+    help: "=SEC answer ETIMEDOUT when the plugin has not settled a request in SEC seconds (default 0: never)",
+  },
+  request_timeout: {
+    set: intIn(0, 65535, (o, n) => (o.requestTimeout = n)),
+    help: "=SEC kernel request timeout (FUSE_REQUEST_TIMEOUT): when ANY request waits longer, the KERNEL ABORTS THE WHOLE CONNECTION (the mount dies). Off by default",
+  },
   writeback_cache: { set: flag((o) => (o.writebackCache = true)), help: "let the kernel cache writes (write-back)" },
   no_writeback_cache: { set: flag((o) => (o.writebackCache = false)), help: "write-through (default)" },
   auto_unmount: { set: flag((o) => (o.autoUnmount = true)), help: "unmount when the daemon dies, even killed" },

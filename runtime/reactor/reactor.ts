@@ -32,6 +32,26 @@ export class Reactor {
   /** Completions reaped since start (for status). */
   completions = 0;
   wakeups = 0;
+  /**
+   * Busy-poll window (µs): after a drain that found work, keep checking the CQ from macrotasks
+   * (so promise continuations still run) for this long before sleeping on the eventfd again.
+   * A caller on another CPU then finds the reactor awake instead of paying two cross-CPU wake-ups.
+   */
+  busyPollUs = 0;
+  private pollUntil = 0;
+  private polling = false;
+  polls = 0;
+  private readonly pollFn = () => {
+    const now = performance.now();
+    if (this.ring.ready()) {
+      this.drain();
+      this.pollUntil = now + this.busyPollUs / 1000;
+    }
+    if (performance.now() < this.pollUntil && this.running) {
+      this.polls++;
+      setImmediate(this.pollFn);
+    } else this.polling = false;
+  };
 
   constructor(sqEntries: number) {
     const sq = 1 << Math.ceil(Math.log2(Math.max(64, sqEntries)));
@@ -64,12 +84,20 @@ export class Reactor {
 
   /** Reap until the CQ is empty, then submit what the handlers queued. */
   drain(): void {
-    let n: number;
+    let n: number, total = 0;
     do {
       n = this.ring.reap(this.onCqe);
-      this.completions += n;
+      total += n;
     } while (n > 0);
+    this.completions += total;
     this.submit();
+    if (total > 0 && this.busyPollUs > 0) {
+      this.pollUntil = performance.now() + this.busyPollUs / 1000;
+      if (!this.polling) {
+        this.polling = true;
+        setImmediate(this.pollFn);
+      }
+    }
   }
 
   /** Start waiting for completions without blocking the event loop. */

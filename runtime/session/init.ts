@@ -63,6 +63,7 @@ export function negotiate(init: InitIn, fs: Filesystem, o: MountOptions): Negoti
     want(Init.FLOCK_LOCKS);
   }
   if (o.writebackCache) want(Init.WRITEBACK_CACHE);
+  const requestTimeout = o.requestTimeout > 0 && want(Init.REQUEST_TIMEOUT) ? o.requestTimeout : 0;
   // kernel passthrough needs CAP_SYS_ADMIN (and is ignored with write-back caching) for FUSE_DEV_IOC_BACKING_OPEN
   const passthrough = o.passthrough && !o.writebackCache && process.getuid!() === 0 && want(Init.PASSTHROUGH);
   flags >>>= 0;
@@ -80,7 +81,7 @@ export function negotiate(init: InitIn, fs: Filesystem, o: MountOptions): Negoti
     timeGran: 1,
     maxPages,
     maxStackDepth: passthrough ? 1 : 0,
-    requestTimeout: 0,
+    requestTimeout,
   };
   return {
     out,

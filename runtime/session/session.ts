@@ -53,6 +53,7 @@ export interface SessionStatus {
   uptime_s: number;
   requests: { io_uring: number; classic: number };
   inflight: number;
+  timedOut: number;
   reactor: { wakeups: number; completions: number };
   kernelNodes: number;
   passthrough: string;
@@ -98,6 +99,7 @@ export class Session {
         log: cfg.log,
         // allow_root: the kernel lets everyone in (allow_other); only the owner and root get served
         denyOthers: o.allowRoot && !o.allowOther ? process.getuid!() : -1,
+        opTimeout: o.opTimeout,
       },
       cfg.fs,
     );
@@ -127,6 +129,7 @@ export class Session {
       setNonBlocking(this.fd);
     }
     this.reactor = this.cfg.reactor;
+    this.reactor.busyPollUs = Number(process.env.FURING_BUSY_POLL_US ?? 0);
     const devSlots = Math.max(4, o.queueDepth);
     this.dev = new DevTransport(this.reactor, this.fd, devSlots, Math.max(8192, o.maxWrite + 4096), (s) => this.onRequest(s), (r) => this.onClosed(r));
     const region = this.dev.region;
@@ -255,6 +258,7 @@ export class Session {
       uptime_s: Math.round((performance.now() - this.started) / 1000),
       requests: { io_uring: u?.requests ?? 0, classic: this.dev.requests },
       inflight: this.dispatcher.inflight,
+      timedOut: this.dispatcher.timedOut,
       reactor: { wakeups: this.reactor.wakeups, completions: this.reactor.completions },
       kernelNodes: this.dispatcher.nodes.size,
       passthrough: this.passthrough ? `on (${this.backing?.opened ?? 0} backing files opened)` : "off",

@@ -1,0 +1,73 @@
+/**
+ * The program `furing compile` makes of a plugin:
+ *
+ *   <prog> <mountpoint> [-o opt[,opt...]] [-f|--background] [-d] [plugin options]
+ *
+ * The generated entry links the plugin statically and calls {@link runPluginProgram}; the plugin's
+ * `furing` import resolves to this module, which re-exports the API, so plugin and runtime share
+ * one copy of it. Inside the furing binary this module is embedded prebuilt (scripts/build) as the
+ * runtime that `furing compile` links user plugins with.
+ */
+import { basename } from "node:path";
+import { mountCommand } from "./mount.ts";
+import { optionHelp, UsageError } from "../mount/options.ts";
+import { MountError } from "../mount/mount.ts";
+import { PluginError, pluginFromModule, pluginOptionHelp } from "../host/loader.ts";
+import { VERSION, commit } from "./version.ts";
+
+export * from "../api/index.ts";
+
+function help(prog: string, mod: Record<string, unknown>, name: string): string {
+  let pluginOpts = "";
+  try {
+    const spec = pluginFromModule(mod, name).options ?? {};
+    pluginOpts = Object.keys(spec).length === 0 ? "\nThis filesystem takes no plugin options." : `\nPlugin options:\n${pluginOptionHelp(spec)}`;
+  } catch (e) {
+    pluginOpts = `\n(${(e as Error).message})`;
+  }
+  return `Usage:
+  ${prog} <mountpoint> [-o opt[,opt...]] [-f|--background] [-d] [plugin options]
+  ${prog} --version
+
+Serves the ${name} filesystem (built with furing ${VERSION}) at <mountpoint>, in the foreground,
+until it is unmounted (Ctrl-C, SIGTERM, umount).
+
+  -o opt,...   mount options (below)
+  -f           foreground (the default)
+  --background return once mounted; the daemon logs to --log FILE
+  -d, --debug  trace every request and reply
+  -h, --help   this help
+${pluginOpts}
+
+Mount options:
+${optionHelp()}`;
+}
+
+/** Run the compiled program: parse the command line and serve `mod` (the plugin's module). */
+export async function runPluginProgram(mod: Record<string, unknown>, name: string): Promise<never> {
+  const prog = basename(process.execPath);
+  let argv = process.argv.slice(2);
+  // --background re-runs this program as `<prog> mount <name> <mountpoint> ... --foreground`
+  if (argv[0] === "mount" && argv[1] === name) argv = argv.slice(2);
+  try {
+    if (argv.length === 0 || argv.includes("-h") || argv.includes("--help")) {
+      console.log(help(prog, mod, name));
+      process.exit(argv.length === 0 ? 2 : 0);
+    }
+    if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+      console.log(`${prog} (${name}; furing ${VERSION}, commit ${commit()}, bun ${Bun.version})`);
+      process.exit(0);
+    }
+    process.exit(await mountCommand(argv, { name, load: async () => mod }));
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`${prog}: ${e.message}`);
+      process.exit(2);
+    }
+    if (e instanceof MountError || e instanceof PluginError) {
+      console.error(`${prog}: ${e.message}`);
+      process.exit(1);
+    }
+    throw e;
+  }
+}
