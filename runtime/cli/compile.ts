@@ -10,7 +10,7 @@
  *
  * Also the build pieces scripts/build shares (Bun.build plugins, defines).
  */
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { BunPlugin } from "bun";
@@ -69,16 +69,18 @@ export function stubBuiltins(names: string[], reason: (name: string) => string):
   };
 }
 
-/** Binds a plugin's `furing` (and `furing/sys`) imports to the runtime linked into the program. */
-function bindFuring(api: string, sys: string | null): BunPlugin {
+/**
+ * Binds a plugin's `furing` and `furing/sys` imports to the runtime linked into the program: to
+ * its files from source; inside the binary to the prebuilt runtime, whose `__furing_sys` export is
+ * re-exported by name as `furing/sys` (`sys` is then the module text).
+ */
+function bindFuring(rt: RuntimeFiles): BunPlugin {
   return {
     name: "furing-api",
     setup(b) {
-      b.onResolve({ filter: /^furing$/ }, () => ({ path: api }));
-      b.onResolve({ filter: /^furing\/sys$/ }, (args) => {
-        if (sys !== null) return { path: sys };
-        throw new Error(`${args.importer}: 'furing/sys' cannot be linked by this furing (compile from source)`);
-      });
+      b.onResolve({ filter: /^furing$/ }, () => ({ path: rt.api }));
+      b.onResolve({ filter: /^furing\/sys$/ }, () => (rt.sysModule === null ? { path: rt.sys } : { path: "furing/sys", namespace: "furing-sys" }));
+      b.onLoad({ filter: /.*/, namespace: "furing-sys" }, () => ({ contents: rt.sysModule!, loader: "js" }));
     },
   };
 }
@@ -100,17 +102,38 @@ function pluginName(entry: string): string {
   return basename(entry).startsWith("index.") ? basename(dirname(entry)) : basename(entry).replace(/\.[^.]+$/, "");
 }
 
+interface RuntimeFiles {
+  /** Module exporting runPluginProgram. */
+  program: string;
+  /** What `furing` resolves to. */
+  api: string;
+  /** What `furing/sys` resolves to (a file), or the text of a module re-exporting it (sysModule). */
+  sys: string;
+  sysModule: string | null;
+}
+
 /** Where the runtime to link comes from: the source tree, or the binary's embedded prebuilt copy. */
-async function runtimeFiles(tmp: string): Promise<{ program: string; api: string; sys: string | null }> {
-  if (!isStandalone()) {
-    const sys = resolve(import.meta.dir, "../api/sys.ts");
-    return { program: SOURCE_PROGRAM, api: SOURCE_API, sys: existsSync(sys) ? sys : null };
-  }
+async function runtimeFiles(tmp: string): Promise<RuntimeFiles> {
+  if (!isStandalone()) return { program: SOURCE_PROGRAM, api: SOURCE_API, sys: resolve(import.meta.dir, "../api/sys.ts"), sysModule: null };
   const asset = Bun.embeddedFiles.find((f) => (f as Blob & { name?: string }).name === RUNNER_ASSET);
   if (asset === undefined) throw new PluginError(`this furing binary carries no prebuilt runtime (${RUNNER_ASSET}); run compile from source: bun runtime/cli/main.ts compile ...`);
   const file = join(tmp, RUNNER_ASSET);
   writeFileSync(file, new Uint8Array(await asset.arrayBuffer()));
-  return { program: file, api: file, sys: null };
+  const names = Object.keys(await import("../api/sys.ts")).filter((k) => k !== "default");
+  const sysModule = `import { __furing_sys as sys } from ${JSON.stringify(file)};\nexport const { ${names.join(", ")} } = sys;\n`;
+  return { program: file, api: file, sys: file, sysModule };
+}
+
+/** Fail now rather than when the program starts: the entry must have a default export. */
+function checkDefaultExport(entry: string): void {
+  let exports: string[];
+  try {
+    const loader = /\.(m?js|jsx)$/.test(entry) ? (entry.endsWith("x") ? "jsx" : "js") : entry.endsWith("x") ? "tsx" : "ts";
+    exports = new Bun.Transpiler({ loader }).scan(readFileSync(entry, "utf8")).exports;
+  } catch {
+    return; // a syntax error: the build reports it with file:line
+  }
+  if (!exports.includes("default")) throw new PluginError(`${entry}: the module has no default export (export default defineFilesystem({...}) or definePlugin({...}))`);
 }
 
 export interface Compiled {
@@ -128,6 +151,7 @@ export async function compilePlugin(spec: string, outfile?: string): Promise<Com
   const out = resolve(outfile ?? name);
   if (out === entry) throw new UsageError(`the executable ${out} would overwrite the plugin's source`);
   if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`${out} is a directory; -o names the executable to write`);
+  checkDefaultExport(entry);
   const tmp = mkdtempSync(join(tmpdir(), "furing-compile-"));
   const hadMap = existsSync(`${out}.map`);
   try {
@@ -148,7 +172,7 @@ export async function compilePlugin(spec: string, outfile?: string): Promise<Com
         sourcemap: "inline",
         throw: true,
         compile: { outfile: out, autoloadDotenv: false, autoloadBunfig: false },
-        plugins: [bindFuring(rt.api, rt.sys), stubBuiltins(["memfs", "passthrough"], (n) => `the built-in plugin ${n} is not part of this program (it serves ${name})`)],
+        plugins: [bindFuring(rt), stubBuiltins(["memfs", "passthrough"], (n) => `the built-in plugin ${n} is not part of this program (it serves ${name})`)],
       } as Parameters<typeof Bun.build>[0]);
     } catch (e) {
       throw buildError(e, entry);

@@ -16,6 +16,8 @@ import { PluginError, pluginFromModule, pluginOptionHelp } from "../host/loader.
 import { VERSION, commit } from "./version.ts";
 
 export * from "../api/index.ts";
+/** `furing/sys`, for plugins linked with the prebuilt runtime inside the furing binary (compile.ts). */
+export * as __furing_sys from "../api/sys.ts";
 
 function help(prog: string, mod: Record<string, unknown>, name: string): string {
   let pluginOpts = "";

@@ -1,7 +1,9 @@
 /** `furing unmount [-z] <dir>`: unmount, including a dead mount whose daemon was killed. */
 import { resolve } from "node:path";
 import { UsageError } from "../mount/options.ts";
+import { rmSync } from "node:fs";
 import { findMount, umountNow, MountError } from "../mount/mount.ts";
+import { controlPath, queryStatus } from "../control/socket.ts";
 
 export const UNMOUNT_USAGE = "  furing unmount [-z] <mountpoint>";
 
@@ -26,5 +28,7 @@ export async function unmountCommand(argv: string[]): Promise<number> {
     const p = Bun.spawnSync(["fusermount3", "-u", ...(lazy ? ["-z"] : []), dir], { stderr: "pipe" });
     if (p.exitCode !== 0) throw new MountError(`${dir}: ${p.stderr.toString().trim()}`);
   }
+  // a daemon killed with SIGKILL leaves its control socket behind
+  if ((await queryStatus(dir, 500)) === null) rmSync(controlPath(dir), { force: true });
   return 0;
 }

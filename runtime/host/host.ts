@@ -8,7 +8,7 @@
  * last request ends. State survives through `ctx.keep`. A generation that fails to bundle, import,
  * set up or init is rejected with file:line, and the old one keeps serving.
  */
-import { mkdtempSync, writeFileSync, rmSync, watch, type FSWatcher } from "node:fs";
+import { mkdtempSync, writeFileSync, rmSync, readdirSync, watch, type FSWatcher } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname, basename } from "node:path";
 import { createHash } from "node:crypto";
@@ -65,6 +65,25 @@ interface Built {
   buildMs: number;
 }
 
+/** A private directory for generation files; removes those of daemons that died (SIGKILL). */
+function makeGenerationDir(): string {
+  const base = tmpdir();
+  try {
+    for (const d of readdirSync(base)) {
+      const m = /^furing-gen-(\d+)-/.exec(d);
+      if (m === null) continue;
+      try {
+        process.kill(Number(m[1]), 0);
+      } catch {
+        rmSync(join(base, d), { recursive: true, force: true });
+      }
+    }
+  } catch {
+    // an unreadable tmpdir only means nothing gets cleaned
+  }
+  return mkdtempSync(join(base, `furing-gen-${process.pid}-`));
+}
+
 export class PluginHost {
   readonly entry: string;
   readonly notify = new DeferredNotifier();
@@ -73,7 +92,7 @@ export class PluginHost {
   /** Files of the current generation's module graph. */
   inputs: string[] = [];
   private readonly kept = new Map<string, unknown>();
-  private readonly dir = mkdtempSync(join(tmpdir(), "furing-gen-"));
+  private readonly dir = makeGenerationDir();
   private hash = "";
   private watchers: FSWatcher[] = [];
   private dispatcher: Dispatcher | null = null;
