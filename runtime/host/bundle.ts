@@ -7,12 +7,19 @@
  */
 import { resolve, isAbsolute } from "node:path";
 import * as api from "../api/index.ts";
+import * as sysApi from "../api/sys.ts";
 import { PluginError } from "./loader.ts";
 import { isStandalone } from "./builtin.ts";
 
-const API_GLOBAL = "__furing_api";
-(globalThis as Record<string, unknown>)[API_GLOBAL] = api;
-const VIRTUAL_API = `const api = globalThis.${API_GLOBAL};\nexport const { ${Object.keys(api).join(", ")} } = api;\nexport default api;\n`;
+/** The public modules a plugin may import, bound to this runtime's own copies. */
+const PUBLIC_MODULES: Record<string, Record<string, unknown>> = { furing: api, "furing/sys": sysApi };
+const VIRTUAL: Record<string, string> = {};
+for (const [spec, mod] of Object.entries(PUBLIC_MODULES)) {
+  const g = `__furing_module_${spec.replace(/\W/g, "_")}`;
+  (globalThis as Record<string, unknown>)[g] = mod;
+  VIRTUAL[spec] = `const m = globalThis.${g};\nexport const { ${Object.keys(mod).filter((k) => k !== "default").join(", ")} } = m;\nexport default m;\n`;
+}
+const PUBLIC_FILTER = /^furing(\/sys)?$/;
 
 export interface Bundle {
   code: string;
@@ -65,8 +72,8 @@ async function bundleWithEsbuild(esbuild: Esbuild, entry: string): Promise<Bundl
       plugins: [{
         name: "furing-api",
         setup(b) {
-          b.onResolve({ filter: /^furing$/ }, () => ({ path: "furing", namespace: "furing-api" }));
-          b.onLoad({ filter: /.*/, namespace: "furing-api" }, () => ({ contents: VIRTUAL_API, loader: "js" }));
+          b.onResolve({ filter: PUBLIC_FILTER }, (a) => ({ path: a.path, namespace: "furing-api" }));
+          b.onLoad({ filter: /.*/, namespace: "furing-api" }, (a) => ({ contents: VIRTUAL[a.path]!, loader: "js" }));
         },
       }],
     });
@@ -96,8 +103,8 @@ async function bundleWithBun(entry: string): Promise<Bundle> {
       plugins: [{
         name: "furing-api",
         setup(b) {
-          b.onResolve({ filter: /^furing$/ }, () => ({ path: "furing", namespace: "furing-api" }));
-          b.onLoad({ filter: /.*/, namespace: "furing-api" }, () => ({ contents: VIRTUAL_API, loader: "js" }));
+          b.onResolve({ filter: PUBLIC_FILTER }, (a) => ({ path: a.path, namespace: "furing-api" }));
+          b.onLoad({ filter: /.*/, namespace: "furing-api" }, (a) => ({ contents: VIRTUAL[a.path]!, loader: "js" }));
         },
       }],
     } as Parameters<typeof Bun.build>[0]);
