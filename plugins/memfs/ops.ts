@@ -1,0 +1,632 @@
+/**
+ * The filesystem operations, built around a state object (state.ts) and holding no other state,
+ * so a new generation of the code can serve an existing tree.
+ *
+ * Behaviour follows tmpfs, errno for errno, with the kernel's default_permissions doing the
+ * mode checks (only `access` checks modes here, for mounts without default_permissions).
+ * Notes:
+ * - atime follows relatime (tmpfs's default mount option): read, readdir and readlink update it
+ *   when it is not newer than mtime/ctime or is a day old.
+ * - No file handles (fh 0): the per-node `opens` count is all the state an open needs; it keeps
+ *   unlinked files alive until their last release. O_APPEND is left to the kernel, which sends
+ *   appends at its i_size (exact, since memfs changes only through this mount). Repositioning
+ *   writes here would be wrong with -o writeback_cache: the kernel flushes dirty pages through
+ *   any writable handle of the file, an O_APPEND one included.
+ * - Directory offsets are per-directory cookies (see nodes.ts): "." is 1, ".." is 2, entries
+ *   get increasing cookies from 3 as they are added and never reuse them. Listings show "." and
+ *   "..", then the newest entry first, as tmpfs does (Linux 6.14 and later); a renamed entry
+ *   counts as new. A listing resumes after any cookie while entries are added and removed:
+ *   entries present throughout are listed exactly once, entries added meanwhile are not.
+ */
+import {
+  defineFilesystem,
+  type CreateReply,
+  type DirList,
+  type DirListPlus,
+  type Filesystem,
+  type Request,
+  type SetAttr,
+  type StatFs,
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
+  O_ACCMODE,
+  O_EXCL,
+  O_RDONLY,
+  O_TRUNC,
+  RENAME_EXCHANGE,
+  RENAME_NOREPLACE,
+  RENAME_WHITEOUT,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  S_IFSOCK,
+  S_ISGID,
+  S_ISUID,
+  SEEK_DATA,
+  SEEK_HOLE,
+  X_OK,
+} from "furing";
+import {
+  EACCES,
+  EBUSY,
+  EEXIST,
+  EFBIG,
+  EINVAL,
+  EISDIR,
+  ENAMETOOLONG,
+  ENODEV,
+  ENOENT,
+  ENOSPC,
+  ENOTDIR,
+  ENOTEMPTY,
+  ENXIO,
+  EOPNOTSUPP,
+  EPERM,
+} from "./errors.ts";
+import {
+  type Dir,
+  type DirEnt,
+  type Node,
+  INODE_SPACE,
+  accessed,
+  addEntry,
+  checkName,
+  checkNewName,
+  dropLink,
+  forgetNode,
+  getDir,
+  getNode,
+  indexBefore,
+  isAncestor,
+  maybeFree,
+  newNode,
+  removeEntry,
+  setAtime,
+  setCtime,
+  setMtime,
+  tick,
+  utf8Length,
+} from "./nodes.ts";
+import {
+  MAX_FILE_SIZE,
+  PAGE,
+  allocate,
+  chargePage,
+  copyRange,
+  freeBytes,
+  punch,
+  readData,
+  seekData,
+  seekHole,
+  setSize,
+  writeData,
+} from "./data.ts";
+import { getXattr, listXattrs, removeXattr, setXattr } from "./xattr.ts";
+import type { MemfsState } from "./state.ts";
+
+/** Symlink targets up to this length (with the NUL) live in the inode, longer ones take a page. */
+const SHORT_SYMLINK_LEN = 128;
+
+const S_IXGRP = 0o010;
+
+function isReg(n: Node): boolean {
+  return (n.mode & S_IFMT) === S_IFREG;
+}
+
+/** Clear set-user-ID, and set-group-ID when group-executable (chown, FATTR_KILL_SUIDGID). */
+function killSuidgid(n: Node): void {
+  let m = n.mode & ~S_ISUID;
+  if ((m & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP)) m &= ~S_ISGID;
+  n.mode = m;
+}
+
+/**
+ * Create node `name` in directory `p` (already checked: live directory, new valid name) owned by
+ * the caller; the group and, for directories, S_ISGID come from a set-group-ID parent.
+ */
+function make(state: MemfsState, req: Request, p: Node, name: string, mode: number): Node {
+  let gid = req.gid;
+  if ((p.mode & S_ISGID) !== 0) {
+    gid = p.gid;
+    if ((mode & S_IFMT) === S_IFDIR) mode |= S_ISGID;
+  }
+  tick();
+  const n = newNode(state, mode, req.uid, gid);
+  addEntry(p, name, n);
+  setMtime(p);
+  return n;
+}
+
+export function createOps(state: MemfsState): Filesystem {
+  const nodes = state.nodes;
+
+  return defineFilesystem({
+    lookup(req: Request, parent: number, name: string): Node {
+      const p = nodes.get(parent);
+      if (p === undefined) throw ENOENT;
+      const d = p.dir;
+      if (d === null) throw ENOTDIR;
+      const e = d.names.get(name);
+      if (e !== undefined) {
+        const n = e.node as Node;
+        n.nlookup++;
+        return n;
+      }
+      if (name === "." || name === "..") {
+        const n = name === "." ? p : (nodes.get(p.parent) ?? p);
+        n.nlookup++;
+        return n;
+      }
+      checkName(name);
+      throw ENOENT;
+    },
+
+    forget(ino: number, nlookup: number): void {
+      forgetNode(state, ino, nlookup);
+    },
+
+    getattr(req: Request, ino: number): Node {
+      const n = nodes.get(ino);
+      if (n === undefined) throw ENOENT;
+      return n;
+    },
+
+    setattr(req: Request, ino: number, ch: SetAttr): Node {
+      const n = getNode(state, ino);
+      const size = ch.size;
+      if (size !== undefined) {
+        if (n.dir !== null) throw EISDIR;
+        if (!isReg(n) || size < 0 || !Number.isInteger(size)) throw EINVAL;
+        if (size > MAX_FILE_SIZE) throw EFBIG;
+      }
+      tick();
+      let changed = false;
+      if (size !== undefined && size !== n.size) {
+        setSize(state, n, size);
+        setMtime(n);
+        changed = true;
+      }
+      if (ch.mode !== undefined) {
+        n.mode = (n.mode & S_IFMT) | (ch.mode & 0o7777);
+        changed = true;
+      }
+      if (ch.uid !== undefined || ch.gid !== undefined) {
+        if (ch.uid !== undefined) n.uid = ch.uid;
+        if (ch.gid !== undefined) n.gid = ch.gid;
+        if (n.dir === null) killSuidgid(n);
+        changed = true;
+      }
+      if (ch.killSuidgid === true && n.dir === null) {
+        killSuidgid(n);
+        changed = true;
+      }
+      const at = ch.atime;
+      if (at !== undefined) {
+        if (at === "now") setAtime(n);
+        else {
+          n.atimeSec = at.sec;
+          n.atimeNsec = at.nsec;
+        }
+        changed = true;
+      }
+      const mt = ch.mtime;
+      if (mt !== undefined) {
+        if (mt === "now") setMtime(n);
+        else {
+          n.mtimeSec = mt.sec;
+          n.mtimeNsec = mt.nsec;
+        }
+        changed = true;
+      }
+      if (ch.ctime !== undefined) {
+        n.ctimeSec = ch.ctime.sec;
+        n.ctimeNsec = ch.ctime.nsec;
+      } else if (changed || (size === undefined && ch.killSuidgid === undefined)) {
+        // Any change stamps ctime. So does a request with nothing in it: that is what the kernel
+        // sends for chown(f, -1, -1), which stamps ctime on tmpfs. Only a truncate to the same
+        // size changes nothing.
+        setCtime(n);
+      }
+      return n;
+    },
+
+    readlink(req: Request, ino: number): string {
+      const n = getNode(state, ino);
+      if (n.target === null) throw EINVAL;
+      accessed(n);
+      return n.target;
+    },
+
+    mknod(req: Request, parent: number, name: string, mode: number, rdev: number, umask: number): Node {
+      let type = mode & S_IFMT;
+      if (type === 0) type = S_IFREG;
+      if (type === S_IFDIR) throw EPERM;
+      if (type !== S_IFREG && type !== S_IFIFO && type !== S_IFSOCK && type !== S_IFCHR && type !== S_IFBLK) throw EINVAL;
+      const p = getDir(state, parent, true);
+      checkNewName(p, name);
+      const n = make(state, req, p, name, type | (mode & 0o7777 & ~umask));
+      if (type === S_IFCHR || type === S_IFBLK) n.rdev = rdev;
+      n.nlookup++;
+      return n;
+    },
+
+    mkdir(req: Request, parent: number, name: string, mode: number, umask: number): Node {
+      const p = getDir(state, parent, true);
+      checkNewName(p, name);
+      const n = make(state, req, p, name, S_IFDIR | (mode & 0o7777 & ~umask));
+      n.nlookup++;
+      return n;
+    },
+
+    unlink(req: Request, parent: number, name: string): void {
+      const p = getDir(state, parent, false);
+      const e = (p.dir as Dir).names.get(name);
+      if (e === undefined) {
+        checkName(name);
+        throw ENOENT;
+      }
+      const n = e.node as Node;
+      if (n.dir !== null) throw EISDIR;
+      tick();
+      removeEntry(p, e);
+      setMtime(p);
+      dropLink(state, n);
+    },
+
+    rmdir(req: Request, parent: number, name: string): void {
+      const p = getDir(state, parent, false);
+      if (name === ".") throw EINVAL;
+      if (name === "..") throw ENOTEMPTY;
+      const e = (p.dir as Dir).names.get(name);
+      if (e === undefined) {
+        checkName(name);
+        throw ENOENT;
+      }
+      const n = e.node as Node;
+      if (n.dir === null) throw ENOTDIR;
+      if (n.dir.names.size !== 0) throw ENOTEMPTY;
+      tick();
+      removeEntry(p, e);
+      setMtime(p);
+      dropLink(state, n);
+    },
+
+    symlink(req: Request, parent: number, name: string, target: string): Node {
+      const p = getDir(state, parent, true);
+      checkNewName(p, name);
+      const len = utf8Length(target);
+      if (len === 0) throw ENOENT;
+      if (len + 1 > PAGE) throw ENAMETOOLONG;
+      const long = len + 1 > SHORT_SYMLINK_LEN;
+      if (long && freeBytes(state) < PAGE) throw ENOSPC;
+      const n = make(state, req, p, name, S_IFLNK | 0o777);
+      n.target = target;
+      n.size = len;
+      if (long) chargePage(state, n);
+      n.nlookup++;
+      return n;
+    },
+
+    rename(req: Request, parent: number, name: string, newParent: number, newName: string, flags: number): void {
+      if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) !== 0) throw EINVAL;
+      const exchange = (flags & RENAME_EXCHANGE) !== 0;
+      if (exchange && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)) !== 0) throw EINVAL;
+      const op = getDir(state, parent, false);
+      const np = getDir(state, newParent, false);
+      if (name === "." || name === ".." || newName === "." || newName === "..") throw EBUSY;
+      const se = (op.dir as Dir).names.get(name);
+      if (se === undefined) {
+        checkName(name);
+        throw ENOENT;
+      }
+      checkName(newName);
+      const te = (np.dir as Dir).names.get(newName);
+      if (te !== undefined && (flags & RENAME_NOREPLACE) !== 0) throw EEXIST;
+      if (exchange && te === undefined) throw ENOENT;
+      const src = se.node as Node;
+      const dst = te === undefined ? null : (te.node as Node);
+      // The checks the kernel makes with lock_rename's "trap", in its order.
+      if (src.dir !== null && isAncestor(state, src, np)) throw EINVAL;
+      if (dst !== null && dst.dir !== null && isAncestor(state, dst, op)) throw exchange ? EINVAL : ENOTEMPTY;
+      if (src === dst) return; // two names of one node: nothing to do
+      if (np.nlink === 0) throw ENOENT;
+
+      if (exchange) {
+        // Both names are re-added (they list as the newest entries, the new name first).
+        const other = dst as Node;
+        tick();
+        removeEntry(op, se);
+        removeEntry(np, te as DirEnt);
+        addEntry(op, name, other);
+        addEntry(np, newName, src);
+        setMtime(op);
+        setMtime(np);
+        setCtime(src);
+        setCtime(other);
+        return;
+      }
+
+      if (dst !== null) {
+        if (src.dir !== null) {
+          if (dst.dir === null) throw ENOTDIR;
+          if (dst.dir.names.size !== 0) throw ENOTEMPTY;
+        } else if (dst.dir !== null) throw EISDIR;
+      }
+      const whiteout = (flags & RENAME_WHITEOUT) !== 0;
+      if (whiteout && state.ispaceFree < INODE_SPACE) throw ENOSPC;
+
+      tick();
+      removeEntry(op, se);
+      if (te !== undefined && dst !== null) {
+        removeEntry(np, te);
+        dropLink(state, dst);
+      }
+      // A whiteout is a 0/0 character device left at the old name (overlayfs).
+      if (whiteout) make(state, req, op, name, S_IFCHR);
+      addEntry(np, newName, src);
+      setMtime(op);
+      setMtime(np);
+      setCtime(src);
+    },
+
+    link(req: Request, ino: number, newParent: number, newName: string): Node {
+      const n = getNode(state, ino);
+      const p = getDir(state, newParent, true);
+      checkNewName(p, newName);
+      if (n.dir !== null) throw EPERM;
+      if (n.nlink === 0) throw ENOENT;
+      if (state.ispaceFree < INODE_SPACE) throw ENOSPC;
+      state.ispaceFree -= INODE_SPACE; // tmpfs charges every extra link like a node
+      tick();
+      n.nlink++;
+      addEntry(p, newName, n);
+      setMtime(p);
+      setCtime(n);
+      n.nlookup++;
+      return n;
+    },
+
+    open(req: Request, ino: number, flags: number): undefined {
+      const n = getNode(state, ino);
+      if (n.dir !== null && (flags & O_ACCMODE) !== O_RDONLY) throw EISDIR;
+      if ((flags & O_TRUNC) !== 0 && isReg(n)) {
+        tick();
+        setSize(state, n, 0);
+        setMtime(n);
+      }
+      n.opens++;
+      return undefined;
+    },
+
+    read(req: Request, ino: number, fh: number, offset: number, size: number, dest: Uint8Array): number {
+      const n = nodes.get(ino);
+      if (n === undefined) throw ENOENT;
+      if (n.dir !== null) throw EISDIR;
+      const count = readData(n, offset, size, dest);
+      accessed(n);
+      return count;
+    },
+
+    write(req: Request, ino: number, fh: number, offset: number, data: Uint8Array, flags: number): number {
+      const n = nodes.get(ino);
+      if (n === undefined) throw ENOENT;
+      if (n.dir !== null) throw EISDIR;
+      if (!isReg(n)) throw EINVAL;
+      const len = data.length;
+      if (offset < 0) throw EINVAL;
+      if (offset + len > MAX_FILE_SIZE) throw EFBIG;
+      const written = writeData(state, n, offset, data, 0, len);
+      if (written === 0 && len > 0) throw ENOSPC;
+      tick();
+      setMtime(n);
+      return written;
+    },
+
+    flush(): void {},
+
+    release(req: Request, ino: number): void {
+      const n = nodes.get(ino);
+      if (n === undefined) return;
+      if (n.opens > 0) n.opens--;
+      maybeFree(state, n);
+    },
+
+    fsync(): void {},
+
+    opendir(req: Request, ino: number): undefined {
+      const n = getNode(state, ino);
+      if (n.dir === null) throw ENOTDIR;
+      n.opens++;
+      return undefined;
+    },
+
+    readdir(req: Request, ino: number, fh: number, offset: number, out: DirList): void {
+      const n = getNode(state, ino);
+      const d = n.dir;
+      if (d === null) throw ENOTDIR;
+      if (n.nlink === 0) return; // removed while open: no entries
+      accessed(n);
+      if (offset < 1 && !out.add(".", n.ino, n.mode, 1)) return;
+      if (offset < 2) {
+        const up = nodes.get(n.parent) ?? n;
+        if (!out.add("..", up.ino, up.mode, 2)) return;
+      }
+      const list = d.list;
+      for (let i = (offset < 3 ? list.length : indexBefore(d, offset)) - 1; i >= 0; i--) {
+        const e = list[i] as DirEnt;
+        const c = e.node;
+        if (c !== null && !out.add(e.name, c.ino, c.mode, e.cookie)) return;
+      }
+    },
+
+    readdirplus(req: Request, ino: number, fh: number, offset: number, out: DirListPlus): void {
+      const n = getNode(state, ino);
+      const d = n.dir;
+      if (d === null) throw ENOTDIR;
+      if (n.nlink === 0) return;
+      accessed(n);
+      // "." and ".." do not count as lookups.
+      if (offset < 1 && !out.add(".", n, 1)) return;
+      if (offset < 2 && !out.add("..", nodes.get(n.parent) ?? n, 2)) return;
+      const list = d.list;
+      for (let i = (offset < 3 ? list.length : indexBefore(d, offset)) - 1; i >= 0; i--) {
+        const e = list[i] as DirEnt;
+        const c = e.node;
+        if (c === null) continue;
+        if (!out.add(e.name, c, e.cookie)) return;
+        c.nlookup++;
+      }
+    },
+
+    releasedir(req: Request, ino: number): void {
+      const n = nodes.get(ino);
+      if (n === undefined) return;
+      if (n.opens > 0) n.opens--;
+      maybeFree(state, n);
+    },
+
+    fsyncdir(): void {},
+
+    statfs(): StatFs {
+      const sizeLimited = state.maxBytes !== Infinity;
+      const nodesLimited = state.maxInodes !== Infinity;
+      const blocks = sizeLimited ? Math.floor(state.maxBytes / PAGE) : 0;
+      const bfree = sizeLimited ? Math.floor((state.maxBytes - state.usedBytes) / PAGE) : 0;
+      return {
+        blocks,
+        bfree,
+        bavail: bfree,
+        files: nodesLimited ? state.maxInodes : 0,
+        ffree: nodesLimited ? Math.floor(state.ispaceFree / INODE_SPACE) : 0,
+        bsize: PAGE,
+        frsize: PAGE,
+        namelen: 255,
+      };
+    },
+
+    setxattr(req: Request, ino: number, name: string, value: Uint8Array, flags: number): void {
+      const n = getNode(state, ino);
+      setXattr(state, n, name, value, flags);
+      tick();
+      setCtime(n);
+    },
+
+    getxattr(req: Request, ino: number, name: string): Uint8Array {
+      return getXattr(getNode(state, ino), name);
+    },
+
+    listxattr(req: Request, ino: number): string[] {
+      return listXattrs(getNode(state, ino), req.uid);
+    },
+
+    removexattr(req: Request, ino: number, name: string): void {
+      const n = getNode(state, ino);
+      removeXattr(state, n, name);
+      tick();
+      setCtime(n);
+    },
+
+    access(req: Request, ino: number, mask: number): void {
+      const n = getNode(state, ino);
+      mask &= 7;
+      if (mask === 0) return;
+      const m = n.mode;
+      if (req.uid === 0) {
+        // root may read and write anything, and execute what has an x bit (or is a directory).
+        if ((mask & X_OK) !== 0 && n.dir === null && (m & 0o111) === 0) throw EACCES;
+        return;
+      }
+      const bits = req.uid === n.uid ? (m >> 6) & 7 : req.gid === n.gid ? (m >> 3) & 7 : m & 7;
+      if ((bits & mask) !== mask) throw EACCES;
+    },
+
+    create(req: Request, parent: number, name: string, mode: number, flags: number, umask: number): CreateReply {
+      const p = getDir(state, parent, true);
+      const e = (p.dir as Dir).names.get(name);
+      let n: Node;
+      if (e !== undefined) {
+        // The kernel looks the name up first, so this is a race with another creator.
+        if ((flags & O_EXCL) !== 0) throw EEXIST;
+        n = e.node as Node;
+        if (n.dir !== null) throw EISDIR;
+        if ((flags & O_TRUNC) !== 0 && isReg(n)) {
+          tick();
+          setSize(state, n, 0);
+          setMtime(n);
+        }
+      } else {
+        checkNewName(p, name);
+        n = make(state, req, p, name, S_IFREG | (mode & 0o7777 & ~umask));
+      }
+      n.nlookup++;
+      n.opens++;
+      return { entry: n };
+    },
+
+    fallocate(req: Request, ino: number, fh: number, offset: number, length: number, mode: number): void {
+      const n = getNode(state, ino);
+      if (n.dir !== null) throw EISDIR;
+      if (!isReg(n)) throw ENODEV;
+      if (offset < 0 || length <= 0) throw EINVAL;
+      const end = offset + length;
+      if (end > MAX_FILE_SIZE) throw EFBIG;
+      // tmpfs supports allocation (with or without KEEP_SIZE) and PUNCH_HOLE|KEEP_SIZE only.
+      if ((mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) !== 0) throw EOPNOTSUPP;
+      if ((mode & FALLOC_FL_PUNCH_HOLE) !== 0) {
+        if ((mode & FALLOC_FL_KEEP_SIZE) === 0) throw EOPNOTSUPP;
+        punch(state, n, offset, end);
+      } else {
+        allocate(state, n, offset, end);
+        if ((mode & FALLOC_FL_KEEP_SIZE) === 0 && end > n.size) n.size = end;
+      }
+      tick();
+      setMtime(n);
+    },
+
+    lseek(req: Request, ino: number, fh: number, offset: number, whence: number): number {
+      const n = getNode(state, ino);
+      if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw EINVAL;
+      if (offset < 0 || offset >= n.size) throw ENXIO;
+      if (whence === SEEK_HOLE) return seekHole(n, offset);
+      const at = seekData(n, offset);
+      if (at < 0) throw ENXIO;
+      return at;
+    },
+
+    copyFileRange(
+      req: Request,
+      inoIn: number,
+      fhIn: number,
+      offIn: number,
+      inoOut: number,
+      fhOut: number,
+      offOut: number,
+      length: number,
+      flags: number,
+    ): number {
+      if (flags !== 0) throw EINVAL;
+      const src = getNode(state, inoIn);
+      const dst = getNode(state, inoOut);
+      if (src.dir !== null || dst.dir !== null) throw EISDIR;
+      if (!isReg(src) || !isReg(dst)) throw EINVAL;
+      if (offIn < 0 || offOut < 0) throw EINVAL;
+      let len = length;
+      if (offIn >= src.size) len = 0;
+      else if (len > src.size - offIn) len = src.size - offIn;
+      if (len === 0) return 0;
+      if (src === dst && offOut + len > offIn && offOut < offIn + len) throw EINVAL;
+      if (offOut + len > MAX_FILE_SIZE) throw EFBIG;
+      const copied = copyRange(state, src, offIn, dst, offOut, len);
+      if (copied === 0) throw ENOSPC;
+      tick();
+      setMtime(dst);
+      return copied;
+    },
+
+    syncfs(): void {},
+  });
+}

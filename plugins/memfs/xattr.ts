@@ -1,0 +1,107 @@
+/**
+ * Extended attributes, as tmpfs keeps them: the user., trusted. and security. namespaces
+ * (anything else is EOPNOTSUPP), values up to 64 KiB, user.* only on regular files and
+ * directories, and every attribute (any namespace) charged to the inode space that statfs's
+ * ffree reports (40 bytes + name + value, like the kernel's simple_xattr_space).
+ *
+ * The caller checks the node exists; these functions throw the errno for everything else.
+ */
+import { S_IFDIR, S_IFMT, S_IFREG, XATTR_CREATE, XATTR_REPLACE } from "furing";
+import { Buffer } from "node:buffer";
+import { E2BIG, EEXIST, EINVAL, ENODATA, ENOSPC, EOPNOTSUPP, EPERM, ERANGE } from "./errors.ts";
+import type { Node } from "./nodes.ts";
+import type { MemfsState } from "./state.ts";
+
+/** Largest value (XATTR_SIZE_MAX). */
+export const XATTR_SIZE_MAX = 65536;
+/** Longest name in bytes (XATTR_NAME_MAX). */
+export const XATTR_NAME_MAX = 255;
+
+const USER = 1;
+const OTHER = 2;
+
+/** Inode space an attribute costs. */
+function space(name: string, size: number): number {
+  return 40 + size + Buffer.byteLength(name, "utf8");
+}
+
+/** Inode space held by a node's extended attributes (given back when the node is freed). */
+export function xattrSpace(xattrs: Map<string, Uint8Array>): number {
+  let total = 0;
+  for (const [name, value] of xattrs) total += space(name, value.length);
+  return total;
+}
+
+/** USER or OTHER for a supported name; ERANGE, EOPNOTSUPP or EINVAL otherwise. */
+function namespaceOf(name: string): number {
+  if (name.length === 0 || (name.length > 85 && Buffer.byteLength(name, "utf8") > XATTR_NAME_MAX)) throw ERANGE;
+  let prefix: number;
+  let ns: number;
+  if (name.startsWith("user.")) {
+    prefix = 5;
+    ns = USER;
+  } else if (name.startsWith("trusted.")) {
+    prefix = 8;
+    ns = OTHER;
+  } else if (name.startsWith("security.")) {
+    prefix = 9;
+    ns = OTHER;
+  } else throw EOPNOTSUPP;
+  if (name.length === prefix) throw EINVAL;
+  return ns;
+}
+
+function userAllowed(node: Node): boolean {
+  const t = node.mode & S_IFMT;
+  return t === S_IFREG || t === S_IFDIR;
+}
+
+export function setXattr(state: MemfsState, node: Node, name: string, value: Uint8Array, flags: number): void {
+  if ((flags & ~(XATTR_CREATE | XATTR_REPLACE)) !== 0) throw EINVAL;
+  const ns = namespaceOf(name);
+  if (value.length > XATTR_SIZE_MAX) throw E2BIG;
+  if (ns === USER && !userAllowed(node)) throw EPERM;
+  const old = node.xattrs === null ? undefined : node.xattrs.get(name);
+  if ((flags & XATTR_CREATE) !== 0 && old !== undefined) throw EEXIST;
+  if ((flags & XATTR_REPLACE) !== 0 && old === undefined) throw ENODATA;
+  // tmpfs charges the new value in full before giving back the old one.
+  const cost = space(name, value.length);
+  if (state.ispaceFree < cost) throw ENOSPC;
+  state.ispaceFree -= cost;
+  if (old !== undefined) state.ispaceFree += space(name, old.length);
+  (node.xattrs ??= new Map()).set(name, value.slice());
+}
+
+export function getXattr(node: Node, name: string): Uint8Array {
+  const ns = namespaceOf(name);
+  if (ns === USER && !userAllowed(node)) throw ENODATA;
+  const v = node.xattrs === null ? undefined : node.xattrs.get(name);
+  if (v === undefined) throw ENODATA;
+  return v;
+}
+
+/**
+ * All names, in tmpfs's order (descending byte order). trusted.* names are only shown to
+ * root, as tmpfs shows them only to CAP_SYS_ADMIN.
+ */
+export function listXattrs(node: Node, uid: number): string[] {
+  const out: string[] = [];
+  if (node.xattrs === null) return out;
+  for (const name of node.xattrs.keys()) if (uid === 0 || !name.startsWith("trusted.")) out.push(name);
+  return out.sort(compareDescending);
+}
+
+function compareDescending(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(b, "utf8"), Buffer.from(a, "utf8"));
+}
+
+export function removeXattr(state: MemfsState, node: Node, name: string): void {
+  const ns = namespaceOf(name);
+  if (ns === USER && !userAllowed(node)) throw EPERM;
+  const xattrs = node.xattrs;
+  const old = xattrs === null ? undefined : xattrs.get(name);
+  if (xattrs === null || old === undefined) throw ENODATA;
+  xattrs.delete(name);
+  state.ispaceFree += space(name, old.length);
+  if (xattrs.size === 0) node.xattrs = null;
+}
