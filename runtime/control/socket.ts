@@ -20,7 +20,10 @@ export interface ControlServer {
   close(): void;
 }
 
-/** Serve `status` requests for a mount. */
+/**
+ * Serve control requests for a mount: `status`, and `gc` (a full garbage collection, then the
+ * status: how the heap settles, for leak checks).
+ */
 export function serveControl(mountpoint: string, status: () => unknown): ControlServer {
   const dir = controlDir();
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -39,6 +42,11 @@ export function serveControl(mountpoint: string, status: () => unknown): Control
         const cmd = s.data.buf.trim();
         let reply: string;
         if (cmd === "status") reply = JSON.stringify(status());
+        else if (cmd === "gc") {
+          const t0 = performance.now();
+          Bun.gc(true);
+          reply = JSON.stringify({ ...(status() as object), gc_ms: Math.round((performance.now() - t0) * 100) / 100 });
+        }
         else reply = JSON.stringify({ error: `unknown command ${JSON.stringify(cmd)}` });
         s.end(reply + "\n");
       },
@@ -54,11 +62,11 @@ export function serveControl(mountpoint: string, status: () => unknown): Control
 }
 
 /** Ask the daemon serving `mountpoint` for its status; null when no daemon answers. */
-export async function queryStatus(mountpoint: string, timeoutMs = 5000): Promise<unknown | null> {
-  return querySocket(controlPath(mountpoint), timeoutMs);
+export async function queryStatus(mountpoint: string, timeoutMs = 5000, command = "status"): Promise<unknown | null> {
+  return querySocket(controlPath(mountpoint), timeoutMs, command);
 }
 
-export async function querySocket(path: string, timeoutMs = 5000): Promise<unknown | null> {
+export async function querySocket(path: string, timeoutMs = 5000, command = "status"): Promise<unknown | null> {
   if (!existsSync(path)) return null;
   return new Promise((res) => {
     let buf = "";
@@ -67,7 +75,7 @@ export async function querySocket(path: string, timeoutMs = 5000): Promise<unkno
       unix: path,
       socket: {
         open(s) {
-          s.write("status\n");
+          s.write(command + "\n");
         },
         data(_s, chunk) {
           buf += chunk.toString();

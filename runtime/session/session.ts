@@ -19,6 +19,7 @@ import { mountWithFusermount } from "../mount/fusermount.ts";
 import { negotiate, uringUnavailableReason } from "./init.ts";
 import { KernelNotifier } from "../notify/notifier.ts";
 import { BackingFiles } from "./backing.ts";
+import { heapStats } from "bun:jsc";
 import type { RingFileIO } from "../io/file-io.ts";
 import type { MountOptions as Opts } from "../mount/options.ts";
 
@@ -58,7 +59,14 @@ export interface SessionStatus {
   kernelNodes: number;
   passthrough: string;
   notifications: { sent: number; failed: number };
+  memory: ReturnType<typeof memoryFigures>;
   ops: Record<string, unknown>;
+}
+
+/** RSS and JS heap figures of this process (status, leak checks). */
+function memoryFigures(): { rss_kib: number; heap_kib: number; heap_objects: number } {
+  const h = heapStats();
+  return { rss_kib: Math.round(process.memoryUsage.rss() / 1024), heap_kib: Math.round(h.heapSize / 1024), heap_objects: h.objectCount };
 }
 
 export class Session {
@@ -264,6 +272,7 @@ export class Session {
       passthrough: this.passthrough ? `on (${this.backing?.opened ?? 0} backing files opened)` : "off",
       notifications: { sent: this.notifier?.sent ?? 0, failed: this.notifier?.failed ?? 0 },
       ...this.extraStatus(),
+      memory: memoryFigures(),
       ops: this.dispatcher.stats.snapshot(),
     };
   }
