@@ -15,9 +15,9 @@
  * Conventions:
  * - Paths and names are JS strings, encoded as UTF-8 into native scratch memory (no allocation);
  *   a string containing NUL fails with EINVAL, one of 4096 bytes or more with ENAMETOOLONG.
- * - Memory the kernel writes (stat buffers, strings, handles) is native scratch memory allocated
- *   once per module instance (never a small JS TypedArray, which the GC may move). Results are
- *   decoded into plain JS values; byte results (xattr values, link targets) are fresh copies.
+ * - Memory the kernel reads or writes (stat buffers, strings, handles) is native scratch memory
+ *   allocated once (never a small JS TypedArray, which the GC may relocate). Results are decoded
+ *   into plain JS values; byte results (xattr values, link targets) are fresh copies.
  * - 64-bit numbers (inode numbers, sizes, offsets, device ids) are JS numbers: exact below 2^53.
  * - Descriptors opened with `O_PATH` work as `dirfd` for every `*at` call, with `fstat`, `fstatat`
  *   + `AT_EMPTY_PATH`, `fchownat`/`utimensat`/`linkat` + `AT_EMPTY_PATH`, `fstatvfs`,
@@ -25,7 +25,7 @@
  *   and friends, `ftruncate`, reading) use the path {@link procPath}(fd) with the path variants.
  * - Linux x86-64 / arm64 struct layouts and constants.
  */
-import { dlopen, FFIType as T } from "bun:ffi";
+import { dlopen, FFIType as T, type Pointer } from "bun:ffi";
 import { allocNative } from "../ffi/memory.ts";
 import { errno as lastErrno, strerror } from "../ffi/libc.ts";
 import { FuseError, errnoName } from "./errno.ts";
@@ -45,20 +45,10 @@ export const AT_EACCESS = 0x200;
 /** An empty path means `dirfd` itself (which may be an `O_PATH` descriptor). */
 export const AT_EMPTY_PATH = 0x1000;
 
-export const O_RDONLY = 0;
-export const O_WRONLY = 1;
-export const O_RDWR = 2;
-export const O_ACCMODE = 3;
-export const O_CREAT = 0o100;
-export const O_EXCL = 0o200;
+// open(2) flags shared with the main API (furing), re-exported so `furing/sys` is self-contained
+export { O_RDONLY, O_WRONLY, O_RDWR, O_ACCMODE, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_NONBLOCK, O_DIRECT, O_DIRECTORY, O_NOFOLLOW } from "./constants.ts";
 export const O_NOCTTY = 0o400;
-export const O_TRUNC = 0o1000;
-export const O_APPEND = 0o2000;
-export const O_NONBLOCK = 0o4000;
-export const O_DIRECT = 0o40000;
 export const O_LARGEFILE = 0o100000;
-export const O_DIRECTORY = 0o200000;
-export const O_NOFOLLOW = 0o400000;
 export const O_NOATIME = 0o1000000;
 export const O_CLOEXEC = 0o2000000;
 /** A descriptor that only names a file (no I/O), usable as a `dirfd` and with `AT_EMPTY_PATH`. */
@@ -69,9 +59,7 @@ export const UTIME_NOW = (1 << 30) - 1;
 /** utimensat: leave this time unchanged. */
 export const UTIME_OMIT = (1 << 30) - 2;
 
-export const RENAME_NOREPLACE = 1;
-export const RENAME_EXCHANGE = 2;
-export const RENAME_WHITEOUT = 4;
+export { RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT } from "./types.ts";
 
 export const XATTR_CREATE = 1;
 export const XATTR_REPLACE = 2;
@@ -150,7 +138,7 @@ const c = lib.symbols;
 // ---- native scratch memory ---------------------------------------------------------------------
 
 // One native region, carved at fixed offsets. Calls are synchronous and never re-entered, so one
-// set of buffers per module instance is enough.
+// set of buffers is enough.
 const OFF_STAT = 0; // struct stat, 144 bytes
 const OFF_STATVFS = 256; // struct statvfs, 112 bytes
 const OFF_TIMES = 384; // struct timespec[2], 32 bytes
@@ -162,31 +150,34 @@ const OFF_PATH0 = 1024; // first path (PATH_MAX)
 const OFF_PATH1 = OFF_PATH0 + PATH_MAX; // second path (PATH_MAX)
 const OFF_DATA = OFF_PATH1 + PATH_MAX; // xattr values, link targets, getdents records (64 KiB)
 const DATA_SIZE = XATTR_SIZE_MAX;
+// Native memory (mmap, outside the JS heap): the GC never moves it, and it lives as long as the
+// process. The plugin host binds `furing/sys` to this one module instance for every generation.
 const region = allocNative(OFF_DATA + DATA_SIZE);
+const scratch = region.buffer;
 const base = region.ptr;
-const dv = new DataView(region.buffer);
-const bytes = Buffer.from(region.buffer, 0, region.size);
+const dv = new DataView(scratch);
+const bytes = Buffer.from(scratch, 0, region.size);
 
-const P_STAT = base + OFF_STAT;
-const P_STATVFS = base + OFF_STATVFS;
-const P_TIMES = base + OFF_TIMES;
-const P_OFFS = base + OFF_OFFS;
-const P_MNTID = base + OFF_MNTID;
-const P_HANDLE = base + OFF_HANDLE;
-const P_XNAME = base + OFF_XNAME;
-const P_PATH0 = base + OFF_PATH0;
-const P_PATH1 = base + OFF_PATH1;
-const P_DATA = base + OFF_DATA;
+const P_STAT = (base + OFF_STAT) as Pointer;
+const P_STATVFS = (base + OFF_STATVFS) as Pointer;
+const P_TIMES = (base + OFF_TIMES) as Pointer;
+const P_OFFS = (base + OFF_OFFS) as Pointer;
+const P_MNTID = (base + OFF_MNTID) as Pointer;
+const P_HANDLE = (base + OFF_HANDLE) as Pointer;
+const P_XNAME = (base + OFF_XNAME) as Pointer;
+const P_PATH0 = (base + OFF_PATH0) as Pointer;
+const P_PATH1 = (base + OFF_PATH1) as Pointer;
+const P_DATA = (base + OFF_DATA) as Pointer;
 
 /** Encode `s` NUL-terminated at `off` (room `max` bytes including the NUL); returns its address. */
-function put(s: string, off: number, max: number, tooLong: "ENAMETOOLONG" | "ERANGE"): number {
+function put(s: string, off: number, max: number, tooLong: "ENAMETOOLONG" | "ERANGE"): Pointer {
   if (s.indexOf("\0") >= 0) throw new FuseError("EINVAL", `${JSON.stringify(s)} contains a NUL byte`);
-  // ASCII fast path: one byte per UTF-16 unit; otherwise measure exactly
+  // short strings fit for sure (at most 3 UTF-8 bytes per UTF-16 unit); longer ones are measured
   const n = s.length * 3 < max ? bytes.write(s, off, "utf8") : Buffer.byteLength(s);
   if (n >= max) throw new FuseError(tooLong, `${tooLong === "ERANGE" ? "name" : "path"} of ${n} bytes is too long`);
   if (s.length * 3 >= max) bytes.write(s, off, n, "utf8");
   bytes[off + n] = 0;
-  return base + off;
+  return (base + off) as Pointer;
 }
 const path0 = (s: string) => put(s, OFF_PATH0, PATH_MAX, "ENAMETOOLONG");
 const path1 = (s: string) => put(s, OFF_PATH1, PATH_MAX, "ENAMETOOLONG");
@@ -396,7 +387,7 @@ export function symlinkat(target: string, dirfd: number, name: string): void {
 
 /** readlinkat(2): the target's bytes. `readlinkat(fd, "")` reads an `O_PATH` descriptor's link. */
 export function readlinkat(dirfd: number, path: string): Buffer {
-  const n = c.readlinkat(dirfd, path0(path), P_DATA, DATA_SIZE);
+  const n = Number(c.readlinkat(dirfd, path0(path), P_DATA, DATA_SIZE));
   if (n < 0) fail("readlinkat", path);
   return Buffer.from(bytes.subarray(OFF_DATA, OFF_DATA + n));
 }
@@ -436,7 +427,7 @@ export interface Dirent {
  * ".." included. `max` bounds the bytes read per call (≤ 64 KiB).
  */
 export function getdents(fd: number, max = 32768): Dirent[] {
-  const n = c.getdents64(fd, P_DATA, Math.min(max, DATA_SIZE));
+  const n = Number(c.getdents64(fd, P_DATA, Math.min(max, DATA_SIZE)));
   if (n < 0) fail("getdents64");
   const out: Dirent[] = [];
   let o = OFF_DATA;
@@ -461,7 +452,7 @@ export function fallocate(fd: number, mode: number, offset: number, length: numb
 
 /** lseek(2); SEEK_DATA / SEEK_HOLE find data and holes (ENXIO past the end). */
 export function lseek(fd: number, offset: number, whence: number): number {
-  const r = c.lseek(fd, offset, whence);
+  const r = Number(c.lseek(fd, offset, whence));
   if (r < 0) fail("lseek");
   return r;
 }
@@ -488,7 +479,7 @@ export function syncfs(fd: number): void {
 export function copy_file_range(fdIn: number, offIn: number | null, fdOut: number, offOut: number | null, length: number, flags = 0): number {
   if (offIn !== null) setI64(OFF_OFFS, offIn);
   if (offOut !== null) setI64(OFF_OFFS + 8, offOut);
-  const r = c.copy_file_range(fdIn, offIn === null ? null : P_OFFS, fdOut, offOut === null ? null : P_OFFS + 8, length, flags);
+  const r = Number(c.copy_file_range(fdIn, offIn === null ? null : P_OFFS, fdOut, offOut === null ? null : (P_OFFS + 8) as Pointer, length, flags));
   if (r < 0) fail("copy_file_range");
   return r;
 }
@@ -496,7 +487,7 @@ export function copy_file_range(fdIn: number, offIn: number | null, fdOut: numbe
 // ---- extended attributes ----------------------------------------------------------------------------
 
 function value(n: number): Uint8Array {
-  return new Uint8Array(region.buffer.slice(OFF_DATA, OFF_DATA + n));
+  return new Uint8Array(scratch.slice(OFF_DATA, OFF_DATA + n));
 }
 function names(n: number): string[] {
   const out: string[] = [];
@@ -518,19 +509,19 @@ function putValue(v: Uint8Array): number {
 
 /** getxattr(2) (follows symlinks: use it with procPath(fd)). Throws ENODATA when absent. */
 export function getxattr(path: string, name: string): Uint8Array {
-  const n = c.getxattr(path0(path), xname(name), P_DATA, DATA_SIZE);
+  const n = Number(c.getxattr(path0(path), xname(name), P_DATA, DATA_SIZE));
   if (n < 0) fail("getxattr", name);
   return value(n);
 }
 /** lgetxattr(2): a symlink's own attribute. */
 export function lgetxattr(path: string, name: string): Uint8Array {
-  const n = c.lgetxattr(path0(path), xname(name), P_DATA, DATA_SIZE);
+  const n = Number(c.lgetxattr(path0(path), xname(name), P_DATA, DATA_SIZE));
   if (n < 0) fail("lgetxattr", name);
   return value(n);
 }
 /** fgetxattr(2) (not on `O_PATH` descriptors). */
 export function fgetxattr(fd: number, name: string): Uint8Array {
-  const n = c.fgetxattr(fd, xname(name), P_DATA, DATA_SIZE);
+  const n = Number(c.fgetxattr(fd, xname(name), P_DATA, DATA_SIZE));
   if (n < 0) fail("fgetxattr", name);
   return value(n);
 }
@@ -553,19 +544,19 @@ export function fsetxattr(fd: number, name: string, v: Uint8Array, flags = 0): v
 
 /** listxattr(2): attribute names. */
 export function listxattr(path: string): string[] {
-  const n = c.listxattr(path0(path), P_DATA, DATA_SIZE);
+  const n = Number(c.listxattr(path0(path), P_DATA, DATA_SIZE));
   if (n < 0) fail("listxattr", path);
   return names(n);
 }
 /** llistxattr(2). */
 export function llistxattr(path: string): string[] {
-  const n = c.llistxattr(path0(path), P_DATA, DATA_SIZE);
+  const n = Number(c.llistxattr(path0(path), P_DATA, DATA_SIZE));
   if (n < 0) fail("llistxattr", path);
   return names(n);
 }
 /** flistxattr(2) (not on `O_PATH` descriptors). */
 export function flistxattr(fd: number): string[] {
-  const n = c.flistxattr(fd, P_DATA, DATA_SIZE);
+  const n = Number(c.flistxattr(fd, P_DATA, DATA_SIZE));
   if (n < 0) fail("flistxattr");
   return names(n);
 }
@@ -639,7 +630,7 @@ export function name_to_handle_at(dirfd: number, path: string, flags: number): F
   dv.setUint32(OFF_HANDLE, MAX_HANDLE_SZ, true);
   if (c.name_to_handle_at(dirfd, path0(path), P_HANDLE, P_MNTID, flags) !== 0) fail("name_to_handle_at", path);
   const len = 8 + dv.getUint32(OFF_HANDLE, true);
-  return { handle: new Uint8Array(region.buffer.slice(OFF_HANDLE, OFF_HANDLE + len)), mountId: dv.getInt32(OFF_MNTID, true) };
+  return { handle: new Uint8Array(scratch.slice(OFF_HANDLE, OFF_HANDLE + len)), mountId: dv.getInt32(OFF_MNTID, true) };
 }
 
 /**

@@ -31,7 +31,7 @@ export interface OpConfig {
   /** Data for a RETRIEVE notification (NOTIFY_REPLY): unique halves and the retrieved bytes. */
   onNotifyReply?: (uniqueLo: number, uniqueHi: number, data: Uint8Array) => void;
   /** Kernel passthrough, when negotiated: registers backing files for open replies. */
-  backing?: { open(fd: number, fh: number): number; release(fh: number): void } | null;
+  backing?: { open(fd: number, fh: number, nodeid: number): number; release(fh: number): void } | null;
   log?: (line: string) => void;
 }
 
@@ -80,19 +80,19 @@ const encEntry: Encoder = (c, e: Entry) => {
 };
 const encAttr: Encoder = (c, a) => encodeAttrOut(c.slot.data, c.slot.replyOff, a, c.cfg.attrTimeout);
 /** Backing id for an open reply that asks for kernel passthrough (0 = none). */
-function backingId(c: Call, r: OpenReply | void | null | undefined): number {
+function backingId(c: Call, r: OpenReply | void | null | undefined, nodeid: number): number {
   if (r === undefined || r === null || typeof r !== "object" || r.backingFd === undefined) return 0;
   const b = c.cfg.backing;
   if (b === undefined || b === null) return 0;
   if (!Number.isInteger(r.backingFd) || r.backingFd < 0) throw new ReplyError(`backingFd must be a file descriptor (got ${String(r.backingFd)})`);
-  return b.open(r.backingFd, r.fh ?? 0);
+  return b.open(r.backingFd, r.fh ?? 0, nodeid);
 }
-const encOpen: Encoder = (c, r: OpenReply | void) => encodeOpenOut(c.slot.data, c.slot.replyOff, r, c.cfg.openDefaults, backingId(c, r));
+const encOpen: Encoder = (c, r: OpenReply | void) => encodeOpenOut(c.slot.data, c.slot.replyOff, r, c.cfg.openDefaults, backingId(c, r, c.nodeid));
 const encStatfs: Encoder = (c, s) => encodeStatfs(c.slot.data, c.slot.replyOff, s ?? DEFAULT_STATFS);
 const encCreate: Encoder = (c, r: { entry: Entry } & OpenReply) => {
   if (typeof r !== "object" || r === null || typeof r.entry !== "object") throw new ReplyError("create must return { entry, fh?, ... }");
   encodeEntry(c.slot.data, c.slot.replyOff, r.entry, c.cfg.entryTimeout, c.cfg.attrTimeout);
-  encodeOpenOut(c.slot.data, c.slot.replyOff + ENTRY_OUT_SIZE, r, c.cfg.openDefaults, backingId(c, r));
+  encodeOpenOut(c.slot.data, c.slot.replyOff + ENTRY_OUT_SIZE, r, c.cfg.openDefaults, backingId(c, r, r.entry.ino));
   c.countsLookup = true;
   return ENTRY_OUT_SIZE + OPEN_OUT_SIZE;
 };

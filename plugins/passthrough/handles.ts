@@ -1,0 +1,113 @@
+/**
+ * Open files and directories: each open (and opendir) gets its own descriptor of the source file
+ * and a unique file handle, kept in the state (so they survive hot reloads) until release.
+ *
+ * An open file's descriptor is a real one (opened through /proc/self/fd/N of the node's O_PATH
+ * descriptor), so it keeps working when the file is renamed or unlinked in the source; it carries
+ * data I/O on the runtime's ring (ctx.io), fsync, fallocate, lseek, copy_file_range, and is the
+ * backing file handed to the kernel for FUSE passthrough.
+ *
+ * A directory stream reads the source directory with getdents64. Offsets ("cookies") are entry
+ * indexes: the filesystem's own cookies (ext4 hash positions up to 2^63) do not fit a JS number.
+ * Reading on from where the previous READDIR stopped (what the kernel does) costs nothing extra;
+ * any other offset (seekdir, rewinddir) rescans from the start.
+ */
+import { FuseError } from "furing";
+import * as sys from "furing/sys";
+import type { PassthroughState } from "./state.ts";
+
+export interface OpenFile {
+  kind: "file";
+  fd: number;
+  ino: number;
+  /** open(2) flags the caller used. */
+  flags: number;
+}
+
+export interface OpenDir {
+  kind: "dir";
+  fd: number;
+  ino: number;
+  /** Index of the entry `batch[pos]` (the next one the stream yields). */
+  next: number;
+  batch: sys.Dirent[];
+  pos: number;
+}
+
+export type Handle = OpenFile | OpenDir;
+
+/** The per-generation code over the kept handle table. */
+export class Handles {
+  constructor(private readonly s: PassthroughState) {}
+
+  addFile(fd: number, ino: number, flags: number): number {
+    const fh = this.s.nextFh++;
+    this.s.handles.set(fh, { kind: "file", fd, ino, flags });
+    return fh;
+  }
+
+  addDir(fd: number, ino: number): number {
+    const fh = this.s.nextFh++;
+    this.s.handles.set(fh, { kind: "dir", fd, ino, next: 0, batch: [], pos: 0 });
+    return fh;
+  }
+
+  /** The open file `fh`; EBADF if there is none. */
+  file(fh: number): OpenFile {
+    const h = this.s.handles.get(fh);
+    if (h === undefined || h.kind !== "file") throw new FuseError("EBADF", `no open file with handle ${fh}`);
+    return h;
+  }
+
+  /** The open file `fh`, or undefined (setattr/getattr may or may not come through one). */
+  maybeFile(fh: number | undefined): OpenFile | undefined {
+    if (fh === undefined || fh === 0) return undefined;
+    const h = this.s.handles.get(fh);
+    return h !== undefined && h.kind === "file" ? h : undefined;
+  }
+
+  dir(fh: number): OpenDir {
+    const h = this.s.handles.get(fh);
+    if (h === undefined || h.kind !== "dir") throw new FuseError("EBADF", `no open directory with handle ${fh}`);
+    return h;
+  }
+
+  /** Close and forget `fh` (release, releasedir). */
+  release(fh: number): void {
+    const h = this.s.handles.get(fh);
+    if (h === undefined) return;
+    this.s.handles.delete(fh);
+    sys.close(h.fd);
+  }
+
+  get size(): number {
+    return this.s.handles.size;
+  }
+
+  // ---- directory streams ----------------------------------------------------------------------
+
+  /** Position `d` so that `peek` yields the entry with index `offset`. */
+  seek(d: OpenDir, offset: number): void {
+    if (offset === d.next) return;
+    sys.lseek(d.fd, 0, sys.SEEK_SET);
+    d.next = 0;
+    d.batch = [];
+    d.pos = 0;
+    while (d.next < offset && this.peek(d) !== null) this.advance(d);
+  }
+
+  /** The next entry, or null at the end of the directory. */
+  peek(d: OpenDir): sys.Dirent | null {
+    if (d.pos >= d.batch.length) {
+      d.batch = sys.getdents(d.fd);
+      d.pos = 0;
+      if (d.batch.length === 0) return null;
+    }
+    return d.batch[d.pos]!;
+  }
+
+  advance(d: OpenDir): void {
+    d.pos++;
+    d.next++;
+  }
+}

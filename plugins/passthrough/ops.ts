@@ -1,0 +1,395 @@
+/**
+ * The FUSE operations of passthrough, each mapped onto the source with the `*at` system calls of
+ * `furing/sys` relative to node descriptors (nodes.ts), and onto open descriptors (handles.ts).
+ *
+ * - Names are single components resolved without following symlinks (AT_SYMLINK_NOFOLLOW,
+ *   O_NOFOLLOW); the server never follows a symlink nor walks "..", so it stays inside the source.
+ * - Creating ops (create, mknod, mkdir, symlink) run with umask 0 (the kernel has already applied
+ *   the caller's) and, when a root daemon serves another user, hand the new node to the caller
+ *   (fchownat to req.uid, and req.gid unless the parent directory is set-group-ID), restoring
+ *   set-user/group-ID bits chown cleared.
+ * - Data goes through the runtime's io_uring (ctx.io): reads land in the reply buffer and writes
+ *   leave from the request buffer with no copy. When the mount has kernel passthrough, open and
+ *   create return the descriptor as the backing file and the kernel does the I/O itself.
+ */
+import { FuseError, Errno, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_ISUID, S_ISGID, type Filesystem, type PluginContext, type StatFs } from "furing";
+import * as sys from "furing/sys";
+import { readFileSync } from "node:fs";
+import { NodeTable, glibcDev, type PNode } from "./nodes.ts";
+import { Handles } from "./handles.ts";
+import type { PassthroughState } from "./state.ts";
+
+/** Flags never passed on to the source open (creation is done separately; O_DIRECT would need aligned buffers). */
+const OPEN_STRIP = sys.O_CREAT | sys.O_EXCL | sys.O_NOCTTY | sys.O_NOFOLLOW | sys.O_DIRECT;
+const O_PATH_FLAGS = sys.O_PATH | sys.O_NOFOLLOW | sys.O_CLOEXEC;
+const EMPTY_NOFOLLOW = sys.AT_EMPTY_PATH | sys.AT_SYMLINK_NOFOLLOW;
+/** Largest copy_file_range done in one request: it runs synchronously on the reactor thread. */
+const COPY_CHUNK = 64 << 20;
+
+const errnoOf = (e: unknown) => (e as { errno?: number }).errno ?? 0;
+
+/** Names the kernel sends are single components; refuse anything else outright. */
+function checkName(name: string): void {
+  if (name === "" || name === "." || name === ".." || name.includes("/")) throw new FuseError("EINVAL", `bad name ${JSON.stringify(name)}`);
+}
+
+/** Supplementary groups of process `pid` (for access checks), or [] when unreadable. */
+function groupsOf(pid: number): number[] {
+  if (pid <= 0) return [];
+  try {
+    const m = /^Groups:\s*(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? m[1]!.trim().split(/\s+/).filter(Boolean).map(Number) : [];
+  } catch {
+    return [];
+  }
+}
+
+export interface PassthroughFs extends Filesystem {
+  /** The node table and handle table (tests, diagnostics). */
+  readonly nodes: NodeTable;
+  readonly handles: Handles;
+}
+
+export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "passthrough">): PassthroughFs {
+  const nodes = new NodeTable(s);
+  const handles = new Handles(s);
+  const st = nodes.st;
+  const io = ctx.io;
+
+  /** Run a creating syscall with umask 0: the kernel applied the caller's umask already. */
+  function unmasked<T>(fn: () => T): T {
+    const old = sys.umask(0);
+    try {
+      return fn();
+    } finally {
+      sys.umask(old);
+    }
+  }
+
+  /**
+   * A root daemon serving another user makes the new node the caller's (go-fuse loopback does
+   * the same). `fd` is a descriptor of the new node (O_PATH or real), `mode` what was asked.
+   */
+  function giveToCaller(req: { uid: number; gid: number }, parent: PNode, fd: number, mode: number): void {
+    if (s.daemonUid !== 0) return;
+    const uid = req.uid === s.daemonUid ? -1 : req.uid;
+    // in a set-group-ID directory the new node already has the directory's group, as it should
+    const gid = (parent.mode & S_ISGID) !== 0 || req.gid === s.daemonGid ? -1 : req.gid;
+    if (uid === -1 && gid === -1) return;
+    sys.fchownat(fd, "", uid, gid, EMPTY_NOFOLLOW);
+    // chown clears set-user/group-ID bits of non-directories; put back what the caller may have
+    const type = mode & S_IFMT;
+    if ((mode & (S_ISUID | S_ISGID)) !== 0 && type !== S_IFDIR && type !== S_IFLNK) {
+      const now = sys.fstat(fd, st);
+      let want = (now.mode & 0o7777) | (mode & S_ISUID);
+      if (now.gid === req.gid) want |= mode & S_ISGID;
+      if (want !== (now.mode & 0o7777)) sys.fchmodat(sys.AT_FDCWD, sys.procPath(fd), want, 0);
+    }
+  }
+
+  /** After mknod/mkdir/symlink created `name`: open it O_PATH, hand it over, return its entry. */
+  function created(req: { uid: number; gid: number }, parent: PNode, pfd: number, name: string, mode: number): PNode {
+    const fd = sys.openat(pfd, name, O_PATH_FLAGS);
+    try {
+      giveToCaller(req, parent, fd, mode);
+    } catch (e) {
+      sys.close(fd);
+      throw e;
+    }
+    return nodes.adopt(parent, name, fd, true);
+  }
+
+  /**
+   * Flags for the descriptor of an open file. With kernel passthrough the descriptor becomes the
+   * inode's backing file, which the kernel shares between all opens of the inode (it refuses a
+   * second, different one): so it is opened read-write whatever this open asked for (the kernel
+   * checks each open's own access mode), without O_APPEND/O_SYNC (those come from each open's
+   * own I/O flags). Without passthrough, the caller's flags.
+   */
+  function fileFlags(flags: number): number {
+    if (!ctx.passthrough()) return (flags & ~OPEN_STRIP) | sys.O_CLOEXEC;
+    return sys.O_RDWR | sys.O_CLOEXEC | (flags & (sys.O_TRUNC | sys.O_LARGEFILE | sys.O_NOATIME));
+  }
+
+  function openReply(fd: number, ino: number, flags: number): { fh: number; backingFd?: number } {
+    const fh = handles.addFile(fd, ino, flags);
+    return ctx.passthrough() ? { fh, backingFd: fd } : { fh };
+  }
+
+  const fs: PassthroughFs = {
+    nodes,
+    handles,
+
+    lookup(_req, parent, name) {
+      return nodes.lookup(nodes.get(parent), name);
+    },
+
+    forget(ino, nlookup) {
+      nodes.forget(ino, nlookup);
+    },
+
+    getattr(_req, ino, fh) {
+      const node = nodes.get(ino);
+      const f = handles.maybeFile(fh);
+      if (f !== undefined) return nodes.fill(node, sys.fstat(f.fd, st));
+      return nodes.refresh(node);
+    },
+
+    setattr(_req, ino, ch) {
+      const node = nodes.get(ino);
+      const f = handles.maybeFile(ch.fh);
+      const fd = f !== undefined ? f.fd : nodes.fd(node);
+      let mode = ch.mode;
+      if (mode === undefined && ch.killSuidgid && (node.mode & S_IFMT) === S_IFREG) {
+        const m = node.mode & 0o7777;
+        const kill = S_ISUID | ((m & 0o010) !== 0 ? S_ISGID : 0);
+        if ((m & kill) !== 0) mode = m & ~kill;
+      }
+      if (mode !== undefined) {
+        if (f !== undefined) sys.fchmod(fd, mode & 0o7777);
+        else sys.fchmodat(sys.AT_FDCWD, sys.procPath(fd), mode & 0o7777, 0);
+      }
+      if (ch.uid !== undefined || ch.gid !== undefined) sys.fchownat(fd, "", ch.uid ?? -1, ch.gid ?? -1, EMPTY_NOFOLLOW);
+      if (ch.size !== undefined) {
+        if (f !== undefined && (f.flags & sys.O_ACCMODE) !== sys.O_RDONLY) sys.ftruncate(fd, ch.size);
+        else sys.truncate(sys.procPath(fd), ch.size);
+      }
+      if (ch.atime !== undefined || ch.mtime !== undefined) sys.utimensat(fd, "", ch.atime, ch.mtime, EMPTY_NOFOLLOW);
+      return nodes.fill(node, sys.fstat(fd, st));
+    },
+
+    readlink(_req, ino) {
+      return sys.readlinkat(nodes.fd(nodes.get(ino)), "");
+    },
+
+    mknod(req, parent, name, mode, rdev) {
+      checkName(name);
+      const p = nodes.get(parent);
+      const pfd = nodes.fd(p);
+      unmasked(() => sys.mknodat(pfd, name, mode, glibcDev(rdev)));
+      return created(req, p, pfd, name, mode);
+    },
+
+    mkdir(req, parent, name, mode) {
+      checkName(name);
+      const p = nodes.get(parent);
+      const pfd = nodes.fd(p);
+      unmasked(() => sys.mkdirat(pfd, name, mode & 0o7777));
+      return created(req, p, pfd, name, S_IFDIR | (mode & 0o7777));
+    },
+
+    symlink(req, parent, name, target) {
+      checkName(name);
+      const p = nodes.get(parent);
+      const pfd = nodes.fd(p);
+      sys.symlinkat(target, pfd, name);
+      return created(req, p, pfd, name, S_IFLNK | 0o777);
+    },
+
+    unlink(_req, parent, name) {
+      checkName(name);
+      sys.unlinkat(nodes.fd(nodes.get(parent)), name, 0);
+    },
+
+    rmdir(_req, parent, name) {
+      checkName(name);
+      sys.unlinkat(nodes.fd(nodes.get(parent)), name, sys.AT_REMOVEDIR);
+    },
+
+    rename(_req, parent, name, newParent, newName, flags) {
+      checkName(name);
+      checkName(newName);
+      const pfd = nodes.fd(nodes.get(parent));
+      const npfd = nodes.fd(nodes.get(newParent));
+      sys.renameat2(pfd, name, npfd, newName, flags);
+      // keep (parent, name) of the nodes involved current, for re-opening by name
+      nodes.moved(npfd, newParent, newName);
+      if ((flags & sys.RENAME_EXCHANGE) !== 0) nodes.moved(pfd, parent, name);
+    },
+
+    link(_req, ino, newParent, newName) {
+      checkName(newName);
+      const node = nodes.get(ino);
+      const np = nodes.get(newParent);
+      const fd = nodes.fd(node);
+      const npfd = nodes.fd(np);
+      if (s.daemonUid === 0) sys.linkat(fd, "", npfd, newName, sys.AT_EMPTY_PATH);
+      else sys.linkat(sys.AT_FDCWD, sys.procPath(fd), npfd, newName, sys.AT_SYMLINK_FOLLOW);
+      return nodes.lookup(np, newName, npfd);
+    },
+
+    open(_req, ino, flags) {
+      const path = sys.procPath(nodes.fd(nodes.get(ino)));
+      let fd: number;
+      try {
+        fd = sys.openat(sys.AT_FDCWD, path, fileFlags(flags));
+      } catch (e) {
+        // read-write refused (read-only filesystem, running executable, append-only file, ...):
+        // the caller's own access mode, which is what it gets natively
+        if (!ctx.passthrough()) throw e;
+        fd = sys.openat(sys.AT_FDCWD, path, (flags & ~(OPEN_STRIP | sys.O_APPEND)) | sys.O_CLOEXEC);
+      }
+      return openReply(fd, ino, flags);
+    },
+
+    read(_req, _ino, fh, offset, _size, dest) {
+      return io.read(handles.file(fh).fd, dest, offset);
+    },
+
+    write(_req, _ino, fh, offset, data) {
+      return io.write(handles.file(fh).fd, data, offset);
+    },
+
+    flush(_req, _ino, fh) {
+      // like close(2) of a duplicate: lets the source filesystem flush (NFS and the like)
+      sys.close(sys.dup(handles.file(fh).fd));
+    },
+
+    release(_req, _ino, fh) {
+      handles.release(fh);
+    },
+
+    fsync(_req, _ino, fh, datasync) {
+      return io.fsync(handles.file(fh).fd, datasync);
+    },
+
+    opendir(_req, ino) {
+      const node = nodes.get(ino);
+      const fd = sys.openat(nodes.fd(node), ".", sys.O_RDONLY | sys.O_DIRECTORY | sys.O_CLOEXEC);
+      return { fh: handles.addDir(fd, ino) };
+    },
+
+    readdir(_req, ino, fh, offset, out) {
+      const d = handles.dir(fh);
+      const node = nodes.get(ino);
+      handles.seek(d, offset);
+      for (let e = handles.peek(d); e !== null; e = handles.peek(d)) {
+        if (nodes.isHidden(node, e.name)) {
+          handles.advance(d);
+          continue;
+        }
+        const id = e.name === "." ? node.ino : e.name === ".." ? (node.ino === 1 ? 1 : node.parent || 1) : nodes.dIno(node.dev, e.ino);
+        if (!out.add(e.name, id, e.type << 12, d.next + 1)) break;
+        handles.advance(d);
+      }
+    },
+
+    readdirplus(_req, ino, fh, offset, out) {
+      const d = handles.dir(fh);
+      const node = nodes.get(ino);
+      handles.seek(d, offset);
+      for (let e = handles.peek(d); e !== null; e = handles.peek(d)) {
+        if (e.name === "." || e.name === "..") {
+          // the kernel takes no reference for these, but needs their ids (d_ino 0 hides an entry)
+          const dot = e.name === "." || node.ino === 1 ? node : (s.nodes.get(node.parent) ?? nodes.root);
+          if (!out.add(e.name, dot, d.next + 1)) break;
+          handles.advance(d);
+          continue;
+        }
+        if (nodes.isHidden(node, e.name)) {
+          handles.advance(d);
+          continue;
+        }
+        let child: PNode;
+        try {
+          child = nodes.lookup(node, e.name, d.fd);
+        } catch (err) {
+          if (errnoOf(err) !== Errno.ENOENT) throw err;
+          handles.advance(d); // gone since getdents
+          continue;
+        }
+        if (!out.add(e.name, child, d.next + 1)) {
+          nodes.forget(child.ino, 1); // not sent: the kernel took no reference
+          break;
+        }
+        handles.advance(d);
+      }
+    },
+
+    releasedir(_req, _ino, fh) {
+      handles.release(fh);
+    },
+
+    fsyncdir(_req, _ino, fh, datasync) {
+      return io.fsync(handles.dir(fh).fd, datasync);
+    },
+
+    statfs(_req, ino): StatFs {
+      const v = sys.fstatvfs(nodes.fd(nodes.get(ino)));
+      return { blocks: v.blocks, bfree: v.bfree, bavail: v.bavail, files: v.files, ffree: v.ffree, bsize: v.bsize, frsize: v.frsize, namelen: v.namemax };
+    },
+
+    setxattr(_req, ino, name, value, flags) {
+      sys.setxattr(sys.procPath(nodes.fd(nodes.get(ino))), name, value, flags);
+    },
+
+    getxattr(_req, ino, name) {
+      return sys.getxattr(sys.procPath(nodes.fd(nodes.get(ino))), name);
+    },
+
+    listxattr(_req, ino) {
+      return sys.listxattr(sys.procPath(nodes.fd(nodes.get(ino))));
+    },
+
+    removexattr(_req, ino, name) {
+      sys.removexattr(sys.procPath(nodes.fd(nodes.get(ino))), name);
+    },
+
+    access(req, ino, mask) {
+      // only sent with -o no_default_permissions: check the caller's rights from the mode bits
+      const n = nodes.refresh(nodes.get(ino));
+      if (mask === 0) return;
+      const isDir = (n.mode & S_IFMT) === S_IFDIR;
+      let bits: number;
+      if (req.uid === 0) bits = 6 | (isDir || (n.mode & 0o111) !== 0 ? 1 : 0);
+      else if (req.uid === n.uid) bits = (n.mode >> 6) & 7;
+      else if (req.gid === n.gid || groupsOf(req.pid).includes(n.gid)) bits = (n.mode >> 3) & 7;
+      else bits = n.mode & 7;
+      if ((mask & ~bits & 7) !== 0) throw new FuseError("EACCES");
+    },
+
+    create(req, parent, name, mode, flags) {
+      checkName(name);
+      const p = nodes.get(parent);
+      nodes.guard(p, name);
+      const pfd = nodes.fd(p);
+      const base = fileFlags(flags) | sys.O_NOFOLLOW;
+      let isNew = true;
+      const fd = unmasked(() => {
+        try {
+          return sys.openat(pfd, name, base | sys.O_CREAT | sys.O_EXCL, mode & 0o7777);
+        } catch (e) {
+          if (errnoOf(e) !== Errno.EEXIST || (flags & sys.O_EXCL) !== 0) throw e;
+          isNew = false; // created meanwhile by someone else: open it, and it stays theirs
+          return sys.openat(pfd, name, base);
+        }
+      });
+      let entry: PNode;
+      try {
+        if (isNew) giveToCaller(req, p, fd, S_IFREG | (mode & 0o7777));
+        entry = nodes.adopt(p, name, fd, false);
+      } catch (e) {
+        sys.close(fd);
+        throw e;
+      }
+      return { entry, ...openReply(fd, entry.ino, flags) };
+    },
+
+    fallocate(_req, _ino, fh, offset, length, mode) {
+      sys.fallocate(handles.file(fh).fd, mode, offset, length);
+    },
+
+    lseek(_req, _ino, fh, offset, whence) {
+      return sys.lseek(handles.file(fh).fd, offset, whence);
+    },
+
+    copyFileRange(_req, _inoIn, fhIn, offIn, _inoOut, fhOut, offOut, length, flags) {
+      return sys.copy_file_range(handles.file(fhIn).fd, offIn, handles.file(fhOut).fd, offOut, Math.min(length, COPY_CHUNK), flags);
+    },
+
+    syncfs() {
+      sys.syncfs(s.rootFd);
+    },
+  };
+  return fs;
+}
