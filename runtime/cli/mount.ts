@@ -3,7 +3,9 @@
  * plugin, mount, serve in the foreground until unmounted, reloading the plugin when it changes.
  */
 import { parseMountOptions, defaultMountOptions, optionHelp, UsageError } from "../mount/options.ts";
-import { checkMountpoint, spawnAutoUnmount } from "../mount/mount.ts";
+import { checkMountpoint, spawnAutoUnmount, unmountInChild } from "../mount/mount.ts";
+import { errorLocation } from "../host/loader.ts";
+import { mapStack } from "../host/sourcemap.ts";
 import { PluginError, pluginOptionHelp } from "../host/loader.ts";
 import { PluginHost } from "../host/host.ts";
 import { Session, createReactor } from "../session/session.ts";
@@ -96,7 +98,9 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   const fileIO = new RingFileIO(reactor);
   let session: Session | null = null;
   const host = new PluginHost({ spec, pluginArgs, mountpoint, log, io: fileIO, passthrough: () => session?.passthrough ?? false, module: preloaded?.load });
-  if (host.entry === mountpoint || host.entry.startsWith(mountpoint + "/")) {
+  // reading or watching a file through our own mount from the reactor would wait on ourselves
+  const inside = (f: string) => f === mountpoint || f.startsWith(mountpoint + "/");
+  if (inside(host.entry)) {
     host.close();
     throw new UsageError(`plugin ${host.entry} lies inside its own mountpoint ${mountpoint}: serving it would read the plugin through itself`);
   }
@@ -108,6 +112,12 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
     if (e instanceof PluginError && /unknown option|needs --|needs a value|needs a number|unexpected argument/.test(e.message)) throw new UsageError(e.message);
     throw e;
   }
+  const innerInput = host.inputs.find(inside);
+  if (innerInput !== undefined) {
+    host.close();
+    throw new UsageError(`plugin ${host.entry} imports ${innerInput}, which lies inside the mountpoint ${mountpoint}: serving it would read the plugin through itself`);
+  }
+  host.forbidInputsUnder(mountpoint);
   void pluginOptionHelp;
 
   session = new Session({ reactor, fileIO, mountpoint, options, debug, pluginName: first.name, fs: first.fs, log });
@@ -122,7 +132,10 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   try {
     await session.ready;
   } catch (e) {
-    log(`furing: ${(e as Error).message}`);
+    // mounted already (init runs once the kernel connection is up): take the mount down again
+    const where = mapStack(errorLocation(e));
+    log(`furing: plugin ${first.name}: init failed${where ? ` at ${where}` : ""}: ${(e as Error)?.message ?? String(e)}`);
+    await unmountInChild(mountpoint, true);
     control.close();
     host.close();
     return 1;

@@ -49,10 +49,9 @@ export async function statusCommand(argv: string[]): Promise<number> {
       all.push(s);
     }
   } else {
-    for (const p of listControlSockets()) {
-      const s = (await querySocket(p)) as Status | null;
-      if (s !== null) all.push(s);
-    }
+    // in parallel, briefly: one hung daemon must not make status slow
+    const found = await Promise.all(listControlSockets().map((p) => querySocket(p, 1000)));
+    for (const s of found) if (s !== null) all.push(s as Status);
   }
   if (json) console.log(JSON.stringify(dirs.length === 1 ? all[0] : all, null, 2));
   else console.log(all.length === 0 ? "no furing mounts" : all.map(render).join("\n\n"));

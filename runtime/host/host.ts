@@ -170,6 +170,21 @@ export class PluginHost {
     return { name: b.name, fs, options: parsePluginOptions(b.name, b.plugin.options, this.o.pluginArgs), plugin: b.plugin };
   }
 
+  private forbidden: string | null = null;
+
+  /**
+   * Reject generations with inputs under `dir` and never watch there: the daemon reading or
+   * watching a file through its own mount would wait on itself.
+   */
+  forbidInputsUnder(dir: string): void {
+    this.forbidden = dir;
+  }
+
+  private isForbidden(f: string): boolean {
+    const d = this.forbidden;
+    return d !== null && (f === d || f.startsWith(d + "/"));
+  }
+
   /** Start serving reloads into `dispatcher`; `afterSwap` invalidates kernel caches. */
   attach(dispatcher: Dispatcher, afterSwap: () => void): void {
     this.dispatcher = dispatcher;
@@ -182,7 +197,7 @@ export class PluginHost {
     this.watchers = [];
     const byDir = new Map<string, Set<string>>();
     for (const f of this.inputs) {
-      if (f.includes("/node_modules/")) continue;
+      if (f.includes("/node_modules/") || this.isForbidden(f)) continue;
       const d = dirname(f);
       if (!byDir.has(d)) byDir.set(d, new Set());
       byDir.get(d)!.add(basename(f));
@@ -218,6 +233,8 @@ export class PluginHost {
     const t0 = performance.now();
     try {
       const b = await this.build(n);
+      const inner = b.inputs.find((f) => this.isForbidden(f));
+      if (inner !== undefined) throw new PluginError(`${inner} lies inside the mountpoint ${this.forbidden}: the plugin cannot import files it serves`);
       if (b.hash === this.hash) {
         this.o.log(`furing: ${basename(trigger)} changed but the bundle is identical; generation ${this.generation} keeps serving (${(performance.now() - t0).toFixed(0)} ms)`);
         return false;
