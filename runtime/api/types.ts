@@ -288,7 +288,7 @@ export interface Notifier {
   delete(parent: number, child: number, name: string): Promise<void>;
   /** Put `data` into the page cache of `ino` at `offset` (regular files). */
   store(ino: number, offset: number, data: Uint8Array): Promise<void>;
-  /** What the page cache holds for `ino` at `offset` (up to `size` bytes). */
+  /** What the page cache holds for `ino` at `offset` (up to `size` bytes; empty when the kernel does not cache the node). */
   retrieve(ino: number, offset: number, size: number): Promise<Uint8Array>;
 }
 

@@ -17,7 +17,7 @@ import { FuseError } from "../api/errno.ts";
 import { bundlePlugin } from "./bundle.ts";
 import { resolvePluginEntry, pluginFromModule, parsePluginOptions, instantiate, errorLocation, isBuiltinName, PluginError } from "./loader.ts";
 import { EMBEDDED_PLUGINS, isStandalone } from "./builtin.ts";
-import { registerSourceMap, mapStack } from "./sourcemap.ts";
+import { registerSourceMap, unregisterSourceMap, mapStack } from "./sourcemap.ts";
 import { Generation, type Dispatcher } from "../dispatch/dispatcher.ts";
 
 export interface HostOptions {
@@ -58,6 +58,8 @@ class DeferredNotifier implements Notifier {
 }
 
 interface Built {
+  /** The generated module file (key of its source map); "" for embedded plugins. */
+  file: string;
   plugin: Plugin<Record<string, unknown>>;
   name: string;
   inputs: string[];
@@ -114,15 +116,20 @@ export class PluginHost {
     process.on("exit", () => rmSync(this.dir, { recursive: true, force: true }));
   }
 
+  /** Build attempts, so every attempt imports a fresh module path (a rejected one stays cached). */
+  private attempts = 0;
+  /** Generated file of the generation serving now (its source map is dropped when it retires). */
+  private currentFile = "";
+
   private async build(n: number): Promise<Built> {
     const t0 = performance.now();
     if (this.embedded) {
       const plugin = pluginFromModule(await (this.o.module ?? EMBEDDED_PLUGINS[this.o.spec]!)(), this.entry);
-      return { plugin, name: plugin.name ?? this.o.spec, inputs: [], hash: this.entry, buildMs: performance.now() - t0 };
+      return { plugin, name: plugin.name ?? this.o.spec, inputs: [], hash: this.entry, buildMs: performance.now() - t0, file: "" };
     }
     const b = await bundlePlugin(this.entry);
     const hash = createHash("sha256").update(b.code).digest("hex");
-    const file = join(this.dir, `gen-${n}.mjs`);
+    const file = join(this.dir, `gen-${n}-${++this.attempts}.mjs`);
     writeFileSync(file, b.code);
     registerSourceMap(file, b.code);
     let mod: Record<string, unknown>;
@@ -134,9 +141,15 @@ export class PluginHost {
     } finally {
       rmSync(file, { force: true });
     }
-    const plugin = pluginFromModule(mod, this.entry);
+    let plugin: Plugin<Record<string, unknown>>;
+    try {
+      plugin = pluginFromModule(mod, this.entry);
+    } catch (e) {
+      unregisterSourceMap(file);
+      throw e;
+    }
     const name = plugin.name ?? (basename(this.entry).startsWith("index.") ? basename(dirname(this.entry)) : basename(this.entry).replace(/\.[^.]+$/, ""));
-    return { plugin, name, inputs: b.inputs, hash, buildMs: performance.now() - t0 };
+    return { plugin, name, inputs: b.inputs, hash, buildMs: performance.now() - t0, file };
   }
 
   private async setUp(b: Built, n: number): Promise<Filesystem> {
@@ -163,6 +176,7 @@ export class PluginHost {
   async start(): Promise<{ name: string; fs: Filesystem; options: Record<string, unknown>; plugin: Plugin<Record<string, unknown>> }> {
     const b = await this.build(1);
     const fs = await this.setUp(b, 1);
+    this.currentFile = b.file;
     this.generation = 1;
     this.name = b.name;
     this.inputs = b.inputs;
@@ -231,11 +245,13 @@ export class PluginHost {
     this.reloads++;
     const n = this.generation + 1;
     const t0 = performance.now();
+    let built: Built | null = null;
     try {
-      const b = await this.build(n);
+      const b = (built = await this.build(n));
       const inner = b.inputs.find((f) => this.isForbidden(f));
       if (inner !== undefined) throw new PluginError(`${inner} lies inside the mountpoint ${this.forbidden}: the plugin cannot import files it serves`);
       if (b.hash === this.hash) {
+        unregisterSourceMap(b.file);
         this.o.log(`furing: ${basename(trigger)} changed but the bundle is identical; generation ${this.generation} keeps serving (${(performance.now() - t0).toFixed(0)} ms)`);
         return false;
       }
@@ -248,7 +264,10 @@ export class PluginHost {
       }
       const d = this.dispatcher;
       if (d === null) throw new PluginError("not mounted yet");
+      const oldFile = this.currentFile;
+      this.currentFile = b.file;
       d.swap(new Generation(n, fs), (old) => {
+        unregisterSourceMap(oldFile);
         Promise.resolve()
           .then(() => old.fs.destroy?.())
           .catch((e) => this.o.log(`furing: destroy of generation ${old.id} failed: ${(e as Error).message}`));
@@ -264,6 +283,7 @@ export class PluginHost {
       this.o.log(`furing: generation ${n} serving (${basename(trigger)} changed; reload took ${(performance.now() - t0).toFixed(0)} ms)`);
       return true;
     } catch (e) {
+      if (built !== null) unregisterSourceMap(built.file);
       this.rejected++;
       const msg = e instanceof PluginError || e instanceof FuseError ? mapStack(e.message) : mapStack(`${(e as Error)?.stack ?? String(e)}`);
       this.lastError = msg;

@@ -12,12 +12,14 @@ for (let i = 0; i < B64.length; i++) B64_VALUE[B64.charCodeAt(i)] = i;
 /** Per generated line: [generatedColumn, sourceIndex, originalLine, originalColumn] segments. */
 type Segment = [number, number, number, number];
 
-interface DecodedMap {
+interface SourceMap {
   sources: string[];
-  lines: Segment[][];
+  /** Raw VLQ mappings until a stack trace needs them (most generations never throw). */
+  mappings: string;
+  lines: Segment[][] | null;
 }
 
-const maps = new Map<string, DecodedMap>();
+const maps = new Map<string, SourceMap>();
 
 function decodeMappings(mappings: string): Segment[][] {
   const lines: Segment[][] = [];
@@ -58,16 +60,22 @@ export function registerSourceMap(file: string, code: string, cwd = process.cwd(
   if (!m) return;
   try {
     const json = JSON.parse(Buffer.from(m[1]!, "base64").toString("utf8")) as { sources: string[]; mappings: string };
-    maps.set(file, { sources: json.sources.map((s) => resolve(cwd, s)), lines: decodeMappings(json.mappings) });
+    maps.set(file, { sources: json.sources.map((s) => resolve(cwd, s)), mappings: json.mappings, lines: null });
   } catch {
     // a map we cannot read leaves stacks as they are
   }
 }
 
+/** Forget the map of a generation that is gone. */
+export function unregisterSourceMap(file: string): void {
+  maps.delete(file);
+}
+
 /** Original position of generated (1-based line, 1-based column) in `file`, if mapped. */
 export function originalPosition(file: string, line: number, column: number): string | null {
   const map = maps.get(file);
-  const segs = map?.lines[line - 1];
+  if (map !== undefined && map.lines === null) map.lines = decodeMappings(map.mappings);
+  const segs = map?.lines?.[line - 1];
   if (!map || !segs || segs.length === 0) return null;
   let best = segs[0]!;
   for (const s of segs) if (s[0] <= column - 1) best = s;

@@ -20,7 +20,7 @@ const ENOENT = 2;
 const RETRIEVE_MARK = 0x40000000;
 
 interface Pending {
-  resolve: () => void;
+  resolve: (res: number) => void;
   reject: (e: Error) => void;
   what: string;
 }
@@ -59,13 +59,14 @@ export class KernelNotifier implements Notifier {
   }
 
   /** Send the message built in slot `i` (payload after the 16-byte header, `len` total). */
-  private send(i: number, code: number, len: number, what: string): Promise<void> {
+  /** Resolves with the write's result (≥ 0, or -ENOENT when the kernel has nothing cached). */
+  private send(i: number, code: number, len: number, what: string): Promise<number> {
     const v = this.views[i]!;
     v.setUint32(0, len, true);
     v.setInt32(4, code, true);
     v.setUint32(8, 0, true); // unique 0 = notification
     v.setUint32(12, 0, true);
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<number>((resolve, reject) => {
       this.pending[i] = { resolve, reject, what };
       const r = this.reactor.ring;
       const o = this.reactor.sqe(this.kind, i);
@@ -87,7 +88,7 @@ export class KernelNotifier implements Notifier {
     this.waiting.shift()?.();
     this.sent++;
     // ENOENT: the kernel does not have that inode/entry cached: nothing to invalidate
-    if (res >= 0 || res === -ENOENT) return p.resolve();
+    if (res >= 0 || res === -ENOENT) return p.resolve(res);
     this.failed++;
     p.reject(new FuseError(-res, `notify ${p.what} failed: errno ${-res}`));
   }
@@ -98,7 +99,7 @@ export class KernelNotifier implements Notifier {
     setU64(v, 16, ino);
     setI64(v, 24, offset);
     setI64(v, 32, length);
-    return this.send(i, Notify.INVAL_INODE, OUT_HEADER_SIZE + 24, `inval_inode(${ino})`);
+    await this.send(i, Notify.INVAL_INODE, OUT_HEADER_SIZE + 24, `inval_inode(${ino})`);
   }
 
   private async entryMessage(code: number, parent: number, child: number, name: string, expireOnly: boolean): Promise<void> {
@@ -122,7 +123,7 @@ export class KernelNotifier implements Notifier {
     }
     Buffer.from(b.buffer, b.byteOffset, b.byteLength).write(name, off, "utf8");
     b[off + nameLen] = 0;
-    return this.send(i, code, off + nameLen + 1, `${code === Notify.DELETE ? "delete" : "inval_entry"}(${parent}, ${JSON.stringify(name)})`);
+    await this.send(i, code, off + nameLen + 1, `${code === Notify.DELETE ? "delete" : "inval_entry"}(${parent}, ${JSON.stringify(name)})`);
   }
 
   invalEntry(parent: number, name: string, expireOnly = false): Promise<void> {
@@ -135,7 +136,7 @@ export class KernelNotifier implements Notifier {
 
   async store(ino: number, offset: number, data: Uint8Array): Promise<void> {
     const chunk = 4096;
-    const parts: Promise<void>[] = [];
+    const parts: Promise<number>[] = [];
     for (let pos = 0; pos < data.length || (pos === 0 && data.length === 0); pos += chunk) {
       const piece = data.subarray(pos, pos + chunk);
       const i = await this.slot();
@@ -162,11 +163,17 @@ export class KernelNotifier implements Notifier {
     setU64(v, 32, offset);
     v.setUint32(40, size, true);
     v.setUint32(44, 0, true);
+    let res: number;
     try {
-      await this.send(i, Notify.RETRIEVE, OUT_HEADER_SIZE + 32, `retrieve(${ino})`);
+      res = await this.send(i, Notify.RETRIEVE, OUT_HEADER_SIZE + 32, `retrieve(${ino})`);
     } catch (e) {
       this.retrieves.delete(seq);
       throw e;
+    }
+    if (res === -ENOENT) {
+      // the kernel does not hold the node: no NOTIFY_REPLY will come
+      this.retrieves.delete(seq);
+      return new Uint8Array(0);
     }
     return got;
   }
