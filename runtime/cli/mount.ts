@@ -3,7 +3,7 @@
  * plugin, mount, serve in the foreground until unmounted, reloading the plugin when it changes.
  */
 import { parseMountOptions, defaultMountOptions, optionHelp, UsageError } from "../mount/options.ts";
-import { checkMountpoint, spawnAutoUnmount, unmountInChild } from "../mount/mount.ts";
+import { checkMountpoint, spawnAutoUnmount, unmountInChild, findMount } from "../mount/mount.ts";
 import { errorLocation } from "../host/loader.ts";
 import { mapStack } from "../host/sourcemap.ts";
 import { PluginError, pluginOptionHelp } from "../host/loader.ts";
@@ -129,6 +129,10 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   process.on("SIGINT", onSignal("SIGINT"));
   process.on("SIGTERM", onSignal("SIGTERM"));
   process.on("SIGHUP", () => {}); // keep serving when the terminal goes away
+  // a plugin's timer or stray promise failing must not take the mount down
+  const stray = (kind: string) => (e: unknown) => log(`furing: ${kind} outside any request (a plugin timer or stray promise?), still serving: ${e instanceof Error ? mapStack(e.stack ?? e.message) : String(e)}`);
+  process.on("uncaughtException", stray("uncaught exception"));
+  process.on("unhandledRejection", stray("unhandled rejection"));
   try {
     await session.ready;
   } catch (e) {
@@ -148,6 +152,8 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   const code = await session.done;
   control.close();
   host.close();
-  log(`furing: ${mountpoint} unmounted, exiting`);
+  // still listed: the connection ended without an unmount (request_timeout, fusectl abort)
+  if (findMount(mountpoint)?.fstype.startsWith("fuse")) log(`furing: the kernel aborted the connection of ${mountpoint}; the mount is dead until 'furing unmount ${mountpoint}'. Exiting`);
+  else log(`furing: ${mountpoint} unmounted, exiting`);
   process.exit(code);
 }

@@ -12,7 +12,9 @@ import type { RequestSlot } from "../transport/slot.ts";
 import { Call, type CallOwner } from "./call.ts";
 import { runHandler, NOSYS, NO_REPLY, type OpConfig } from "./ops.ts";
 import { Stats } from "./stats.ts";
-import { mapStack } from "../host/sourcemap.ts";
+import { mapStack, pluginFrames } from "../host/sourcemap.ts";
+
+const withFrames = (frames: string) => (frames === "" ? "" : "\n" + frames);
 import { KernelNodes } from "./kernel-nodes.ts";
 
 /** Ops on already-open handles that allow_root never refuses (as libfuse). */
@@ -73,6 +75,8 @@ export class Dispatcher implements CallOwner {
       const c = this.calls[i]!;
       if (!c.busy || now - c.t0 < ms) continue;
       c.timeout();
+      // views the op still holds (read dest, write data) must not reach the slot's next request
+      c.slot.revoke();
       const fresh = new Call(this, c.slot);
       c.slot.ctx = fresh;
       this.calls[i] = fresh;
@@ -134,6 +138,7 @@ export class Dispatcher implements CallOwner {
       this.noReply(c);
       return;
     }
+    if (this.earlyInterrupts.length > 0) this.takeEarlyInterrupt(c);
     const deny = this.cfg.denyOthers ?? -1;
     if (deny >= 0 && c.uid !== deny && c.uid !== 0 && !OPEN_HANDLE_OPS.has(opcode)) {
       return this.reply(c, -Errno.EACCES, 0);
@@ -179,7 +184,7 @@ export class Dispatcher implements CallOwner {
     let errno = errnoOf(thrown);
     if (errno === 0) {
       errno = Errno.EIO;
-      const what = thrown instanceof ReplyError ? `returned an invalid reply: ${thrown.message}` : `threw: ${thrown instanceof Error ? mapStack(thrown.stack ?? thrown.message) : String(thrown)}`;
+      const what = thrown instanceof ReplyError ? `returned an invalid reply: ${thrown.message}${withFrames(pluginFrames(thrown.stack))}` : `threw: ${thrown instanceof Error ? mapStack(thrown.stack ?? thrown.message) : String(thrown)}`;
       this.cfg.log(`furing: ${c.op} (node ${c.nodeid}${c.trace ? ", " + c.trace : ""}) ${what} — answered EIO`);
     }
     if (c.opcode === Op.LOOKUP && errno === Errno.ENOENT && this.cfg.negativeTimeout > 0) {
@@ -217,11 +222,32 @@ export class Dispatcher implements CallOwner {
     c.slot.transport.noReply(c.slot);
   }
 
-  /** FUSE_INTERRUPT: fire the AbortSignal of the named request, if it is still being served. */
+  /**
+   * FUSE_INTERRUPT: fire the AbortSignal of the named request, if it is still being served. An
+   * interrupt can overtake its request (the kernel queues interrupts first, and ring requests
+   * travel apart from /dev/fuse): it is remembered briefly and applied when the request arrives.
+   * One for a request already answered is simply dropped.
+   */
   private interrupt(slot: RequestSlot): void {
     const lo = slot.hdr.getUint32(slot.opInOff, true), hi = slot.hdr.getUint32(slot.opInOff + 4, true);
     for (const c of this.calls) {
       if (c.busy && c.uniqueLo === lo && c.uniqueHi === hi) {
+        c.interrupt();
+        return;
+      }
+    }
+    if (this.earlyInterrupts.length >= 128) this.earlyInterrupts.splice(0, 2);
+    this.earlyInterrupts.push(lo, hi);
+  }
+
+  /** Interrupts whose request had not arrived yet: (lo, hi) pairs of uniques. */
+  private readonly earlyInterrupts: number[] = [];
+
+  private takeEarlyInterrupt(c: Call): void {
+    const e = this.earlyInterrupts;
+    for (let i = 0; i < e.length; i += 2) {
+      if (e[i] === c.uniqueLo && e[i + 1] === c.uniqueHi) {
+        e.splice(i, 2);
         c.interrupt();
         return;
       }

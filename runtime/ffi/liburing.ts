@@ -15,6 +15,7 @@ const lib = dlopen("liburing.so.2", {
   io_uring_queue_init_params: { args: [T.u32, T.ptr, T.ptr], returns: T.i32 },
   io_uring_queue_exit: { args: [T.ptr], returns: T.void },
   io_uring_submit: { args: [T.ptr], returns: T.i32 },
+  io_uring_get_events: { args: [T.ptr], returns: T.i32 },
   io_uring_register_eventfd: { args: [T.ptr, T.i32], returns: T.i32 },
   io_uring_register_buffers: { args: [T.ptr, T.ptr, T.u32], returns: T.i32 },
   io_uring_register_files: { args: [T.ptr, T.ptr, T.u32], returns: T.i32 },
@@ -43,9 +44,11 @@ export const IORING_OP_URING_CMD = 46;
 export const IORING_POLL_ADD_MULTI = 1;
 export const IORING_CQE_F_MORE = 1 << 1;
 export const POLLIN = 0x001;
+/** sq.kflags: completions are parked in the kernel's overflow list (the CQ was full). */
+const IORING_SQ_CQ_OVERFLOW = 1 << 1;
 
 // struct io_uring (liburing 2.3, x86-64) field offsets
-const R_SQ_KHEAD = 0, R_SQ_SQES = 56, R_SQ_SQE_TAIL = 68, R_SQ_RING_MASK = 88, R_SQ_RING_ENTRIES = 92;
+const R_SQ_KHEAD = 0, R_SQ_KFLAGS = 32, R_SQ_SQES = 56, R_SQ_SQE_TAIL = 68, R_SQ_RING_MASK = 88, R_SQ_RING_ENTRIES = 92;
 const R_CQ_KHEAD = 104, R_CQ_KTAIL = 112, R_CQ_CQES = 152, R_CQ_RING_MASK = 176, R_CQ_RING_ENTRIES = 180;
 const R_FLAGS = 192;
 const SIZEOF_IO_URING = 216, SIZEOF_PARAMS = 120;
@@ -72,6 +75,7 @@ export class Ring {
   readonly cqEntries: number;
   private readonly ringWords: Uint32Array; // struct io_uring as u32 words (for sqe_tail)
   private readonly sqKhead: Uint32Array;
+  private readonly sqKflags: Uint32Array;
   private readonly cqKhead: Uint32Array;
   private readonly cqKtail: Uint32Array;
   private readonly sqMask: number;
@@ -97,6 +101,7 @@ export class Ring {
     this.cqEntries = rv.getUint32(R_CQ_RING_ENTRIES, true);
     if ((rv.getUint32(R_FLAGS, true) & IORING_SETUP_SQE128) === 0) throw new Error("io_uring: SQE128 not in effect");
     this.sqKhead = u32view(p64(R_SQ_KHEAD));
+    this.sqKflags = u32view(p64(R_SQ_KFLAGS));
     this.cqKhead = u32view(p64(R_CQ_KHEAD));
     this.cqKtail = u32view(p64(R_CQ_KTAIL));
     const sqesBuf = toArrayBuffer(p64(R_SQ_SQES) as Pointer, 0, this.sqEntries * SQE_SIZE);
@@ -149,6 +154,16 @@ export class Ring {
       n++;
       onCqe(ud, res, flags);
     }
+  }
+
+  /**
+   * When the CQ overflowed, the kernel parks completions until someone enters it with GETEVENTS:
+   * flush them into the CQ. Returns true when it did (reap again).
+   */
+  flushOverflow(): boolean {
+    if ((Atomics.load(this.sqKflags, 0) & IORING_SQ_CQ_OVERFLOW) === 0) return false;
+    ur.io_uring_get_events(this.handle as Pointer);
+    return true;
   }
 
   /** A CQE is waiting. */

@@ -31,6 +31,32 @@ export function allocNative(size: number, populate = true): NativeRegion {
   return region;
 }
 
+/** Where an ArrayBuffer over native memory lives, and its fixed-buffer index (-1: none). */
+export interface NativeInfo {
+  ptr: number;
+  fixedIndex: number;
+}
+const nativeBuffers = new WeakMap<ArrayBuffer, NativeInfo>();
+
+/** Record that `buffer` views native memory at `ptr` (so I/O can address it directly). */
+export function registerNative(buffer: ArrayBuffer, ptr: number, fixedIndex = -1): void {
+  nativeBuffers.set(buffer, { ptr, fixedIndex });
+}
+
+export function nativeInfo(buffer: ArrayBuffer): NativeInfo | undefined {
+  return nativeBuffers.get(buffer);
+}
+
+/**
+ * An ArrayBuffer of its own over `len` bytes at `ptr` (inside a region that stays mapped), so it
+ * can be detached independently of its neighbours.
+ */
+export function nativeBuffer(ptr: number, len: number, fixedIndex = -1): ArrayBuffer {
+  const b = toArrayBuffer(ptr as Pointer, 0, len);
+  registerNative(b, ptr, fixedIndex);
+  return b;
+}
+
 /** A bump allocator carving aligned pieces out of one native region. */
 export class Arena {
   readonly region: NativeRegion;

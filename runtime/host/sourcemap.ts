@@ -87,3 +87,14 @@ export function mapStack(stack: string): string {
   if (maps.size === 0) return stack;
   return stack.replace(/((?:\/|file:\/\/)[^\s():]+):(\d+):(\d+)/g, (all, f: string, l: string, c: string) => originalPosition(f.replace(/^file:\/\//, ""), Number(l), Number(c)) ?? all);
 }
+
+/** The frames of `stack` that lie in plugin code (registered generations), mapped; "" if none. */
+export function pluginFrames(stack: string | undefined): string {
+  if (stack === undefined || maps.size === 0) return "";
+  const out: string[] = [];
+  for (const line of stack.split("\n")) {
+    const m = /((?:\/|file:\/\/)[^\s():]+):(\d+):(\d+)/.exec(line);
+    if (m !== null && maps.has(m[1]!.replace(/^file:\/\//, ""))) out.push(mapStack(line));
+  }
+  return out.join("\n");
+}

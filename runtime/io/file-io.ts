@@ -6,7 +6,7 @@
  * are staged through native bounce buffers, because the GC may move them while the kernel works.
  */
 import { ptr } from "bun:ffi";
-import { Arena } from "../ffi/memory.ts";
+import { Arena, nativeInfo } from "../ffi/memory.ts";
 import { IORING_OP_READ, IORING_OP_WRITE, IORING_OP_READ_FIXED, IORING_OP_WRITE_FIXED, IORING_OP_FSYNC } from "../ffi/liburing.ts";
 import type { Reactor } from "../reactor/reactor.ts";
 import { FuseError } from "../api/errno.ts";
@@ -15,19 +15,10 @@ import type { FileIO } from "../api/types.ts";
 const IORING_FSYNC_DATASYNC = 1;
 const MAX_OPS = 1 << 16;
 
-/** A native region the kernel may address directly, optionally registered as a fixed buffer. */
-export interface NativeBuffer {
-  buffer: ArrayBuffer;
-  ptr: number;
-  /** Fixed-buffer index, or -1 when not registered. */
-  fixedIndex: number;
-}
-
 export class RingFileIO implements FileIO {
   private readonly kind: number;
   private readonly resolvers: ((res: number) => void)[] = [];
   private readonly freeIds: number[] = [];
-  private readonly regions: NativeBuffer[] = [];
   private bounce: Arena | null = null;
   /** Operations submitted (status). */
   ops = 0;
@@ -40,15 +31,6 @@ export class RingFileIO implements FileIO {
     });
   }
 
-  /** Declare native memory the kernel can address (transport buffers). */
-  addRegion(r: NativeBuffer): void {
-    this.regions.push(r);
-  }
-
-  private regionOf(a: Uint8Array): NativeBuffer | undefined {
-    for (const r of this.regions) if (r.buffer === a.buffer) return r;
-    return undefined;
-  }
 
   private submit(op: number, fd: number, addr: number, len: number, offset: number, bufIndex: number, rwFlags: number): Promise<number> {
     let id = this.freeIds.pop();
@@ -90,7 +72,7 @@ export class RingFileIO implements FileIO {
 
   async read(fd: number, dest: Uint8Array, offset: number): Promise<number> {
     if (dest.length === 0) return 0;
-    const r = this.regionOf(dest);
+    const r = nativeInfo(dest.buffer as ArrayBuffer);
     if (r !== undefined) {
       const addr = r.ptr + dest.byteOffset;
       return r.fixedIndex >= 0
@@ -109,7 +91,7 @@ export class RingFileIO implements FileIO {
 
   async write(fd: number, src: Uint8Array, offset: number): Promise<number> {
     if (src.length === 0) return 0;
-    const r = this.regionOf(src);
+    const r = nativeInfo(src.buffer as ArrayBuffer);
     if (r !== undefined) {
       const addr = r.ptr + src.byteOffset;
       return r.fixedIndex >= 0

@@ -88,7 +88,7 @@ export class Reactor {
     do {
       n = this.ring.reap(this.onCqe);
       total += n;
-    } while (n > 0);
+    } while (n > 0 || this.ring.flushOverflow());
     this.completions += total;
     this.submit();
     if (total > 0 && this.busyPollUs > 0) {

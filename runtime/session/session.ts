@@ -140,8 +140,6 @@ export class Session {
     this.reactor.busyPollUs = Number(process.env.FURING_BUSY_POLL_US ?? 0);
     const devSlots = Math.max(4, o.queueDepth);
     this.dev = new DevTransport(this.reactor, this.fd, devSlots, Math.max(8192, o.maxWrite + 4096), (s) => this.onRequest(s), (r) => this.onClosed(r));
-    const region = this.dev.region;
-    this.cfg.fileIO.addRegion({ buffer: region.buffer, ptr: region.ptr, fixedIndex: -1 });
     if (root) mountFuse(this.fd, this.cfg.mountpoint, o, this.cfg.pluginName);
     this.reactor.start();
     this.dev.start();
@@ -191,8 +189,6 @@ export class Session {
     this.dispatcher.cfg.onNotifyReply = (lo, hi, data) => void notifier.onNotifyReply(lo, hi, data);
     const u = this.uring;
     if (u !== null) {
-      const p = u.payloadRegion;
-      this.cfg.fileIO.addRegion({ buffer: p.buffer, ptr: p.ptr, fixedIndex: u.fixedBuffers === null ? 0 : -1 });
       u.register();
       this.reactor.submit();
       const fixed = u.fixedBuffers === null ? "fixed buffers registered" : `fixed buffers unavailable: ${u.fixedBuffers}`;

@@ -1,17 +1,19 @@
 /**
  * The classic transport: requests read from /dev/fuse, replies written back to it.
  *
- * The descriptor is non-blocking; a multishot IORING_OP_POLL_ADD on the reactor's ring says when
+ * The descriptor is non-blocking; a one-shot IORING_OP_POLL_ADD on the reactor's ring says when
  * requests are queued, and each is read with its own read(2) into a free slot (one read = one
- * request; Bun streams may merge reads, so none is used). Replies are write(2)s, which never wait
+ * request; Bun streams may merge reads, so none is used). The poll is re-armed only once reading
+ * stopped at EAGAIN: a multishot poll posts a completion per wake-up, which under load floods the
+ * CQ, and a poll armed while requests wait for a free slot would fire in a loop. Replies are write(2)s, which never wait
  * on anything in the kernel. In io_uring mode the same transport keeps serving what still comes
  * through /dev/fuse: INIT, FORGET, BATCH_FORGET, INTERRUPT, and requests queued before the ring
  * was ready.
  */
 import type { Pointer } from "bun:ffi";
 import { libc, errno, SyscallError } from "../ffi/libc.ts";
-import { Arena } from "../ffi/memory.ts";
-import { IORING_OP_POLL_ADD, IORING_POLL_ADD_MULTI, IORING_CQE_F_MORE, POLLIN } from "../ffi/liburing.ts";
+import { Arena, nativeBuffer } from "../ffi/memory.ts";
+import { IORING_OP_POLL_ADD, POLLIN } from "../ffi/liburing.ts";
 import type { Reactor } from "../reactor/reactor.ts";
 import { IN_HEADER_SIZE, OUT_HEADER_SIZE } from "../kernel/abi.ts";
 import { RequestSlot } from "./slot.ts";
@@ -29,6 +31,7 @@ export class DevTransport implements Transport {
   private starved = false;
   private pumping = false;
   private closed = false;
+  private pollArmed = false;
   /** Native memory of all slots. */
   readonly region: import("../ffi/memory.ts").NativeRegion;
 
@@ -48,7 +51,7 @@ export class DevTransport implements Transport {
     this.region = arena.region;
     for (let i = 0; i < slotCount; i++) {
       const off = arena.take(bufSize, 4096);
-      const dv = new DataView(arena.region.buffer, off, bufSize);
+      const dv = new DataView(nativeBuffer(arena.region.ptr + off, bufSize));
       const slot = new RequestSlot(this, i, dv, IN_HEADER_SIZE, dv, arena.region.ptr + off, false, OUT_HEADER_SIZE);
       this.slots.push(slot);
       this.free.push(slot);
@@ -62,20 +65,20 @@ export class DevTransport implements Transport {
   }
 
   private armPoll(): void {
+    if (this.pollArmed || this.closed) return;
+    this.pollArmed = true;
     const r = this.reactor.ring;
     const o = this.reactor.sqe(this.kind, 0);
     r.sqes.setUint8(o, IORING_OP_POLL_ADD);
     r.sqes.setInt32(o + 4, this.fd, true);
-    r.sqes.setUint32(o + 24, IORING_POLL_ADD_MULTI, true); // len: poll flags
     r.sqes.setUint32(o + 28, POLLIN, true); // poll32_events
+    this.reactor.flushSoon();
   }
 
-  private onPoll(res: number, flags: number): void {
+  private onPoll(res: number, _flags: number): void {
+    this.pollArmed = false;
     if (this.closed) return;
-    if (res < 0) {
-      if (res !== -EINTR) throw new SyscallError("poll /dev/fuse", -res);
-    }
-    if ((flags & IORING_CQE_F_MORE) === 0) this.armPoll();
+    if (res < 0 && res !== -EINTR) throw new SyscallError("poll /dev/fuse", -res);
     this.pump();
   }
 
@@ -96,6 +99,7 @@ export class DevTransport implements Transport {
           const e = errno();
           if (e === EAGAIN) {
             this.starved = false;
+            this.armPoll();
             return;
           }
           if (e === EINTR || e === ENOENT) continue; // interrupted before we read it

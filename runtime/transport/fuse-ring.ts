@@ -7,7 +7,7 @@
  * The payload buffers form one region registered with the ring as a fixed buffer, so data paths
  * can move file data with READ_FIXED/WRITE_FIXED straight into or out of a request's payload.
  */
-import { Arena } from "../ffi/memory.ts";
+import { Arena, nativeBuffer, registerNative } from "../ffi/memory.ts";
 import { IORING_OP_URING_CMD } from "../ffi/liburing.ts";
 import type { Reactor } from "../reactor/reactor.ts";
 import {
@@ -76,8 +76,8 @@ export class UringTransport implements Transport {
         const hOff = hdrArena.take(URING_HEADER_SIZE, HEADER_STRIDE);
         const pOff = this.payloadArena.take(payloadSize, 4096);
         const hdr = new DataView(hdrArena.region.buffer, hOff, URING_HEADER_SIZE);
-        const data = new DataView(this.payloadArena.region.buffer, pOff, payloadSize);
         const payloadPtr = this.payloadArena.region.ptr + pOff;
+        const data = new DataView(nativeBuffer(payloadPtr, payloadSize));
         this.entries.push(new RequestSlot(this, i, hdr, URING_OP_IN, data, payloadPtr, true, 0));
         this.qids[i] = q;
         setPtr(iov, i * 32, hdrArena.region.ptr + hOff);
@@ -98,6 +98,7 @@ export class UringTransport implements Transport {
     setPtr(iov, 8, this.payloadArena.region.size);
     const rc = this.reactor.ring.registerBuffers(a.region.ptr, 1);
     this.fixedBuffers = rc === 0 ? null : rc === -12 ? "RLIMIT_MEMLOCK too small (ENOMEM)" : `error ${-rc}`;
+    if (rc === 0) for (const e of this.entries) registerNative(e.data.buffer as ArrayBuffer, e.dataPtr, 0);
   }
 
   /** Hand every entry to the kernel. Call after the INIT reply was written. */

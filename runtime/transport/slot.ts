@@ -9,16 +9,17 @@
  * Replies are always written after every argument has been decoded, so sharing is safe.
  */
 import type { Transport } from "./transport.ts";
+import { nativeInfo, registerNative } from "../ffi/memory.ts";
 
 export class RequestSlot {
   /** Header region: in-header at `hdrOff` (0), op header at `opInOff`. */
-  readonly hdr: DataView;
+  hdr: DataView;
   readonly opInOff: number;
   /** Payload region (names, write data, reply payload). */
-  readonly data: DataView;
-  readonly dataBytes: Uint8Array;
+  data: DataView;
+  dataBytes: Uint8Array;
   /** Same memory as `dataBytes`, for string decoding without creating views. */
-  readonly dataText: Buffer;
+  dataText: Buffer;
   /** True when the op header and the remaining arguments live in separate buffers (io_uring). */
   readonly split: boolean;
   /** Where the reply payload starts in `data`. */
@@ -35,6 +36,10 @@ export class RequestSlot {
   /** Absolute address of `data` (for fixed-buffer I/O straight into the reply). */
   readonly dataPtr: number;
 
+  /**
+   * `data` should be the slot's own ArrayBuffer (not a window on a shared one) so `revoke` can
+   * detach it without touching other slots. In the classic layout `hdr` views the same buffer.
+   */
   constructor(t: Transport, index: number, hdr: DataView, opInOff: number, data: DataView, dataPtr: number, split: boolean, replyOff: number) {
     this.transport = t;
     this.index = index;
@@ -47,6 +52,28 @@ export class RequestSlot {
     this.replyOff = replyOff;
     this.replyCap = data.byteLength - replyOff;
     this.dataPtr = dataPtr;
+  }
+
+  /**
+   * Invalidate every view handed out for the current request (a plugin op that outlived its
+   * timeout still holds `dest`/`data`): the buffer is detached, so those views become empty and
+   * writing through them fails, and the slot continues on a new ArrayBuffer over the same memory
+   * (`transfer()` keeps the address, which the kernel holds).
+   */
+  revoke(): void {
+    const oldBuf = this.data.buffer as ArrayBuffer;
+    const off = this.data.byteOffset, len = this.data.byteLength;
+    const sharedHdr = this.hdr.buffer === oldBuf;
+    const hOff = this.hdr.byteOffset, hLen = this.hdr.byteLength;
+    const info = nativeInfo(oldBuf);
+    const fresh = oldBuf.transfer(); // read everything above first: the old views are now empty
+    if (info !== undefined) registerNative(fresh, info.ptr, info.fixedIndex);
+    this.data = new DataView(fresh, off, len);
+    this.dataBytes = new Uint8Array(fresh, off, len);
+    this.dataText = Buffer.from(fresh, off, len);
+    if (sharedHdr) this.hdr = new DataView(fresh, hOff, hLen);
+    this.readView = null;
+    this.writeView = null;
   }
 
   // Cached exact-length views: repeated requests of one size (the common case) allocate nothing.
