@@ -180,13 +180,14 @@ export function freeData(state: MemfsState, node: Node): void {
 
 /**
  * Set the file size (truncate or extend). Extending allocates nothing (the new range is a
- * hole); shrinking frees the chunks past the end, trims the last chunk to whole pages and zeroes
+ * hole); shrinking (or keeping the size) frees the chunks past the end, trims the last chunk to whole pages and zeroes
  * its tail, so a later extension reads zeros.
  */
 export function setSize(state: MemfsState, node: Node, size: number): void {
   const old = node.size;
   node.size = size;
-  if (size >= old) return;
+  // like shmem_setattr: a truncate to the current size still frees what KEEP_SIZE allocated past it
+  if (size > old) return;
   const chunks = node.chunks;
   if (chunks === null) return;
   if (size === 0) {

@@ -25,6 +25,7 @@ import {
   type DirListPlus,
   type Filesystem,
   type Request,
+  type OpenReply,
   type SetAttr,
   type StatFs,
   FALLOC_FL_KEEP_SIZE,
@@ -140,6 +141,11 @@ function make(state: MemfsState, req: Request, p: Node, name: string, mode: numb
   setMtime(p);
   return n;
 }
+
+/** open(2)'s O_NOATIME (not in the furing constants). */
+const O_NOATIME = 0o1000000;
+const NOATIME_FH = 1;
+const NOATIME_OPEN: OpenReply = Object.freeze({ fh: NOATIME_FH });
 
 export function createOps(state: MemfsState): Filesystem {
   const nodes = state.nodes;
@@ -390,7 +396,7 @@ export function createOps(state: MemfsState): Filesystem {
       return n;
     },
 
-    open(req: Request, ino: number, flags: number): undefined {
+    open(req: Request, ino: number, flags: number): OpenReply | undefined {
       const n = getNode(state, ino);
       if (n.dir !== null && (flags & O_ACCMODE) !== O_RDONLY) throw EISDIR;
       if ((flags & O_TRUNC) !== 0 && isReg(n)) {
@@ -399,7 +405,8 @@ export function createOps(state: MemfsState): Filesystem {
         setMtime(n);
       }
       n.opens++;
-      return undefined;
+      // the file handle only remembers O_NOATIME: reads through it leave atime alone
+      return (flags & O_NOATIME) !== 0 ? NOATIME_OPEN : undefined;
     },
 
     read(req: Request, ino: number, fh: number, offset: number, size: number, dest: Uint8Array): number {
@@ -407,7 +414,7 @@ export function createOps(state: MemfsState): Filesystem {
       if (n === undefined) throw ENOENT;
       if (n.dir !== null) throw EISDIR;
       const count = readData(n, offset, size, dest);
-      accessed(n);
+      if (fh !== NOATIME_FH) accessed(n);
       return count;
     },
 

@@ -61,12 +61,12 @@ export function setXattr(state: MemfsState, node: Node, name: string, value: Uin
   const ns = namespaceOf(name);
   if (value.length > XATTR_SIZE_MAX) throw E2BIG;
   if (ns === USER && !userAllowed(node)) throw EPERM;
+  // tmpfs charges the new value in full, before looking at the flags or giving back the old one
+  const cost = space(name, value.length);
+  if (state.ispaceFree < cost) throw ENOSPC;
   const old = node.xattrs === null ? undefined : node.xattrs.get(name);
   if ((flags & XATTR_CREATE) !== 0 && old !== undefined) throw EEXIST;
   if ((flags & XATTR_REPLACE) !== 0 && old === undefined) throw ENODATA;
-  // tmpfs charges the new value in full before giving back the old one.
-  const cost = space(name, value.length);
-  if (state.ispaceFree < cost) throw ENOSPC;
   state.ispaceFree -= cost;
   if (old !== undefined) state.ispaceFree += space(name, old.length);
   (node.xattrs ??= new Map()).set(name, value.slice());
