@@ -1,0 +1,285 @@
+/*
+ * fsops: the metadata loops of scripts/bench (M-workloads), compiled at run time with gcc so the
+ * client costs next to nothing per operation. Each mode times its loop with CLOCK_MONOTONIC, samples
+ * every operation's latency, and prints one JSON line:
+ *   {"ops":N,"ns":ELAPSED,"p50_ns":..,"p99_ns":..,"max_ns":..}
+ * Any failing system call ends the program with exit status 1 and a message naming it.
+ *
+ *   fsops stat1    FILE N             stat() one file N times (by path: the walk adds the
+ *                                     permission checks of the directories on the way)
+ *   fsops fstat1   FILE N [SEC]       fstat() of one open file N times (one GETATTR each with
+ *                                     attr_timeout=0, whatever default_permissions does); with
+ *                                     SEC > 0, stop early once SEC seconds have passed
+ *   fsops mktree   DIR D F            create D directories of F empty files (DIR/dI/fJ)
+ *   fsops stattree DIR D F            stat() each file of such a tree once
+ *   fsops create   DIR N T            create+close N files (openat on the directory's descriptor);
+ *                                     T=1: in DIR, T>1: T threads, each in its private DIR/tK
+ *                                     (created here, untimed)
+ *   fsops unlink   DIR N T            unlink the files made by `create DIR N T`
+ *   fsops readdir  DIR P              read the whole directory P times (getdents64)
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what, const char *path) {
+  fprintf(stderr, "fsops: %s %s: %s\n", what, path ? path : "", strerror(errno));
+  exit(1);
+}
+
+static long num(const char *s) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s == 0 || *end != 0 || v < 0) {
+    fprintf(stderr, "fsops: bad number '%s'\n", s);
+    exit(2);
+  }
+  return v;
+}
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Latencies are kept in microsecond-resolution-safe uint32 nanoseconds (capped at ~4.29 s). */
+static uint32_t clamp32(uint64_t v) { return v > 0xffffffffull ? 0xffffffffu : (uint32_t)v; }
+
+static void report(uint64_t ops, uint64_t ns, uint32_t *lat, size_t n) {
+  uint64_t p50 = 0, p99 = 0, max = 0;
+  if (n > 0) {
+    qsort(lat, n, sizeof *lat, cmp_u32);
+    p50 = lat[(n - 1) / 2];
+    p99 = lat[(size_t)((n - 1) * 0.99)];
+    max = lat[n - 1];
+  }
+  printf("{\"ops\":%llu,\"ns\":%llu,\"p50_ns\":%llu,\"p99_ns\":%llu,\"max_ns\":%llu}\n", (unsigned long long)ops,
+         (unsigned long long)ns, (unsigned long long)p50, (unsigned long long)p99, (unsigned long long)max);
+}
+
+static uint32_t *alloc_lat(size_t n) {
+  uint32_t *p = malloc((n ? n : 1) * sizeof *p);
+  if (!p) die("malloc", "");
+  /* touch the pages now, not inside the timed loop */
+  memset(p, 0, (n ? n : 1) * sizeof *p);
+  return p;
+}
+
+/* ---- stat1 ---------------------------------------------------------------------------------- */
+static int do_stat1(const char *file, long n) {
+  struct stat st;
+  uint32_t *lat = alloc_lat(n);
+  if (stat(file, &st) != 0) die("stat", file);
+  uint64_t t0 = now_ns(), prev = t0;
+  for (long i = 0; i < n; i++) {
+    if (stat(file, &st) != 0) die("stat", file);
+    uint64_t t = now_ns();
+    lat[i] = clamp32(t - prev);
+    prev = t;
+  }
+  report(n, prev - t0, lat, n);
+  return 0;
+}
+
+static int do_fstat1(const char *file, long n, double sec) {
+  struct stat st;
+  uint32_t *lat = alloc_lat(n);
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die("open", file);
+  uint64_t t0 = now_ns(), prev = t0;
+  uint64_t end = sec > 0 ? t0 + (uint64_t)(sec * 1e9) : UINT64_MAX;
+  long i = 0;
+  for (; i < n; i++) {
+    if (fstat(fd, &st) != 0) die("fstat", file);
+    uint64_t t = now_ns();
+    lat[i] = clamp32(t - prev);
+    prev = t;
+    if (t >= end) {
+      i++;
+      break;
+    }
+  }
+  report(i, prev - t0, lat, i);
+  close(fd);
+  return 0;
+}
+
+/* ---- trees ---------------------------------------------------------------------------------- */
+static int do_mktree(const char *dir, long d, long f) {
+  char path[4096];
+  uint64_t t0 = now_ns();
+  for (long i = 0; i < d; i++) {
+    snprintf(path, sizeof path, "%s/d%04ld", dir, i);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) die("mkdir", path);
+    for (long j = 0; j < f; j++) {
+      snprintf(path, sizeof path, "%s/d%04ld/f%06ld", dir, i, j);
+      int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+      if (fd < 0) die("create", path);
+      close(fd);
+    }
+  }
+  report(d * f, now_ns() - t0, NULL, 0);
+  return 0;
+}
+
+/* Like `find`/`ls -l`: each directory opened once, its files stat()ed relative to it. */
+static int do_stattree(const char *dir, long d, long f) {
+  char path[64];
+  struct stat st;
+  size_t n = (size_t)(d * f);
+  uint32_t *lat = alloc_lat(n);
+  int top = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (top < 0) die("open", dir);
+  uint64_t t0 = now_ns(), prev = t0;
+  size_t k = 0;
+  for (long i = 0; i < d; i++) {
+    snprintf(path, sizeof path, "d%04ld", i);
+    int dfd = openat(top, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) die("open", path);
+    for (long j = 0; j < f; j++) {
+      snprintf(path, sizeof path, "f%06ld", j);
+      if (fstatat(dfd, path, &st, AT_SYMLINK_NOFOLLOW) != 0) die("stat", path);
+      uint64_t t = now_ns();
+      lat[k++] = clamp32(t - prev);
+      prev = t;
+    }
+    close(dfd);
+  }
+  report(n, prev - t0, lat, n);
+  return 0;
+}
+
+/* ---- create / unlink, optionally in threads ------------------------------------------------- */
+struct job {
+  char dir[4096];
+  int dfd; /* the directory, opened once: names are resolved relative to it, like tar or cp do */
+  long n;
+  int unlink_mode;
+  uint32_t *lat;
+  pthread_barrier_t *barrier;
+};
+
+static void *run_job(void *arg) {
+  struct job *j = arg;
+  char name[32];
+  if (j->barrier) pthread_barrier_wait(j->barrier);
+  uint64_t prev = now_ns();
+  for (long i = 0; i < j->n; i++) {
+    snprintf(name, sizeof name, "f%06ld", i);
+    if (j->unlink_mode) {
+      if (unlinkat(j->dfd, name, 0) != 0) die("unlink", name);
+    } else {
+      int fd = openat(j->dfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+      if (fd < 0) die("create", name);
+      if (close(fd) != 0) die("close", name);
+    }
+    uint64_t t = now_ns();
+    j->lat[i] = clamp32(t - prev);
+    prev = t;
+  }
+  return NULL;
+}
+
+static int do_files(const char *dir, long n, long threads, int unlink_mode) {
+  if (threads < 1 || threads > 64) {
+    fprintf(stderr, "fsops: threads must be 1..64\n");
+    return 2;
+  }
+  uint32_t *lat = alloc_lat(n);
+  struct job jobs[64];
+  pthread_t tids[64];
+  pthread_barrier_t barrier;
+  long per = n / threads, done = 0;
+  for (long k = 0; k < threads; k++) {
+    struct job *j = &jobs[k];
+    j->n = k == threads - 1 ? n - done : per;
+    j->lat = lat + done;
+    j->unlink_mode = unlink_mode;
+    j->barrier = threads > 1 ? &barrier : NULL;
+    done += j->n;
+    if (threads == 1) snprintf(j->dir, sizeof j->dir, "%s", dir);
+    else {
+      snprintf(j->dir, sizeof j->dir, "%s/t%ld", dir, k);
+      if (!unlink_mode && mkdir(j->dir, 0755) != 0 && errno != EEXIST) die("mkdir", j->dir);
+    }
+    j->dfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (j->dfd < 0) die("open", j->dir);
+  }
+  uint64_t t0;
+  if (threads == 1) {
+    t0 = now_ns();
+    run_job(&jobs[0]);
+  } else {
+    pthread_barrier_init(&barrier, NULL, (unsigned)threads + 1);
+    for (long k = 0; k < threads; k++)
+      if (pthread_create(&tids[k], NULL, run_job, &jobs[k]) != 0) die("pthread_create", "");
+    t0 = now_ns();
+    pthread_barrier_wait(&barrier);
+    for (long k = 0; k < threads; k++) pthread_join(tids[k], NULL);
+  }
+  uint64_t ns = now_ns() - t0;
+  for (long k = 0; k < threads; k++) close(jobs[k].dfd);
+  if (unlink_mode && threads > 1)
+    for (long k = 0; k < threads; k++)
+      if (rmdir(jobs[k].dir) != 0) die("rmdir", jobs[k].dir);
+  report(n, ns, lat, n);
+  return 0;
+}
+
+/* ---- readdir -------------------------------------------------------------------------------- */
+static int do_readdir(const char *dir, long passes) {
+  static char buf[1 << 16];
+  uint32_t *lat = alloc_lat(passes);
+  uint64_t entries = 0;
+  uint64_t t0 = now_ns(), prev = t0;
+  for (long p = 0; p < passes; p++) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) die("open", dir);
+    for (;;) {
+      long got = syscall(SYS_getdents64, fd, buf, sizeof buf);
+      if (got < 0) die("getdents64", dir);
+      if (got == 0) break;
+      for (long off = 0; off < got;) {
+        struct dirent64 *d = (struct dirent64 *)(buf + off);
+        entries++;
+        off += d->d_reclen;
+      }
+    }
+    close(fd);
+    uint64_t t = now_ns();
+    lat[p] = clamp32(t - prev);
+    prev = t;
+  }
+  /* ops = directory entries returned (., .. included); latencies are per pass */
+  report(entries, prev - t0, lat, passes);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc >= 4 && !strcmp(argv[1], "stat1")) return do_stat1(argv[2], num(argv[3]));
+  if (argc >= 4 && !strcmp(argv[1], "fstat1")) return do_fstat1(argv[2], num(argv[3]), argc >= 5 ? atof(argv[4]) : 0);
+  if (argc >= 5 && !strcmp(argv[1], "mktree")) return do_mktree(argv[2], num(argv[3]), num(argv[4]));
+  if (argc >= 5 && !strcmp(argv[1], "stattree")) return do_stattree(argv[2], num(argv[3]), num(argv[4]));
+  if (argc >= 5 && !strcmp(argv[1], "create")) return do_files(argv[2], num(argv[3]), num(argv[4]), 0);
+  if (argc >= 5 && !strcmp(argv[1], "unlink")) return do_files(argv[2], num(argv[3]), num(argv[4]), 1);
+  if (argc >= 4 && !strcmp(argv[1], "readdir")) return do_readdir(argv[2], num(argv[3]));
+  fprintf(stderr, "usage: fsops stat1|fstat1|mktree|stattree|create|unlink|readdir ... (see the source)\n");
+  return 2;
+}

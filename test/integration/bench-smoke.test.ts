@@ -1,0 +1,83 @@
+/**
+ * CI smoke test of the benchmark suite: `scripts/bench --smoke` (the quick profile's smallest
+ * variant: every workload, one round, tiny sizes) must run every workload without an error and
+ * leave no mount behind. It never looks at the numbers: timing cannot fail it.
+ *
+ * Workloads whose tools are missing (fio comes from `scripts/setup --bench`) are skipped, not
+ * failed. Needs root, as the suite does (tmpfs, drop_caches, FUSE over io_uring).
+ */
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { REPO, isRoot, makeTempDir, mounts, removeTempDir } from "../helpers/mount.ts";
+
+const BENCH = join(REPO, "scripts/bench");
+/** The smoke run takes well under a minute on an idle machine; leave room for a busy one. */
+const LIMIT_MS = 150_000;
+
+interface BenchJson {
+  workloads: Array<{
+    id: string;
+    status: "ok" | "error" | "skipped";
+    error?: string;
+    cases: Array<{ id: string; error?: string; targets: Array<{ name: string; rounds: unknown[]; median: number }> }>;
+  }>;
+  environment: { kernel: string; enable_uring: string; bun: string; furing_commit: string };
+}
+
+describe.skipIf(!isRoot())("scripts/bench --smoke", () => {
+  test(
+    "every workload runs side by side with its baseline, results in JSON and markdown, no mount left",
+    async () => {
+      const dir = await makeTempDir("bench");
+      const out = join(dir, "bench.json");
+      try {
+        const proc = Bun.spawn([process.execPath, BENCH, "--smoke", "--skip-missing", "--out", out], {
+          cwd: REPO,
+          stdin: "ignore",
+          stdout: "pipe",
+          stderr: "pipe",
+        });
+        // On overrun: SIGINT lets the suite unmount everything; SIGKILL if even that hangs.
+        const soft = setTimeout(() => proc.kill("SIGINT"), LIMIT_MS - 15_000);
+        const hard = setTimeout(() => proc.kill("SIGKILL"), LIMIT_MS - 5_000);
+        const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+        clearTimeout(soft);
+        clearTimeout(hard);
+
+        const scratch = /scratch (\S+)/.exec(stderr)?.[1];
+        const leaked = scratch ? (await mounts()).filter((m) => m.dir.startsWith(scratch)) : [];
+        expect(leaked.map((m) => m.dir)).toEqual([]);
+
+        const json: BenchJson | undefined = existsSync(out) ? JSON.parse(readFileSync(out, "utf8")) : undefined;
+        const failures = (json?.workloads ?? [])
+          .filter((w) => w.status === "error")
+          .map((w) => `${w.id}: ${w.error}\n${w.cases.filter((c) => c.error).map((c) => `  ${c.id}: ${c.error}`).join("\n")}`);
+        if (proc.exitCode !== 0 || failures.length)
+          throw new Error(`scripts/bench --smoke exited ${proc.exitCode}${proc.signalCode ? ` (${proc.signalCode})` : ""}\n${failures.join("\n")}\n--- stderr ---\n${stderr.slice(-6000)}`);
+
+        expect(json).toBeDefined();
+        const skipped = json!.workloads.filter((w) => w.status === "skipped");
+        if (skipped.length) console.warn(`bench smoke: skipped ${skipped.map((w) => `${w.id} (${w.error})`).join(", ")}`);
+        // Every workload of the suite was attempted, and each that ran measured every target.
+        expect(json!.workloads.map((w) => w.id)).toEqual(["D1", "D2", "D3", "D4", "D5", "D6", "M1", "M2", "M3", "M4", "X1", "X2", "P1", "P2"]);
+        for (const w of json!.workloads.filter((x) => x.status === "ok")) {
+          expect(w.cases.length).toBeGreaterThan(0);
+          for (const c of w.cases)
+            for (const t of c.targets) {
+              expect(t.rounds.length).toBeGreaterThanOrEqual(1);
+              expect(t.median).toBeGreaterThan(0);
+            }
+        }
+        expect(json!.environment.kernel).toBeTruthy();
+        expect(json!.environment.furing_commit).toBeTruthy();
+        // The markdown table on stdout, with the JSON's path.
+        expect(stdout).toContain("| id | case | caches | placement | furing | baseline | ratio | target |");
+        expect(stdout).toContain(`JSON: ${out}`);
+      } finally {
+        await removeTempDir(dir);
+      }
+    },
+    LIMIT_MS + 10_000,
+  );
+});
