@@ -1,0 +1,398 @@
+/**
+ * The comparator: decides whether the filesystem under test (A) answered an op like the
+ * reference (B), and whether two checkpoints of the whole tree agree.
+ *
+ * Compared exactly: return values and errno names, names and their readdir order, file types,
+ * permission bits, link counts, owners, sizes, device numbers, symlink targets, xattr names (in
+ * listing order) and values, file contents (by hash), which names are hard links of which, and
+ * statfs totals. Not compared: inode numbers and st_dev. Compared by rules (the intended
+ * differences, see docs/differential-testing.md):
+ * - times: explicitly set times must be equal; current times must not be ordered differently
+ *   (x before y on A but after y on B) and must change between checkpoints on A exactly when they
+ *   change on B;
+ * - st_blocks and statfs free blocks, where the allocation granularity may differ;
+ * - SEEK_DATA/SEEK_HOLE answers: any answer the file's content allows.
+ */
+import type { Attr, SnapEntry, Snapshot } from "./executor.ts";
+import { describe, SEEK_DATA, SEEK_HOLE, S_IFMT, S_IFREG, S_IFCHR, S_IFBLK, S_IFIFO, type Op, type Result } from "./ops.ts";
+
+export interface Rules {
+  /** Compare readdir order (tmpfs and memfs both list newest first); else compare as sets. */
+  readdirOrder: boolean;
+  /** Compare listxattr order; else as sets. */
+  xattrOrder: boolean;
+  /**
+   * st_blocks of regular files: "exact" always, "dense" only where both files have no holes and
+   * the reference holds exactly the pages below EOF (elsewhere memfs's 64 KiB chunks may hold
+   * more or fewer pages than tmpfs), "never".
+   */
+  blocks: "exact" | "dense" | "never";
+  /** SEEK_DATA/SEEK_HOLE: "exact", or "content" (any answer the file's content allows). */
+  seek: "exact" | "content";
+  /** statfs fields to compare exactly. */
+  statfs: string[];
+  /**
+   * statfs free blocks: equal when every file holds the same blocks on both roots, else A's used
+   * blocks must add up to what its files hold. Off when both roots share a filesystem.
+   */
+  statfsFree: boolean;
+  /**
+   * atime of regular files: "exact" (by the same rules as the other times), or "may-lag": through
+   * FUSE, reads the kernel serves from its page cache (and reads at EOF) never reach the daemon, so
+   * A's atime may stay behind B's. Then A's atime may only change when B's does, and is left out
+   * of the ordering check.
+   */
+  fileAtime: "exact" | "may-lag";
+  /** Inode numbers of removed nodes may come back (ext4 and most disk filesystems; not tmpfs, memfs). */
+  inodesReused: boolean;
+}
+
+export const memfsRules: Rules = {
+  readdirOrder: true,
+  xattrOrder: true,
+  blocks: "dense",
+  seek: "content",
+  statfs: ["bsize", "frsize", "blocks", "files", "ffree", "favail", "namemax"],
+  statfsFree: true,
+  fileAtime: "may-lag",
+  inodesReused: false,
+};
+
+export interface Difference {
+  /** Index of the op (in the executed sequence) where it showed. */
+  index: number;
+  op: Op;
+  /** A short stable category, used to check that a shrunk sequence shows the same problem. */
+  sig: string;
+  message: string;
+}
+
+/** The parent's questions to the reference root, for answers that are checked by content. */
+export interface Oracle {
+  /** Are bytes [from, to) of slot s's file on the reference all zero (to -1: EOF)? And its size. */
+  zeros(s: number, from: number, to: number): Promise<{ zero: boolean; size: number }>;
+  /** The type of slot s's file on the reference. */
+  type(s: number): Promise<"dir" | "file" | "other">;
+}
+
+const show = (x: unknown) => JSON.stringify(x);
+
+function sameJSON(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Fields of struct stat compared exactly per op (times and blocks are checked at checkpoints). */
+function statFields(st: Attr): Record<string, number> {
+  const t = st.mode & S_IFMT;
+  return { mode: st.mode, nlink: st.nlink, uid: st.uid, gid: st.gid, size: st.size, ...(t === S_IFCHR || t === S_IFBLK ? { rdev: st.rdev } : {}) };
+}
+
+/** Compares one op's answers; returns a message when they differ in a way the rules do not allow. */
+export async function compareResult(op: Op, a: Result, b: Result, rules: Rules, oracle: Oracle): Promise<string | undefined> {
+  const msg = () => `A: ${show(a)}\nB: ${show(b)}`;
+  if (a.e !== b.e) return compareErrors(op, a, b, rules, oracle);
+  if (a.e !== undefined) return undefined;
+  switch (op.k) {
+    case "stat":
+    case "fstat":
+      return sameJSON(statFields(a.v as Attr), statFields(b.v as Attr)) ? undefined : `A: ${show(statFields(a.v as Attr))}\nB: ${show(statFields(b.v as Attr))}`;
+    case "statfs": {
+      const pick = (v: unknown) => Object.fromEntries(rules.statfs.map((k) => [k, (v as Record<string, number>)[k]]));
+      return sameJSON(pick(a.v), pick(b.v)) ? undefined : `A: ${show(a.v)}\nB: ${show(b.v)}`;
+    }
+    case "readdir":
+      if (!rules.readdirOrder) {
+        const sort = (v: unknown) => [...(v as Array<[string, number]>)].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+        return sameJSON(sort(a.v), sort(b.v)) ? undefined : msg();
+      }
+      return sameJSON(a.v, b.v) ? undefined : msg();
+    case "listxattr":
+      if (!rules.xattrOrder && Array.isArray(a.v) && Array.isArray(b.v)) return sameJSON([...a.v].sort(), [...b.v].sort()) ? undefined : msg();
+      return sameJSON(a.v, b.v) ? undefined : msg();
+    case "lseek":
+      if (a.v !== b.v && rules.seek === "content" && (op.wh === SEEK_DATA || op.wh === SEEK_HOLE)) return seekCheck(op, a, b, oracle);
+      return a.v === b.v ? undefined : msg();
+    default:
+      return sameJSON(a.v, b.v) ? undefined : msg();
+  }
+}
+
+/** Compares one op's answers (see compareResult), with the rules that need the reference's help. */
+async function compareErrors(op: Op, a: Result, b: Result, rules: Rules, oracle: Oracle): Promise<string | undefined> {
+  const msg = `A: ${show(a)}\nB: ${show(b)}`;
+  switch (op.k) {
+    case "lseek":
+      if (b.e === "EINVAL" && (await oracle.type(op.s)) === "dir") {
+        // tmpfs takes only SEEK_SET/SEEK_CUR on a directory; FUSE's kernel answers the others
+        // itself (generic_file_llseek: SEEK_END from the size, SEEK_DATA/SEEK_HOLE from the size
+        // and offset, ENXIO past it) without asking the daemon.
+        return a.e === "ENXIO" || a.e === "EINVAL" || (typeof a.v === "number" && a.v >= 0) ? undefined : `${msg}\n(not what FUSE's generic_file_llseek answers for a directory)`;
+      }
+      if (rules.seek === "content" && (op.wh === SEEK_DATA || op.wh === SEEK_HOLE)) return seekCheck(op, a, b, oracle);
+      return msg;
+    default:
+      return msg;
+  }
+}
+
+/**
+ * SEEK_DATA/SEEK_HOLE answers that differ from the reference's are accepted when the content
+ * allows them: data may be reported where the reference has a hole (allocated zeros), and a hole
+ * where the reference holds only zeros; anything else (a position outside [offset, size], a hole
+ * over nonzero bytes, data past EOF, another errno) is a difference.
+ */
+async function seekCheck(op: Op & { k: "lseek" }, a: Result, b: Result, oracle: Oracle): Promise<string | undefined> {
+  const bad = (why: string) => `A: ${show(a)}\nB: ${show(b)}\n(${why})`;
+  if (a.e !== undefined && a.e !== "ENXIO") return bad("A's errno is not ENXIO");
+  if (b.e !== undefined && b.e !== "ENXIO") return bad("B's errno is not ENXIO");
+  const off = op.off;
+  const { size } = await oracle.zeros(op.s, 0, 0);
+  if (off < 0 || off >= size) return bad(`offset ${off} outside [0, ${size}) must give ENXIO on both`);
+  if (op.wh === SEEK_DATA) {
+    if (a.e !== undefined) return (await oracle.zeros(op.s, off, -1)).zero ? undefined : bad(`A says no data after ${off} but the reference has nonzero bytes there`);
+    const r = a.v as number;
+    if (r < off || r >= size) return bad(`A's data offset ${r} is outside [${off}, ${size})`);
+    return (await oracle.zeros(op.s, off, r)).zero ? undefined : bad(`A skips nonzero bytes in [${off}, ${r})`);
+  }
+  if (a.e !== undefined) return bad("SEEK_HOLE below EOF cannot give ENXIO");
+  const r = a.v as number;
+  if (r < off || r > size) return bad(`A's hole offset ${r} is outside [${off}, ${size}]`);
+  if (r === size) return undefined;
+  if (r !== off && r % 4096 !== 0) return bad(`A's hole at ${r} is neither the offset, a page boundary nor EOF`);
+  const end = Math.min(Math.floor(r / 4096) * 4096 + 4096, size);
+  return (await oracle.zeros(op.s, r, end)).zero ? undefined : bad(`A reports a hole at ${r} over nonzero bytes`);
+}
+
+// ---- checkpoints ----------------------------------------------------------------------------------
+
+/** What a checkpoint comparison keeps for the next one (node identities and times). */
+export class CheckState {
+  private canonA = new Map<number, number>();
+  private canonB = new Map<number, number>();
+  private nextA = 1;
+  private nextB = 1;
+  /** Previous checkpoint's attributes by A's inode number, with B's inode number of the same node. */
+  private prev = new Map<number, { bIno: number; a: Attr; b: Attr }>();
+  /** Start of the run (seconds): times more than a day away from it were set explicitly. */
+  readonly start = Math.floor(Date.now() / 1000);
+
+  /** Compares two snapshots; returns the differences (empty when they agree). */
+  compare(A: Snapshot, B: Snapshot, rules: Rules): Array<{ sig: string; message: string }> {
+    const out: Array<{ sig: string; message: string }> = [];
+    const add = (sig: string, message: string) => out.push({ sig, message });
+
+    // Names and their order.
+    const pa = A.entries.map((e) => e.p);
+    const pb = B.entries.map((e) => e.p);
+    if (!sameJSON(pa, pb)) {
+      const sa = new Set(pa), sb = new Set(pb);
+      const onlyA = pa.filter((p) => !sb.has(p)), onlyB = pb.filter((p) => !sa.has(p));
+      if (onlyA.length || onlyB.length) {
+        add("snap:names", `names differ: only on A: ${show(onlyA.slice(0, 20))}, only on B: ${show(onlyB.slice(0, 20))}`);
+        return out;
+      }
+      if (rules.readdirOrder) add("snap:order", `readdir order differs:\nA: ${show(pa)}\nB: ${show(pb)}`);
+    }
+    const byPath = new Map(B.entries.map((e) => [e.p, e]));
+    const pairs: Array<[SnapEntry, SnapEntry]> = A.entries.map((e) => [e, byPath.get(e.p) as SnapEntry]);
+    if (A.slots.length !== B.slots.length || A.slots.some((s, i) => s.p !== B.slots[i]?.p)) {
+      add("snap:slots", `open slots differ: A ${show(A.slots.map((s) => s.p))} B ${show(B.slots.map((s) => s.p))}`);
+      return out;
+    }
+    A.slots.forEach((s, i) => pairs.push([s, B.slots[i] as SnapEntry]));
+
+    // Node identity: which names (and open slots) are the same node, in this snapshot and, where
+    // inode numbers are never reused (tmpfs, memfs), since the first one (renames keep nodes).
+    const local = (side: 0 | 1) => {
+      const m = new Map<number, number>();
+      return pairs.map((p) => {
+        const ino = p[side].st.ino;
+        let id = m.get(ino);
+        if (id === undefined) m.set(ino, (id = m.size + 1));
+        return id;
+      });
+    };
+    const la = local(0), lb = local(1);
+    const ga = rules.inodesReused ? la : pairs.map(([a]) => this.canon(this.canonA, a.st.ino));
+    const gb = rules.inodesReused ? lb : pairs.map(([, b]) => this.canon(this.canonB, b.st.ino));
+    for (let i = 0; i < pairs.length; i++) {
+      if (la[i] === lb[i] && ga[i] === gb[i]) continue;
+      const [a] = pairs[i] as [SnapEntry, SnapEntry];
+      const sameA = pairs.filter((_, j) => la[j] === la[i]).map(([x]) => x.p);
+      const sameB = pairs.filter((_, j) => lb[j] === lb[i]).map(([x]) => x.p);
+      add("snap:identity", la[i] !== lb[i] ? `${show(a.p)}: names of the same node differ: A ${show(sameA)} B ${show(sameB)}` : `${show(a.p)}: is the same node as at an earlier checkpoint on one side only`);
+      return out;
+    }
+
+    // Attributes, contents, xattrs.
+    let blocksExact = true;
+    let usedA = 0;
+    const seenA = new Set<number>();
+    for (const [a, b] of pairs) {
+      const fa = statFields(a.st), fb = statFields(b.st);
+      for (const k of Object.keys({ ...fa, ...fb })) if (fa[k] !== fb[k]) add(`snap:${k}`, `${show(a.p)}: ${k} A ${fmt(k, fa[k])} B ${fmt(k, fb[k])}`);
+      if (a.pos !== b.pos) add("snap:position", `${show(a.p)}: file position A ${a.pos} B ${b.pos}`);
+      if (a.t !== b.t) add("snap:target", `${show(a.p)}: symlink target A ${show(a.t)} B ${show(b.t)}`);
+      if (a.h !== b.h) add("snap:content", `${show(a.p)}: content differs (size ${a.st.size}): ${pageDiff(a, b)}`);
+      if (!sameJSON(a.x, b.x)) {
+        const sorted = (x: SnapEntry["x"]) => (Array.isArray(x) ? [...x].sort((p, q) => (p[0] < q[0] ? -1 : 1)) : x);
+        if (rules.xattrOrder || !sameJSON(sorted(a.x), sorted(b.x))) add("snap:xattr", `${show(a.p)}: xattrs A ${show(a.x)} B ${show(b.x)}`);
+      }
+      const reg = (a.st.mode & S_IFMT) === S_IFREG;
+      const fresh = !seenA.has(a.st.ino);
+      seenA.add(a.st.ino);
+      if (fresh) usedA += a.st.blocks;
+      if (a.st.blocks !== b.st.blocks) {
+        const comparable = rules.blocks === "exact" || !reg || (rules.blocks === "dense" && a.dense && b.dense && b.st.blocks === Math.ceil(b.st.size / 4096) * 8);
+        if (comparable && rules.blocks !== "never") add("snap:blocks", `${show(a.p)}: st_blocks A ${a.st.blocks} B ${b.st.blocks} (size ${a.st.size}, both without holes)`);
+        blocksExact = false;
+      }
+      if (reg && a.st.blocks % 8 !== 0) add("snap:blocks", `${show(a.p)}: st_blocks ${a.st.blocks} on A is not a whole number of pages`);
+    }
+
+    // statfs.
+    if (typeof A.statfs === "string" || typeof B.statfs === "string") {
+      if (A.statfs !== B.statfs) add("snap:statfs", `statfs A ${show(A.statfs)} B ${show(B.statfs)}`);
+    } else {
+      const fs = A.statfs, fb = B.statfs;
+      for (const k of rules.statfs) if (fs[k] !== fb[k]) add("snap:statfs", `statfs ${k}: A ${fs[k]} B ${fb[k]}\nA: ${show(fs)}\nB: ${show(fb)}`);
+      if (!rules.statfsFree) {
+        // nothing more
+      } else if (blocksExact) {
+        for (const k of ["bfree", "bavail"]) if (fs[k] !== fb[k]) add("snap:statfs", `statfs ${k}: A ${fs[k]} B ${fb[k]} (every file holds the same blocks on both)`);
+      } else if (fs.blocks! > 0) {
+        // The free count must still add up on A: used pages = the pages its files hold.
+        const used = ((fs.blocks! - fs.bfree!) * fs.frsize!) / 512;
+        const usedB = ((fb.blocks! - fb.bfree!) * fb.frsize!) / 512;
+        const sumB = sumBlocks(pairs.map(([, b]) => b));
+        if (usedB === sumB && used !== usedA) add("snap:statfs", `statfs on A: ${used / 8} pages used, but its files hold ${usedA / 8}`);
+      }
+    }
+
+    // Times.
+    this.compareTimes(pairs, rules, add);
+    return out;
+  }
+
+  /** Canonical node ids, numbered per side in order of first appearance: equal when the trees agree. */
+  private canon(map: Map<number, number>, ino: number): number {
+    let id = map.get(ino);
+    if (id === undefined) map.set(ino, (id = map === this.canonA ? this.nextA++ : this.nextB++));
+    return id;
+  }
+
+  private compareTimes(pairs: Array<[SnapEntry, SnapEntry]>, rules: Rules, add: (sig: string, m: string) => void): void {
+    const day = 86400;
+    const now = (t: [number, number]) => Math.abs(t[0] - this.start) < day;
+    const ns = (t: [number, number]) => t[0] * 1e9 + t[1]; // ordering only: float precision is enough within a day
+    const current: Array<{ a: number; b: number; what: string; ta: [number, number]; tb: [number, number] }> = [];
+    const next = new Map<number, { bIno: number; a: Attr; b: Attr }>();
+    pairs.forEach(([ea, eb]) => {
+      const id = ea.st.ino;
+      if (next.has(id)) return;
+      const settled = (e: SnapEntry): Attr => (e.atimeAfter ? { ...e.st, atime: e.atimeAfter } : e.st);
+      next.set(id, { bIno: eb.st.ino, a: settled(ea), b: settled(eb) });
+      for (const f of ["atime", "mtime", "ctime"] as const) {
+        const ta = ea.st[f], tb = eb.st[f];
+        const na = now(ta), nb = now(tb);
+        const type = ea.st.mode & S_IFMT;
+        // Times A may not see change: atime of regular files (reads served by the page cache or at
+        // EOF never reach the daemon), and all times of FIFOs (the kernel's pipe code stamps
+        // them; on FUSE the inode has S_NOATIME|S_NOCMTIME and the daemon is never told).
+        const lags = (f === "atime" && type === S_IFREG && rules.fileAtime === "may-lag") || type === S_IFIFO;
+        if (!na || !nb) {
+          // an explicit time that B's access replaced and A's did not see
+          if (lags && nb) continue;
+          if (ta[0] !== tb[0] || ta[1] !== tb[1]) add(`snap:${f}`, `${show(ea.p)}: ${f} A ${stamp(ta)} B ${stamp(tb)} (set explicitly on ${na ? "B" : nb ? "A" : "both"})`);
+          continue;
+        }
+        // Current times are ordered, except atimes (tmpfs stamps them with the coarse clock, and
+        // relatime fires again on a tie where memfs's finer clock does not) and lagging times.
+        if (f !== "atime" && !lags) current.push({ a: ns(ta), b: ns(tb), what: `${show(ea.p)} ${f}`, ta, tb });
+        const prior = this.prev.get(id);
+        // the same node as last time on both sides (inode numbers may be reused on some filesystems)
+        const before = prior !== undefined && prior.bIno === eb.st.ino ? prior : undefined;
+        if (!before) continue;
+        const ca = !sameJSON(before.a[f], ta), cb = !sameJSON(before.b[f], tb);
+        if (ca === cb) continue;
+        if (cb && lags) continue;
+        if (f === "atime") {
+          // tmpfs stamps atime with the coarse clock (ticks of a few ms), memfs with nanoseconds:
+          // - B updated atime and A did not: fine when relatime fired on B only because of a
+          //   clock tie (atime == ctime, the same tick) where A's finer clock had ordered them;
+          // - A updated atime and B did not: fine when B was due too (relatime stamped the same
+          //   coarse tick again, or a READ/READDIR the kernel sent on its own reached the daemon
+          //   late: such updates are not told apart from real ones);
+          // - B updated atime and A did not, when B's atime was within a few ticks of its
+          //   mtime/ctime: whether relatime was due is then down to the clocks' resolution.
+          if (cb && relatimeDue(before.b) && !relatimeDue(before.a)) continue;
+          if (ca && relatimeDue(before.b)) continue;
+          if (cb && relatimeClose(before.b)) continue;
+        }
+        const times = (st: Attr) => `a ${stamp(st.atime)} m ${stamp(st.mtime)} c ${stamp(st.ctime)}`;
+        add(
+          `snap:${f}-change`,
+          `${show(ea.p)}: ${f} ${cb ? "changed" : "did not change"} on B since the last checkpoint but ${ca ? "changed" : "did not change"} on A\n` +
+            `  A: ${times(before.a)} → ${times(ea.st)}\n  B: ${times(before.b)} → ${times(eb.st)}`,
+        );
+      }
+    });
+    this.prev = next;
+    // No two current times in opposite orders: sort by A, look for a B smaller than an earlier group's.
+    current.sort((x, y) => x.a - y.a || x.b - y.b);
+    let max: (typeof current)[number] | undefined;
+    for (let i = 0; i < current.length; ) {
+      let j = i;
+      while (j < current.length && current[j]!.a === current[i]!.a) j++;
+      for (let k = i; k < j; k++) {
+        const c = current[k]!;
+        if (max !== undefined && c.b < max.b) {
+          add("snap:time-order", `${max.what} is later than ${c.what} on B (${stamp(max.tb)} > ${stamp(c.tb)}) but earlier on A (${stamp(max.ta)} < ${stamp(c.ta)})`);
+          return;
+        }
+      }
+      for (let k = i; k < j; k++) if (max === undefined || current[k]!.b > max.b) max = current[k]!;
+      i = j;
+    }
+  }
+}
+
+/** Is atime within 20 ms (a few ticks of tmpfs's coarse clock) of the later of mtime and ctime? */
+function relatimeClose(st: Attr): boolean {
+  const ns = (t: [number, number]) => t[0] * 1e9 + t[1];
+  return Math.abs(ns(st.atime) - Math.max(ns(st.mtime), ns(st.ctime))) < 20e6;
+}
+
+/** Would relatime update this atime on the next access (not newer than mtime or ctime)? */
+function relatimeDue(st: Attr): boolean {
+  const le = (x: [number, number], y: [number, number]) => x[0] < y[0] || (x[0] === y[0] && x[1] <= y[1]);
+  return le(st.atime, st.mtime) || le(st.atime, st.ctime);
+}
+
+function sumBlocks(entries: SnapEntry[]): number {
+  const seen = new Set<number>();
+  let n = 0;
+  for (const e of entries) if (!seen.has(e.st.ino)) (seen.add(e.st.ino), (n += e.st.blocks));
+  return n;
+}
+
+function stamp(t: [number, number]): string {
+  return `${t[0]}.${String(t[1]).padStart(9, "0")}`;
+}
+
+function fmt(k: string, v: number | undefined): string {
+  return v === undefined ? "-" : k === "mode" ? "0" + v.toString(8) : String(v);
+}
+
+function pageDiff(a: SnapEntry, b: SnapEntry): string {
+  if (!a.pages || !b.pages) return `hash A ${a.h} B ${b.h}`;
+  const ma = new Map(a.pages), mb = new Map(b.pages);
+  const diff: number[] = [];
+  for (const k of new Set([...ma.keys(), ...mb.keys()])) if (ma.get(k) !== mb.get(k)) diff.push(k);
+  diff.sort((x, y) => x - y);
+  return `pages that differ (4 KiB index): ${diff.slice(0, 12).join(", ")}${diff.length > 12 ? ` … (${diff.length})` : ""}; nonzero pages A ${a.pages.length} B ${b.pages.length}`;
+}
+
+export function formatOps(ops: Op[]): string {
+  return ops.map((op, i) => `${String(i + 1).padStart(4)}  ${describe(op)}`).join("\n");
+}
