@@ -1,5 +1,5 @@
 /**
-* NOT in the default suite yet: seeds 11 and 31 still differ from tmpfs on atime/mtime ordering
+ * NOT in the default suite yet: seeds 11 and 31 still differ from tmpfs on atime/mtime ordering
  * under clock resolution (tmpfs stamps coarse ticks, memfs nanoseconds); run it with
  * `bun test ./test/differential/memfs-vs-tmpfs.profile.ts`.
  * memfs against tmpfs, differential testing (fast profile), over each transport: seeded random
