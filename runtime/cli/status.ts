@@ -16,6 +16,7 @@ interface Status {
   depth: number;
   uptime_s: number;
   requests: { io_uring: number; classic: number };
+  reactor?: { cpu: string; cpuMoves: number };
   ops: Record<string, { count: number; errors: number; p50_us: number; p99_us: number }>;
 }
 
@@ -24,6 +25,7 @@ function render(s: Status): string {
     `${s.mountpoint}: ${s.plugin} (pid ${s.pid}), transport ${s.transport}${s.transport === "io_uring" ? ` ${s.queues}x${s.depth}` : ""}, up ${s.uptime_s}s`,
     `  ${s.transportReason}`,
     `  requests: io_uring ${s.requests.io_uring}, classic ${s.requests.classic}`,
+    ...(s.reactor && s.transport === "io_uring" ? [`  reactor CPU: ${s.reactor.cpu}, ${s.reactor.cpuMoves} moves`] : []),
     `  ${"op".padEnd(16)}${"count".padStart(10)}${"errors".padStart(8)}${"p50µs".padStart(8)}${"p99µs".padStart(8)}`,
   ];
   for (const [op, o] of Object.entries(s.ops)) lines.push(`  ${op.padEnd(16)}${String(o.count).padStart(10)}${String(o.errors).padStart(8)}${String(o.p50_us).padStart(8)}${String(o.p99_us).padStart(8)}`);

@@ -20,6 +20,8 @@ export interface MountOptions {
   ioUring: boolean;
   /** Ring entries per queue. */
   queueDepth: number;
+  /** Move the reactor thread to the CPU whose io_uring queue carries most requests. */
+  followCpu: boolean;
   /** Seconds before an unsettled op is answered ETIMEDOUT (0: never). */
   opTimeout: number;
   /** FUSE_REQUEST_TIMEOUT seconds (0: off); on expiry the kernel aborts the whole connection. */
@@ -50,7 +52,7 @@ export class UsageError extends Error {
 export function defaultMountOptions(): MountOptions {
   return {
     allowOther: false, allowRoot: false, defaultPermissions: true, entryTimeout: 1, attrTimeout: 1,
-    negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8, passthrough: true, writebackCache: false, autoUnmount: false, opTimeout: 0, requestTimeout: 0,
+    negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8, followCpu: true, passthrough: true, writebackCache: false, autoUnmount: false, opTimeout: 0, requestTimeout: 0,
     fsname: undefined, subtype: undefined, maxRead: undefined, maxWrite: 1 << 20,
     mountFlags: MS_NOSUID | MS_NODEV, ignored: [],
   };
@@ -102,6 +104,8 @@ const OPTIONS: Record<string, { set: Setter; help: string }> = {
     help: "=on|off FUSE-over-io_uring transport (default on when the kernel offers it)",
   },
   io_uring_q_depth: { set: intIn(1, 1024, (o, n) => (o.queueDepth = n)), help: "=N ring entries per CPU queue (default 8)" },
+  follow_cpu: { set: flag((o) => (o.followCpu = true)), help: "io_uring: run the reactor on the CPU its callers run on (default)" },
+  no_follow_cpu: { set: flag((o) => (o.followCpu = false)), help: "io_uring: leave the reactor's CPU to the scheduler" },
   op_timeout: {
     set: (o, v, name) => {
       const n = v === undefined || v === "" ? NaN : Number(v);

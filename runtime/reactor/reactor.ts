@@ -12,6 +12,8 @@ import { libc, errno, SyscallError, EFD_CLOEXEC, EFD_NONBLOCK } from "../ffi/lib
 export type CompletionHandler = (index: number, res: number, flags: number) => void;
 
 const KIND_SHIFT = 24;
+/** Reap/submit rounds per drain before yielding to the event loop (timers, other I/O). */
+const MAX_ROUNDS = 64;
 const INDEX_MASK = (1 << KIND_SHIFT) - 1;
 
 export class Reactor {
@@ -85,12 +87,19 @@ export class Reactor {
   /** Reap until the CQ is empty, then submit what the handlers queued. */
   drain(): void {
     let n: number, total = 0;
-    do {
-      n = this.ring.reap(this.onCqe);
-      total += n;
-    } while (n > 0 || this.ring.flushOverflow());
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      do {
+        n = this.ring.reap(this.onCqe);
+        total += n;
+      } while (n > 0 || this.ring.flushOverflow());
+      if (this.ring.pending === 0) break;
+      this.submit();
+      // A submitted reply often brings the next request at once: the caller woke, asked again,
+      // and its CQE was posted before io_uring_enter returned (task work runs on the way out).
+      // Serving it now spares a round trip through the event loop and the eventfd.
+      if (!this.ring.ready()) break;
+    }
     this.completions += total;
-    this.submit();
     if (total > 0 && this.busyPollUs > 0) {
       this.pollUntil = performance.now() + this.busyPollUs / 1000;
       if (!this.polling) {

@@ -55,7 +55,7 @@ export interface SessionStatus {
   requests: { io_uring: number; classic: number };
   inflight: number;
   timedOut: number;
-  reactor: { wakeups: number; completions: number };
+  reactor: { wakeups: number; completions: number; cpu: string; cpuMoves: number };
   kernelNodes: number;
   passthrough: string;
   notifications: { sent: number; failed: number };
@@ -170,7 +170,7 @@ export class Session {
     }
     if (n.uringOffered && o.ioUring) {
       try {
-        this.uring = new UringTransport(this.reactor, this.fd, possibleCpus(), o.queueDepth, n.payloadSize, (s) => this.onRequest(s), (r) => this.onClosed(r));
+        this.uring = new UringTransport(this.reactor, this.fd, possibleCpus(), o.queueDepth, n.payloadSize, (s) => this.onRequest(s), (r) => this.onClosed(r), o.followCpu);
         n.out.flags |= 1 << Init.INIT_EXT;
         n.out.flags2 |= 1 << (Init.OVER_IO_URING - 32);
       } catch (e) {
@@ -208,6 +208,7 @@ export class Session {
     if (this.state === "closed") return;
     this.state = "closed";
     this.reactor.stop();
+    this.uring?.follower.release();
     this.readyReject(new Error(`the kernel closed the connection before INIT completed (${reason})`));
     void Promise.resolve()
       .then(() => this.cfg.fs.destroy?.())
@@ -263,7 +264,12 @@ export class Session {
       requests: { io_uring: u?.requests ?? 0, classic: this.dev.requests },
       inflight: this.dispatcher.inflight,
       timedOut: this.dispatcher.timedOut,
-      reactor: { wakeups: this.reactor.wakeups, completions: this.reactor.completions },
+      reactor: {
+        wakeups: this.reactor.wakeups,
+        completions: this.reactor.completions,
+        cpu: u === null || !u.follower.enabled ? "scheduler" : u.follower.pinned === -1 ? "follows callers (unpinned)" : `follows callers (on CPU ${u.follower.pinned})`,
+        cpuMoves: u?.follower.moves ?? 0,
+      },
       kernelNodes: this.dispatcher.nodes.size,
       passthrough: this.passthrough ? `on (${this.backing?.opened ?? 0} backing files opened)` : "off",
       notifications: { sent: this.notifier?.sent ?? 0, failed: this.notifier?.failed ?? 0 },

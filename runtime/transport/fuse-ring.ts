@@ -15,6 +15,7 @@ import {
   FUSE_IO_URING_CMD_REGISTER, FUSE_IO_URING_CMD_COMMIT_AND_FETCH, SQE_CMD_COMMIT_ID, SQE_CMD_QID,
 } from "../kernel/abi.ts";
 import { RequestSlot } from "./slot.ts";
+import { CallerCpuFollower } from "./affinity.ts";
 import type { Transport, RequestSink } from "./transport.ts";
 
 const EAGAIN = 11, EINTR = 4, ENOTCONN = 107, ECONNABORTED = 103, ECANCELED = 125, ENODEV = 19;
@@ -52,6 +53,8 @@ export class UringTransport implements Transport {
   }
   /** Fixed buffer registration: null = registered, else why not. */
   fixedBuffers: string | null = "not attempted";
+  /** Moves the reactor thread to the CPU its callers run on (`-o follow_cpu`, the default). */
+  readonly follower: CallerCpuFollower;
 
   constructor(
     private readonly reactor: Reactor,
@@ -61,8 +64,10 @@ export class UringTransport implements Transport {
     readonly payloadSize: number,
     private readonly sink: RequestSink,
     private readonly onClosed: (reason: string) => void,
+    followCpu = true,
   ) {
     const n = queues * depth;
+    this.follower = new CallerCpuFollower(queues, followCpu);
     this.qids = new Uint16Array(n);
     this.fetched = new Uint8Array(n);
     const hdrArena = new Arena(n * HEADER_STRIDE + n * 32);
@@ -130,6 +135,7 @@ export class UringTransport implements Transport {
       this.fetched[i] = 1;
       slot.payloadLen = slot.hdr.getUint32(URING_PAYLOAD_SZ, true);
       this.requests++;
+      this.follower.note(this.qids[i]!);
       this.sink(slot);
       return;
     }

@@ -1,0 +1,73 @@
+/**
+ * CallerCpuFollower on this very thread: it must move the thread to the CPU whose queue carries the
+ * requests, respect the dwell time, give the original mask back when no queue dominates, and do
+ * nothing when only one CPU is allowed or the option is off.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { CallerCpuFollower } from "../../runtime/transport/affinity.ts";
+import { libc } from "../../runtime/ffi/libc.ts";
+
+const cpus = navigator.hardwareConcurrency;
+const original = new Uint8Array(128);
+libc.sched_getaffinity(0, 128, original);
+afterEach(() => {
+  libc.sched_setaffinity(0, 128, original);
+});
+
+function allowedNow(): number[] {
+  const m = new Uint8Array(128);
+  expect(libc.sched_getaffinity(0, 128, m)).toBeGreaterThanOrEqual(0);
+  const out: number[] = [];
+  for (let c = 0; c < 1024; c++) if (m[c >> 3]! & (1 << (c & 7))) out.push(c);
+  return out;
+}
+const sleep = (ms: number) => Bun.sleepSync(ms);
+
+test.skipIf(cpus < 2)("moves to the dominant queue's CPU, stays put within the dwell time, and unpins on a mixed load", () => {
+  const f = new CallerCpuFollower(cpus, true);
+  expect(f.enabled).toBe(true);
+  expect(f.allowed.length).toBe(cpus);
+  for (let i = 0; i < 64; i++) f.note(1);
+  expect(f.pinned).toBe(1);
+  expect(allowedNow()).toEqual([1]);
+  expect(libc.sched_getcpu()).toBe(1);
+  // right away, another queue cannot pull it (dwell)
+  for (let i = 0; i < 64; i++) f.note(0);
+  expect(f.pinned).toBe(1);
+  sleep(25);
+  for (let i = 0; i < 64; i++) f.note(0);
+  expect(f.pinned).toBe(0);
+  expect(libc.sched_getcpu()).toBe(0);
+  expect(f.moves).toBe(2);
+  // a 50/50 window: no queue dominates, the scheduler gets the original mask back
+  sleep(25);
+  for (let i = 0; i < 64; i++) f.note(i & 1);
+  expect(f.pinned).toBe(-1);
+  expect(allowedNow().length).toBe(cpus);
+});
+
+test.skipIf(cpus < 2)("a window below the dominance share does not move it; release() restores the mask", () => {
+  const f = new CallerCpuFollower(cpus, true);
+  for (let i = 0; i < 64; i++) f.note(i % 3 === 0 ? 0 : 1); // 1 carries 2/3 < 3/4
+  expect(f.pinned).toBe(-1);
+  for (let i = 0; i < 64; i++) f.note(1);
+  expect(f.pinned).toBe(1);
+  f.release();
+  expect(f.pinned).toBe(-1);
+  expect(allowedNow().length).toBe(cpus);
+});
+
+test("does nothing when turned off or when the thread may run on one CPU only", () => {
+  const off = new CallerCpuFollower(cpus, false);
+  for (let i = 0; i < 256; i++) off.note(0);
+  expect(off.enabled).toBe(false);
+  expect(off.pinned).toBe(-1);
+  const one = new Uint8Array(128);
+  one[0] = 1;
+  expect(libc.sched_setaffinity(0, 128, one)).toBe(0);
+  const f = new CallerCpuFollower(cpus, true);
+  expect(f.allowed).toEqual([0]);
+  expect(f.enabled).toBe(false);
+  for (let i = 0; i < 256; i++) f.note(cpus > 1 ? 1 : 0);
+  expect(allowedNow()).toEqual([0]);
+});
