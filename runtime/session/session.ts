@@ -267,7 +267,7 @@ export class Session {
       reactor: {
         wakeups: this.reactor.wakeups,
         completions: this.reactor.completions,
-        cpu: u === null || !u.follower.enabled ? "scheduler" : u.follower.pinned === -1 ? "follows callers (unpinned)" : `follows callers (on CPU ${u.follower.pinned})`,
+        cpu: u === null || !u.follower.enabled ? "scheduler" : u.follower.allowed.length < 2 ? `fixed by its affinity mask (CPU ${u.follower.allowed.join(",")})` : u.follower.pinned === -1 ? "follows callers (unpinned)" : `follows callers (on CPU ${u.follower.pinned})`,
         cpuMoves: u?.follower.moves ?? 0,
       },
       kernelNodes: this.dispatcher.nodes.size,

@@ -11,7 +11,7 @@
  * carried most of the last WINDOW requests, within the CPUs it was allowed at start (a `taskset`
  * by the user is respected). When no queue dominates (callers on several CPUs at once), it gives
  * the scheduler its original mask back. Moves are at least DWELL_MS apart, so a mixed load cannot
- * make it bounce.
+ * make it bounce. A mask set from outside later (`taskset -p`) wins: it becomes the allowed set.
  */
 import { libc } from "../ffi/libc.ts";
 
@@ -26,8 +26,8 @@ const MASK_BYTES = 128;
 
 export class CallerCpuFollower {
   /** CPUs this thread may run on (its affinity when the follower was made). */
-  readonly allowed: readonly number[];
-  /** False when there is nothing to choose (one allowed CPU) or the option is off. */
+  allowed: readonly number[];
+  /** The option is on (with one allowed CPU it has nothing to choose, until the mask changes). */
   readonly enabled: boolean;
   /** The CPU the reactor is pinned to, or -1 (its original mask). */
   pinned = -1;
@@ -37,6 +37,7 @@ export class CallerCpuFollower {
   private lastMove = -Infinity;
   private readonly initialMask = new Uint8Array(MASK_BYTES);
   private readonly mask = new Uint8Array(MASK_BYTES);
+  private readonly probe = new Uint8Array(MASK_BYTES);
 
   constructor(queues: number, wanted: boolean) {
     this.counts = new Uint32Array(queues);
@@ -48,7 +49,7 @@ export class CallerCpuFollower {
       }
     }
     this.allowed = allowed;
-    this.enabled = wanted && allowed.length > 1;
+    this.enabled = wanted;
   }
 
   /** A request arrived on queue `qid`. Hot path: a counter, and every WINDOW requests a decision. */
@@ -67,11 +68,32 @@ export class CallerCpuFollower {
     this.n = 0;
     const now = performance.now();
     if (now - this.lastMove < DWELL_MS) return;
+    if (this.changedOutside() || this.allowed.length < 2) return;
     if (share >= DOMINANT) {
       if (best !== this.pinned && this.allowed.includes(best)) this.pin(best, now);
     } else if (this.pinned !== -1) {
       this.unpin(now);
     }
+  }
+
+  /**
+   * Someone else (a `taskset -p` on the running daemon) set this thread's mask since our last
+   * move: that becomes the allowed set (a single CPU: nothing to follow until it changes again).
+   */
+  private changedOutside(): boolean {
+    if (libc.sched_getaffinity(0, MASK_BYTES, this.probe) < 0) return false;
+    const ours = this.pinned === -1 ? this.initialMask : this.mask;
+    let same = true;
+    for (let i = 0; i < MASK_BYTES; i++) if (this.probe[i] !== ours[i]) same = false;
+    if (same) return false;
+    this.initialMask.set(this.probe);
+    const allowed: number[] = [];
+    for (let cpu = 0; cpu < this.counts.length && cpu < MASK_BYTES * 8; cpu++) {
+      if (this.probe[cpu >> 3]! & (1 << (cpu & 7))) allowed.push(cpu);
+    }
+    this.allowed = allowed;
+    this.pinned = -1;
+    return true;
   }
 
   private pin(cpu: number, now: number): void {

@@ -67,7 +67,27 @@ test("does nothing when turned off or when the thread may run on one CPU only", 
   expect(libc.sched_setaffinity(0, 128, one)).toBe(0);
   const f = new CallerCpuFollower(cpus, true);
   expect(f.allowed).toEqual([0]);
-  expect(f.enabled).toBe(false);
   for (let i = 0; i < 256; i++) f.note(cpus > 1 ? 1 : 0);
   expect(allowedNow()).toEqual([0]);
+});
+
+test.skipIf(cpus < 2)("a mask set from outside after start wins over following", () => {
+  const f = new CallerCpuFollower(cpus, true);
+  for (let i = 0; i < 64; i++) f.note(1);
+  expect(f.pinned).toBe(1);
+  const zero = new Uint8Array(128);
+  zero[0] = 1;
+  expect(libc.sched_setaffinity(0, 128, zero)).toBe(0); // what `taskset -p 1 PID` does
+  sleep(25);
+  for (let i = 0; i < 64; i++) f.note(1);
+  expect(f.pinned).toBe(-1);
+  expect(f.allowed).toEqual([0]);
+  expect(allowedNow()).toEqual([0]);
+  // and when the whole set is allowed again, it follows again
+  const all = new Uint8Array(128);
+  all.set(original);
+  expect(libc.sched_setaffinity(0, 128, all)).toBe(0);
+  for (let i = 0; i < 64; i++) f.note(1); // notices the new mask
+  for (let i = 0; i < 64; i++) f.note(1);
+  expect(f.pinned).toBe(1);
 });
