@@ -18,6 +18,7 @@ import { Buffer } from "node:buffer";
 import type { Node } from "./nodes.ts";
 import type { MemfsState } from "./state.ts";
 import { ENOSPC } from "./errors.ts";
+import { ChunkPool } from "./pool.ts";
 
 export const PAGE = 4096;
 export const CHUNK = 65536;
@@ -51,6 +52,16 @@ function roundPage(n: number): number {
   return (n + (PAGE - 1)) & ~(PAGE - 1);
 }
 
+/** The state's chunk pool (made on first use: a state handed over by older code has none). */
+function poolOf(state: MemfsState): ChunkPool {
+  return state.pool ?? (state.pool = new ChunkPool());
+}
+
+/** A chunk leaves the file: full chunks go back to the pool. */
+function release(state: MemfsState, c: Uint8Array): void {
+  if (c.length === CHUNK) poolOf(state).give(c);
+}
+
 function account(state: MemfsState, node: Node, delta: number): void {
   state.usedBytes += delta;
   node.blocks += delta / 512;
@@ -71,7 +82,7 @@ export function chargePage(state: MemfsState, node: Node): void {
 function ensureChunk(state: MemfsState, node: Node, chunks: Map<number, Uint8Array>, idx: number, len: number): Uint8Array {
   const old = chunks.get(idx);
   if (old !== undefined && old.length >= len) return old;
-  const c = new Uint8Array(len);
+  const c = len === CHUNK ? poolOf(state).take() : new Uint8Array(len);
   if (old !== undefined) c.set(old);
   chunks.set(idx, c);
   account(state, node, len - (old === undefined ? 0 : old.length));
@@ -173,7 +184,10 @@ export function freeData(state: MemfsState, node: Node): void {
   const chunks = node.chunks;
   if (chunks === null) return;
   let freed = 0;
-  for (const c of chunks.values()) freed += c.length;
+  for (const c of chunks.values()) {
+    freed += c.length;
+    release(state, c);
+  }
   node.chunks = null;
   account(state, node, -freed);
 }
@@ -198,8 +212,10 @@ export function setSize(state: MemfsState, node: Node, size: number): void {
   let freed = 0;
   for (const idx of chunks.keys()) {
     if (idx > last) {
-      freed += (chunks.get(idx) as Uint8Array).length;
+      const gone = chunks.get(idx) as Uint8Array;
+      freed += gone.length;
       chunks.delete(idx);
+      release(state, gone);
     }
   }
   const c = chunks.get(last);
@@ -211,6 +227,7 @@ export function setSize(state: MemfsState, node: Node, size: number): void {
       kept = c.slice(0, keep);
       chunks.set(last, kept);
       freed += c.length - keep;
+      release(state, c);
     }
     if (size - base < kept.length) kept.fill(0, size - base);
   }
@@ -277,11 +294,13 @@ export function punch(state: MemfsState, node: Node, offset: number, end: number
     if (a === 0 && b === len) {
       chunks.delete(idx);
       freed += len;
+      release(state, c);
     } else if (b === len && roundPage(a) < len) {
       const kept = c.slice(0, roundPage(a));
       kept.fill(0, a);
       chunks.set(idx, kept);
       freed += len - kept.length;
+      release(state, c);
     } else {
       c.fill(0, a, b);
     }

@@ -321,6 +321,7 @@ export function maybeFree(state: MemfsState, node: Node): void {
     state.usedBytes -= node.blocks * 512;
     node.blocks = 0;
   }
+  if (node.chunks !== null && state.pool !== undefined) for (const c of node.chunks.values()) state.pool.give(c);
   node.chunks = null;
   if (node.xattrs !== null) {
     state.ispaceFree += xattrSpace(node.xattrs);

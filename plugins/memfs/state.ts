@@ -7,6 +7,7 @@
  */
 import { S_IFDIR, ROOT_ID } from "furing";
 import { newNode, tick, INODE_SPACE, type Node } from "./nodes.ts";
+import type { ChunkPool } from "./pool.ts";
 
 export interface MemfsLimits {
   /** Data size limit in bytes (page multiple); Infinity = unlimited (tmpfs size=0). */
@@ -38,6 +39,8 @@ export interface MemfsState {
    * INODE_SPACE, user.* extended attributes cost their size. Infinity when unlimited.
    */
   ispaceFree: number;
+  /** Reusable page memory for full data chunks (data.ts; made on first use). */
+  pool?: ChunkPool;
 }
 
 export function createState(limits: MemfsLimits): MemfsState {

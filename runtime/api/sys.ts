@@ -666,3 +666,6 @@ export function setfsgid(gid: number): number {
 export function umask(mask: number): number {
   return c.umask(mask & 0o777);
 }
+
+// ---- page memory ---------------------------------------------------------------------------------
+export { mapPages, discardPages } from "./pages.ts";

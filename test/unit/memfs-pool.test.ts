@@ -1,0 +1,115 @@
+/**
+ * memfs's chunk pool: full chunks come from reusable page memory, come back when a file lets go
+ * of them (unlink + forget, truncate, punch, trim), read as zeros when reused, and freed memory
+ * beyond the pool's dirty limit goes back to the kernel.
+ */
+import { describe, expect, test } from "bun:test";
+import { O_CREAT, O_RDWR, type Entry, type Filesystem, type Request } from "../../runtime/api/index.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, mapPages, discardPages } from "../../runtime/api/sys.ts";
+import { createOps } from "../../plugins/memfs/ops.ts";
+import { createState } from "../../plugins/memfs/state.ts";
+import { ChunkPool } from "../../plugins/memfs/pool.ts";
+import { CHUNK } from "../../plugins/memfs/data.ts";
+
+const req: Request = { op: "test", uid: 0, gid: 0, pid: 1, signal: new AbortController().signal };
+const ROOT = 1;
+
+function memfs() {
+  const state = createState({ maxBytes: 1 << 30, maxInodes: 1000, rootMode: 0o755, uid: 0, gid: 0 });
+  return { fs: createOps(state) as Required<Filesystem>, state };
+}
+function fill(n: number, v: number): Uint8Array {
+  return new Uint8Array(n).fill(v);
+}
+function create(fs: Required<Filesystem>, name: string): { ino: number; fh: number } {
+  const r = fs.create(req, ROOT, name, 0o644, O_CREAT | O_RDWR, 0) as { entry: Entry; fh?: number };
+  return { ino: r.entry.ino, fh: r.fh ?? 0 };
+}
+function readAll(fs: Required<Filesystem>, ino: number, fh: number, off: number, n: number): Uint8Array {
+  const d = new Uint8Array(n).fill(0xee);
+  const got = fs.read(req, ino, fh, off, n, d) as number;
+  return d.subarray(0, got);
+}
+
+describe("page memory (furing/sys)", () => {
+  test("mapPages gives zeroed memory; discardPages zeroes it again", () => {
+    const m = mapPages(3 << 20, { hugepages: true });
+    expect(m.length).toBe(3 << 20);
+    expect(m.every((b) => b === 0)).toBe(true);
+    m.fill(7, 4096, 3 * 4096);
+    discardPages(m, 4096, 2 * 4096);
+    expect(m.subarray(4096, 3 * 4096).every((b) => b === 0)).toBe(true);
+    expect(() => discardPages(m, 100, 4096)).toThrow(RangeError);
+    expect(() => discardPages(new Uint8Array(4096))).toThrow(TypeError);
+    expect(() => mapPages(0)).toThrow(RangeError);
+  });
+});
+
+describe("memfs chunk pool", () => {
+  test("take() is zeroed even for a reused dirty chunk; give() of a short array is ignored", () => {
+    const p = new ChunkPool();
+    const a = p.take();
+    expect(a.length).toBe(CHUNK);
+    a.fill(9);
+    p.give(a);
+    p.give(new Uint8Array(4096));
+    expect(p.idle).toBeGreaterThan(0);
+    const b = p.take();
+    expect(b).toBe(a);
+    expect(b.every((x) => x === 0)).toBe(true);
+  });
+
+  test("full chunks of an unlinked file are reused by the next file, with no new mapping", () => {
+    const { fs, state } = memfs();
+    const f = create(fs, "f");
+    expect(fs.write(req, f.ino, f.fh, 0, fill(8 * CHUNK, 0xab), 0)).toBe(8 * CHUNK);
+    fs.release(req, f.ino, f.fh, 0);
+    const mapped = state.pool!.mapped;
+    expect(mapped).toBeGreaterThan(0);
+    fs.unlink(req, ROOT, "f");
+    fs.forget(f.ino, 1);
+    expect(state.nodes.has(f.ino)).toBe(false);
+    expect(state.pool!.idle).toBeGreaterThanOrEqual(8);
+    const g = create(fs, "g");
+    // a short write into a fresh chunk: the rest must read as zeros, not as the old file's bytes
+    fs.write(req, g.ino, g.fh, 0, fill(CHUNK - 100, 1), 0);
+    fs.write(req, g.ino, g.fh, CHUNK * 3 + 10, fill(CHUNK - 10, 2), 0);
+    expect(state.pool!.mapped).toBe(mapped);
+    const all = readAll(fs, g.ino, g.fh, 0, 4 * CHUNK);
+    expect(all.length).toBe(4 * CHUNK);
+    expect(all.subarray(0, CHUNK - 100).every((x) => x === 1)).toBe(true);
+    expect(all.subarray(CHUNK - 100, CHUNK * 3 + 10).every((x) => x === 0)).toBe(true);
+    expect(all.subarray(CHUNK * 3 + 10).every((x) => x === 2)).toBe(true);
+  });
+
+  test("truncate, punch and trim hand their chunks back, and reused chunks read as zeros", () => {
+    const { fs, state } = memfs();
+    const f = create(fs, "f");
+    fs.write(req, f.ino, f.fh, 0, fill(6 * CHUNK, 0x5a), 0);
+    const idle0 = state.pool!.idle;
+    fs.setattr(req, f.ino, { size: 2 * CHUNK + 5 }, f.fh);
+    expect(state.pool!.idle).toBe(idle0 + 4); // chunks 3..5 dropped, chunk 2 trimmed to a page
+    fs.fallocate(req, f.ino, f.fh, 0, CHUNK, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+    expect(state.pool!.idle).toBe(idle0 + 5);
+    fs.setattr(req, f.ino, { size: 6 * CHUNK }, f.fh);
+    fs.fallocate(req, f.ino, f.fh, 0, 6 * CHUNK, FALLOC_FL_KEEP_SIZE);
+    const back = readAll(fs, f.ino, f.fh, 0, 6 * CHUNK);
+    expect(back.subarray(0, CHUNK).every((x) => x === 0)).toBe(true);
+    expect(back.subarray(CHUNK, 2 * CHUNK + 5).every((x) => x === 0x5a)).toBe(true);
+    expect(back.subarray(2 * CHUNK + 5).every((x) => x === 0)).toBe(true);
+  });
+
+  test("freed chunks past the dirty limit go back to the kernel and still read as zeros when reused", () => {
+    const { fs, state } = memfs();
+    const f = create(fs, "big");
+    const n = 1100; // > MAX_DIRTY (1024)
+    fs.write(req, f.ino, f.fh, 0, fill(n * CHUNK, 0x33), 0);
+    fs.setattr(req, f.ino, { size: 0 }, f.fh);
+    expect(state.pool!.discarded).toBe(n - 1024);
+    expect(state.pool!.idle).toBeGreaterThanOrEqual(n);
+    fs.write(req, f.ino, f.fh, 0, fill(10, 1), 0);
+    fs.fallocate(req, f.ino, f.fh, 0, n * CHUNK, 0);
+    const back = readAll(fs, f.ino, f.fh, 10, n * CHUNK - 10);
+    expect(back.every((x) => x === 0)).toBe(true);
+  });
+});
