@@ -107,22 +107,14 @@ import {
   writeData,
 } from "./data.ts";
 import { getXattr, listXattrs, removeXattr, setXattr } from "./xattr.ts";
+import { killPrivileges } from "./privileges.ts";
 import type { MemfsState } from "./state.ts";
 
 /** Symlink targets up to this length (with the NUL) live in the inode, longer ones take a page. */
 const SHORT_SYMLINK_LEN = 128;
 
-const S_IXGRP = 0o010;
-
 function isReg(n: Node): boolean {
   return (n.mode & S_IFMT) === S_IFREG;
-}
-
-/** Clear set-user-ID, and set-group-ID when group-executable (chown, FATTR_KILL_SUIDGID). */
-function killSuidgid(n: Node): void {
-  let m = n.mode & ~S_ISUID;
-  if ((m & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP)) m &= ~S_ISGID;
-  n.mode = m;
 }
 
 /**
@@ -151,6 +143,9 @@ export function createOps(state: MemfsState): Filesystem {
   const nodes = state.nodes;
 
   return defineFilesystem({
+    // setuid/setgid are cleared here (privileges.ts), when the kernel says so (killSuidgid)
+    killPrivileges: true,
+
     lookup(req: Request, parent: number, name: string): Node {
       const p = nodes.get(parent);
       if (p === undefined) throw ENOENT;
@@ -191,6 +186,8 @@ export function createOps(state: MemfsState): Filesystem {
       }
       tick();
       let changed = false;
+      // before a chown: the rule looks at the group the file had
+      if (ch.killSuidgid === true && killPrivileges(req, n, size === undefined && req.uid === 0)) changed = true;
       if (size !== undefined && size !== n.size) {
         setSize(state, n, size);
         setMtime(n);
@@ -203,11 +200,6 @@ export function createOps(state: MemfsState): Filesystem {
       if (ch.uid !== undefined || ch.gid !== undefined) {
         if (ch.uid !== undefined) n.uid = ch.uid;
         if (ch.gid !== undefined) n.gid = ch.gid;
-        if (n.dir === null) killSuidgid(n);
-        changed = true;
-      }
-      if (ch.killSuidgid === true && n.dir === null) {
-        killSuidgid(n);
         changed = true;
       }
       const at = ch.atime;
@@ -231,7 +223,7 @@ export function createOps(state: MemfsState): Filesystem {
       if (ch.ctime !== undefined) {
         n.ctimeSec = ch.ctime.sec;
         n.ctimeNsec = ch.ctime.nsec;
-      } else if (changed || (size === undefined && ch.killSuidgid === undefined)) {
+      } else if (changed || size === undefined) {
         // Any change stamps ctime. So does a request with nothing in it: that is what the kernel
         // sends for chown(f, -1, -1), which stamps ctime on tmpfs. Only a truncate to the same
         // size changes nothing.
@@ -418,7 +410,7 @@ export function createOps(state: MemfsState): Filesystem {
       return count;
     },
 
-    write(req: Request, ino: number, fh: number, offset: number, data: Uint8Array, flags: number): number {
+    write(req: Request, ino: number, fh: number, offset: number, data: Uint8Array, flags: number, killSuidgid = false): number {
       const n = nodes.get(ino);
       if (n === undefined) throw ENOENT;
       if (n.dir !== null) throw EISDIR;
@@ -426,10 +418,13 @@ export function createOps(state: MemfsState): Filesystem {
       const len = data.length;
       if (offset < 0) throw EINVAL;
       if (offset + len > MAX_FILE_SIZE) throw EFBIG;
-      const written = writeData(state, n, offset, data, 0, len);
-      if (written === 0 && len > 0) throw ENOSPC;
+      if (len === 0) return 0;
+      // as tmpfs: privileges go and the times change before the data goes in (even when none fits)
+      if (killSuidgid && (n.mode & (S_ISUID | S_ISGID)) !== 0) killPrivileges(req, n, false);
       tick();
       setMtime(n);
+      const written = writeData(state, n, offset, data, 0, len);
+      if (written === 0) throw ENOSPC;
       return written;
     },
 
@@ -553,7 +548,7 @@ export function createOps(state: MemfsState): Filesystem {
       if ((bits & mask) !== mask) throw EACCES;
     },
 
-    create(req: Request, parent: number, name: string, mode: number, flags: number, umask: number): CreateReply {
+    create(req: Request, parent: number, name: string, mode: number, flags: number, umask: number, killSuidgid = false): CreateReply {
       const p = getDir(state, parent, true);
       const e = (p.dir as Dir).names.get(name);
       let n: Node;
@@ -564,6 +559,7 @@ export function createOps(state: MemfsState): Filesystem {
         if (n.dir !== null) throw EISDIR;
         if ((flags & O_TRUNC) !== 0 && isReg(n)) {
           tick();
+          if (killSuidgid) killPrivileges(req, n, false);
           setSize(state, n, 0);
           setMtime(n);
         }

@@ -113,7 +113,16 @@ export interface SetAttr {
   ctime?: Timespec;
   /** The open file's handle, when the change came through one (ftruncate, fchmod). */
   fh?: number;
-  /** Kernel asks the filesystem to clear setuid/setgid (FATTR_KILL_SUIDGID). */
+  /**
+   * Only for filesystems that declare {@link Filesystem.killPrivileges}: clear the set-user-ID
+   * bit, and the set-group-ID bit when the file is group-executable or the caller is not in the
+   * file's group and not privileged (non-directories only; see `killPrivileges` for the rule).
+   * Set for FATTR_KILL_SUIDGID (chown, and truncate by a caller without CAP_FSETID) and for a
+   * SETATTR that asks for no change at all, which is how the kernel passes on its own
+   * file_remove_privs() (fallocate, copy_file_range, the first write to a setuid file) and
+   * chown(f, -1, -1). It comes with the other fields of the same request (a truncate's `size`, a
+   * chown's `uid`/`gid`: decide on the attributes as they were before the change).
+   */
   killSuidgid?: boolean;
 }
 
@@ -188,6 +197,18 @@ export interface FileLock {
  * open/opendir/create (0 if none was returned).
  */
 export interface Filesystem {
+  /**
+   * The filesystem clears setuid/setgid bits itself (FUSE_HANDLE_KILLPRIV_V2, negotiated at
+   * INIT only when this is true). Then the kernel no longer asks for security.capability
+   * (a GETXATTR) before writes nor rewrites the mode with a SETATTR of its own; instead it tells
+   * the filesystem when privileges must go: `killSuidgid` on `write`, `open`, `create` and
+   * `setattr` (see {@link SetAttr.killSuidgid}). The rule, as the Linux VFS applies it (≥ 6.2,
+   * setattr_should_drop_suidgid): clear S_ISUID; clear S_ISGID if the file is group-executable,
+   * or if the caller is neither in the file's group (fsgid or supplementary groups) nor
+   * privileged; directories keep both. Leave it unset unless every generation of the plugin
+   * implements this: a hot reload that changes it is rejected (it is fixed at INIT).
+   */
+  killPrivileges?: boolean;
   /** Called once the kernel connection is initialised, before any other op. */
   init?(): void | Promise<void>;
   /** Called when the filesystem is unmounted or replaced (hot reload). */
@@ -212,16 +233,25 @@ export interface Filesystem {
   /** Make `newName` in `newParent` another name of `ino`. */
   link?(req: Request, ino: number, newParent: number, newName: string): Entry | Promise<Entry>;
 
-  /** `flags`: open(2) flags (O_TRUNC included: atomic truncate-on-open is negotiated). */
-  open?(req: Request, ino: number, flags: number): OpenReply | void | Promise<OpenReply | void>;
+  /**
+   * `flags`: open(2) flags (O_TRUNC included: atomic truncate-on-open is negotiated).
+   * `killSuidgid` (FUSE_OPEN_KILL_SUIDGID, only with {@link Filesystem.killPrivileges}): an
+   * O_TRUNC open by a caller without CAP_FSETID; truncate and clear setuid/setgid by the rule.
+   */
+  open?(req: Request, ino: number, flags: number, killSuidgid?: boolean): OpenReply | void | Promise<OpenReply | void>;
   /**
    * Read up to `size` bytes at `offset`. Either write into `dest` (a view of the reply buffer,
    * exactly `size` bytes long: zero-copy) and return the byte count, or return bytes to send.
    * Fewer bytes than asked means end of file (unless the file was opened with directIo).
    */
   read?(req: Request, ino: number, fh: number, offset: number, size: number, dest: Uint8Array): number | Uint8Array | Promise<number | Uint8Array>;
-  /** `data` views the request buffer: copy what you keep. Return the number of bytes written. */
-  write?(req: Request, ino: number, fh: number, offset: number, data: Uint8Array, flags: number): number | Promise<number>;
+  /**
+   * `data` views the request buffer: copy what you keep. Return the number of bytes written.
+   * `flags`: the open(2) flags of the file. `killSuidgid` (FUSE_WRITE_KILL_SUIDGID): the writer
+   * has no CAP_FSETID; a filesystem with {@link Filesystem.killPrivileges} clears setuid/setgid
+   * by the rule (the kernel also sets it on direct-I/O writes of any mount).
+   */
+  write?(req: Request, ino: number, fh: number, offset: number, data: Uint8Array, flags: number, killSuidgid?: boolean): number | Promise<number>;
   /** Called on each close(2) of a descriptor (may be several per open). */
   flush?(req: Request, ino: number, fh: number, lockOwner: number): void | Promise<void>;
   /** The last descriptor of an open is gone. Errors are ignored by the kernel. */
@@ -248,8 +278,12 @@ export interface Filesystem {
 
   /** Only sent with -o no_default_permissions (the kernel checks modes itself otherwise). */
   access?(req: Request, ino: number, mask: number): void | Promise<void>;
-  /** Create and open a regular file. Counts as one lookup. Without it the kernel uses mknod + open. */
-  create?(req: Request, parent: number, name: string, mode: number, flags: number, umask: number): CreateReply | Promise<CreateReply>;
+  /**
+   * Create and open a regular file. Counts as one lookup. Without it the kernel uses mknod + open.
+   * `killSuidgid` as for `open`: O_TRUNC without O_EXCL by a caller without CAP_FSETID, for the
+   * case that the name exists by the time the request arrives.
+   */
+  create?(req: Request, parent: number, name: string, mode: number, flags: number, umask: number, killSuidgid?: boolean): CreateReply | Promise<CreateReply>;
 
   /** `mode`: FALLOC_FL_* flags (KEEP_SIZE 1, PUNCH_HOLE 2, ZERO_RANGE 16). */
   fallocate?(req: Request, ino: number, fh: number, offset: number, length: number, mode: number): void | Promise<void>;

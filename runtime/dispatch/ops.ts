@@ -7,7 +7,8 @@
 import type { Filesystem, SetAttr, Timespec, FileLock, Entry, OpenReply } from "../api/types.ts";
 import {
   Op, IN_HEADER_SIZE, opHeaderSize, FATTR_MODE, FATTR_UID, FATTR_GID, FATTR_SIZE, FATTR_ATIME,
-  FATTR_MTIME, FATTR_FH, FATTR_ATIME_NOW, FATTR_MTIME_NOW, FATTR_CTIME, FATTR_KILL_SUIDGID,
+  FATTR_MTIME, FATTR_FH, FATTR_ATIME_NOW, FATTR_MTIME_NOW, FATTR_CTIME, FATTR_KILL_SUIDGID, FATTR_CHANGES,
+  FUSE_WRITE_KILL_SUIDGID, FUSE_OPEN_KILL_SUIDGID,
   FUSE_GETATTR_FH, FUSE_FSYNC_FDATASYNC, FUSE_LK_FLOCK, ENTRY_OUT_SIZE, OPEN_OUT_SIZE,
   WRITE_OUT_SIZE, GETXATTR_OUT_SIZE, LSEEK_OUT_SIZE, LK_OUT_SIZE,
 } from "../kernel/abi.ts";
@@ -24,6 +25,12 @@ export interface OpConfig {
   openDefaults: number;
   /** FUSE_SETXATTR_EXT negotiated: setxattr's header is 16 bytes, else 8. */
   setxattrExt: boolean;
+  /**
+   * FUSE_HANDLE_KILLPRIV_V2 negotiated (the plugin declared `killPrivileges`): a SETATTR that asks
+   * for no change is the kernel's way of saying "remove privileges" and reaches the plugin as
+   * `killSuidgid`.
+   */
+  killPriv?: boolean;
   /** -d: fill Call.trace with the arguments that matter. */
   trace: boolean;
   /** Told of every FORGET so the runtime knows which nodes the kernel still holds. */
@@ -255,7 +262,10 @@ h(Op.SETATTR, (c, cfg) => {
   else if (valid & FATTR_MTIME) ch.mtime = ts(i64(c, 40), u32(c, 60));
   if (valid & FATTR_CTIME) ch.ctime = ts(i64(c, 48), u32(c, 64));
   if (valid & FATTR_FH) ch.fh = u64(c, 8);
-  if (valid & FATTR_KILL_SUIDGID) ch.killSuidgid = true;
+  // With HANDLE_KILLPRIV_V2 the kernel strips its own ATTR_KILL_SUID/SGID (file_remove_privs() for
+  // fallocate, copy_file_range, the first write; chown(f, -1, -1)) and what is left is a SETATTR
+  // with nothing to change (fuse_setattr): the filesystem is to kill privileges itself.
+  if ((valid & FATTR_KILL_SUIDGID) !== 0 || (cfg.killPriv === true && (valid & FATTR_CHANGES) === 0)) ch.killSuidgid = true;
   if (cfg.trace) c.trace = JSON.stringify(ch);
   c.enc = encAttr;
   return f.call(c.fs, c, c.nodeid, ch);
@@ -332,10 +342,11 @@ h(Op.LINK, (c, cfg) => {
 });
 h(Op.OPEN, (c, cfg) => {
   const flags = u32(c, 0);
-  if (cfg.trace) c.trace = `flags=0${flags.toString(8)}`;
+  const kill = (u32(c, 4) & FUSE_OPEN_KILL_SUIDGID) !== 0;
+  if (cfg.trace) c.trace = `flags=0${flags.toString(8)}${kill ? " kill_suidgid" : ""}`;
   c.enc = encOpen;
   const f = c.fs.open;
-  return f === undefined ? undefined : f.call(c.fs, c, c.nodeid, flags);
+  return f === undefined ? undefined : f.call(c.fs, c, c.nodeid, flags, kill);
 });
 h(Op.READ, (c, cfg) => {
   const f = c.fs.read;
@@ -351,12 +362,13 @@ h(Op.WRITE, (c, cfg) => {
   const f = c.fs.write;
   if (f === undefined) return NOSYS;
   const fh = u64(c, 0), offset = u64(c, 8), size = u32(c, 16);
+  const kill = (u32(c, 20) & FUSE_WRITE_KILL_SUIDGID) !== 0;
   const base = argBase(c, cfg);
   if (base + size > argEnd(c)) throw new ReplyError(`write: request carries fewer than ${size} bytes`);
-  if (cfg.trace) c.trace = `fh=${fh} off=${offset} size=${size}`;
+  if (cfg.trace) c.trace = `fh=${fh} off=${offset} size=${size}${kill ? " kill_suidgid" : ""}`;
   c.limit = size;
   c.enc = encWrite;
-  return f.call(c.fs, c, c.nodeid, fh, offset, c.slot.requestBytes(base, size), u32(c, 32));
+  return f.call(c.fs, c, c.nodeid, fh, offset, c.slot.requestBytes(base, size), u32(c, 32), kill);
 });
 h(Op.STATFS, (c) => {
   c.enc = encStatfs;
@@ -477,9 +489,10 @@ h(Op.CREATE, (c, cfg) => {
   if (f === undefined) return NOSYS;
   const name = str(c, argBase(c, cfg));
   const flags = u32(c, 0), mode = u32(c, 4);
-  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${mode.toString(8)} flags=0${flags.toString(8)}`;
+  const kill = (u32(c, 12) & FUSE_OPEN_KILL_SUIDGID) !== 0;
+  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${mode.toString(8)} flags=0${flags.toString(8)}${kill ? " kill_suidgid" : ""}`;
   c.enc = encCreate;
-  return f.call(c.fs, c, c.nodeid, name, mode, flags, u32(c, 8));
+  return f.call(c.fs, c, c.nodeid, name, mode, flags, u32(c, 8), kill);
 });
 h(Op.DESTROY, (c) => {
   c.enc = encNone;

@@ -256,6 +256,11 @@ export class PluginHost {
         return false;
       }
       const fs = await this.setUp(b, n);
+      const serving = this.dispatcher?.fs;
+      if (serving !== undefined && (fs.killPrivileges === true) !== (serving.killPrivileges === true)) {
+        // negotiated at INIT (FUSE_HANDLE_KILLPRIV_V2): a generation that stops clearing setuid bits would leave them
+        throw new PluginError(`killPrivileges is ${fs.killPrivileges === true} in the new code but ${serving.killPrivileges === true} for this mount (fixed at mount time); remount to change it`);
+      }
       try {
         await fs.init?.();
       } catch (e) {

@@ -59,6 +59,16 @@ export const FATTR_LOCKOWNER = 1 << 9;
 export const FATTR_CTIME = 1 << 10;
 export const FATTR_KILL_SUIDGID = 1 << 11;
 
+/** setattr's `valid` bits that ask for a change (all but FH, LOCKOWNER and KILL_SUIDGID). */
+export const FATTR_CHANGES = FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW | FATTR_CTIME;
+
+/** fuse_write_in.write_flags */
+export const FUSE_WRITE_CACHE = 1 << 0;
+export const FUSE_WRITE_LOCKOWNER = 1 << 1;
+export const FUSE_WRITE_KILL_SUIDGID = 1 << 2;
+/** fuse_open_in.open_flags / fuse_create_in.open_flags */
+export const FUSE_OPEN_KILL_SUIDGID = 1 << 0;
+
 export const FUSE_GETATTR_FH = 1;
 export const FUSE_FSYNC_FDATASYNC = 1;
 export const FUSE_LK_FLOCK = 1;

@@ -26,6 +26,8 @@ export interface Negotiated {
   /** Kernel offered FUSE_OVER_IO_URING. */
   uringOffered: boolean;
   setxattrExt: boolean;
+  /** FUSE_HANDLE_KILLPRIV_V2 negotiated: the plugin clears setuid/setgid (`Filesystem.killPrivileges`). */
+  killPriv: boolean;
   /** Payload buffer size an io_uring entry needs (kernel's max_payload_sz). */
   payloadSize: number;
 }
@@ -53,6 +55,9 @@ export function negotiate(init: InitIn, fs: Filesystem, o: MountOptions): Negoti
   want(Init.DIRECT_IO_ALLOW_MMAP);
   want(Init.INIT_EXT);
   const setxattrExt = want(Init.SETXATTR_EXT);
+  // Only a plugin that kills privileges itself: otherwise the kernel must (a GETXATTR of
+  // security.capability before writes, and a SETATTR of the mode when a bit must go).
+  const killPriv = fs.killPrivileges === true && want(Init.HANDLE_KILLPRIV_V2);
   if (typeof fs.readdirplus === "function") {
     want(Init.DO_READDIRPLUS);
     // let the kernel choose per call only when plain readdir exists too
@@ -88,6 +93,7 @@ export function negotiate(init: InitIn, fs: Filesystem, o: MountOptions): Negoti
     passthrough,
     uringOffered: offered(Init.OVER_IO_URING),
     setxattrExt,
+    killPriv,
     payloadSize: Math.max(8192, Math.max(4096, maxWrite), maxPages * PAGE_SIZE),
   };
 }

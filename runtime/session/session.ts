@@ -163,6 +163,7 @@ export class Session {
     const init = decodeInitIn(slot.hdr, IN_HEADER_SIZE);
     const n = negotiate(init, this.cfg.fs, o);
     this.dispatcher.cfg.setxattrExt = n.setxattrExt;
+    this.dispatcher.cfg.killPriv = n.killPriv;
     if (n.passthrough) {
       this.passthrough = true;
       this.backing = new BackingFiles(this.fd, this.cfg.log);

@@ -795,7 +795,7 @@ describe.each(LAYOUTS)("%s layout", (layout) => {
       const { t, send } = rig(layout, { create: (_r, ...a) => (calls.push(a), { entry: attr(40), fh: 2 ** 36, directIo: true }) });
       const hdr = struct(16, (d) => { d.setUint32(0, 0o101, true); d.setUint32(4, S_IFREG | 0o640, true); d.setUint32(8, 0o027, true); });
       send({ opcode: OP.CREATE, nodeid: 1, opHeader: hdr, args: cstr("new.txt") });
-      expect(calls).toEqual([[1, "new.txt", S_IFREG | 0o640, 0o101, 0o027]]);
+      expect(calls).toEqual([[1, "new.txt", S_IFREG | 0o640, 0o101, 0o027, false]]);
       const r = t.only();
       expect(r.len).toBe(144);
       expect(u64(r.dv, 0)).toBe(40);

@@ -848,17 +848,18 @@ describe("setattr", () => {
     fs.setattr(req, f.ino, { mode: 0o4755 });
     expect(n.mode).toBe(S_IFREG | 0o4755);
     expect(after(n, "ctime", s, ns)).toBe(true);
-    fs.setattr(req, f.ino, { uid: 5, gid: 6 });
+    // the kernel (HANDLE_KILLPRIV_V2) asks a chown of a non-directory to kill privileges
+    fs.setattr(req, f.ino, { uid: 5, gid: 6, killSuidgid: true });
     expect([n.uid, n.gid]).toEqual([5, 6]);
     expect(n.mode).toBe(S_IFREG | 0o755); // chown clears set-user-ID
     fs.setattr(req, f.ino, { mode: 0o2745 });
-    fs.setattr(req, f.ino, { gid: 7 });
-    expect(n.mode).toBe(S_IFREG | 0o2745); // not group-executable: set-group-ID stays
+    fs.setattr(req, f.ino, { gid: 7, killSuidgid: true });
+    expect(n.mode).toBe(S_IFREG | 0o2745); // not group-executable, root: set-group-ID stays
     fs.setattr(req, f.ino, { mode: 0o6755 });
     fs.setattr(req, f.ino, { killSuidgid: true });
     expect(n.mode).toBe(S_IFREG | 0o755);
     const d = fs.mkdir(req, ROOT, "d", 0o2755, 0) as Entry;
-    fs.setattr(req, d.ino, { uid: 3 });
+    fs.setattr(req, d.ino, { uid: 3, killSuidgid: true });
     expect(attr(fs, d.ino).mode).toBe(S_IFDIR | 0o2755); // directories keep it
 
     fs.setattr(req, f.ino, { atime: { sec: 1, nsec: 2 }, mtime: { sec: 3, nsec: 4 } });
