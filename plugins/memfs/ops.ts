@@ -388,11 +388,12 @@ export function createOps(state: MemfsState): Filesystem {
       return n;
     },
 
-    open(req: Request, ino: number, flags: number): OpenReply | undefined {
+    open(req: Request, ino: number, flags: number, killSuidgid = false): OpenReply | undefined {
       const n = getNode(state, ino);
       if (n.dir !== null && (flags & O_ACCMODE) !== O_RDONLY) throw EISDIR;
       if ((flags & O_TRUNC) !== 0 && isReg(n)) {
         tick();
+        if (killSuidgid) killPrivileges(req, n, false);
         setSize(state, n, 0);
         setMtime(n);
       }
