@@ -183,7 +183,9 @@ export class Runner {
       if (cd.daemonCpus !== undefined)
         for (const t of targets)
           if (t.daemon) {
-            restore.push([t.daemon.pid, affinity(t.daemon.pid)]);
+            // back to the mask it started with (its main thread's current mask may be one the
+            // reactor chose itself when following its callers)
+            restore.push([t.daemon.pid, this.opts.daemonCpu ?? this.b.allCpus]);
             await pin(t.daemon.pid, cd.daemonCpus);
           }
       const recs = new Map<Target, RoundRecord[]>(targets.map((t) => [t, []]));

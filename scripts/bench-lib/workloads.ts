@@ -165,9 +165,14 @@ function memfsOpts(plugin: Plugin): DOpts {
 
 function m1Cases(b: BenchEnv, prefix: string, config: string, roles: Role[], uringTarget?: number): CaseDef[] {
   const n = b.profile.m1Ops;
+  // same/other pin the daemon (taskset -a -p), which also stops its reactor from following the
+  // caller (a mask set from outside wins): the forced layouts. caller0/caller1 leave the daemon free,
+  // as a user would: the default follow_cpu moves the reactor to the caller's CPU.
   const placements = [
-    { key: "same", client: b.daemonCpu, daemon: b.daemonCpu, label: `daemon CPU ${b.daemonCpu}, client CPU ${b.daemonCpu} (same)` },
-    { key: "other", client: b.otherCpu, daemon: b.daemonCpu, label: `daemon CPU ${b.daemonCpu}, client CPU ${b.otherCpu} (other)` },
+    { key: "same", client: b.daemonCpu, daemon: b.daemonCpu, label: `daemon pinned to CPU ${b.daemonCpu}, client CPU ${b.daemonCpu} (same)` },
+    { key: "other", client: b.otherCpu, daemon: b.daemonCpu, label: `daemon pinned to CPU ${b.daemonCpu}, client CPU ${b.otherCpu} (other)` },
+    { key: "caller0", client: b.daemonCpu, daemon: b.allCpus, label: `daemon free, client CPU ${b.daemonCpu}` },
+    { key: "caller1", client: b.otherCpu, daemon: b.allCpus, label: `daemon free, client CPU ${b.otherCpu}` },
     { key: "unpinned", client: undefined, daemon: b.allCpus, label: "daemon and client unpinned" },
   ];
   return placements.map((p) => ({
@@ -181,7 +186,9 @@ function m1Cases(b: BenchEnv, prefix: string, config: string, roles: Role[], uri
 
 function m1Cross(prefix: string, note: string): WorkloadDef["cross"] {
   return [
-    { name: "other CPU / same CPU (io_uring)", a: { case: `${prefix}M1.other`, role: "io_uring" }, b: { case: `${prefix}M1.same`, role: "io_uring" }, target: 1 / 1.5, note },
+    { name: "caller on the first CPU, daemon free / same CPU (io_uring)", a: { case: `${prefix}M1.caller0`, role: "io_uring" }, b: { case: `${prefix}M1.same`, role: "io_uring" }, target: 1 / 1.5, note },
+    { name: "caller on the other CPU, daemon free / same CPU (io_uring)", a: { case: `${prefix}M1.caller1`, role: "io_uring" }, b: { case: `${prefix}M1.same`, role: "io_uring" }, target: 1 / 1.5, note },
+    { name: "daemon pinned away from the caller / same CPU (io_uring)", a: { case: `${prefix}M1.other`, role: "io_uring" }, b: { case: `${prefix}M1.same`, role: "io_uring" } },
     { name: "unpinned / same CPU (io_uring)", a: { case: `${prefix}M1.unpinned`, role: "io_uring" }, b: { case: `${prefix}M1.same`, role: "io_uring" } },
     { name: "other CPU / same CPU (classic)", a: { case: `${prefix}M1.other`, role: "classic" }, b: { case: `${prefix}M1.same`, role: "classic" } },
   ];
