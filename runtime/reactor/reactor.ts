@@ -40,6 +40,8 @@ export class Reactor {
    * A caller on another CPU then finds the reactor awake instead of paying two cross-CPU wake-ups.
    */
   busyPollUs = 0;
+  /** Set by a transport when it replied to a caller that runs on this thread's CPU. */
+  replyWokeLocal = false;
   private pollUntil = 0;
   private polling = false;
   polls = 0;
@@ -97,7 +99,16 @@ export class Reactor {
       // A submitted reply often brings the next request at once: the caller woke, asked again,
       // and its CQE was posted before io_uring_enter returned (task work runs on the way out).
       // Serving it now spares a round trip through the event loop and the eventfd.
-      if (!this.ring.ready()) break;
+      if (!this.ring.ready()) {
+        if (!this.replyWokeLocal) break;
+        // A caller on this CPU was woken by a reply and waits for the CPU: let it run until it
+        // blocks on its next request, which is then here when sched_yield returns, instead of
+        // sleeping on the eventfd and being woken through the event loop (measured: one wake-up
+        // per 20 create+close instead of one per create, p50 18.5 -> 15 us).
+        this.replyWokeLocal = false;
+        libc.sched_yield();
+        if (!this.ring.ready()) break;
+      }
     }
     this.completions += total;
     if (total > 0 && this.busyPollUs > 0) {

@@ -55,6 +55,8 @@ export class UringTransport implements Transport {
   fixedBuffers: string | null = "not attempted";
   /** Moves the reactor thread to the CPU its callers run on (`-o follow_cpu`, the default). */
   readonly follower: CallerCpuFollower;
+  /** After replying to a caller on the reactor's CPU, yield to it before sleeping (FURING_YIELD=0: off). */
+  private readonly yieldToCaller = process.env.FURING_YIELD !== "0";
 
   constructor(
     private readonly reactor: Reactor,
@@ -171,6 +173,7 @@ export class UringTransport implements Transport {
     h.setInt32(4, error, true);
     h.setUint32(URING_PAYLOAD_SZ, len, true);
     this.submitCmd(slot.index, FUSE_IO_URING_CMD_COMMIT_AND_FETCH);
+    if (this.qids[slot.index] === this.follower.pinned && this.yieldToCaller) this.reactor.replyWokeLocal = true;
     this.reactor.flushSoon();
   }
 
