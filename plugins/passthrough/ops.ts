@@ -11,6 +11,10 @@
  * - Data goes through the runtime's io_uring (ctx.io): reads land in the reply buffer and writes
  *   leave from the request buffer with no copy. When the mount has kernel passthrough, open and
  *   create return the descriptor as the backing file and the kernel does the I/O itself.
+ * - setuid/setgid bits are cleared here (`killPrivileges`, FUSE_HANDLE_KILLPRIV_V2), when the
+ *   kernel says so (`killSuidgid`): a root daemon's own writes and truncations would keep them
+ *   (it has CAP_FSETID). Declaring it is also what lets kernel passthrough writes bypass the
+ *   daemon: without it the kernel asks for security.capability (a GETXATTR) before every write.
  */
 import { FuseError, Errno, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_ISUID, S_ISGID, type Filesystem, type PluginContext, type StatFs } from "furing";
 import * as sys from "furing/sys";
@@ -44,6 +48,8 @@ function groupsOf(pid: number): number[] {
   }
 }
 
+const S_IXGRP = 0o010;
+
 export interface PassthroughFs extends Filesystem {
   /** The node table and handle table (tests, diagnostics). */
   readonly nodes: NodeTable;
@@ -63,6 +69,30 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
       return fn();
     } finally {
       sys.umask(old);
+    }
+  }
+
+  /**
+   * Clear setuid/setgid of the file behind `fd` by the Linux rule (setattr_should_drop_suidgid,
+   * ≥ 6.2): S_ISUID goes; S_ISGID goes when the file is group-executable, or when the caller is
+   * neither in the file's group (fsgid or supplementary groups) nor `capable` (CAP_FSETID).
+   * Regular files only. `open`: `fd` is an open descriptor (else O_PATH). A daemon that is not
+   * root may not be allowed to chmod; then its own write or truncate (made without CAP_FSETID)
+   * has cleared the bits in the source already, by the same rule.
+   */
+  function killPrivileges(req: { uid: number; gid: number; pid: number }, fd: number, open: boolean, capable: boolean): void {
+    const now = sys.fstat(fd, st);
+    const m = now.mode;
+    if ((m & (S_ISUID | S_ISGID)) === 0 || (m & S_IFMT) !== S_IFREG) return;
+    let kill = S_ISUID;
+    if ((m & S_ISGID) !== 0 && ((m & S_IXGRP) !== 0 || (!capable && req.gid !== now.gid && !groupsOf(req.pid).includes(now.gid)))) kill |= S_ISGID;
+    const want = m & 0o7777 & ~kill;
+    if (want === (m & 0o7777)) return;
+    try {
+      if (open) sys.fchmod(fd, want);
+      else sys.fchmodat(sys.AT_FDCWD, sys.procPath(fd), want, 0);
+    } catch (e) {
+      if (s.daemonUid === 0 || errnoOf(e) !== Errno.EPERM) throw e;
     }
   }
 
@@ -119,6 +149,7 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
   const fs: PassthroughFs = {
     nodes,
     handles,
+    killPrivileges: true,
 
     lookup(_req, parent, name) {
       return nodes.lookup(nodes.get(parent), name);
@@ -135,16 +166,15 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
       return nodes.refresh(node);
     },
 
-    setattr(_req, ino, ch) {
+    setattr(req, ino, ch) {
       const node = nodes.get(ino);
       const f = handles.maybeFile(ch.fh);
       const fd = f !== undefined ? f.fd : nodes.fd(node);
-      let mode = ch.mode;
-      if (mode === undefined && ch.killSuidgid && (node.mode & S_IFMT) === S_IFREG) {
-        const m = node.mode & 0o7777;
-        const kill = S_ISUID | ((m & 0o010) !== 0 ? S_ISGID : 0);
-        if ((m & kill) !== 0) mode = m & ~kill;
-      }
+      // before a chown or truncate, on the attributes the file had; root chowning stands for
+      // privileged (a truncate, and the empty SETATTR of the kernel's file_remove_privs, come
+      // only from callers without CAP_FSETID)
+      if (ch.killSuidgid === true) killPrivileges(req, fd, f !== undefined, ch.size === undefined && req.uid === 0);
+      const mode = ch.mode;
       if (mode !== undefined) {
         if (f !== undefined) sys.fchmod(fd, mode & 0o7777);
         else sys.fchmodat(sys.AT_FDCWD, sys.procPath(fd), mode & 0o7777, 0);
@@ -218,7 +248,7 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
       return nodes.lookup(np, newName, npfd);
     },
 
-    open(_req, ino, flags) {
+    open(req, ino, flags, killSuidgid) {
       const path = sys.procPath(nodes.fd(nodes.get(ino)));
       let fd: number;
       try {
@@ -229,6 +259,15 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
         if (!ctx.passthrough()) throw e;
         fd = sys.openat(sys.AT_FDCWD, path, (flags & ~(OPEN_STRIP | sys.O_APPEND)) | sys.O_CLOEXEC);
       }
+      // O_TRUNC by a caller without CAP_FSETID
+      if (killSuidgid === true) {
+        try {
+          killPrivileges(req, fd, true, false);
+        } catch (e) {
+          sys.close(fd);
+          throw e;
+        }
+      }
       return openReply(fd, ino, flags);
     },
 
@@ -236,8 +275,12 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
       return io.read(handles.file(fh).fd, dest, offset);
     },
 
-    write(_req, _ino, fh, offset, data) {
-      return io.write(handles.file(fh).fd, data, offset);
+    write(req, _ino, fh, offset, data, _flags, killSuidgid) {
+      const fd = handles.file(fh).fd;
+      // the writer has no CAP_FSETID (every write of such a caller: one fstat, a chmod when the
+      // file has the bits); as natively, before the data goes in
+      if (killSuidgid === true) killPrivileges(req, fd, true, false);
+      return io.write(fd, data, offset);
     },
 
     flush(_req, _ino, fh) {
@@ -348,7 +391,7 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
       if ((mask & ~bits & 7) !== 0) throw new FuseError("EACCES");
     },
 
-    create(req, parent, name, mode, flags) {
+    create(req, parent, name, mode, flags, _umask, killSuidgid) {
       checkName(name);
       const p = nodes.get(parent);
       nodes.guard(p, name);
@@ -367,6 +410,7 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
       let entry: PNode;
       try {
         if (isNew) giveToCaller(req, p, fd, S_IFREG | (mode & 0o7777));
+        else if (killSuidgid === true) killPrivileges(req, fd, true, false); // an existing file opened with O_TRUNC
         entry = nodes.adopt(p, name, fd, false);
       } catch (e) {
         sys.close(fd);
