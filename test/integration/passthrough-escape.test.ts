@@ -88,8 +88,12 @@ int main(int argc, char **argv) {
 }
 `;
 
-/** Compiles the watcher into `dir` (gcc, a fraction of a second). */
-async function watcherBinary(dir: string): Promise<string> {
+/** Compiles the watcher into `dir` (gcc, a fraction of a second); null without gcc. */
+async function watcherBinary(dir: string): Promise<string | null> {
+  if (Bun.which("gcc") === null) {
+    console.warn("passthrough escape tests: no gcc, so no inotify watcher (times, contents, names and inodes are still checked)");
+    return null;
+  }
   const bin = join(dir, "watch");
   if (existsSync(bin)) return bin;
   writeFileSync(join(dir, "watch.c"), WATCHER_C);
@@ -267,6 +271,7 @@ function hostEtcTimes(): Map<string, number> {
 /** Starts the watcher on every canary directory; events about the source itself are legitimate. */
 async function watchCanaries(l: Layout): Promise<Watch> {
   const bin = await watcherBinary(l.cli);
+  if (bin === null) return { stop: async () => [] };
   const dirs = [l.srv, ...CANARY_DIRS.map((d) => join(l.srv, d))];
   return watch(bin, dirs, (line) => {
     const [dir, , name] = line.split("\t");
@@ -667,9 +672,11 @@ describe.skipIf(!isRoot())("the escape detector", () => {
       sys.setxattr(join(l.outside, "canary.txt"), "user.planted", Buffer.from("x"));
       const problems = canaryProblems(l, clean, await w.stop(), [{ inos: [lstatSync(join(l.outside, "canary2.txt")).ino], contents: ["SECRET-canary3"] }], etc);
       const text = problems.join("\n");
-      expect(text).toMatch(/inotify: .*\/outside\t0x1\tcanary\.txt/); // IN_ACCESS
-      expect(text).toMatch(/inotify: .*\/victim\t0x20\tfile\.txt/); // IN_OPEN
-      expect(text).toMatch(/inotify: .*\/outside\t0x100\tcreated-abs/); // IN_CREATE
+      if (Bun.which("gcc") !== null) {
+        expect(text).toMatch(/inotify: .*\/outside\t0x1\tcanary\.txt/); // IN_ACCESS
+        expect(text).toMatch(/inotify: .*\/victim\t0x20\tfile\.txt/); // IN_OPEN
+        expect(text).toMatch(/inotify: .*\/outside\t0x100\tcreated-abs/); // IN_CREATE
+      }
       expect(text).toMatch(/outside\/canary\.txt: atimeNs changed/);
       expect(text).toMatch(/outside\/victim\/sub\/x: mtimeNs changed/);
       expect(text).toMatch(/outside: names .*created-abs/);
