@@ -141,6 +141,28 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
     return sys.O_RDWR | sys.O_CLOEXEC | (flags & (sys.O_TRUNC | sys.O_LARGEFILE | sys.O_NOATIME));
   }
 
+  /**
+   * Open the file `name` relative to `dirfd` for an open (or create) with `flags`; `extra`: more
+   * flags (O_NOFOLLOW). With kernel passthrough, when read-write is refused: an append-only file
+   * (chattr +a, EPERM) is opened read-write with O_APPEND (every writer of it must append anyway,
+   * and an open without O_APPEND for writing still fails below, as natively); anything else
+   * (read-only filesystem, running executable, ...) gets the caller's own access mode, which is
+   * what it gets natively.
+   */
+  function openFile(dirfd: number, name: string, flags: number, extra: number): number {
+    try {
+      return sys.openat(dirfd, name, fileFlags(flags) | extra);
+    } catch (e) {
+      if (!ctx.passthrough()) throw e;
+      if (errnoOf(e) === Errno.EPERM && ((flags & sys.O_ACCMODE) === sys.O_RDONLY || (flags & sys.O_APPEND) !== 0)) {
+        try {
+          return sys.openat(dirfd, name, fileFlags(flags) | extra | sys.O_APPEND);
+        } catch {}
+      }
+      return sys.openat(dirfd, name, (flags & ~(OPEN_STRIP | sys.O_APPEND)) | sys.O_CLOEXEC | extra);
+    }
+  }
+
   function openReply(fd: number, ino: number, flags: number): { fh: number; backingFd?: number } {
     const fh = handles.addFile(fd, ino, flags);
     return ctx.passthrough() ? { fh, backingFd: fd } : { fh };
@@ -249,16 +271,7 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
     },
 
     open(req, ino, flags, killSuidgid) {
-      const path = sys.procPath(nodes.fd(nodes.get(ino)));
-      let fd: number;
-      try {
-        fd = sys.openat(sys.AT_FDCWD, path, fileFlags(flags));
-      } catch (e) {
-        // read-write refused (read-only filesystem, running executable, append-only file, ...):
-        // the caller's own access mode, which is what it gets natively
-        if (!ctx.passthrough()) throw e;
-        fd = sys.openat(sys.AT_FDCWD, path, (flags & ~(OPEN_STRIP | sys.O_APPEND)) | sys.O_CLOEXEC);
-      }
+      const fd = openFile(sys.AT_FDCWD, sys.procPath(nodes.fd(nodes.get(ino))), flags, 0);
       // O_TRUNC by a caller without CAP_FSETID
       if (killSuidgid === true) {
         try {
@@ -404,7 +417,7 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
         } catch (e) {
           if (errnoOf(e) !== Errno.EEXIST || (flags & sys.O_EXCL) !== 0) throw e;
           isNew = false; // created meanwhile by someone else: open it, and it stays theirs
-          return sys.openat(pfd, name, base);
+          return openFile(pfd, name, flags, sys.O_NOFOLLOW);
         }
       });
       let entry: PNode;

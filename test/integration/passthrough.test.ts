@@ -365,6 +365,57 @@ describe.each(transports())("passthrough over %s", (transport) => {
     });
   });
 
+  test("append-only and immutable files (chattr +a, +i) behave as on the native directory, with and without kernel passthrough", async () => {
+    if (!isRoot()) return; // chattr
+    await withTempDir(async (dir) => {
+      const ref = join(dir, "native");
+      mkdirSync(ref);
+      // a shell per case; $0 is the file. Exit status and what the file holds afterwards are compared.
+      const cases: Record<string, string> = {
+        "append": `echo appended >> "$0"`,
+        "overwrite (O_TRUNC)": `echo replaced > "$0"`,
+        "write in place (no O_APPEND)": `printf X | dd of="$0" conv=notrunc status=none`,
+        "read": `cat "$0" > /dev/null`,
+        "append while a reader holds it open": `exec 3< "$0"; echo held >> "$0"; cat <&3 > /dev/null`,
+        "reader first, then read-write append": `exec 3< "$0"; exec 4<> "$0"; echo rw >> "$0"`,
+        "truncate": `truncate -s 0 "$0"`,
+      };
+      for (const options of [[], ["no_passthrough"]]) {
+        await withSource(async (src) => {
+          const files: string[] = [];
+          for (const attr of ["+a", "+i"])
+            for (const [i, name] of Object.keys(cases).entries())
+              for (const d of [ref, src]) {
+                const f = join(d, `${attr === "+a" ? "append" : "immutable"}-${i}`);
+                writeFileSync(f, "start\n");
+                files.push(f);
+                const r = await run(["chattr", attr, f]);
+                if (r.code !== 0) return void console.warn(`skipping the chattr test: ${describeResult(r)}`);
+                void name;
+              }
+          try {
+            await withMount(mountOpts(transport, src, options), async (m) => {
+              const got: string[] = [], want: string[] = [];
+              for (const attr of ["append", "immutable"])
+                for (const [i, [name, cmd]] of Object.entries(cases).entries()) {
+                  const base = `${attr}-${i}`;
+                  const a = await run(["sh", "-c", cmd, join(ref, base)]);
+                  const b = await run(["sh", "-c", cmd, join(m.dir, base)]);
+                  want.push(`${attr} ${name}: exit ${a.code === 0 ? 0 : "≠ 0"}, ${JSON.stringify(readFileSync(join(ref, base), "utf8"))}`);
+                  got.push(`${attr} ${name}: exit ${b.code === 0 ? 0 : "≠ 0"}, ${JSON.stringify(readFileSync(join(src, base), "utf8"))}`);
+                }
+              expect(got).toEqual(want);
+              expect(want.filter((w) => w.includes("exit 0")).length).toBeGreaterThan(3);
+              expect(want.filter((w) => w.includes("≠ 0")).length).toBeGreaterThan(3);
+            });
+          } finally {
+            for (const f of files) await run(["chattr", "-a", "-i", f]);
+          }
+        });
+      }
+    }, "chattr");
+  });
+
   for (const kernelPassthrough of [true, false]) {
     test(`${kernelPassthrough ? "kernel passthrough" : "-o no_passthrough"}: identical contents, cp -r and diff -r of a tree`, async () => {
       await withTempDir(async (tree) => {
