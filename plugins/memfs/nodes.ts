@@ -13,6 +13,7 @@
  * so the generation is always 0.
  */
 import { S_IFDIR, S_IFMT, ROOT_ID, type Entry } from "furing";
+import * as sys from "furing/sys";
 import { Buffer } from "node:buffer";
 import { EEXIST, ENAMETOOLONG, ENOENT, ENOSPC, ENOTDIR } from "./errors.ts";
 import type { MemfsState } from "./state.ts";
@@ -111,61 +112,117 @@ export class Node implements Entry {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Clock. `tick()` reads the time once per operation; the set* helpers stamp nodes with it, so
-// every node an operation touches gets the same time (as in the kernel). Wall-clock seconds and
-// milliseconds come from Date.now(); the sub-millisecond part from performance.now(), clamped so
-// successive ticks never go backwards within a millisecond.
+// Clock: times are stamped the way the kernel stamps tmpfs (multigrain timestamps, Linux ≥ 6.13).
+// A change is stamped with the coarse clock (CLOCK_REALTIME_COARSE, the time of the last timer
+// tick, what current_time() returns), unless that would not move the node's ctime forward: then
+// with the fine clock, which also raises a floor that later coarse stamps never go below (so times
+// never run backwards). tmpfs takes the fine clock only when someone looked at the ctime since it
+// last changed (stat marks it "queried"); a FUSE server cannot know that (the kernel answers most
+// stats from its attribute cache), so memfs acts as if it always had been: a change always gets a
+// time later than the one it replaces. Each node is stamped once per operation, with one time for
+// every field the operation changes (like inode_set_ctime_current()). Accesses (atime) follow
+// current_time(): the coarse time, or a fine one when the coarse time equals the ctime.
 
+const coarse = { sec: 0, nsec: 0 };
+const fine = { sec: 0, nsec: 0 };
+/** This operation's time: the coarse clock when it started, or the floor if that is later. */
 let nowSec = 0;
 let nowNsec = 0;
+/** The latest fine-grained stamp handed out. */
+let floorSec = 0;
+let floorNsec = 0;
+/** Nodes stamped by this operation and their stamps (an operation stamps at most a few). */
+const opNodes: Node[] = [];
+const opSec: number[] = [];
+const opNsec: number[] = [];
+/** The stamp chosen by the last changeTime(). */
+let tSec = 0;
+let tNsec = 0;
 
+/** Start an operation that changes nodes: read the coarse clock once. */
 export function tick(): void {
-  const ms = Date.now();
-  const sec = Math.floor(ms / 1000);
-  let nsec = (ms - sec * 1000) * 1e6 + Math.floor((performance.now() % 1) * 1e6);
-  if (sec === nowSec && nsec <= nowNsec && nowNsec - nsec < 1e6) {
-    nsec = nowNsec + 1;
-    if (nsec >= 1e9) nsec = 1e9 - 1;
+  sys.clockGettime(sys.CLOCK_REALTIME_COARSE, coarse);
+  if (coarse.sec > floorSec || (coarse.sec === floorSec && coarse.nsec > floorNsec)) {
+    nowSec = coarse.sec;
+    nowNsec = coarse.nsec;
+  } else {
+    nowSec = floorSec;
+    nowNsec = floorNsec;
   }
-  nowSec = sec;
-  nowNsec = nsec;
+  opNodes.length = 0;
 }
 tick();
 
-/** Seconds part of the last tick (for relatime's 24-hour rule). */
-export function tickSec(): number {
-  return nowSec;
+/** Pick the time `n` is stamped with by this operation (into tSec/tNsec). */
+function changeTime(n: Node): void {
+  const i = opNodes.indexOf(n);
+  if (i >= 0) {
+    tSec = opSec[i] as number;
+    tNsec = opNsec[i] as number;
+    return;
+  }
+  let s = nowSec;
+  let ns = nowNsec;
+  if (s < n.ctimeSec || (s === n.ctimeSec && ns <= n.ctimeNsec)) {
+    sys.clockGettime(sys.CLOCK_REALTIME, fine);
+    s = fine.sec;
+    ns = fine.nsec;
+    if (s > floorSec || (s === floorSec && ns > floorNsec)) {
+      floorSec = nowSec = s;
+      floorNsec = nowNsec = ns;
+    }
+  }
+  opNodes.push(n);
+  opSec[opNodes.length - 1] = s;
+  opNsec[opNodes.length - 1] = ns;
+  tSec = s;
+  tNsec = ns;
 }
 
+/** setattr's UTIME_NOW: atime gets the time the node's change is stamped with. */
 export function setAtime(n: Node): void {
-  n.atimeSec = nowSec;
-  n.atimeNsec = nowNsec;
+  changeTime(n);
+  n.atimeSec = tSec;
+  n.atimeNsec = tNsec;
 }
 export function setCtime(n: Node): void {
-  n.ctimeSec = nowSec;
-  n.ctimeNsec = nowNsec;
+  changeTime(n);
+  n.ctimeSec = tSec;
+  n.ctimeNsec = tNsec;
 }
 /** mtime and ctime: content changed (data, or a directory's entries). */
 export function setMtime(n: Node): void {
-  n.mtimeSec = nowSec;
-  n.mtimeNsec = nowNsec;
-  n.ctimeSec = nowSec;
-  n.ctimeNsec = nowNsec;
+  changeTime(n);
+  n.mtimeSec = n.ctimeSec = tSec;
+  n.mtimeNsec = n.ctimeNsec = tNsec;
 }
 
 /**
- * relatime: update atime on access only when it is not newer than mtime or ctime, or is more
- * than a day old (tmpfs's default mount behaviour). Reads the clock only when it updates.
+ * An access (read, readdir, readlink), with relatime (tmpfs's default mount behaviour): atime is
+ * updated when it is not newer than mtime or ctime, or is more than a day old, and only if the
+ * current time differs from it (touch_atime). Reads the clock only when the rule may update.
  */
 export function accessed(n: Node): void {
   const a = n.atimeSec;
+  const an = n.atimeNsec;
   if (
-    a < n.mtimeSec || (a === n.mtimeSec && n.atimeNsec <= n.mtimeNsec) ||
-    a < n.ctimeSec || (a === n.ctimeSec && n.atimeNsec <= n.ctimeNsec) ||
+    a < n.mtimeSec || (a === n.mtimeSec && an <= n.mtimeNsec) ||
+    a < n.ctimeSec || (a === n.ctimeSec && an <= n.ctimeNsec) ||
     Date.now() / 1000 - a >= 86400
   ) {
     tick();
-    setAtime(n);
+    let s = nowSec;
+    let ns = nowNsec;
+    // current_time(): fine-grained when the coarse time shows no change from ctime (and, unlike a
+    // change, without raising the floor)
+    if (ns === n.ctimeNsec) {
+      sys.clockGettime(sys.CLOCK_REALTIME, fine);
+      s = fine.sec;
+      ns = fine.nsec;
+    }
+    if (s === a && ns === an) return;
+    n.atimeSec = s;
+    n.atimeNsec = ns;
   }
 }
 

@@ -188,10 +188,15 @@ export function createOps(state: MemfsState): Filesystem {
       let changed = false;
       // before a chown: the rule looks at the group the file had
       if (ch.killSuidgid === true && killPrivileges(req, n, size === undefined && req.uid === 0)) changed = true;
-      if (size !== undefined && size !== n.size) {
+      if (size !== undefined) {
+        // the same size still frees what KEEP_SIZE allocated past EOF (shmem_setattr), and through
+        // a descriptor (ftruncate: FATTR_FH; the kernel leaves the times to us) stamps mtime too
+        const resized = size !== n.size;
         setSize(state, n, size);
-        setMtime(n);
-        changed = true;
+        if (resized || ch.fh !== undefined) {
+          setMtime(n);
+          changed = true;
+        }
       }
       if (ch.mode !== undefined) {
         n.mode = (n.mode & S_IFMT) | (ch.mode & 0o7777);
@@ -225,8 +230,8 @@ export function createOps(state: MemfsState): Filesystem {
         n.ctimeNsec = ch.ctime.nsec;
       } else if (changed || size === undefined) {
         // Any change stamps ctime. So does a request with nothing in it: that is what the kernel
-        // sends for chown(f, -1, -1), which stamps ctime on tmpfs. Only a truncate to the same
-        // size changes nothing.
+        // sends for chown(f, -1, -1), which stamps ctime on tmpfs. Only a truncate(2) by path to
+        // the same size changes nothing.
         setCtime(n);
       }
       return n;
@@ -570,7 +575,8 @@ export function createOps(state: MemfsState): Filesystem {
       }
       n.nlookup++;
       n.opens++;
-      return { entry: n };
+      // as open: the handle remembers O_NOATIME
+      return (flags & O_NOATIME) !== 0 ? { entry: n, fh: NOATIME_FH } : { entry: n };
     },
 
     fallocate(req: Request, ino: number, fh: number, offset: number, length: number, mode: number): void {

@@ -132,6 +132,7 @@ const lib = dlopen("libc.so.6", {
   setfsuid: { args: [T.u32], returns: T.i32 },
   setfsgid: { args: [T.u32], returns: T.i32 },
   umask: { args: [T.u32], returns: T.u32 },
+  clock_gettime: { args: [T.i32, T.ptr], returns: T.i32 },
 });
 const c = lib.symbols;
 
@@ -142,6 +143,7 @@ const c = lib.symbols;
 const OFF_STAT = 0; // struct stat, 144 bytes
 const OFF_STATVFS = 256; // struct statvfs, 112 bytes
 const OFF_TIMES = 384; // struct timespec[2], 32 bytes
+const OFF_CLOCK = 416; // struct timespec, 16 bytes
 const OFF_OFFS = 448; // loff_t[2] for copy_file_range
 const OFF_MNTID = 480; // int mount_id
 const OFF_HANDLE = 512; // struct file_handle (8 + MAX_HANDLE_SZ)
@@ -161,6 +163,7 @@ const bytes = Buffer.from(scratch, 0, region.size);
 const P_STAT = (base + OFF_STAT) as Pointer;
 const P_STATVFS = (base + OFF_STATVFS) as Pointer;
 const P_TIMES = (base + OFF_TIMES) as Pointer;
+const P_CLOCK = (base + OFF_CLOCK) as Pointer;
 const P_OFFS = (base + OFF_OFFS) as Pointer;
 const P_MNTID = (base + OFF_MNTID) as Pointer;
 const P_HANDLE = (base + OFF_HANDLE) as Pointer;
@@ -660,6 +663,24 @@ export function setfsuid(uid: number): number {
 /** setfsgid(2): as {@link setfsuid}, for the group. */
 export function setfsgid(gid: number): number {
   return c.setfsgid(gid >>> 0);
+}
+
+// ---- clocks ------------------------------------------------------------------------------------------
+
+/** Wall-clock time, as precise as the hardware allows. */
+export const CLOCK_REALTIME = 0;
+/**
+ * Wall-clock time as of the last timer tick (a few ms coarse, very cheap): what the kernel stamps
+ * file times with (current_time()) unless a finer stamp is needed to show a change.
+ */
+export const CLOCK_REALTIME_COARSE = 5;
+
+/** clock_gettime(2) of `clock` into `into` (reused, no allocation); returns `into`. */
+export function clockGettime<T extends { sec: number; nsec: number }>(clock: number, into: T): T {
+  if (c.clock_gettime(clock, P_CLOCK) !== 0) fail("clock_gettime");
+  into.sec = i64(OFF_CLOCK);
+  into.nsec = dv.getUint32(OFF_CLOCK + 8, true);
+  return into;
 }
 
 /** umask(2): set the process file-creation mask; returns the previous one. */
