@@ -75,12 +75,6 @@ export interface SnapEntry {
   pages?: Array<[number, string]>;
   /** Regular files: no hole before EOF (SEEK_HOLE(0) == size). */
   dense?: boolean;
-  /**
-   * Regular files: atime after the snapshot read the content (which may change it unevenly: each
-   * side reads only its own data extents of a large sparse file). The next checkpoint compares
-   * against this one.
-   */
-  atimeAfter?: [number, number];
   /** Open regular files: the descriptor's file position. */
   pos?: number;
 }
@@ -377,9 +371,10 @@ function xattrs(path: string): Array<[string, string]> | string {
 
 function describeFile(p: string, path: string, st: sys.Stat, e: SnapEntry): void {
   if ((st.mode & S_IFMT) !== S_IFREG) return;
-  // O_DIRECT: no readahead, whose READ requests may reach a FUSE daemon (and stamp atime) after
-  // the read returned and the snapshot moved on
-  const fl = O_RDONLY | O_NONBLOCK | O_CLOEXEC | (p.startsWith("fd") ? 0 : O_NOFOLLOW);
+  // O_NOATIME: the snapshot observes and changes nothing (each side reads only its own data
+  // extents of a sparse file, so reads would stamp atime on one side only). O_DIRECT: no
+  // readahead, whose READ requests could reach a FUSE daemon after the snapshot moved on.
+  const fl = O_RDONLY | O_NOATIME | O_NONBLOCK | O_CLOEXEC | (p.startsWith("fd") ? 0 : O_NOFOLLOW);
   let fd: number;
   try {
     fd = sys.openat(AT_FDCWD, path, fl | O_DIRECT);
@@ -389,8 +384,6 @@ function describeFile(p: string, path: string, st: sys.Stat, e: SnapEntry): void
   try {
     Object.assign(e, content(fd, st.size));
     e.dense = st.size === 0 || sys.lseek(fd, 0, SEEK_HOLE) >= st.size;
-    const after = sys.fstat(fd);
-    e.atimeAfter = [after.atimeSec, after.atimeNsec];
   } finally {
     sys.close(fd);
   }

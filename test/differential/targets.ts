@@ -62,13 +62,16 @@ export interface TargetOptions {
  * of memfs runs (MEMFS_EXCLUDE) until it is fixed. Remove both when it is.
  */
 const TMPFILE_KNOWN = "open(O_TMPFILE) answers EOPNOTSUPP (the reference: a new unnamed file): the runtime decodes FUSE_TMPFILE but has no tmpfile op";
-const SGID_KNOWN =
-  "a write (or truncate) by a caller outside the file's group keeps S_ISGID on a file without group-execute; the " +
-  "reference (VFS since Linux 6.2) clears it. FUSE's kernel kills privileges itself with the old rule unless the " +
-  "daemon negotiates FUSE_HANDLE_KILLPRIV_V2 (runtime) and applies the rule (plugin): runs pick S_ISGID only with g+x";
-const MEMFS_KNOWN = [TMPFILE_KNOWN, SGID_KNOWN];
+const MEMFS_KNOWN = [TMPFILE_KNOWN];
 const MEMFS_EXCLUDE: OpKind[] = ["tmpfile"];
-const MEMFS_GEN: Partial<GeneratorOptions> = {
+/** memfs kills privileges itself (FUSE_HANDLE_KILLPRIV_V2), so runs use every mode. */
+const MEMFS_GEN: Partial<GeneratorOptions> = { userOp: fuseUserOp };
+/** passthrough does not opt in to FUSE_HANDLE_KILLPRIV_V2: the kernel applies the old setgid rule. */
+const SGID_KNOWN =
+  "a write (or truncate, chown) by a caller outside the file's group keeps S_ISGID on a file without group-execute; the " +
+  "reference (VFS since Linux 6.2) clears it. FUSE's kernel kills privileges itself with the old rule unless the " +
+  "plugin declares killPrivileges (FUSE_HANDLE_KILLPRIV_V2) and applies the rule, as memfs does: runs pick S_ISGID only with g+x";
+const PASSTHROUGH_GEN: Partial<GeneratorOptions> = {
   modeFilter: (m) => ((m & 0o2000) !== 0 && (m & 0o010) === 0 ? m | 0o010 : m),
   userOp: fuseUserOp,
 };
@@ -168,7 +171,7 @@ export async function passthroughTarget(transport: Transport, o: TargetOptions =
     },
     exclude: MEMFS_EXCLUDE,
     known: [TMPFILE_KNOWN, SGID_KNOWN],
-    gen: MEMFS_GEN,
+    gen: PASSTHROUGH_GEN,
     mount,
     async close() {
       const errors: string[] = [];
