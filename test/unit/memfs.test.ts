@@ -11,6 +11,7 @@ import {
   O_APPEND,
   O_CREAT,
   O_EXCL,
+  O_RDONLY,
   O_RDWR,
   O_TRUNC,
   O_WRONLY,
@@ -884,20 +885,44 @@ describe("setattr", () => {
     expect(after(n, "ctime", 9, 9)).toBe(true);
   });
 
-  test("truncate to the same size changes nothing; a new size stamps mtime", async () => {
+  test("truncate to the same size changes nothing; a new size stamps mtime; ftruncate always does", async () => {
     const { fs } = memfs();
     const f = createFile(fs, ROOT, "f", "abc");
     const n = attr(fs, f.ino);
-    const [s, ns] = stamp(n, "mtime");
+    let [s, ns] = stamp(n, "mtime");
     await Bun.sleep(2);
     fs.setattr(req, f.ino, { size: 3 });
     expect(stamp(n, "mtime")).toEqual([s, ns]);
     expect(stamp(n, "ctime")).toEqual([s, ns]);
     fs.setattr(req, f.ino, { size: 10 });
     expect(after(n, "mtime", s, ns)).toBe(true);
+    // ftruncate (the kernel sends FATTR_FH and leaves the times to the filesystem): tmpfs stamps
+    // mtime and ctime even for the same size
+    [s, ns] = stamp(n, "mtime");
+    fs.setattr(req, f.ino, { size: 10, fh: 0 });
+    expect(after(n, "mtime", s, ns)).toBe(true);
+    expect(stamp(n, "ctime")).toEqual(stamp(n, "mtime"));
     expect(errnoOf(() => fs.setattr(req, ROOT, { size: 0 }))).toBe(Errno.EISDIR);
     const l = fs.symlink(req, ROOT, "l", "f") as Entry;
     expect(errnoOf(() => fs.setattr(req, l.ino, { size: 0 }))).toBe(Errno.EINVAL);
+  });
+});
+
+describe("O_NOATIME", () => {
+  test("reads through an open or a create with O_NOATIME leave atime alone", () => {
+    const { fs } = memfs();
+    const O_NOATIME = 0o1000000;
+    const c = fs.create(req, ROOT, "f", S_IFREG | 0o644, O_CREAT | O_RDWR | O_NOATIME, 0) as { entry: Entry; fh?: number };
+    fs.write(req, c.entry.ino, c.fh ?? 0, 0, new Uint8Array([1, 2, 3]), 0);
+    const n = attr(fs, c.entry.ino);
+    fs.setattr(req, n.ino, { atime: { sec: 1000, nsec: 0 } }); // a day old: relatime would update
+    fs.read(req, n.ino, c.fh ?? 0, 0, 3, new Uint8Array(3));
+    expect(stamp(n, "atime")).toEqual([1000, 0]);
+    const o = fs.open(req, n.ino, O_RDONLY | O_NOATIME) as { fh?: number } | undefined;
+    fs.read(req, n.ino, o?.fh ?? 0, 0, 3, new Uint8Array(3));
+    expect(stamp(n, "atime")).toEqual([1000, 0]);
+    fs.read(req, n.ino, 0, 0, 3, new Uint8Array(3)); // an ordinary handle
+    expect(n.atimeSec).toBeGreaterThan(1000);
   });
 });
 
