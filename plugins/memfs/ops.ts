@@ -189,11 +189,12 @@ export function createOps(state: MemfsState): Filesystem {
       // before a chown: the rule looks at the group the file had
       if (ch.killSuidgid === true && killPrivileges(req, n, size === undefined && req.uid === 0)) changed = true;
       if (size !== undefined) {
-        // the same size still frees what KEEP_SIZE allocated past EOF (shmem_setattr), and through
-        // a descriptor (ftruncate: FATTR_FH; the kernel leaves the times to us) stamps mtime too
-        const resized = size !== n.size;
+        // As shmem_setattr: a new size stamps mtime and ctime; so does the same size when the file
+        // holds data (shmem_truncate_range runs, and frees what KEEP_SIZE allocated past EOF), and
+        // any size through a descriptor (ftruncate: FATTR_FH, the kernel leaves the times to us).
+        const stamps = size !== n.size || n.blocks !== 0 || ch.fh !== undefined;
         setSize(state, n, size);
-        if (resized || ch.fh !== undefined) {
+        if (stamps) {
           setMtime(n);
           changed = true;
         }
@@ -230,8 +231,8 @@ export function createOps(state: MemfsState): Filesystem {
         n.ctimeNsec = ch.ctime.nsec;
       } else if (changed || size === undefined) {
         // Any change stamps ctime. So does a request with nothing in it: that is what the kernel
-        // sends for chown(f, -1, -1), which stamps ctime on tmpfs. Only a truncate(2) by path to
-        // the same size changes nothing.
+        // sends for chown(f, -1, -1), which stamps ctime on tmpfs. Only a truncate(2) by path of a
+        // file without data to the same size changes nothing.
         setCtime(n);
       }
       return n;
