@@ -207,6 +207,11 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
         else sys.truncate(sys.procPath(fd), ch.size);
       }
       if (ch.atime !== undefined || ch.mtime !== undefined) sys.utimensat(fd, "", ch.atime, ch.mtime, EMPTY_NOFOLLOW);
+      else if ((ch.ctime !== undefined || ch.killSuidgid === true) && mode === undefined && ch.uid === undefined && ch.gid === undefined && ch.size === undefined) {
+        // a change of nothing but ctime (chown(-1, -1) arrives so, or as a bare kill of the
+        // setuid/setgid bits): the same no-op chown on the source stamps its ctime, as natively
+        sys.fchownat(fd, "", -1, -1, EMPTY_NOFOLLOW);
+      }
       return nodes.fill(node, sys.fstat(fd, st));
     },
 

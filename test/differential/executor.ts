@@ -375,17 +375,25 @@ function describeFile(p: string, path: string, st: sys.Stat, e: SnapEntry): void
   // extents of a sparse file, so reads would stamp atime on one side only). O_DIRECT: no
   // readahead, whose READ requests could reach a FUSE daemon after the snapshot moved on.
   const fl = O_RDONLY | O_NOATIME | O_NONBLOCK | O_CLOEXEC | (p.startsWith("fd") ? 0 : O_NOFOLLOW);
-  let fd: number;
-  try {
-    fd = sys.openat(AT_FDCWD, path, fl | O_DIRECT);
-  } catch {
-    fd = sys.openat(AT_FDCWD, path, fl);
-  }
-  try {
-    Object.assign(e, content(fd, st.size));
-    e.dense = st.size === 0 || sys.lseek(fd, 0, SEEK_HOLE) >= st.size;
-  } finally {
-    sys.close(fd);
+  for (const direct of [O_DIRECT, 0]) {
+    let fd: number;
+    try {
+      fd = sys.openat(AT_FDCWD, path, fl | direct);
+    } catch (err) {
+      if (direct !== 0) continue;
+      throw err;
+    }
+    try {
+      Object.assign(e, content(fd, st.size));
+      e.dense = st.size === 0 || sys.lseek(fd, 0, SEEK_HOLE) >= st.size;
+      return;
+    } catch (err) {
+      // a disk filesystem (passthrough's native reference) wants O_DIRECT reads aligned: read
+      // it through the page cache instead (no daemon there whose readahead could come late)
+      if (direct === 0 || errName(err) !== "EINVAL") throw err;
+    } finally {
+      sys.close(fd);
+    }
   }
 }
 

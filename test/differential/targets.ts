@@ -64,18 +64,8 @@ export interface TargetOptions {
 const TMPFILE_KNOWN = "open(O_TMPFILE) answers EOPNOTSUPP (the reference: a new unnamed file): the runtime decodes FUSE_TMPFILE but has no tmpfile op";
 const MEMFS_KNOWN = [TMPFILE_KNOWN];
 const MEMFS_EXCLUDE: OpKind[] = ["tmpfile"];
-/** memfs kills privileges itself (FUSE_HANDLE_KILLPRIV_V2), so runs use every mode. */
+/** memfs and passthrough kill privileges themselves (FUSE_HANDLE_KILLPRIV_V2), so runs use every mode. */
 const MEMFS_GEN: Partial<GeneratorOptions> = { userOp: fuseUserOp };
-/** passthrough does not opt in to FUSE_HANDLE_KILLPRIV_V2: the kernel applies the old setgid rule. */
-const SGID_KNOWN =
-  "a write (or truncate, chown) by a caller outside the file's group keeps S_ISGID on a file without group-execute; the " +
-  "reference (VFS since Linux 6.2) clears it. FUSE's kernel kills privileges itself with the old rule unless the " +
-  "plugin declares killPrivileges (FUSE_HANDLE_KILLPRIV_V2) and applies the rule, as memfs does: runs pick S_ISGID only with g+x";
-const PASSTHROUGH_GEN: Partial<GeneratorOptions> = {
-  modeFilter: (m) => ((m & 0o2000) !== 0 && (m & 0o010) === 0 ? m | 0o010 : m),
-  userOp: fuseUserOp,
-};
-
 /**
  * Intended (FUSE's kernel decides, not the daemon): a fallocate mode tmpfs refuses
  * (ZERO_RANGE) by a caller without CAP_FSETID still clears S_ISUID/S_ISGID through FUSE, which
@@ -170,8 +160,9 @@ export async function passthroughTarget(transport: Transport, o: TargetOptions =
       inodesReused: true,
     },
     exclude: MEMFS_EXCLUDE,
-    known: [TMPFILE_KNOWN, SGID_KNOWN],
-    gen: PASSTHROUGH_GEN,
+    known: MEMFS_KNOWN,
+    // passthrough kills privileges itself too (FUSE_HANDLE_KILLPRIV_V2): every mode
+    gen: MEMFS_GEN,
     mount,
     async close() {
       const errors: string[] = [];
