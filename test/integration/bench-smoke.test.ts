@@ -1,7 +1,8 @@
 /**
- * CI smoke test of the benchmark suite: `scripts/bench --smoke` (the quick profile's smallest
- * variant: every workload, one round, tiny sizes) must run every workload without an error and
- * leave no mount behind. It never looks at the numbers: timing cannot fail it.
+ * CI smoke test of the benchmark suite: `scripts/bench --quick` (every workload, 3 alternating
+ * rounds, about 2 minutes on an idle machine; FURING_BENCH_PROFILE=smoke for the tiny variant)
+ * must run every workload without an error and leave no mount behind. It never looks at the
+ * numbers: timing cannot fail it.
  *
  * Workloads whose tools are missing (fio comes from `scripts/setup --bench`) are skipped, not
  * failed. Needs root, as the suite does (tmpfs, drop_caches, FUSE over io_uring).
@@ -12,8 +13,9 @@ import { join } from "node:path";
 import { REPO, isRoot, makeTempDir, mounts, removeTempDir } from "../helpers/mount.ts";
 
 const BENCH = join(REPO, "scripts/bench");
-/** The smoke run takes well under a minute on an idle machine; leave room for a busy one. */
-const LIMIT_MS = 150_000;
+const PROFILE = process.env.FURING_BENCH_PROFILE === "smoke" ? "--smoke" : "--quick";
+/** The quick run takes about 2 minutes on an idle machine; leave room for a busy one. */
+const LIMIT_MS = PROFILE === "--quick" ? 480_000 : 150_000;
 
 interface BenchJson {
   workloads: Array<{
@@ -25,14 +27,14 @@ interface BenchJson {
   environment: { kernel: string; enable_uring: string; bun: string; furing_commit: string };
 }
 
-describe.skipIf(!isRoot())("scripts/bench --smoke", () => {
+describe.skipIf(!isRoot())(`scripts/bench ${PROFILE}`, () => {
   test(
     "every workload runs side by side with its baseline, results in JSON and markdown, no mount left",
     async () => {
       const dir = await makeTempDir("bench");
       const out = join(dir, "bench.json");
       try {
-        const proc = Bun.spawn([process.execPath, BENCH, "--smoke", "--skip-missing", "--out", out], {
+        const proc = Bun.spawn([process.execPath, BENCH, PROFILE, "--skip-missing", "--out", out], {
           cwd: REPO,
           stdin: "ignore",
           stdout: "pipe",
@@ -54,7 +56,7 @@ describe.skipIf(!isRoot())("scripts/bench --smoke", () => {
           .filter((w) => w.status === "error")
           .map((w) => `${w.id}: ${w.error}\n${w.cases.filter((c) => c.error).map((c) => `  ${c.id}: ${c.error}`).join("\n")}`);
         if (proc.exitCode !== 0 || failures.length)
-          throw new Error(`scripts/bench --smoke exited ${proc.exitCode}${proc.signalCode ? ` (${proc.signalCode})` : ""}\n${failures.join("\n")}\n--- stderr ---\n${stderr.slice(-6000)}`);
+          throw new Error(`scripts/bench ${PROFILE} exited ${proc.exitCode}${proc.signalCode ? ` (${proc.signalCode})` : ""}\n${failures.join("\n")}\n--- stderr ---\n${stderr.slice(-6000)}`);
 
         expect(json).toBeDefined();
         const skipped = json!.workloads.filter((w) => w.status === "skipped");
