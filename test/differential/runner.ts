@@ -14,7 +14,7 @@ import { Executor, ExecutorError } from "./client.ts";
 import { CheckState, compareResult, formatOps, type Difference, type Oracle, type Rules } from "./compare.ts";
 import type { Attr } from "./executor.ts";
 import { Generator, type GeneratorOptions } from "./generator.ts";
-import { describe, slotsUsed, SEEK_DATA, SEEK_HOLE, S_IFDIR, S_IFMT, S_IFREG, type Op, type Result } from "./ops.ts";
+import { describe, slotsUsed, S_IFDIR, S_IFMT, S_IFREG, type Op, type Result } from "./ops.ts";
 import type { Target } from "./targets.ts";
 
 /** Executors for A and B, and fresh run roots under the target's two directories. */
@@ -128,13 +128,13 @@ export async function runSequence(pair: Pair, source: Generator | Op[], n: numbe
       }
       let pending = ahead.get(i);
       if (pending === undefined && list) {
-        // A fixed list: send the ops up to the next checkpoint (or lseek SEEK_DATA/SEEK_HOLE,
-        // whose check asks the reference right after) without waiting for each answer.
+        // A fixed list: send the ops up to the next checkpoint (or an lseek, whose check may ask
+        // the reference about the descriptor right after) without waiting for each answer.
         for (let j = i; j < total && j < i + 64; j++) {
           const x = list[j] as Op;
           if (x.k === "check") break;
           ahead.set(j, Promise.all([pair.A.op(x), pair.B.op(x)]));
-          if ((x.k === "lseek" && (x.wh === SEEK_DATA || x.wh === SEEK_HOLE)) || frees(x)) break;
+          if (x.k === "lseek" || frees(x)) break;
         }
         pending = ahead.get(i);
       }
