@@ -23,9 +23,9 @@ and prints a markdown table of median ratios (higher is better) with issue 8's t
 results go to a JSON file. Needs root (tmpfs, drop_caches, kernel passthrough), fio (scripts/setup
 --bench), gcc, tar, git.
 
-  --quick            short rounds, small files, 3 rounds (default; a few minutes)
+  --quick            short rounds, small files, 3 rounds (default; a few minutes; what CI runs)
   --full             the reference's sizes, 5 rounds
-  --smoke            the smallest variant of quick: 1 round, no warm-up, tiny sizes (CI)
+  --smoke            the smallest variant of quick: 1 round, no warm-up, tiny sizes
   --only D1,M1,...   run only these workloads (${WORKLOAD_IDS.join(" ")})
   --plugin NAME      memfs: D, M, X vs tmpfs; passthrough: P1, P2 (and any D/M/X named in
                      --only, then against the native directory). Default: D, M, X on memfs and P1, P2.
