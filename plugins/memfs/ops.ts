@@ -107,7 +107,7 @@ import {
   writeData,
 } from "./data.ts";
 import { getXattr, listXattrs, removeXattr, setXattr } from "./xattr.ts";
-import { killPrivileges } from "./privileges.ts";
+import { killPrivileges, mayWrite } from "./privileges.ts";
 import type { MemfsState } from "./state.ts";
 
 /** Symlink targets up to this length (with the NUL) live in the inode, longer ones take a page. */
@@ -115,6 +115,12 @@ const SHORT_SYMLINK_LEN = 128;
 
 function isReg(n: Node): boolean {
   return (n.mode & S_IFMT) === S_IFREG;
+}
+
+/** A setattr that changes nothing itself (the kernel's file_remove_privs(), chown(f, -1, -1)). */
+function emptySetattr(ch: SetAttr): boolean {
+  return ch.size === undefined && ch.uid === undefined && ch.gid === undefined && ch.mode === undefined &&
+    ch.atime === undefined && ch.mtime === undefined && ch.ctime === undefined;
 }
 
 /**
@@ -187,7 +193,7 @@ export function createOps(state: MemfsState): Filesystem {
       tick();
       let changed = false;
       // before a chown: the rule looks at the group the file had
-      if (ch.killSuidgid === true && killPrivileges(req, n, size === undefined && req.uid === 0)) changed = true;
+      if (ch.killSuidgid === true && (!emptySetattr(ch) || req.uid === n.uid || mayWrite(req, n)) && killPrivileges(req, n, size === undefined && req.uid === 0)) changed = true;
       if (size !== undefined) {
         // As shmem_setattr: a new size stamps mtime and ctime; so does the same size when the file
         // holds data (shmem_truncate_range runs, and frees what KEEP_SIZE allocated past EOF), and

@@ -67,11 +67,18 @@ const MEMFS_EXCLUDE: OpKind[] = ["tmpfile"];
 /** memfs and passthrough kill privileges themselves (FUSE_HANDLE_KILLPRIV_V2), so runs use every mode. */
 const MEMFS_GEN: Partial<GeneratorOptions> = { userOp: fuseUserOp };
 /**
- * Intended (FUSE's kernel decides, not the daemon): a fallocate mode tmpfs refuses
- * (ZERO_RANGE) by a caller without CAP_FSETID still clears S_ISUID/S_ISGID through FUSE, which
- * removes privileges before it asks the daemon; tmpfs refuses first. Runs make such calls as root.
+ * Intended (FUSE's kernel decides, not the daemon), so runs make these calls as root:
+ * - a fallocate mode tmpfs refuses (ZERO_RANGE) by a caller without CAP_FSETID still clears
+ *   S_ISUID/S_ISGID through FUSE, which removes privileges before it asks the daemon; tmpfs
+ *   refuses first;
+ * - chown(f, -1, -1) by someone other than the owner of a setuid/setgid file: tmpfs answers EPERM
+ *   (clearing the bits is a mode change, for the owner only); with FUSE_HANDLE_KILLPRIV_V2 the
+ *   kernel drops that mode change before its permission check and sends the daemon the same empty
+ *   SETATTR as its own file_remove_privs() for a writer, so the call succeeds (memfs clears the
+ *   bits if the caller could write the file).
  */
 function fuseUserOp(op: Op): boolean {
+  if ((op.k === "chown" || op.k === "fchown") && op.u === -1 && op.g === -1) return false;
   return !(op.k === "fallocate" && (op.mode & FALLOC_FL_ZERO_RANGE) !== 0);
 }
 

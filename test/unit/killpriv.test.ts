@@ -239,6 +239,14 @@ describe("memfs clears setuid/setgid when told to", () => {
     fs.setattr(request(1000, 1000), f.ino, { killSuidgid: true });
     expect(perm(f)).toBe(0o0644);
     expect([f.ctimeSec, f.ctimeNsec]).not.toEqual(c0);
+    // chown(f, -1, -1) and the kernel's file_remove_privs() arrive alike (nothing but the kill):
+    // someone else clears the bits only if they could write the file
+    f = file("v", 0o6755); // owned by 1000
+    fs.setattr(request(1001, 1001), f.ino, { killSuidgid: true });
+    expect(perm(f)).toBe(0o6755);
+    f = file("w", 0o6757);
+    fs.setattr(request(1001, 1001), f.ino, { killSuidgid: true });
+    expect(perm(f)).toBe(0o0757);
     // a directory keeps both
     const d = fs.mkdir(root, 1, "d", 0o6755, 0) as Node;
     fs.setattr(request(1000, 1000), d.ino, { killSuidgid: true });
