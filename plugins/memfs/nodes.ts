@@ -75,6 +75,8 @@ export class Node implements Entry {
   nlookup: number;
   /** Open file and directory handles. */
   opens: number;
+  /** Of those, handles open for writing. */
+  writers: number;
   /** Directories: the containing directory's id (the root's is itself). */
   parent: number;
   /** Directories only. */
@@ -103,6 +105,7 @@ export class Node implements Entry {
     this.ctimeNsec = nowNsec;
     this.nlookup = 0;
     this.opens = 0;
+    this.writers = 0;
     this.parent = 0;
     this.dir = null;
     this.chunks = null;

@@ -107,7 +107,7 @@ import {
   writeData,
 } from "./data.ts";
 import { getXattr, listXattrs, removeXattr, setXattr } from "./xattr.ts";
-import { killPrivileges, mayWrite } from "./privileges.ts";
+import { killPrivileges } from "./privileges.ts";
 import type { MemfsState } from "./state.ts";
 
 /** Symlink targets up to this length (with the NUL) live in the inode, longer ones take a page. */
@@ -193,7 +193,10 @@ export function createOps(state: MemfsState): Filesystem {
       tick();
       let changed = false;
       // before a chown: the rule looks at the group the file had
-      if (ch.killSuidgid === true && (!emptySetattr(ch) || req.uid === n.uid || mayWrite(req, n)) && killPrivileges(req, n, size === undefined && req.uid === 0)) changed = true;
+      // (an empty request is the kernel's file_remove_privs() for a writer, or anyone's chown(f, -1, -1):
+      // FUSE cannot tell them apart and skips tmpfs's ownership check, so only the owner, root, or
+      // while the file is open for writing)
+      if (ch.killSuidgid === true && (!emptySetattr(ch) || req.uid === 0 || req.uid === n.uid || n.writers > 0) && killPrivileges(req, n, size === undefined && req.uid === 0)) changed = true;
       if (size !== undefined) {
         // As shmem_setattr: a new size stamps mtime and ctime; so does the same size when the file
         // holds data (shmem_truncate_range runs, and frees what KEEP_SIZE allocated past EOF), and
@@ -410,6 +413,7 @@ export function createOps(state: MemfsState): Filesystem {
         setMtime(n);
       }
       n.opens++;
+      if ((flags & O_ACCMODE) !== O_RDONLY) n.writers = (n.writers | 0) + 1;
       // the file handle only remembers O_NOATIME: reads through it leave atime alone
       return (flags & O_NOATIME) !== 0 ? NOATIME_OPEN : undefined;
     },
@@ -445,10 +449,11 @@ export function createOps(state: MemfsState): Filesystem {
     // op the runtime answers ENOSYS once, after which the kernel stops sending FLUSH on every
     // close (one request fewer per create+close).
 
-    release(req: Request, ino: number): void {
+    release(req: Request, ino: number, fh: number, flags: number): void {
       const n = nodes.get(ino);
       if (n === undefined) return;
       if (n.opens > 0) n.opens--;
+      if ((flags & O_ACCMODE) !== O_RDONLY && n.writers > 0) n.writers--;
       maybeFree(state, n);
     },
 
@@ -582,6 +587,7 @@ export function createOps(state: MemfsState): Filesystem {
       }
       n.nlookup++;
       n.opens++;
+      if ((flags & O_ACCMODE) !== O_RDONLY) n.writers = (n.writers | 0) + 1;
       // as open: the handle remembers O_NOATIME
       return (flags & O_NOATIME) !== 0 ? { entry: n, fh: NOATIME_FH } : { entry: n };
     },

@@ -27,22 +27,6 @@ export function killPrivileges(req: Request, n: Node, capable: boolean): boolean
 }
 
 /**
- * May the caller write `n` by its mode bits (root, or the owner's, group's or others' w bit)?
- * For a SETATTR with nothing in it: the kernel sends one for its own file_remove_privs() (before
- * a write, fallocate or copy_file_range into a file its caller opened for writing) and for
- * chown(f, -1, -1), and FUSE cannot tell them apart; tmpfs lets only the owner have the latter
- * clear bits (EPERM otherwise). memfs clears them for anyone who could write the file, so a
- * caller who could not cannot strip setuid bits.
- */
-export function mayWrite(req: Request, n: Node): boolean {
-  if (req.uid === 0) return true;
-  const m = n.mode;
-  if (req.uid === n.uid) return (m & 0o200) !== 0;
-  if ((m & 0o020) !== 0 && inGroup(req, n.gid)) return true;
-  return (m & 0o002) !== 0;
-}
-
-/**
  * Is `gid` the caller's fsgid or one of its supplementary groups? FUSE requests carry only the
  * fsgid; the supplementary groups are read from /proc (rarely: only for a set-group-ID file
  * without group-execute, written by someone outside its group). Unknown counts as not a member,

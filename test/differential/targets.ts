@@ -75,7 +75,7 @@ const MEMFS_GEN: Partial<GeneratorOptions> = { userOp: fuseUserOp };
  *   (clearing the bits is a mode change, for the owner only); with FUSE_HANDLE_KILLPRIV_V2 the
  *   kernel drops that mode change before its permission check and sends the daemon the same empty
  *   SETATTR as its own file_remove_privs() for a writer, so the call succeeds (memfs clears the
- *   bits if the caller could write the file).
+ *   bits then only while the file is open for writing).
  */
 function fuseUserOp(op: Op): boolean {
   if ((op.k === "chown" || op.k === "fchown") && op.u === -1 && op.g === -1) return false;

@@ -159,6 +159,7 @@ function memfs() {
   /** A file with `mode`, group `gid`, owned by uid 1000. */
   const file = (name: string, mode: number, gid = 50): Node => {
     const { entry } = fs.create(root, 1, name, S_IFREG | mode, O_CREAT | O_RDWR, 0) as { entry: Entry };
+    fs.release(root, entry.ino, 0, O_RDWR);
     fs.setattr(root, entry.ino, { uid: 1000, gid });
     fs.setattr(root, entry.ino, { mode });
     return fs.getattr(root, entry.ino, undefined) as Node;
@@ -239,14 +240,19 @@ describe("memfs clears setuid/setgid when told to", () => {
     fs.setattr(request(1000, 1000), f.ino, { killSuidgid: true });
     expect(perm(f)).toBe(0o0644);
     expect([f.ctimeSec, f.ctimeNsec]).not.toEqual(c0);
-    // chown(f, -1, -1) and the kernel's file_remove_privs() arrive alike (nothing but the kill):
-    // someone else clears the bits only if they could write the file
-    f = file("v", 0o6755); // owned by 1000
+    // chown(f, -1, -1) and the kernel's file_remove_privs() for a writer arrive alike (nothing but
+    // the kill): from someone else they clear the bits only while the file is open for writing
+    f = file("v", 0o6757); // owned by 1000
     fs.setattr(request(1001, 1001), f.ino, { killSuidgid: true });
-    expect(perm(f)).toBe(0o6755);
-    f = file("w", 0o6757);
-    fs.setattr(request(1001, 1001), f.ino, { killSuidgid: true });
+    expect(perm(f)).toBe(0o6757);
+    fs.open(root, f.ino, O_RDWR, false);
+    fs.setattr(request(1001, 1001), f.ino, { killSuidgid: true }); // e.g. fallocate through root's descriptor
     expect(perm(f)).toBe(0o0757);
+    fs.release(root, f.ino, 0, O_RDWR);
+    fs.setattr(root, f.ino, { mode: 0o6757 });
+    fs.open(root, f.ino, 0, false); // read-only opens do not count
+    fs.setattr(request(1001, 1001), f.ino, { killSuidgid: true });
+    expect(perm(f)).toBe(0o6757);
     // a directory keeps both
     const d = fs.mkdir(root, 1, "d", 0o6755, 0) as Node;
     fs.setattr(request(1000, 1000), d.ino, { killSuidgid: true });
