@@ -72,6 +72,13 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
     }
   }
 
+  /** Root, the owner, or write permission by the mode bits (owner, then group, then other). */
+  function mayWrite(req: { uid: number; gid: number; pid: number }, now: sys.Stat): boolean {
+    if (req.uid === 0 || req.uid === now.uid) return true;
+    if (req.gid === now.gid || groupsOf(req.pid).includes(now.gid)) return (now.mode & 0o020) !== 0;
+    return (now.mode & 0o002) !== 0;
+  }
+
   /**
    * Clear setuid/setgid of the file behind `fd` by the Linux rule (setattr_should_drop_suidgid,
    * ≥ 6.2): S_ISUID goes; S_ISGID goes when the file is group-executable, or when the caller is
@@ -195,7 +202,12 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
       // before a chown or truncate, on the attributes the file had; root chowning stands for
       // privileged (a truncate, and the empty SETATTR of the kernel's file_remove_privs, come
       // only from callers without CAP_FSETID)
-      if (ch.killSuidgid === true) killPrivileges(req, fd, f !== undefined, ch.size === undefined && req.uid === 0);
+      const bare = ch.mode === undefined && ch.uid === undefined && ch.gid === undefined && ch.size === undefined && ch.atime === undefined && ch.mtime === undefined;
+      // A bare kill is anyone's chown(f, -1, -1) or the kernel's file_remove_privs before a
+      // write-like change (FUSE cannot tell them apart): only the owner, root or someone who may
+      // write the file (and so could clear the bits by writing) gets it; natively a stranger's
+      // chown(f, -1, -1) of a setuid file fails with EPERM and changes nothing.
+      if (ch.killSuidgid === true && (!bare || mayWrite(req, sys.fstat(fd, st)))) killPrivileges(req, fd, f !== undefined, ch.size === undefined && req.uid === 0);
       const mode = ch.mode;
       if (mode !== undefined) {
         if (f !== undefined) sys.fchmod(fd, mode & 0o7777);
@@ -207,10 +219,12 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
         else sys.truncate(sys.procPath(fd), ch.size);
       }
       if (ch.atime !== undefined || ch.mtime !== undefined) sys.utimensat(fd, "", ch.atime, ch.mtime, EMPTY_NOFOLLOW);
-      else if ((ch.ctime !== undefined || ch.killSuidgid === true) && mode === undefined && ch.uid === undefined && ch.gid === undefined && ch.size === undefined) {
+      else if ((ch.ctime !== undefined || ch.killSuidgid === true) && bare) {
         // a change of nothing but ctime (chown(-1, -1) arrives so, or as a bare kill of the
-        // setuid/setgid bits): the same no-op chown on the source stamps its ctime, as natively
-        sys.fchownat(fd, "", -1, -1, EMPTY_NOFOLLOW);
+        // setuid/setgid bits): the same no-op chown on the source stamps its ctime, as natively.
+        // Not on a file that still has setuid/setgid bits: our (root) chown would strip them,
+        // whoever the caller is; killPrivileges above decided what goes.
+        if ((sys.fstat(fd, st).mode & (S_ISUID | S_ISGID)) === 0) sys.fchownat(fd, "", -1, -1, EMPTY_NOFOLLOW);
       }
       return nodes.fill(node, sys.fstat(fd, st));
     },

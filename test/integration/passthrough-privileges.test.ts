@@ -30,6 +30,7 @@ interface Scenario {
   cmd: string;
 }
 
+const CHOWN_NOOP = `python3 -c 'import os, sys; os.chown(sys.argv[1], -1, -1)' "$0" 2>/dev/null || true`;
 const asOther = [`--reuid=${OTHER}`, `--regid=${OTHER}`, "--clear-groups"];
 const SCENARIOS: Scenario[] = [
   { name: "write by another user (setuid, setgid+g+x)", mode: 0o6777, as: asOther, cmd: `echo more >> "$0"` },
@@ -41,6 +42,10 @@ const SCENARIOS: Scenario[] = [
   { name: "fallocate by another user", mode: 0o6777, as: asOther, cmd: `fallocate -l 65536 "$0"` },
   { name: "write by root (CAP_FSETID keeps the bits)", mode: 0o6777, as: [], cmd: `echo more >> "$0"` },
   { name: "chown by root", mode: 0o6777, as: [], cmd: `chown ${OWNER}:${OTHER} "$0"` },
+  // chown(f, -1, -1): the owner's clears the bits; a stranger's fails natively (EPERM) and must not
+  // clear them through the mount either (FUSE passes it on as a bare kill, like file_remove_privs)
+  { name: "chown(f, -1, -1) by the owner", mode: 0o6755, as: [`--reuid=${OWNER}`, `--regid=${OWNER}`, "--clear-groups"], cmd: CHOWN_NOOP },
+  { name: "chown(f, -1, -1) by a stranger who may not write it", mode: 0o6755, as: asOther, cmd: CHOWN_NOOP },
 ];
 
 const CONFIGS = [
