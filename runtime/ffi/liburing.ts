@@ -17,6 +17,7 @@ const lib = dlopen("liburing.so.2", {
   io_uring_submit: { args: [T.ptr], returns: T.i32 },
   io_uring_get_events: { args: [T.ptr], returns: T.i32 },
   io_uring_register_eventfd: { args: [T.ptr, T.i32], returns: T.i32 },
+  io_uring_unregister_eventfd: { args: [T.ptr], returns: T.i32 },
   io_uring_register_buffers: { args: [T.ptr, T.ptr, T.u32], returns: T.i32 },
   io_uring_register_files: { args: [T.ptr, T.ptr, T.u32], returns: T.i32 },
 });
@@ -166,6 +167,16 @@ export class Ring {
     return true;
   }
 
+  /** The CQ head (moves whenever completions are reaped). */
+  head(): number {
+    return this.cqKhead[0]!;
+  }
+
+  /** The CQ tail (moves whenever the kernel posts completions). */
+  tail(): number {
+    return Atomics.load(this.cqKtail, 0);
+  }
+
   /** A CQE is waiting. */
   ready(): boolean {
     return this.cqKhead[0] !== Atomics.load(this.cqKtail, 0);
@@ -174,6 +185,11 @@ export class Ring {
   registerEventfd(fd: number): void {
     const rc = ur.io_uring_register_eventfd(this.handle as Pointer, fd);
     if (rc < 0) throw new SyscallError("io_uring_register_eventfd", -rc);
+  }
+
+  /** Stop signalling the eventfd (tests: a lost wake-up). */
+  unregisterEventfd(): void {
+    ur.io_uring_unregister_eventfd(this.handle as Pointer);
   }
 
   /** Register fixed buffers; `iovecs` points at `count` struct iovec. Returns 0 or -errno. */

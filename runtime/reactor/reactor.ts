@@ -12,6 +12,8 @@ import { libc, errno, SyscallError, EFD_CLOEXEC, EFD_NONBLOCK } from "../ffi/lib
 export type CompletionHandler = (index: number, res: number, flags: number) => void;
 
 const KIND_SHIFT = 24;
+/** Period of the lost-wake-up check. */
+const RESCUE_MS = 50;
 /** Reap/submit rounds per drain before yielding to the event loop (timers, other I/O). */
 const MAX_ROUNDS = 64;
 const INDEX_MASK = (1 << KIND_SHIFT) - 1;
@@ -40,6 +42,29 @@ export class Reactor {
    * A caller on another CPU then finds the reactor awake instead of paying two cross-CPU wake-ups.
    */
   busyPollUs = 0;
+  /**
+   * Lost wake-ups found by the rescue check (every RESCUE_MS): completions that sat in the CQ for
+   * a whole period with no wake-up, or work a transport found the same way. Should stay 0.
+   */
+  rescues = 0;
+  private rescueTimer: ReturnType<typeof setInterval> | undefined;
+  /** CQ tail seen by the last check while completions waited (-1: none waited). */
+  private waitingTail = -1;
+  private readonly rescueChecks: Array<() => boolean> = [];
+  private readonly rescueFn = () => {
+    let found = false;
+    // completions that were already waiting at the previous check and are still not reaped have
+    // waited a whole period: their wake-up was lost
+    if (this.waitingTail !== -1 && ((this.waitingTail - this.ring.head()) | 0) > 0) {
+      found = true;
+      this.drain();
+    }
+    this.waitingTail = this.ring.ready() ? this.ring.tail() : -1;
+    for (const check of this.rescueChecks) if (check()) found = true;
+    if (found && this.rescues++ === 0) {
+      console.error(`furing: the reactor found work that no wake-up announced (served ${RESCUE_MS} ms late; counted as reactor.rescues in status)`);
+    }
+  };
   /** Set by a transport when it replied to a caller that runs on this thread's CPU. */
   replyWokeLocal = false;
   private pollUntil = 0;
@@ -60,6 +85,11 @@ export class Reactor {
   constructor(sqEntries: number) {
     const sq = 1 << Math.ceil(Math.log2(Math.max(64, sqEntries)));
     this.ring = new Ring(sq, sq * 4);
+  }
+
+  /** A check the rescue timer runs too; returns true when it found (and served) lost work. */
+  addRescueCheck(check: () => boolean): void {
+    this.rescueChecks.push(check);
   }
 
   /** Register a completion handler; returns the kind to pass to `sqe`. */
@@ -140,9 +170,14 @@ export class Reactor {
       process.exit(70);
     });
     this.drain();
+    // A safety net, not a mechanism: a wake-up lost anywhere between the kernel and Bun's event
+    // loop would otherwise stall the mount for good (seen once in a benchmark run, classic
+    // transport, without a trace). Cheap: one timer, a few loads per period.
+    this.rescueTimer = setInterval(this.rescueFn, RESCUE_MS);
   }
 
   stop(): void {
     this.running = false;
+    if (this.rescueTimer !== undefined) clearInterval(this.rescueTimer);
   }
 }

@@ -55,7 +55,7 @@ export interface SessionStatus {
   requests: { io_uring: number; classic: number };
   inflight: number;
   timedOut: number;
-  reactor: { wakeups: number; completions: number; cpu: string; cpuMoves: number };
+  reactor: { wakeups: number; completions: number; rescues: number; cpu: string; cpuMoves: number };
   kernelNodes: number;
   passthrough: string;
   notifications: { sent: number; failed: number };
@@ -268,6 +268,7 @@ export class Session {
       reactor: {
         wakeups: this.reactor.wakeups,
         completions: this.reactor.completions,
+        rescues: this.reactor.rescues,
         cpu: u === null || !u.follower.enabled ? "scheduler" : u.follower.allowed.length < 2 ? `fixed by its affinity mask (CPU ${u.follower.allowed.join(",")})` : u.follower.pinned === -1 ? "follows callers (unpinned)" : `follows callers (on CPU ${u.follower.pinned})`,
         cpuMoves: u?.follower.moves ?? 0,
       },
