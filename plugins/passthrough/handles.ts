@@ -84,6 +84,12 @@ export class Handles {
     return this.s.handles.size;
   }
 
+  /** Node `ino` is open for writing through some handle (a scan: only for rare requests). */
+  openForWriting(ino: number): boolean {
+    for (const h of this.s.handles.values()) if (h.kind === "file" && h.ino === ino && (h.flags & sys.O_ACCMODE) !== sys.O_RDONLY) return true;
+    return false;
+  }
+
   // ---- directory streams ----------------------------------------------------------------------
 
   /** Position `d` so that `peek` yields the entry with index `offset`. */

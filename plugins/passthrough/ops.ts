@@ -204,10 +204,13 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
       // only from callers without CAP_FSETID)
       const bare = ch.mode === undefined && ch.uid === undefined && ch.gid === undefined && ch.size === undefined && ch.atime === undefined && ch.mtime === undefined;
       // A bare kill is anyone's chown(f, -1, -1) or the kernel's file_remove_privs before a
-      // write-like change (FUSE cannot tell them apart): only the owner, root or someone who may
-      // write the file (and so could clear the bits by writing) gets it; natively a stranger's
-      // chown(f, -1, -1) of a setuid file fails with EPERM and changes nothing.
-      if (ch.killSuidgid === true && (!bare || mayWrite(req, sys.fstat(fd, st)))) killPrivileges(req, fd, f !== undefined, ch.size === undefined && req.uid === 0);
+      // write-like change (FUSE cannot tell them apart): only root, the owner, someone who may
+      // write the file, or while the file is open for writing (a write through a descriptor
+      // someone else opened) gets it; natively a stranger's chown(f, -1, -1) of a setuid file
+      // fails with EPERM and changes nothing.
+      if (ch.killSuidgid === true && (!bare || mayWrite(req, sys.fstat(fd, st)) || handles.openForWriting(ino))) {
+        killPrivileges(req, fd, f !== undefined, ch.size === undefined && req.uid === 0);
+      }
       const mode = ch.mode;
       if (mode !== undefined) {
         if (f !== undefined) sys.fchmod(fd, mode & 0o7777);
