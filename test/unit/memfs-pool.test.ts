@@ -87,11 +87,11 @@ describe("memfs chunk pool", () => {
     const f = create(fs, "f");
     fs.write(req, f.ino, f.fh, 0, fill(6 * CHUNK, 0x5a), 0);
     const idle0 = state.pool!.idle;
-    fs.setattr(req, f.ino, { size: 2 * CHUNK + 5 }, f.fh);
+    fs.setattr(req, f.ino, { size: 2 * CHUNK + 5, fh: f.fh });
     expect(state.pool!.idle).toBe(idle0 + 4); // chunks 3..5 dropped, chunk 2 trimmed to a page
     fs.fallocate(req, f.ino, f.fh, 0, CHUNK, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
     expect(state.pool!.idle).toBe(idle0 + 5);
-    fs.setattr(req, f.ino, { size: 6 * CHUNK }, f.fh);
+    fs.setattr(req, f.ino, { size: 6 * CHUNK, fh: f.fh });
     fs.fallocate(req, f.ino, f.fh, 0, 6 * CHUNK, FALLOC_FL_KEEP_SIZE);
     const back = readAll(fs, f.ino, f.fh, 0, 6 * CHUNK);
     expect(back.subarray(0, CHUNK).every((x) => x === 0)).toBe(true);
@@ -104,7 +104,7 @@ describe("memfs chunk pool", () => {
     const f = create(fs, "big");
     const n = 1100; // > MAX_DIRTY (1024)
     fs.write(req, f.ino, f.fh, 0, fill(n * CHUNK, 0x33), 0);
-    fs.setattr(req, f.ino, { size: 0 }, f.fh);
+    fs.setattr(req, f.ino, { size: 0, fh: f.fh });
     expect(state.pool!.discarded).toBe(n - 1024);
     expect(state.pool!.idle).toBeGreaterThanOrEqual(n);
     fs.write(req, f.ino, f.fh, 0, fill(10, 1), 0);
