@@ -72,9 +72,21 @@ function touches(pid: number, dir: string): boolean {
   return false;
 }
 
+/** Voluntary context switches of all of a process's threads (each wake from a wait adds one). */
+function switches(pid: number): number {
+  let n = 0;
+  let tasks: string[] = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {}
+  for (const t of tasks) n += Number(/voluntary_ctxt_switches:\s*(\d+)/.exec(read(`/proc/${pid}/task/${t}/status`))?.[1] ?? 0);
+  return n;
+}
+
 export class Watchdog {
   private timer: Timer | undefined;
-  private since = new Map<number, number>();
+  /** Per client blocked at every sample: since when, and its context switches then. */
+  private since = new Map<number, { t0: number; switches: number }>();
   private busy = false;
   readonly hangs: Hang[] = [];
 
@@ -110,9 +122,18 @@ export class Watchdog {
         if (tasks.some((t) => FUSE_WAITS.has(read(`/proc/${pid}/task/${t}/wchan`).trim()))) blocked.add(pid);
       }
       for (const pid of [...this.since.keys()]) if (!blocked.has(pid)) this.since.delete(pid);
-      for (const pid of blocked) if (!this.since.has(pid)) this.since.set(pid, now);
-      for (const [pid, t0] of this.since) {
-        if (now - t0 < this.thresholdMs) continue;
+      for (const pid of blocked) if (!this.since.has(pid)) this.since.set(pid, { t0: now, switches: switches(pid) });
+      for (const [pid, w] of this.since) {
+        if (now - w.t0 < this.thresholdMs) continue;
+        // A client that sleeps in request_wait_answer at every sample may still be making
+        // progress (a stat storm with 100 µs replies spends 99% of its time there): if it was
+        // woken since, it is slow, not stuck. A lost request leaves it asleep, never woken.
+        const sw = switches(pid);
+        if (sw !== w.switches) {
+          this.since.set(pid, { t0: now, switches: sw });
+          continue;
+        }
+        const t0 = w.t0;
         const d = daemons.find((x) => x.alive() && touches(pid, x.dir));
         if (!d) continue;
         const st = (await queryStatus(d.dir, 2000).catch(() => null)) as { inflight?: number; requests?: unknown; reactor?: unknown } | null;
