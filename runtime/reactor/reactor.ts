@@ -171,8 +171,9 @@ export class Reactor {
     });
     this.drain();
     // A safety net, not a mechanism: a wake-up lost anywhere between the kernel and Bun's event
-    // loop would otherwise stall the mount for good (seen once in a benchmark run, classic
-    // transport, without a trace). Cheap: one timer, a few loads per period.
+    // loop (eventfd → Bun's epoll-driven stream) would otherwise stall the mount for good. None
+    // has been seen (what looked like one in a benchmark was its watchdog's misreading); the
+    // counter in status says if one ever happens. Cheap: one timer, a few loads per period.
     this.rescueTimer = setInterval(this.rescueFn, RESCUE_MS);
   }
 
