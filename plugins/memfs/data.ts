@@ -57,8 +57,8 @@ function poolOf(state: MemfsState): ChunkPool {
   return state.pool ?? (state.pool = new ChunkPool());
 }
 
-/** A chunk leaves the file: full chunks go back to the pool. */
-function release(state: MemfsState, c: Uint8Array): void {
+/** A chunk leaves its file: full chunks go back to the pool. */
+export function releaseChunk(state: MemfsState, c: Uint8Array): void {
   if (c.length === CHUNK) poolOf(state).give(c);
 }
 
@@ -186,7 +186,7 @@ export function freeData(state: MemfsState, node: Node): void {
   let freed = 0;
   for (const c of chunks.values()) {
     freed += c.length;
-    release(state, c);
+    releaseChunk(state, c);
   }
   node.chunks = null;
   account(state, node, -freed);
@@ -215,7 +215,7 @@ export function setSize(state: MemfsState, node: Node, size: number): void {
       const gone = chunks.get(idx) as Uint8Array;
       freed += gone.length;
       chunks.delete(idx);
-      release(state, gone);
+      releaseChunk(state, gone);
     }
   }
   const c = chunks.get(last);
@@ -227,7 +227,7 @@ export function setSize(state: MemfsState, node: Node, size: number): void {
       kept = c.slice(0, keep);
       chunks.set(last, kept);
       freed += c.length - keep;
-      release(state, c);
+      releaseChunk(state, c);
     }
     if (size - base < kept.length) kept.fill(0, size - base);
   }
@@ -294,13 +294,13 @@ export function punch(state: MemfsState, node: Node, offset: number, end: number
     if (a === 0 && b === len) {
       chunks.delete(idx);
       freed += len;
-      release(state, c);
+      releaseChunk(state, c);
     } else if (b === len && roundPage(a) < len) {
       const kept = c.slice(0, roundPage(a));
       kept.fill(0, a);
       chunks.set(idx, kept);
       freed += len - kept.length;
-      release(state, c);
+      releaseChunk(state, c);
     } else {
       c.fill(0, a, b);
     }

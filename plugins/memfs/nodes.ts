@@ -17,6 +17,7 @@ import * as sys from "furing/sys";
 import { Buffer } from "node:buffer";
 import { EEXIST, ENAMETOOLONG, ENOENT, ENOSPC, ENOTDIR } from "./errors.ts";
 import type { MemfsState } from "./state.ts";
+import { releaseChunk } from "./data.ts";
 import { xattrSpace } from "./xattr.ts";
 
 /** Size tmpfs reports per directory entry (BOGO_DIRENT_SIZE); an empty directory is 2 of them. */
@@ -381,7 +382,7 @@ export function maybeFree(state: MemfsState, node: Node): void {
     state.usedBytes -= node.blocks * 512;
     node.blocks = 0;
   }
-  if (node.chunks !== null && state.pool !== undefined) for (const c of node.chunks.values()) state.pool.give(c);
+  if (node.chunks !== null) for (const c of node.chunks.values()) releaseChunk(state, c);
   node.chunks = null;
   if (node.xattrs !== null) {
     state.ispaceFree += xattrSpace(node.xattrs);

@@ -16,9 +16,8 @@
  *   (it has CAP_FSETID). Declaring it is also what lets kernel passthrough writes bypass the
  *   daemon: without it the kernel asks for security.capability (a GETXATTR) before every write.
  */
-import { FuseError, Errno, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_ISUID, S_ISGID, type Filesystem, type PluginContext, type StatFs } from "furing";
+import { FuseError, Errno, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_ISUID, S_ISGID, callerInGroup, modeAfterKill, type Filesystem, type PluginContext, type StatFs } from "furing";
 import * as sys from "furing/sys";
-import { readFileSync } from "node:fs";
 import { NodeTable, glibcDev, type PNode } from "./nodes.ts";
 import { Handles } from "./handles.ts";
 import type { PassthroughState } from "./state.ts";
@@ -36,19 +35,6 @@ const errnoOf = (e: unknown) => (e as { errno?: number }).errno ?? 0;
 function checkName(name: string): void {
   if (name === "" || name === "." || name === ".." || name.includes("/")) throw new FuseError("EINVAL", `bad name ${JSON.stringify(name)}`);
 }
-
-/** Supplementary groups of process `pid` (for access checks), or [] when unreadable. */
-function groupsOf(pid: number): number[] {
-  if (pid <= 0) return [];
-  try {
-    const m = /^Groups:\s*(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? m[1]!.trim().split(/\s+/).filter(Boolean).map(Number) : [];
-  } catch {
-    return [];
-  }
-}
-
-const S_IXGRP = 0o010;
 
 export interface PassthroughFs extends Filesystem {
   /** The node table and handle table (tests, diagnostics). */
@@ -75,7 +61,7 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
   /** Root, the owner, or write permission by the mode bits (owner, then group, then other). */
   function mayWrite(req: { uid: number; gid: number; pid: number }, now: sys.Stat): boolean {
     if (req.uid === 0 || req.uid === now.uid) return true;
-    if (req.gid === now.gid || groupsOf(req.pid).includes(now.gid)) return (now.mode & 0o020) !== 0;
+    if (callerInGroup(req, now.gid)) return (now.mode & 0o020) !== 0;
     return (now.mode & 0o002) !== 0;
   }
 
@@ -90,10 +76,8 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
   function killPrivileges(req: { uid: number; gid: number; pid: number }, fd: number, open: boolean, capable: boolean): void {
     const now = sys.fstat(fd, st);
     const m = now.mode;
-    if ((m & (S_ISUID | S_ISGID)) === 0 || (m & S_IFMT) !== S_IFREG) return;
-    let kill = S_ISUID;
-    if ((m & S_ISGID) !== 0 && ((m & S_IXGRP) !== 0 || (!capable && req.gid !== now.gid && !groupsOf(req.pid).includes(now.gid)))) kill |= S_ISGID;
-    const want = m & 0o7777 & ~kill;
+    if ((m & S_IFMT) !== S_IFREG) return;
+    const want = modeAfterKill(req, m, now.gid, capable) & 0o7777;
     if (want === (m & 0o7777)) return;
     try {
       if (open) sys.fchmod(fd, want);
@@ -421,7 +405,7 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
       let bits: number;
       if (req.uid === 0) bits = 6 | (isDir || (n.mode & 0o111) !== 0 ? 1 : 0);
       else if (req.uid === n.uid) bits = (n.mode >> 6) & 7;
-      else if (req.gid === n.gid || groupsOf(req.pid).includes(n.gid)) bits = (n.mode >> 3) & 7;
+      else if (callerInGroup(req, n.gid)) bits = (n.mode >> 3) & 7;
       else bits = n.mode & 7;
       if ((mask & ~bits & 7) !== 0) throw new FuseError("EACCES");
     },

@@ -5,6 +5,7 @@ export type * from "./types.ts";
 export { RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT } from "./types.ts";
 export { Errno, FuseError, errnoName, type ErrnoName } from "./errno.ts";
 export * from "./constants.ts";
+export { callerInGroup, modeAfterKill } from "./privileges.ts";
 
 import type { Filesystem, Plugin } from "./types.ts";
 

@@ -7,12 +7,9 @@
  */
 import type { Pointer } from "bun:ffi";
 import { libc, errno, SyscallError } from "../ffi/libc.ts";
-import { nativeBuffer, nativeInfo, PAGE_SIZE } from "../ffi/memory.ts";
+import { allocNative, nativeInfo, registerNative, PAGE_SIZE } from "../ffi/memory.ts";
 
-const PROT_READ = 1, PROT_WRITE = 2;
-const MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
-const MADV_DONTNEED = 4, MADV_HUGEPAGE = 14;
-const HUGE = 2 << 20;
+const MADV_DONTNEED = 4;
 
 /**
  * Map `bytes` (rounded up to pages) of zeroed anonymous memory and return a view of it. The memory
@@ -21,17 +18,9 @@ const HUGE = 2 << 20;
  */
 export function mapPages(bytes: number, opts: { hugepages?: boolean } = {}): Uint8Array {
   if (!(bytes > 0) || !Number.isSafeInteger(bytes)) throw new RangeError(`mapPages: bad size ${bytes}`);
-  const len = Math.ceil(bytes / PAGE_SIZE) * PAGE_SIZE;
-  const huge = opts.hugepages === true;
-  const mapLen = huge ? len + HUGE : len;
-  const p = libc.mmap(null, mapLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p === null || Number(p) === -1) throw new SyscallError("mmap", errno(), `(${mapLen} bytes)`);
-  let addr = Number(p);
-  if (huge) {
-    addr = Math.ceil(addr / HUGE) * HUGE;
-    libc.madvise(addr as unknown as Pointer, len, MADV_HUGEPAGE); // advice only: ignore failure
-  }
-  return new Uint8Array(nativeBuffer(addr, len));
+  const r = allocNative(bytes, false, opts.hugepages === true);
+  registerNative(r.buffer, r.ptr);
+  return new Uint8Array(r.buffer);
 }
 
 /**

@@ -19,7 +19,6 @@ const lib = dlopen("libc.so.6", {
   strerror: { args: [T.i32], returns: T.cstring },
   sched_getcpu: { args: [], returns: T.i32 },
   sched_yield: { args: [], returns: T.i32 },
-  poll: { args: [T.ptr, T.u64_fast, T.i32], returns: T.i32 },
   sched_getaffinity: { args: [T.i32, T.u64_fast, T.ptr], returns: T.i32 },
   sched_setaffinity: { args: [T.i32, T.u64_fast, T.ptr], returns: T.i32 },
   ioctl: { args: [T.i32, T.u64_fast, T.ptr], returns: T.i32 },

@@ -21,12 +21,24 @@ export interface NativeRegion {
 
 const live: NativeRegion[] = []; // strong references for the life of the process
 
-/** Map `size` bytes (rounded up to pages) of zeroed, pre-faulted anonymous memory. */
-export function allocNative(size: number, populate = true): NativeRegion {
+const MADV_HUGEPAGE = 14;
+const HUGE_PAGE = 2 << 20;
+
+/**
+ * Map `size` bytes (rounded up to pages) of zeroed anonymous memory, pre-faulted unless
+ * `populate` is false. `hugepages`: 2 MiB-aligned, with transparent huge pages asked for.
+ */
+export function allocNative(size: number, populate = true, hugepages = false): NativeRegion {
   const len = Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
-  const p = libc.mmap(null, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
-  if (p === null || Number(p) === -1) throw new SyscallError("mmap", errno(), `(${len} bytes)`);
-  const region = { ptr: Number(p), size: len, buffer: toArrayBuffer(p as Pointer, 0, len) };
+  const mapLen = hugepages ? len + HUGE_PAGE : len;
+  const p = libc.mmap(null, mapLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
+  if (p === null || Number(p) === -1) throw new SyscallError("mmap", errno(), `(${mapLen} bytes)`);
+  let ptr = Number(p);
+  if (hugepages) {
+    ptr = Math.ceil(ptr / HUGE_PAGE) * HUGE_PAGE;
+    libc.madvise(ptr as unknown as Pointer, len, MADV_HUGEPAGE); // advice only: a failure costs nothing
+  }
+  const region = { ptr, size: len, buffer: toArrayBuffer(ptr as Pointer, 0, len) };
   live.push(region);
   return region;
 }

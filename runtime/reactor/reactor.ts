@@ -44,24 +44,19 @@ export class Reactor {
   busyPollUs = 0;
   /**
    * Lost wake-ups found by the rescue check (every RESCUE_MS): completions that sat in the CQ for
-   * a whole period with no wake-up, or work a transport found the same way. Should stay 0.
+   * a whole period with no wake-up. Should stay 0.
    */
   rescues = 0;
   private rescueTimer: ReturnType<typeof setInterval> | undefined;
   /** CQ tail seen by the last check while completions waited (-1: none waited). */
   private waitingTail = -1;
-  private readonly rescueChecks: Array<() => boolean> = [];
   private readonly rescueFn = () => {
-    let found = false;
     // completions that were already waiting at the previous check and are still not reaped have
     // waited a whole period: their wake-up was lost
-    if (this.waitingTail !== -1 && ((this.waitingTail - this.ring.head()) | 0) > 0) {
-      found = true;
-      this.drain();
-    }
+    const lost = this.waitingTail !== -1 && ((this.waitingTail - this.ring.head()) | 0) > 0;
+    if (lost) this.drain();
     this.waitingTail = this.ring.ready() ? this.ring.tail() : -1;
-    for (const check of this.rescueChecks) if (check()) found = true;
-    if (found && this.rescues++ === 0) {
+    if (lost && this.rescues++ === 0) {
       console.error(`furing: the reactor found work that no wake-up announced (served ${RESCUE_MS} ms late; counted as reactor.rescues in status)`);
     }
   };
@@ -85,11 +80,6 @@ export class Reactor {
   constructor(sqEntries: number) {
     const sq = 1 << Math.ceil(Math.log2(Math.max(64, sqEntries)));
     this.ring = new Ring(sq, sq * 4);
-  }
-
-  /** A check the rescue timer runs too; returns true when it found (and served) lost work. */
-  addRescueCheck(check: () => boolean): void {
-    this.rescueChecks.push(check);
   }
 
   /** Register a completion handler; returns the kind to pass to `sqe`. */

@@ -41,14 +41,7 @@ export class CallerCpuFollower {
 
   constructor(queues: number, wanted: boolean) {
     this.counts = new Uint32Array(queues);
-    const rc = libc.sched_getaffinity(0, MASK_BYTES, this.initialMask);
-    const allowed: number[] = [];
-    if (rc >= 0) {
-      for (let cpu = 0; cpu < queues && cpu < MASK_BYTES * 8; cpu++) {
-        if (this.initialMask[cpu >> 3]! & (1 << (cpu & 7))) allowed.push(cpu);
-      }
-    }
-    this.allowed = allowed;
+    this.allowed = libc.sched_getaffinity(0, MASK_BYTES, this.initialMask) >= 0 ? this.cpusIn(this.initialMask) : [];
     this.enabled = wanted;
   }
 
@@ -87,13 +80,16 @@ export class CallerCpuFollower {
     for (let i = 0; i < MASK_BYTES; i++) if (this.probe[i] !== ours[i]) same = false;
     if (same) return false;
     this.initialMask.set(this.probe);
-    const allowed: number[] = [];
-    for (let cpu = 0; cpu < this.counts.length && cpu < MASK_BYTES * 8; cpu++) {
-      if (this.probe[cpu >> 3]! & (1 << (cpu & 7))) allowed.push(cpu);
-    }
-    this.allowed = allowed;
+    this.allowed = this.cpusIn(this.probe);
     this.pinned = -1;
     return true;
+  }
+
+  /** The CPUs of `mask` that have a queue. */
+  private cpusIn(mask: Uint8Array): number[] {
+    const out: number[] = [];
+    for (let cpu = 0; cpu < this.counts.length && cpu < MASK_BYTES * 8; cpu++) if (mask[cpu >> 3]! & (1 << (cpu & 7))) out.push(cpu);
+    return out;
   }
 
   private pin(cpu: number, now: number): void {

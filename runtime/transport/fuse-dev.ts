@@ -62,41 +62,7 @@ export class DevTransport implements Transport {
   /** Start watching /dev/fuse. */
   start(): void {
     this.armPoll();
-    this.reactor.addRescueCheck(this.rescueCheck);
   }
-
-  /** onPoll calls so far, and what the last rescue check saw. */
-  private polls = 0;
-  private suspectPolls = -1;
-  private readonly pollfd = new Int32Array(2);
-  /**
-   * The reactor's lost-wake-up check: /dev/fuse readable at two checks in a row while the same
-   * armed poll never fired means its completion was lost: read what is queued.
-   */
-  private readonly rescueCheck = (): boolean => {
-    if (this.closed || !this.pollArmed || this.pumping) {
-      this.suspectPolls = -1;
-      return false;
-    }
-    this.pollfd[0] = this.fd;
-    this.pollfd[1] = POLLIN; // events (low 16 bits); revents cleared
-    const readable = libc.poll(this.pollfd, 1, 0) > 0;
-    if (!readable) {
-      this.suspectPolls = -1;
-      return false;
-    }
-    if (this.suspectPolls !== this.polls) {
-      this.suspectPolls = this.polls;
-      return false;
-    }
-    this.suspectPolls = -1;
-    // the armed poll is presumed lost: arm a new one when reading stops at EAGAIN (should the old
-    // one fire after all, onPoll copes: at most two are ever outstanding)
-    this.pollArmed = false;
-    const before = this.requests;
-    this.pump();
-    return this.requests !== before;
-  };
 
   private armPoll(): void {
     if (this.pollArmed || this.closed) return;
@@ -111,7 +77,6 @@ export class DevTransport implements Transport {
 
   private onPoll(res: number, _flags: number): void {
     this.pollArmed = false;
-    this.polls++;
     if (this.closed) return;
     if (res < 0 && res !== -EINTR) throw new SyscallError("poll /dev/fuse", -res);
     this.pump();
