@@ -67,9 +67,13 @@ export class UringTransport implements Transport {
     private readonly sink: RequestSink,
     private readonly onClosed: (reason: string) => void,
     followCpu = true,
+    /** The first queue's qid: a reactor that serves one queue of several (scripts/queue-layout). */
+    readonly firstQueue = 0,
+    /** The CPU this reactor's thread is pinned to from outside, or -1: its callers there get the yield. */
+    private readonly pinnedCpu = -1,
   ) {
     const n = queues * depth;
-    this.follower = new CallerCpuFollower(queues, followCpu);
+    this.follower = new CallerCpuFollower(firstQueue + queues, followCpu);
     this.qids = new Uint16Array(n);
     this.fetched = new Uint8Array(n);
     const hdrArena = new Arena(n * HEADER_STRIDE + n * 32);
@@ -86,7 +90,7 @@ export class UringTransport implements Transport {
         const payloadPtr = this.payloadArena.region.ptr + pOff;
         const data = new DataView(nativeBuffer(payloadPtr, payloadSize));
         this.entries.push(new RequestSlot(this, i, hdr, URING_OP_IN, data, payloadPtr, true, 0));
-        this.qids[i] = q;
+        this.qids[i] = firstQueue + q;
         setPtr(iov, i * 32, hdrArena.region.ptr + hOff);
         setPtr(iov, i * 32 + 8, URING_HEADER_SIZE);
         setPtr(iov, i * 32 + 16, payloadPtr);
@@ -173,7 +177,8 @@ export class UringTransport implements Transport {
     h.setInt32(4, error, true);
     h.setUint32(URING_PAYLOAD_SZ, len, true);
     this.submitCmd(slot.index, FUSE_IO_URING_CMD_COMMIT_AND_FETCH);
-    if (this.qids[slot.index] === this.follower.pinned && this.yieldToCaller) this.reactor.replyWokeLocal = true;
+    const q = this.qids[slot.index]!;
+    if ((q === this.follower.pinned || q === this.pinnedCpu) && this.yieldToCaller) this.reactor.replyWokeLocal = true;
     this.reactor.flushSoon();
   }
 

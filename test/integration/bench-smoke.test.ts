@@ -83,3 +83,27 @@ describe.skipIf(!isRoot())(`scripts/bench ${PROFILE}`, () => {
     LIMIT_MS + 10_000,
   );
 });
+
+describe.skipIf(!isRoot())("scripts/queue-layout", () => {
+  test("serves the same filesystem with one reactor and with a pinned Worker per queue, measures every placement, leaves no mount", async () => {
+    const proc = Bun.spawn([process.execPath, join(REPO, "scripts/queue-layout"), "--calls", "2000", "--rounds", "1"], {
+      cwd: REPO,
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const hard = setTimeout(() => proc.kill("SIGKILL"), 110_000);
+    const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    clearTimeout(hard);
+    expect((await mounts()).filter((m) => m.dir.includes("furing-queue-layout-")).map((m) => m.dir)).toEqual([]);
+    if (proc.exitCode !== 0) throw new Error(`scripts/queue-layout exited ${proc.exitCode}\n${stderr}`);
+    // a row per placement, each with a rate for both layouts
+    const rows = stdout.split("\n").filter((l) => /^\| (one|two) caller/.test(l));
+    expect(rows.length).toBe(5);
+    for (const r of rows) {
+      const [, , single, perQueue] = r.split("|").map((c) => Number(c.trim().replace(/,/g, "")));
+      expect(single).toBeGreaterThan(0);
+      expect(perQueue).toBeGreaterThan(0);
+    }
+  }, 120_000);
+});
