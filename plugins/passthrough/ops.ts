@@ -209,9 +209,11 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
       else if ((ch.ctime !== undefined || ch.killSuidgid === true) && bare) {
         // a change of nothing but ctime (chown(-1, -1) arrives so, or as a bare kill of the
         // setuid/setgid bits): the same no-op chown on the source stamps its ctime, as natively.
-        // Not on a file that still has setuid/setgid bits: our (root) chown would strip them,
-        // whoever the caller is; killPrivileges above decided what goes.
-        if ((sys.fstat(fd, st).mode & (S_ISUID | S_ISGID)) === 0) sys.fchownat(fd, "", -1, -1, EMPTY_NOFOLLOW);
+        // Not on a non-directory that still has setuid/setgid bits: our (root) chown would strip
+        // them, whoever the caller is; killPrivileges above decided what goes. A directory keeps
+        // its bits through chown (its setgid bit is inheritance, not privilege), so it is stamped.
+        const m = sys.fstat(fd, st).mode;
+        if ((m & S_IFMT) === S_IFDIR || (m & (S_ISUID | S_ISGID)) === 0) sys.fchownat(fd, "", -1, -1, EMPTY_NOFOLLOW);
       }
       return nodes.fill(node, sys.fstat(fd, st));
     },

@@ -96,6 +96,29 @@ describe.each(transports())("passthrough setuid/setgid over %s", (transport: Tra
     });
   }
 
+  test("chown(d, -1, -1) of a set-group-ID directory stamps its ctime and keeps the bit, as natively", async () => {
+    if (!isRoot()) return;
+    await withTempDir(async (dir) => {
+      const ref = join(dir, "native"), src = join(dir, "source");
+      for (const d of [ref, src]) {
+        mkdirSync(join(d, "sg"), { recursive: true });
+        chmodSync(join(d, "sg"), 0o2775);
+      }
+      await withMount({ plugin: "passthrough", transport, options: ["attr_timeout=0"], args: ["--source", src] }, async (m) => {
+        const before = [statSync(join(ref, "sg"), { bigint: true }).ctimeNs, statSync(join(src, "sg"), { bigint: true }).ctimeNs];
+        await Bun.sleep(20); // past the coarse clock's tick
+        const chownAsRoot: Scenario = { name: "chown(d, -1, -1) by root", mode: 0, as: [], cmd: CHOWN_NOOP };
+        await runAs(chownAsRoot, join(ref, "sg"));
+        await runAs(chownAsRoot, join(m.dir, "sg"));
+        const after = [statSync(join(ref, "sg"), { bigint: true }), statSync(join(src, "sg"), { bigint: true })];
+        expect(after.map((st, i) => ({ mode: octal(Number(st.mode)), ctimeMoved: st.ctimeNs > before[i]! }))).toEqual([
+          { mode: "2775", ctimeMoved: true },
+          { mode: "2775", ctimeMoved: true },
+        ]);
+      });
+    }, "sgid-dir");
+  });
+
   test("writes through kernel passthrough no longer ask the daemon for security.capability (FUSE_HANDLE_KILLPRIV_V2)", async () => {
     await withTempDir(async (src) => {
       writeFileSync(join(src, "file"), Buffer.alloc(1 << 20));
