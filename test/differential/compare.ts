@@ -136,6 +136,12 @@ async function compareErrors(op: Op, a: Result, b: Result, rules: Rules, oracle:
       }
       if (rules.seek === "content" && (op.wh === SEEK_DATA || op.wh === SEEK_HOLE)) return seekCheck(op, a, b, oracle);
       return msg;
+    case "read":
+      // read(2) checks position + count before the directory answers EISDIR, and a directory's
+      // position is the filesystem's own cookie (a disk filesystem's SEEK_END lands near 2^63,
+      // which FUSE refuses): EINVAL on one side only is that (seed 6253261 against ext4)
+      if ((a.e === "EISDIR" || a.e === "EINVAL") && (b.e === "EISDIR" || b.e === "EINVAL") && (await oracle.type(op.s)) === "dir") return undefined;
+      return msg;
     default:
       return msg;
   }
