@@ -93,9 +93,7 @@ export class CallerCpuFollower {
   }
 
   private pin(cpu: number, now: number): void {
-    this.mask.fill(0);
-    this.mask[cpu >> 3] = 1 << (cpu & 7);
-    if (libc.sched_setaffinity(0, MASK_BYTES, this.mask) !== 0) return;
+    if (!pinThread(cpu, this.mask)) return;
     this.pinned = cpu;
     this.moves++;
     this.lastMove = now;
@@ -111,4 +109,11 @@ export class CallerCpuFollower {
   release(): void {
     if (this.pinned !== -1) this.unpin(performance.now());
   }
+}
+
+/** Pins the calling thread to `cpu` (`mask`: a cpu_set_t to fill, reused by callers that pin often). */
+export function pinThread(cpu: number, mask = new Uint8Array(MASK_BYTES)): boolean {
+  mask.fill(0);
+  mask[cpu >> 3] = 1 << (cpu & 7);
+  return libc.sched_setaffinity(0, MASK_BYTES, mask) === 0;
 }

@@ -19,20 +19,20 @@ import { UringTransport, possibleCpus } from "../../runtime/transport/fuse-ring.
 import type { RequestSlot } from "../../runtime/transport/slot.ts";
 import { mountFuse } from "../../runtime/mount/mount.ts";
 import { defaultMountOptions } from "../../runtime/mount/options.ts";
-import { decodeInitIn, encodeInitOut, encodeAttrOut, encodeEntry, encodeNegativeEntry } from "../../runtime/kernel/codec.ts";
-import { Op, Init, FUSE_KERNEL_VERSION, FUSE_KERNEL_MINOR_VERSION } from "../../runtime/kernel/abi.ts";
-import type { Attr } from "../../runtime/api/types.ts";
+import { negotiate } from "../../runtime/session/init.ts";
+import { pinThread } from "../../runtime/transport/affinity.ts";
+import { decodeInitIn, encodeInitOut, encodeAttrOut, encodeEntry } from "../../runtime/kernel/codec.ts";
+import { Op, Init } from "../../runtime/kernel/abi.ts";
+import type { Attr, Entry, Filesystem } from "../../runtime/api/types.ts";
 
 const DEPTH = 8;
-const MAX_PAGES = 256;
-const PAYLOAD = MAX_PAGES * 4096;
 const O_RDWR = 2, O_CLOEXEC = 0o2000000;
 const ENOENT = 2, ENOSYS = 38;
 
 const now = Math.floor(Date.now() / 1000);
 const times = { atimeSec: now, atimeNsec: 0, mtimeSec: now, mtimeNsec: 0, ctimeSec: now, ctimeNsec: 0 };
 const ROOT: Attr = { ino: 1, mode: 0o40755, nlink: 2, uid: 0, gid: 0, size: 0, ...times };
-const FILE: Attr = { ino: 2, mode: 0o100644, nlink: 1, uid: 0, gid: 0, size: 0, ...times };
+const FILE: Entry = { ino: 2, mode: 0o100644, nlink: 1, uid: 0, gid: 0, size: 0, ...times };
 
 /** Answers one request in place; the same code runs in every layout. */
 function serve(t: UringTransport, slot: RequestSlot): void {
@@ -46,7 +46,7 @@ function serve(t: UringTransport, slot: RequestSlot): void {
     case Op.LOOKUP: {
       const isF = node === 1 && slot.payloadLen === 2 && out.getUint8(0) === 0x66 && out.getUint8(1) === 0;
       if (!isF) return t.reply(slot, -ENOENT, 0);
-      return t.reply(slot, 0, encodeEntry(out, 0, FILE as never, 1, 0));
+      return t.reply(slot, 0, encodeEntry(out, 0, FILE, 1, 0));
     }
     case Op.OPEN:
     case Op.OPENDIR:
@@ -62,17 +62,11 @@ function serve(t: UringTransport, slot: RequestSlot): void {
   }
 }
 
-function pinThread(cpu: number): void {
-  const mask = new Uint8Array(128);
-  mask[cpu >> 3] = 1 << (cpu & 7);
-  if (libc.sched_setaffinity(0, 128, mask) !== 0) throw new SyscallError("sched_setaffinity", errno());
-}
-
 /** A reactor and ring transport for `queues` queues from `first`; resolves when unmounted. */
-function startReactor(fd: number, first: number, queues: number, follow: boolean, pinnedCpu: number, ready: () => void): Promise<string> {
+function startReactor(fd: number, payload: number, first: number, queues: number, follow: boolean, pinnedCpu: number, ready: () => void): Promise<string> {
   return new Promise((resolve) => {
     const reactor = new Reactor(queues * DEPTH + 64);
-    const t: UringTransport = new UringTransport(reactor, fd, queues, DEPTH, PAYLOAD, (slot) => serve(t, slot), resolve, follow, first, pinnedCpu);
+    const t: UringTransport = new UringTransport(reactor, fd, queues, DEPTH, payload, (slot) => serve(t, slot), resolve, follow, first, pinnedCpu);
     reactor.start();
     t.register();
     reactor.submit();
@@ -82,9 +76,9 @@ function startReactor(fd: number, first: number, queues: number, follow: boolean
 
 if (!isMainThread) {
   // per-queue: this Worker serves the queue of the CPU it is pinned to
-  const { fd, cpu } = workerData as { fd: number; cpu: number };
-  pinThread(cpu);
-  void startReactor(fd, cpu, 1, false, cpu, () => parentPort!.postMessage("registered")).then(() => process.exit(0));
+  const { fd, cpu, payload } = workerData as { fd: number; cpu: number; payload: number };
+  if (!pinThread(cpu)) throw new SyscallError("sched_setaffinity", errno());
+  void startReactor(fd, payload, cpu, 1, false, cpu, () => parentPort!.postMessage("registered")).then(() => process.exit(0));
 } else {
   const [layout, mountpoint] = process.argv.slice(2);
   if ((layout !== "single" && layout !== "per-queue") || !mountpoint) {
@@ -96,37 +90,31 @@ if (!isMainThread) {
   const o = defaultMountOptions();
   mountFuse(fd, mountpoint, o, `queue-layout-${layout}`);
   // INIT comes through /dev/fuse (blocking read here: nothing else to do before it)
-  const buf = new ArrayBuffer(PAYLOAD + 4096);
+  const buf = new ArrayBuffer(1 << 21);
   const dv = new DataView(buf);
   const n = Number(libc.read(fd, new Uint8Array(buf), buf.byteLength));
   if (n < 56 || dv.getUint32(4, true) !== Op.INIT) throw new Error(`expected INIT, read ${n} bytes`);
-  const init = decodeInitIn(dv, 40);
-  const bit = (b: number) => (b < 32 ? [1 << b, 0] : [0, 1 << (b - 32)]) as [number, number];
-  let flags = 0, flags2 = 0;
-  for (const b of [Init.BIG_WRITES, Init.MAX_PAGES, Init.INIT_EXT, Init.OVER_IO_URING]) {
-    const [f, f2] = bit(b);
-    flags |= f & init.flags;
-    flags2 |= f2 & init.flags2;
-  }
-  if ((flags2 & bit(Init.OVER_IO_URING)[1]) === 0) throw new Error("the kernel does not offer FUSE-over-io_uring (scripts/setup turns it on)");
+  // the runtime's own negotiation, for a filesystem with no optional ops and no kernel passthrough
+  o.passthrough = false;
+  const init = negotiate(decodeInitIn(dv, 40), {} as Filesystem, o);
+  if (!init.uringOffered) throw new Error("the kernel does not offer FUSE-over-io_uring (scripts/setup turns it on)");
+  init.out.flags |= 1 << Init.INIT_EXT;
+  init.out.flags2 |= 1 << (Init.OVER_IO_URING - 32);
   const rep = new ArrayBuffer(16 + 64);
   const rv = new DataView(rep);
   rv.setUint32(0, 80, true);
   rv.setUint32(8, dv.getUint32(8, true), true);
   rv.setUint32(12, dv.getUint32(12, true), true);
-  encodeInitOut(rv, 16, {
-    major: FUSE_KERNEL_VERSION, minor: Math.min(FUSE_KERNEL_MINOR_VERSION, init.minor), maxReadahead: init.maxReadahead,
-    flags, flags2, maxBackground: 64, congestionThreshold: 48, maxWrite: PAYLOAD, timeGran: 1, maxPages: MAX_PAGES,
-    maxStackDepth: 0, requestTimeout: 0,
-  });
+  encodeInitOut(rv, 16, init.out);
   if (Number(libc.write(fd, new Uint8Array(rep), 80)) !== 80) throw new SyscallError("write INIT reply", errno());
+  const payload = init.payloadSize;
   const cpus = possibleCpus();
   if (layout === "single") {
-    void startReactor(fd, 0, cpus, true, -1, () => console.log("ready")).then(() => process.exit(0));
+    void startReactor(fd, payload, 0, cpus, true, -1, () => console.log("ready")).then(() => process.exit(0));
   } else {
     let registered = 0, exited = 0;
     for (let cpu = 0; cpu < cpus; cpu++) {
-      const w = new Worker(import.meta.path, { workerData: { fd, cpu } });
+      const w = new Worker(import.meta.path, { workerData: { fd, cpu, payload } });
       w.on("message", () => {
         if (++registered === cpus) console.log("ready");
       });
