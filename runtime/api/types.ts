@@ -365,11 +365,49 @@ export interface PluginContext<O = Record<string, unknown>> {
    * only known once the kernel has answered INIT.
    */
   passthrough(): boolean;
+  /**
+   * Memory every reactor sees: the same `SharedArrayBuffer` under `key` on every Worker and in
+   * every generation (so it survives hot reloads like `keep`), zero-filled when first created.
+   * `maxByteLength` (at most 4 GiB) makes it growable with `grow()`: address space is reserved, pages are
+   * committed only as they are touched. Asking again for a key returns the existing buffer; a
+   * larger `byteLength` than it holds grows it when it is growable, else throws.
+   *
+   * With `concurrency: "shared"`, `setup` runs first on the main thread ({@link ReactorInfo.primary}),
+   * and only that first run may create keys: the Workers' runs get the buffers it created. State
+   * that every reactor must see lives only here (and in the kernel: descriptors are per process).
+   */
+  shared(key: string, byteLength: number, maxByteLength?: number): SharedArrayBuffer;
+  /** Which reactor this `setup` runs for (see {@link Plugin.concurrency}). */
+  readonly reactor: ReactorInfo;
 }
+
+/** Where a plugin instance runs. */
+export interface ReactorInfo {
+  /** 0-based: 0 is the main thread; Workers are 1..count. */
+  readonly index: number;
+  /** Reactor Workers serving queues (0 when the main thread serves everything). */
+  readonly count: number;
+  /** The main thread's instance: it creates `ctx.shared` regions and gets the requests that stay single (FORGET when it arrives on /dev/fuse, INIT's `init`, notifications). */
+  readonly primary: boolean;
+}
+
+/**
+ * How a plugin may be served.
+ * - `"single"` (the default): one instance on the main thread serves every queue, as a plain
+ *   single-threaded JS program; ops never run concurrently with each other outside `await`s.
+ * - `"shared"`: `setup` runs once on the main thread, then once per reactor Worker (one per CPU
+ *   queue, or group of queues), and every instance serves requests at the same time. Instances
+ *   share nothing but `ctx.shared` memory (use the locks and atomics of `furing`'s shared-memory
+ *   helpers) and process-wide kernel objects such as file descriptors. Any op, `forget` included,
+ *   may arrive on any instance.
+ */
+export type Concurrency = "single" | "shared";
 
 /** A plugin with options and a setup step; `setup` returns the filesystem. */
 export interface Plugin<O = Record<string, unknown>> {
   name?: string;
   options?: Record<string, PluginOption>;
+  /** See {@link Concurrency}; default `"single"`. */
+  concurrency?: Concurrency;
   setup(ctx: PluginContext<O>): Filesystem | Promise<Filesystem>;
 }

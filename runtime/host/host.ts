@@ -57,6 +57,33 @@ class DeferredNotifier implements Notifier {
   retrieve(ino: number, offset: number, size: number) { return this.n.then((n) => n.retrieve(ino, offset, size)); }
 }
 
+/** Largest growable region JSC reserves address space for here. */
+const MAX_SHARED = 4 * 2 ** 30;
+
+/**
+ * `ctx.shared`: the region under `key`, created (zero-filled) when `mayCreate` and absent. A
+ * larger `byteLength` grows a growable region; anything else that does not fit is an error.
+ */
+export function sharedRegion(regions: Map<string, SharedArrayBuffer>, key: string, byteLength: number, maxByteLength: number | undefined, mayCreate: boolean): SharedArrayBuffer {
+  if (typeof key !== "string" || key === "") throw new TypeError("ctx.shared: key must be a non-empty string");
+  if (!Number.isSafeInteger(byteLength) || byteLength < 0) throw new RangeError(`ctx.shared("${key}"): byteLength must be a non-negative integer, got ${byteLength}`);
+  if (maxByteLength !== undefined && (!Number.isSafeInteger(maxByteLength) || maxByteLength < byteLength || maxByteLength > MAX_SHARED)) {
+    throw new RangeError(`ctx.shared("${key}"): maxByteLength must be an integer from byteLength (${byteLength}) to 4 GiB, got ${maxByteLength}`);
+  }
+  let r = regions.get(key);
+  if (r === undefined) {
+    if (!mayCreate) throw new Error(`ctx.shared("${key}"): a Worker cannot create a region; create it in setup on the main thread (ctx.reactor.primary), which runs first`);
+    r = maxByteLength === undefined ? new SharedArrayBuffer(byteLength) : new SharedArrayBuffer(byteLength, { maxByteLength });
+    regions.set(key, r);
+    return r;
+  }
+  if (byteLength > r.byteLength) {
+    if (!r.growable || byteLength > r.maxByteLength) throw new RangeError(`ctx.shared("${key}"): the region holds ${r.byteLength} bytes${r.growable ? ` (at most ${r.maxByteLength})` : " and is not growable"}; ${byteLength} asked`);
+    r.grow(byteLength);
+  }
+  return r;
+}
+
 interface Built {
   /** The generated module file (key of its source map); "" for embedded plugins. */
   file: string;
@@ -94,6 +121,8 @@ export class PluginHost {
   /** Files of the current generation's module graph. */
   inputs: string[] = [];
   private readonly kept = new Map<string, unknown>();
+  /** `ctx.shared` regions by key (the main thread's; Workers receive them). */
+  readonly sharedRegions = new Map<string, SharedArrayBuffer>();
   private readonly dir = makeGenerationDir();
   private hash = "";
   private watchers: FSWatcher[] = [];
@@ -168,6 +197,8 @@ export class PluginHost {
         this.kept.set(key, v);
         return v;
       },
+      shared: (key: string, byteLength: number, maxByteLength?: number) => sharedRegion(this.sharedRegions, key, byteLength, maxByteLength, true),
+      reactor: { index: 0, count: 0, primary: true },
     };
     return instantiate({ name: b.name, entry: this.entry, plugin: b.plugin }, ctx);
   }

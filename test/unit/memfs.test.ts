@@ -43,6 +43,8 @@ import { createOps } from "../../plugins/memfs/ops.ts";
 import { createState, type MemfsState } from "../../plugins/memfs/state.ts";
 import { parseInodes, parseMode, parseSize, type MemfsOptions } from "../../plugins/memfs/options.ts";
 import type { Node } from "../../plugins/memfs/nodes.ts";
+import { sharedRegion } from "../../runtime/host/host.ts";
+const shared = new Map<string, SharedArrayBuffer>();
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -1093,6 +1095,8 @@ describe("plugin", () => {
       },
       notify: {} as PluginContext["notify"],
       io: {} as PluginContext["io"],
+      shared: (key, n, max) => sharedRegion(shared, key, n, max, true),
+      reactor: { index: 0, count: 0, primary: true },
       passthrough: () => false,
     };
   }

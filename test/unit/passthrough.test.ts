@@ -12,6 +12,8 @@ import { join } from "node:path";
 import * as sys from "furing/sys";
 import { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFCHR, type FileIO, type PluginContext, type Request, type DirList, type DirListPlus, type Entry } from "furing";
 import plugin, { type PassthroughFs, type PassthroughOptions } from "../../plugins/passthrough/index.ts";
+import { sharedRegion } from "../../runtime/host/host.ts";
+const shared = new Map<string, SharedArrayBuffer>();
 
 const root = process.getuid?.() === 0;
 let tmp = "";
@@ -389,7 +391,9 @@ async function instance(source: string, opts: Partial<PassthroughOptions> = {}, 
     },
     notify: {} as PluginContext["notify"],
     io: fakeIo,
-    passthrough: () => passthrough,
+    shared: (key, n, max) => sharedRegion(shared, key, n, max, true),
+      reactor: { index: 0, count: 0, primary: true },
+      passthrough: () => passthrough,
   };
   const fs = (await plugin.setup(ctx)) as PassthroughFs;
   return { fs, ctx, logs, kept };
