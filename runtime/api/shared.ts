@@ -170,6 +170,15 @@ export class SharedHeap {
     return new SharedHeap(region);
   }
 
+  /**
+   * Format `region` if it is blank, else attach it: for a plugin's `setup`, where the main thread
+   * (which runs first, alone) creates the region and every later run finds it formatted.
+   */
+  static open(region: SharedArrayBuffer): SharedHeap {
+    const blank = region.byteLength < 8 || Atomics.load(new Int32Array(region, 0, 2), H_MAGIC) === 0;
+    return blank ? SharedHeap.format(region) : new SharedHeap(region);
+  }
+
   /** Attach a region formatted by {@link SharedHeap.format} (on any thread). */
   constructor(readonly region: SharedArrayBuffer) {
     if (region.byteLength < HEADER_BYTES || new Int32Array(region, 0, 2)[H_MAGIC] !== HEAP_MAGIC) {

@@ -8,7 +8,6 @@ import { O_CREAT, O_RDWR, type Entry, type Filesystem, type Request } from "../.
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, mapPages, discardPages } from "../../runtime/api/sys.ts";
 import { createOps } from "../../plugins/memfs/ops.ts";
 import { createState } from "../../plugins/memfs/state.ts";
-import { ChunkPool } from "../../plugins/memfs/pool.ts";
 import { CHUNK } from "../../plugins/memfs/data.ts";
 
 const req: Request = { op: "test", uid: 0, gid: 0, pid: 1, signal: new AbortController().signal };
@@ -46,17 +45,26 @@ describe("page memory (furing/sys)", () => {
 });
 
 describe("memfs chunk pool", () => {
-  test("take() is zeroed even for a reused dirty chunk; give() of a short array is ignored", () => {
-    const p = new ChunkPool();
+  test("take() is zeroed even for a reused dirty chunk; short blocks are reused by size and zeroed too", () => {
+    const p = memfs().state.pool;
     const a = p.take();
-    expect(a.length).toBe(CHUNK);
-    a.fill(9);
+    const v = p.view(a);
+    const o = p.offset(a);
+    v.fill(9, o, o + CHUNK);
     p.give(a);
-    p.give(new Uint8Array(4096));
     expect(p.idle).toBeGreaterThan(0);
     const b = p.take();
     expect(b).toBe(a);
-    expect(b.every((x) => x === 0)).toBe(true);
+    expect(v.subarray(o, o + CHUNK).every((x) => x === 0)).toBe(true);
+    // blocks of 1..15 pages come from other slabs and go back to a list per size
+    const s = p.takePages(3);
+    expect(p.view(s)).not.toBe(v);
+    const so = p.offset(s);
+    p.view(s).fill(5, so, so + 3 * 4096);
+    p.givePages(s, 3);
+    expect(p.takePages(2)).not.toBe(s);
+    expect(p.takePages(3)).toBe(s);
+    expect(p.view(s).subarray(so, so + 3 * 4096).every((x) => x === 0)).toBe(true);
   });
 
   test("full chunks of an unlinked file are reused by the next file, with no new mapping", () => {

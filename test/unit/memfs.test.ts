@@ -44,7 +44,6 @@ import { createState, type MemfsState } from "../../plugins/memfs/state.ts";
 import { parseInodes, parseMode, parseSize, type MemfsOptions } from "../../plugins/memfs/options.ts";
 import type { Node } from "../../plugins/memfs/nodes.ts";
 import { sharedRegion } from "../../runtime/host/host.ts";
-const shared = new Map<string, SharedArrayBuffer>();
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -100,6 +99,12 @@ function read(fs: Fs, ino: number, offset: number, size: number): Uint8Array {
 function text(fs: Fs, ino: number): string {
   const n = fs.getattr(req, ino, undefined) as Entry;
   return new TextDecoder().decode(read(fs, ino, 0, n.size));
+}
+
+/** The attributes of a node as a plain object (nodes are views of shared records). */
+function attrsOf(n: Entry): Record<string, unknown> {
+  const { ino, mode, nlink, uid, gid, size, blocks, rdev, atimeSec, atimeNsec, mtimeSec, mtimeNsec, ctimeSec, ctimeNsec } = n;
+  return { ino, mode, nlink, uid, gid, size, blocks, rdev, atimeSec, atimeNsec, mtimeSec, mtimeNsec, ctimeSec, ctimeNsec };
 }
 
 function attr(fs: Fs, ino: number): Node {
@@ -1082,8 +1087,13 @@ describe("lseek", () => {
 });
 
 describe("plugin", () => {
+  /** `ctx.shared` regions per mount (one `kept` map plays one mount). */
+  const regionsOf = new WeakMap<Map<string, unknown>, Map<string, SharedArrayBuffer>>();
   /** A PluginContext as the host gives it; `kept` plays the host's store across generations. */
   function context(options: Record<string, string>, kept: Map<string, unknown>, generation: number): PluginContext<MemfsOptions> {
+    let shared = regionsOf.get(kept);
+    if (shared === undefined) regionsOf.set(kept, (shared = new Map()));
+    const regions = shared;
     return {
       options,
       mountpoint: "/m",
@@ -1095,7 +1105,7 @@ describe("plugin", () => {
       },
       notify: {} as PluginContext["notify"],
       io: {} as PluginContext["io"],
-      shared: (key, n, max) => sharedRegion(shared, key, n, max, true),
+      shared: (key, n, max) => sharedRegion(regions, key, n, max, true),
       reactor: { index: 0, count: 0, primary: true },
       passthrough: () => false,
     };
@@ -1113,12 +1123,14 @@ describe("plugin", () => {
     const kept = new Map<string, unknown>();
     const gen1 = (await plugin.setup(context({}, kept, 1))) as Fs;
     const f = createFile(gen1, ROOT, "f", "kept");
-    const gen2 = (await plugin.setup(context({}, kept, 2))) as Fs;
-    expect(gen2.lookup(req, ROOT, "f")).toBe(f);
+    // the tree lives in the ctx.shared regions: a new generation (new objects) serves the same nodes
+    const gen2 = (await plugin.setup(context({ inodes: "5" }, kept, 2))) as Fs;
+    expect({ ...attrsOf(gen2.lookup(req, ROOT, "f") as Node) }).toEqual({ ...attrsOf(f) });
     expect(text(gen2, f.ino)).toBe("kept");
     expect(createFile(gen2, ROOT, "g").ino).toBeGreaterThan(f.ino);
-    // Something else under the key is refused with a clear error.
-    kept.set("state", { kind: "memfs", version: 0 });
+    expect(gen2.statfs(req, ROOT)).toEqual(gen1.statfs(req, ROOT)); // the first run's limits, not these options
+    // A region laid out by other code is refused with a clear error.
+    new Int32Array(regionsOf.get(kept)!.get("memfs.meta")!)[2] = 99;
     expect(() => plugin.setup(context({}, kept, 3))).toThrow(/incompatible/);
   });
 
