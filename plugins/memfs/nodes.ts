@@ -29,7 +29,7 @@ import { S_IFDIR, S_IFMT, ROOT_ID, type Entry, readUnits, writeUnits } from "fur
 import * as sys from "furing/sys";
 import { Buffer } from "node:buffer";
 import { EEXIST, ENAMETOOLONG, ENOENT, ENOSPC, ENOTDIR } from "./errors.ts";
-import { nodeById, type MemfsState } from "./state.ts";
+import { nodeById, viewOf, type MemfsState } from "./state.ts";
 import { M_FLOOR_NSEC, M_FLOOR_SEC, M_FREE_SLOT, M_LIVE, M_NEXT_SLOT } from "./layout.ts";
 import { freeData } from "./data.ts";
 import { freeXattrs } from "./xattr.ts";
@@ -434,9 +434,7 @@ export function newNode(state: MemfsState, mode: number, uid: number, gid: numbe
   }
   nu[u + N_LIVE_U32] = 1;
   state.meta[M_LIVE] = (state.meta[M_LIVE] as number) + 1;
-  let v = state.views[slot];
-  if (v === undefined) v = state.views[slot] = new Node(state, slot);
-  return v;
+  return state.views[slot] ?? viewOf(state, slot);
 }
 
 /** Add `name` → `node` at the end of `dir` (a new cookie). Adjusts dir size and link counts. */

@@ -119,8 +119,15 @@ export function nodeById(s: MemfsState, ino: number): Node | undefined {
   const slot = ino % SLOT_LIMIT;
   if (!(slot > 0) || slot >= (s.meta[M_NEXT_SLOT] as number) || !Number.isInteger(ino)) return undefined;
   if (s.nf[slot * NODE_F64 + N_ID] !== ino || s.nu[slot * NODE_U32 + N_LIVE_U32] === 0) return undefined;
-  let v = s.views[slot];
-  if (v === undefined) v = s.views[slot] = new Node(s, slot);
+  return s.views[slot] ?? viewOf(s, slot);
+}
+
+/** This thread's view of `slot`, made once (the array is kept dense: a sparse one is slow). */
+export function viewOf(s: MemfsState, slot: number): Node {
+  const views = s.views;
+  while (views.length <= slot) views.push(undefined);
+  const v = new Node(s, slot);
+  views[slot] = v;
   return v;
 }
 

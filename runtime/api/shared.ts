@@ -609,15 +609,11 @@ export function writeUnits(u16: Uint16Array, ptr: number, s: string): void {
   for (let k = 0; k < s.length; k++) u16[o + k] = s.charCodeAt(k);
 }
 
-/** The string of `len` UTF-16 code units at byte offset `ptr`. */
+/** The string of `len` UTF-16 code units at byte offset `ptr` (one view and the string are allocated). */
 export function readUnits(u16: Uint16Array, ptr: number, len: number): string {
   const o = ptr >>> 1;
-  if (len <= 64) {
-    let s = "";
-    for (let k = 0; k < len; k++) s += String.fromCharCode(u16[o + k] as number);
-    return s;
-  }
+  if (len <= 4096) return String.fromCharCode.apply(null, u16.subarray(o, o + len) as unknown as number[]);
   let s = "";
-  for (let k = 0; k < len; k += 4096) s += String.fromCharCode.apply(null, Array.from(u16.subarray(o + k, o + Math.min(len, k + 4096))));
+  for (let k = 0; k < len; k += 4096) s += String.fromCharCode.apply(null, u16.subarray(o + k, o + Math.min(len, k + 4096)) as unknown as number[]);
   return s;
 }
