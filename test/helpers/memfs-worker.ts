@@ -51,7 +51,8 @@ export function runMemfsJob(job: MemfsJob): MemfsJobResult {
       switch (rnd(12)) {
         case 0:
         case 1: {
-          const r = fs.create(req, dir(), name(), 0o644, O_CREAT | O_RDWR, 0) as { entry: Entry };
+          // half of the names collide with other workers', half are this worker's own (the tables grow)
+          const r = fs.create(req, dir(), rnd(2) === 0 ? name() : `w${job.id}-${i}`, 0o644, O_CREAT | O_RDWR, 0) as { entry: Entry };
           looked(r.entry);
           opens.push(r.entry.ino);
           break;

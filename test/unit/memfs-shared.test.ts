@@ -67,6 +67,9 @@ test("4 Workers and the main thread on one memfs: the tree stays consistent", as
   expect(errors.ENOENT ?? 0).toBeGreaterThan(0);
   expect(errors.EEXIST ?? 0).toBeGreaterThan(0);
   for (const ino of top) fs.forget(ino, 1);
+  // the node table and the heap grew while the instances used them (64 KiB each at first)
+  expect(regions.get("memfs.nodes")!.byteLength).toBeGreaterThan(65536);
+  expect(regions.get("memfs.heap")!.byteLength).toBeGreaterThan(65536);
 
   // Walk the tree.
   const names = new Map<number, number>(); // node → entries naming it
