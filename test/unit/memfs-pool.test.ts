@@ -4,8 +4,9 @@
  * beyond the pool's dirty limit goes back to the kernel.
  */
 import { describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
 import { O_CREAT, O_RDWR, type Entry, type Filesystem, type Request } from "../../runtime/api/index.ts";
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, mapPages, discardPages } from "../../runtime/api/sys.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, mapPages, discardPages, pagesAddress, viewPages } from "../../runtime/api/sys.ts";
 import { createOps } from "../../plugins/memfs/ops.ts";
 import { createState } from "../../plugins/memfs/state.ts";
 import { CHUNK } from "../../plugins/memfs/data.ts";
@@ -41,6 +42,40 @@ describe("page memory (furing/sys)", () => {
     expect(() => discardPages(m, 100, 4096)).toThrow(RangeError);
     expect(() => discardPages(new Uint8Array(4096))).toThrow(TypeError);
     expect(() => mapPages(0)).toThrow(RangeError);
+  });
+});
+
+describe("page memory across threads (furing/sys)", () => {
+  test("viewPages(pagesAddress(m)) is the same memory, on this thread and on a Worker", async () => {
+    const m = mapPages(1 << 20);
+    const a = pagesAddress(m.subarray(8192));
+    expect(a % 4096).toBe(0);
+    const v = viewPages(a, 4096);
+    m[8192 + 7] = 42;
+    expect(v[7]).toBe(42);
+    v[8] = 43;
+    expect(m[8192 + 8]).toBe(43);
+    discardPages(v); // a view from viewPages is page memory too
+    expect(m[8192 + 7]).toBe(0);
+    // a Worker writes through its own view of the address
+    const src = `import { viewPages } from ${JSON.stringify(new URL("../../runtime/api/sys.ts", import.meta.url).pathname)};
+      self.onmessage = (e) => { viewPages(e.data, 4096).fill(9, 0, 100); postMessage("done"); };`;
+    const file = `${process.env.TMPDIR ?? "/tmp"}/furing-viewpages-${process.pid}.ts`;
+    await Bun.write(file, src);
+    try {
+      const w = new Worker(file);
+      const done = new Promise((r) => (w.onmessage = (e) => r(e.data)));
+      w.postMessage(a);
+      expect(await done).toBe("done");
+      w.terminate();
+    } finally {
+      rmSync(file, { force: true });
+    }
+    expect(m.subarray(8192, 8192 + 100).every((x) => x === 9)).toBe(true);
+    expect(m[8192 + 100]).toBe(0);
+    expect(() => viewPages(a + 1, 4096)).toThrow(/bad address/);
+    expect(() => viewPages(a, 0)).toThrow(/bad size/);
+    expect(() => pagesAddress(new Uint8Array(8))).toThrow(/not memory from mapPages/);
   });
 });
 
