@@ -14,8 +14,8 @@ import { CHUNK } from "../../plugins/memfs/data.ts";
 const req: Request = { op: "test", uid: 0, gid: 0, pid: 1, signal: new AbortController().signal };
 const ROOT = 1;
 
-function memfs() {
-  const state = createState({ maxBytes: 1 << 30, maxInodes: 1000, rootMode: 0o755, uid: 0, gid: 0 });
+function memfs(maxInodes = 1000) {
+  const state = createState({ maxBytes: 1 << 30, maxInodes, rootMode: 0o755, uid: 0, gid: 0 });
   return { fs: createOps(state) as Required<Filesystem>, state };
 }
 function fill(n: number, v: number): Uint8Array {
@@ -154,5 +154,35 @@ describe("memfs chunk pool", () => {
     fs.fallocate(req, f.ino, f.fh, 0, n * CHUNK, 0);
     const back = readAll(fs, f.ino, f.fh, 10, n * CHUNK - 10);
     expect(back.every((x) => x === 0)).toBe(true);
+  });
+});
+
+describe("short blocks", () => {
+  test("copy_file_range inside one file whose chunk grows and moves copies the source bytes (the old block may be discarded)", () => {
+    const { fs, state } = memfs(10_000);
+    // fill the pool's short-block reserve (64 MiB) with 2-page blocks, so that the next freed
+    // block of another size goes back to the kernel
+    const two = fill(8192, 7);
+    const held: number[] = [];
+    for (let i = 0; i < 8192; i++) {
+      const f = create(fs, `s${i}`);
+      fs.write(req, f.ino, f.fh, 0, two, 0);
+      fs.release(req, f.ino, f.fh, 0);
+      held.push(f.ino);
+    }
+    for (let i = 0; i < 8192; i++) {
+      fs.unlink(req, ROOT, `s${i}`);
+      fs.forget(held[i]!, 1);
+    }
+    const discarded = state.pool.discarded;
+    const f = create(fs, "f");
+    fs.write(req, f.ino, f.fh, 0, fill(4096, 0x41), 0); // chunk 0: one page
+    // copy page 0 to page 2: chunk 0 grows to 3 pages, moves to a new block, the old one is discarded
+    expect(fs.copyFileRange(req, f.ino, f.fh, 0, f.ino, f.fh, 8192, 4096, 0)).toBe(4096);
+    expect(state.pool.discarded).toBe(discarded + 1);
+    const back = readAll(fs, f.ino, f.fh, 0, 3 * 4096);
+    expect(back.subarray(0, 4096).every((x) => x === 0x41)).toBe(true);
+    expect(back.subarray(4096, 8192).every((x) => x === 0)).toBe(true);
+    expect(back.subarray(8192).every((x) => x === 0x41)).toBe(true);
   });
 });
