@@ -735,6 +735,29 @@ describe("lookup counting and freeing", () => {
   });
 });
 
+describe("names are stored exactly", () => {
+  test("any JS string (lone surrogates, NUL-free control characters, long) round-trips through create, readdir, lookup, rename, symlink and xattr names", () => {
+    const { fs } = memfs();
+    const names = ["a\ud800b", "\udfff", "\ud83d\ude00", "tab\there", "\u00e9t\u00e9", "x".repeat(85)];
+    const inos = names.map((n) => createFile(fs, ROOT, n).ino);
+    const l = new Listing(65536);
+    fs.readdir(req, ROOT, 0, 0, l);
+    expect(l.entries.slice(2).map((e) => e.name).reverse()).toEqual(names);
+    names.forEach((n, i) => expect((fs.lookup(req, ROOT, n) as Entry).ino).toBe(inos[i]!));
+    // names that differ only in one code unit are different names
+    expect(errnoOf(() => fs.lookup(req, ROOT, "a\ud801b"))).toBe(Errno.ENOENT);
+    fs.rename(req, ROOT, "a\ud800b", ROOT, "\udc00\ud800", 0);
+    expect((fs.lookup(req, ROOT, "\udc00\ud800") as Entry).ino).toBe(inos[0]!);
+    expect(errnoOf(() => fs.lookup(req, ROOT, "a\ud800b"))).toBe(Errno.ENOENT);
+    const target = "../\ud800/\u00e9/" + "y".repeat(300);
+    const sl = fs.symlink(req, ROOT, "s", target) as Entry;
+    expect(fs.readlink(req, sl.ino)).toBe(target);
+    fs.setxattr(req, inos[1]!, "user.\ud800", new Uint8Array([1, 2]), 0);
+    expect(fs.listxattr(req, inos[1]!)).toEqual(["user.\ud800"]);
+    expect([...(fs.getxattr(req, inos[1]!, "user.\ud800") as Uint8Array)]).toEqual([1, 2]);
+  });
+});
+
 describe("readdir", () => {
   test("lists . and .. first, then the newest entry first (as tmpfs)", () => {
     const { fs } = memfs();
