@@ -5,8 +5,7 @@
  *
  * Split by concern: state.ts (the shared regions and a thread's handle on them), nodes.ts (node
  * table, directory entries, lookup/link counting), data.ts (file data in chunks), pool.ts (page
- * memory for the chunks), xattr.ts (extended attributes), lock.ts (the namespace lock around
- * every op), ops.ts (the FUSE operations), options.ts (command-line options).
+ * memory for the chunks), xattr.ts (extended attributes), ops.ts (the FUSE operations), options.ts (command-line options).
  */
 import { definePlugin } from "furing";
 import { createOps } from "./ops.ts";
@@ -15,7 +14,7 @@ import { createState } from "./state.ts";
 
 export default definePlugin<MemfsOptions>({
   name: "memfs",
-  // every instance serves requests on the same shared tree (state.ts), under one lock (lock.ts)
+  // every instance serves requests on the same shared tree (state.ts), under one lock (furing's lockOps)
   concurrency: "shared",
   options: {
     size: { type: "string", help: "size limit, e.g. 512M, 2G, 50% of RAM, 0 = no limit (default: half of RAM)" },

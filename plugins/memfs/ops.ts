@@ -20,6 +20,7 @@
  */
 import {
   defineFilesystem,
+  lockOps,
   type CreateReply,
   type DirList,
   type DirListPlus,
@@ -115,7 +116,6 @@ import {
 import { getXattr, listXattrs, removeXattr, setXattr } from "./xattr.ts";
 import { killPrivileges } from "./privileges.ts";
 import { nodeById, type MemfsState } from "./state.ts";
-import { lockOps } from "./lock.ts";
 
 /** Symlink targets up to this length (with the NUL) live in the inode, longer ones take a page. */
 const SHORT_SYMLINK_LEN = 128;

@@ -18,4 +18,4 @@ export function defineFilesystem<F extends Filesystem>(fs: F): F {
 export function definePlugin<O = Record<string, unknown>>(plugin: Plugin<O>): Plugin<O> {
   return plugin;
 }
-export { Mutex, AtomicCounter, SharedHeap, NumberMap, StringMap, hashString, equalUnits, writeUnits, readUnits } from "./shared.ts";
+export { Mutex, AtomicCounter, SharedHeap, NumberMap, StringMap, hashString, equalUnits, writeUnits, readUnits, lockOps } from "./shared.ts";

@@ -617,3 +617,32 @@ export function readUnits(u16: Uint16Array, ptr: number, len: number): string {
   for (let k = 0; k < len; k += 4096) s += String.fromCharCode.apply(null, u16.subarray(o + k, o + Math.min(len, k + 4096)) as unknown as number[]);
   return s;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Ops under a lock
+
+type AnyOp = (...args: unknown[]) => unknown;
+
+/** One wrapper per op, made once: fixed arity (the widest op, copyFileRange, takes 9), so a call allocates nothing. */
+function lockedOp(m: Mutex, op: AnyOp): AnyOp {
+  return function (this: unknown, a, b, c, d, e, f, g, h, i) {
+    m.lock();
+    try {
+      return op.call(this, a, b, c, d, e, f, g, h, i);
+    } finally {
+      m.unlock();
+    }
+  } as AnyOp;
+}
+
+/**
+ * A copy of `ops` (a filesystem object) in which every function holds `m` while it runs: each
+ * op is atomic to every other op on every thread. An async op holds it only until it returns its
+ * promise (up to its first `await`): whatever it does after that must not touch shared state, or
+ * take the lock again itself. Other properties are copied as they are.
+ */
+export function lockOps<F extends object>(m: Mutex, ops: F): F {
+  const out = { ...ops } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(ops)) if (typeof v === "function") out[k] = lockedOp(m, v as AnyOp);
+  return out as F;
+}
