@@ -13,7 +13,8 @@ import * as sys from "furing/sys";
 import { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFCHR, type FileIO, type PluginContext, type Request, type DirList, type DirListPlus, type Entry } from "furing";
 import plugin, { type PassthroughFs, type PassthroughOptions } from "../../plugins/passthrough/index.ts";
 import { sharedRegion } from "../../runtime/host/host.ts";
-const shared = new Map<string, SharedArrayBuffer>();
+/** `ctx.shared` regions per mount (one `kept` map plays one mount). */
+const regionsOf = new WeakMap<Map<string, unknown>, Map<string, SharedArrayBuffer>>();
 
 const root = process.getuid?.() === 0;
 let tmp = "";
@@ -380,10 +381,15 @@ interface Instance {
 
 async function instance(source: string, opts: Partial<PassthroughOptions> = {}, kept = new Map<string, unknown>(), mountpoint?: string, passthrough = false): Promise<Instance> {
   const logs: string[] = [];
+  let shared = regionsOf.get(kept);
+  if (shared === undefined) regionsOf.set(kept, (shared = new Map()));
+  const regions = shared;
+  const generation = kept.has("mounted") ? 2 : 1; // a second instance on these regions is a later generation
+  kept.set("mounted", true);
   const ctx: PluginContext<PassthroughOptions> = {
     options: { source, "fd-cache": 4096, "file-handles": true, ...opts },
     mountpoint: mountpoint ?? join(tmp, "no-such-mountpoint"),
-    generation: kept.size === 0 ? 1 : 2,
+    generation,
     log: (...a: unknown[]) => logs.push(a.join(" ")),
     keep: <T>(key: string, init: () => T): T => {
       if (!kept.has(key)) kept.set(key, init());
@@ -391,9 +397,9 @@ async function instance(source: string, opts: Partial<PassthroughOptions> = {}, 
     },
     notify: {} as PluginContext["notify"],
     io: fakeIo,
-    shared: (key, n, max) => sharedRegion(shared, key, n, max, true),
-      reactor: { index: 0, count: 0, primary: true },
-      passthrough: () => passthrough,
+    shared: (key, n, max) => sharedRegion(regions, key, n, max, true),
+    reactor: { index: 0, count: 0, primary: true },
+    passthrough: () => passthrough,
   };
   const fs = (await plugin.setup(ctx)) as PassthroughFs;
   return { fs, ctx, logs, kept };
@@ -829,10 +835,10 @@ describe("passthrough plugin: ops on a real directory", () => {
     expect(await readAll(g2.fs, f.ino, o.fh)).toBe("survives");
     g2.fs.release!(REQ(), f.ino, o.fh, 0);
     expect(g1.fs.handles.size).toBe(0); // one table, shared
-    // a kept state of another layout is refused
-    const bad = new Map<string, unknown>([["state", { kind: "passthrough", version: 0 }]]);
-    await rejectsErrno(() => 
-      instance(d, {}, bad).catch((e) => {
+    // shared state of another layout is refused
+    new Int32Array(regionsOf.get(g1.kept)!.get("passthrough.meta")!)[2] = 99;
+    await rejectsErrno(() =>
+      instance(d, {}, g1.kept).catch((e) => {
         throw Object.assign(e, { code: /incompatible/.test(e.message) ? "EINCOMPAT" : e.code });
       }),
       "EINCOMPAT",
