@@ -29,7 +29,9 @@
  * an identity index (st_dev → st_ino → node id); a PNode is a thread's view of a record. The
  * descriptor cache is per thread: a thread closes only descriptors it opened, so no thread can
  * close one another is using; each cached descriptor remembers the record's incarnation
- * (`gen`), so a node id reused for another file is never served from a stale descriptor.
+ * (`gen`), so a node id reused for another file is never served from a stale descriptor. Dropped
+ * nodes are announced in a shared ring, and each thread closes its descriptors of them at its
+ * next descriptor lookup (an O_PATH descriptor of an unlinked file would keep its space in use).
  * Every call here runs under the state's lock (ops.ts).
  *
  * Safety. Names come from the kernel one component at a time and are resolved with
@@ -38,7 +40,7 @@
  */
 import { FuseError, S_IFMT, S_IFDIR, readUnits, writeUnits, type Entry } from "furing";
 import * as sys from "furing/sys";
-import { M_IDENTITY, M_NEXT_SYNTHETIC, M_NODES, M_NODE_GEN, SYNTHETIC_BASE, type PassthroughState } from "./state.ts";
+import { DROP_RING, M_DROPS, M_DROP_RING, M_IDENTITY, M_NEXT_SYNTHETIC, M_NODES, M_NODE_GEN, SYNTHETIC_BASE, type PassthroughState } from "./state.ts";
 
 // A node record in the heap: Float64 slots, then Uint32 words from U0.
 const F_ID = 0, F_SIZE = 1, F_BLOCKS = 2, F_ATIME = 3, F_MTIME = 4, F_CTIME = 5, F_DEV = 6, F_SINO = 7, F_PARENT = 8, F_NLOOKUP = 9, F_CHILDREN = 10, F_GEN = 11;
@@ -168,6 +170,8 @@ export class NodeTable {
   private readonly fdCacheMax: number;
   /** This thread's view objects by node id. */
   private readonly views = new Map<number, PNode>();
+  /** Drops announced so far that this thread has acted on. */
+  private seenDrops: number;
 
   constructor(
     readonly s: PassthroughState,
@@ -175,6 +179,7 @@ export class NodeTable {
     instances = 1,
   ) {
     this.fdCacheMax = Math.max(16, Math.floor(s.fdCacheMax / instances));
+    this.seenDrops = s.meta[M_DROPS] as number;
     if (!this.nodes().has(1)) {
       const st = sys.fstat(s.rootFd, this.st);
       const root = this.newNode(1, st, 0, "");
@@ -224,6 +229,7 @@ export class NodeTable {
    */
   fd(node: PNode): number {
     if (node.ino === 1) return this.s.rootFd;
+    if (this.seenDrops !== this.s.meta[M_DROPS]) this.closeDropped();
     const cache = this.fdCache;
     const cached = cache.get(node.ino);
     if (cached !== undefined) {
@@ -237,6 +243,19 @@ export class NodeTable {
     const fd = this.reopen(node);
     this.cacheFd(node, fd);
     return fd;
+  }
+
+  /** Close this thread's descriptors of nodes dropped (by any thread) since it last looked. */
+  private closeDropped(): void {
+    const drops = this.s.meta[M_DROPS] as number;
+    if (drops - this.seenDrops > DROP_RING) {
+      for (const id of [...this.fdCache.keys()]) this.dropFd(id);
+    } else {
+      const ring = (this.s.meta[M_DROP_RING] as number) >>> 3;
+      const f64 = this.s.heap.f64;
+      for (let k = this.seenDrops; k < drops; k++) this.dropFd(f64[ring + (k % DROP_RING)] as number);
+    }
+    this.seenDrops = drops;
   }
 
   /** Whether `node` has a descriptor cached by this thread (tests, diagnostics). */
@@ -559,6 +578,9 @@ export class NodeTable {
       this.identityDelete(n.dev, n.sino, id);
       this.dropFd(id);
       this.views.delete(id);
+      const drops = this.s.meta[M_DROPS] as number;
+      h.f64[((this.s.meta[M_DROP_RING] as number) >>> 3) + (drops % DROP_RING)] = id;
+      this.s.meta[M_DROPS] = drops + 1;
       h.free(h.u32[n.u + U_NAME] as number);
       h.free(h.u32[n.u + U_HANDLE] as number);
       h.free(n.ptr);

@@ -27,6 +27,9 @@ const M_ROOT_FD = 2, M_ROOT_DEV = 3, M_ROOT_INO = 4, M_USE_HANDLES = 5, M_ROOT_M
 const M_FD_CACHE_MAX = 9, M_HIDDEN_DEV = 10, M_HIDDEN_INO = 11, M_HIDDEN_NAME = 12, M_SOURCE = 13, M_REASON = 14;
 export const M_NEXT_SYNTHETIC = 15, M_NEXT_FH = 16, M_NODES = 17, M_IDENTITY = 18, M_HANDLES = 19, M_NODE_GEN = 20;
 const M_STATS = 21; // reopenByHandle, reopenByName, evictions, stale
+/** Nodes dropped so far, and a ring of the last DROP_RING dropped ids (nodes.ts). */
+export const M_DROPS = 25, M_DROP_RING = 26;
+export const DROP_RING = 256;
 const META_BYTES = 4096;
 
 /** The counters kept for tests and diagnostics, in shared memory. */
@@ -222,6 +225,7 @@ export function openSource(opts: PassthroughOptions, mountpoint: string, log: (.
   m[M_NODES] = tables.create();
   m[M_IDENTITY] = tables.create();
   m[M_HANDLES] = tables.create();
+  m[M_DROP_RING] = heap.calloc(DROP_RING * 8);
   const w = new Int32Array(regions.meta);
   w[2] = LAYOUT;
   Atomics.store(w, 1, MAGIC);

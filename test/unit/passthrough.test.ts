@@ -845,6 +845,27 @@ describe("passthrough plugin: ops on a real directory", () => {
     );
   });
 
+  test("two instances on one table: a node dropped by one loses the other's cached descriptor at its next lookup", async () => {
+    const d = dir("two-instances");
+    writeFileSync(join(d, "f"), "x");
+    writeFileSync(join(d, "g"), "y");
+    const a = await instance(d);
+    const b = await instance(d, {}, a.kept);
+    const f = (a.fs.lookup!(REQ(), 1, "f") as Entry).ino; // (a node's view reads its record: keep the id)
+    a.fs.getattr!(REQ(), f, undefined);
+    expect(a.fs.nodes.isCached(f)).toBe(true);
+    // b unlinks it and the kernel forgets it through b: the node is dropped
+    b.fs.unlink!(REQ(), 1, "f");
+    b.fs.forget!(f, 1);
+    expect(b.fs.nodes.size).toBe(1);
+    // a's next descriptor lookup closes its descriptor of the dropped node
+    const g = (a.fs.lookup!(REQ(), 1, "g") as Entry).ino;
+    a.fs.getattr!(REQ(), g, undefined);
+    expect(a.fs.nodes.isCached(f)).toBe(false);
+    expect(a.fs.nodes.isCached(g)).toBe(true);
+    a.fs.forget!(g, 1);
+  });
+
   test("access (no_default_permissions): mode bits against the caller", async () => {
     const d = dir("access");
     writeFileSync(join(d, "f"), "");
