@@ -866,6 +866,43 @@ describe("passthrough plugin: ops on a real directory", () => {
     a.fs.forget!(g, 1);
   });
 
+  test("one directory stream read in turns by two instances lists every entry once, also when one repeats an offset after the other moved the descriptor", async () => {
+    const d = dir("stream-turns");
+    const want: string[] = [];
+    // more than one getdents batch (32 KiB) of entries
+    for (let i = 0; i < 2000; i++) {
+      const n = `entry-${i}-${"x".repeat(40)}`;
+      writeFileSync(join(d, n), "");
+      want.push(n);
+    }
+    const a = await instance(d);
+    const b = await instance(d, {}, a.kept);
+    const o = a.fs.opendir!(REQ(), 1, 0) as { fh: number };
+    const seen: string[] = [];
+    let offset = 0;
+    for (let turn = 0; turn < 1000; turn++) {
+      const c = collector(45);
+      (turn % 3 === 1 ? b : a).fs.readdir!(REQ(), 1, o.fh, offset, c.list);
+      if (c.got.length === 0) break;
+      for (const e of c.got) seen.push(e.name);
+      offset = c.got[c.got.length - 1]!.off;
+    }
+    expect(seen.filter((n) => n !== "." && n !== "..").sort()).toEqual(want.sort());
+    // The same offset asked again on a after b read the stream to its end (a retried request):
+    // a's cached batch runs out part way, and the shared descriptor is at b's position by then.
+    const first = collector(45);
+    a.fs.readdir!(REQ(), 1, o.fh, 0, first.list);
+    const at = first.got[first.got.length - 1]!.off;
+    const rest = collector();
+    b.fs.readdir!(REQ(), 1, o.fh, at, rest.list);
+    const again = collector();
+    a.fs.readdir!(REQ(), 1, o.fh, at, again.list);
+    expect(again.got.map((e) => e.name)).toEqual(rest.got.map((e) => e.name));
+    expect(first.got.length + rest.got.length).toBe(want.length + 2);
+    a.fs.releasedir!(REQ(), 1, o.fh);
+    expect(b.fs.handles.size).toBe(0);
+  });
+
   test("access (no_default_permissions): mode bits against the caller", async () => {
     const d = dir("access");
     writeFileSync(join(d, "f"), "");
