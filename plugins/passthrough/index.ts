@@ -9,7 +9,7 @@
  * outside the source is reachable through it. Data moves on the runtime's io_uring with no copy,
  * or, where the kernel offers FUSE passthrough (root), bypasses the daemon altogether.
  *
- * Split by concern: state.ts (the kept state, --source validation), nodes.ts (node table: identity,
+ * Split by concern: state.ts (the shared state, --source validation), nodes.ts (node table: identity,
  * lookup counts, descriptor cache and re-opening), handles.ts (open files and directory streams),
  * ops.ts (the FUSE operations).
  */
