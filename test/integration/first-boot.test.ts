@@ -284,3 +284,121 @@ class Namespace {
     await rm(this.dir, { recursive: true, force: true });
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+
+describe("the other first-run paths, from a clean state", () => {
+  test("`status` with no runtime directory: no mounts, a named mountpoint has no daemon, and nothing is created", async () => {
+    const rundir = join(base, "run-status", "furing");
+    const env = { FURING_RUNTIME_DIR: rundir };
+    const all = await furing(["status"], env);
+    expect(all.code, describeResult(all)).toBe(0);
+    expect(all.stdout.trim()).toBe("no furing mounts");
+    const json = await furing(["status", "--json"], env);
+    expect(JSON.parse(json.stdout)).toEqual([]);
+    expectOneLine(await furing(["status", base], env), new RegExp(`^furing: ${base}: no furing daemon answers for this mountpoint$`));
+    expect(existsSync(join(rundir, ".."))).toBe(false);
+  });
+
+  test("a runtime directory that is a symlink, a file, or has no parent: one line, nothing mounted, nothing written", async () => {
+    const work = join(base, "bad-dirs");
+    const target = join(work, "target");
+    await mkdir(target, { recursive: true, mode: 0o700 });
+    await symlink(target, join(work, "link"));
+    await writeFile(join(work, "file"), "");
+    const mnt = join(base, "mnt-bad");
+    await mkdir(mnt);
+    const cases: Array<[string, RegExp]> = [
+      [join(work, "link"), new RegExp(`^furing: runtime directory ${work}/link: is a symbolic link \\(to ${target}\\); .*remove it$`)],
+      [join(work, "file"), new RegExp(`^furing: runtime directory ${work}/file: exists and is not a directory; remove it$`)],
+      [join(work, "none", "furing"), new RegExp(`^furing: cannot create the runtime directory ${work}/none/furing: its parent ${work}/none does not exist$`)],
+    ];
+    try {
+      for (const [rundir, msg] of cases) {
+        const env = { FURING_RUNTIME_DIR: rundir };
+        for (const args of [["mount", "memfs", mnt, "--background"], ["mount", "memfs", mnt, "-f"]]) {
+          const r = await furing(args, env);
+          tracked.set(mnt, undefined);
+          expectOneLine(r, msg);
+          expect(await isMounted(mnt), `${args.join(" ")} left a mount`).toBe(false);
+        }
+        if (!rundir.includes("none")) expectOneLine(await furing(["status"], env), msg);
+      }
+      expect(readdirSync(target)).toEqual([]);
+    } finally {
+      await teardown(mnt, undefined);
+    }
+  });
+
+  test.skipIf(!isRoot())("a runtime directory of another user is refused before mounting; one of ours with loose permissions is tightened to 0700", async () => {
+    const rundir = join(base, "run-foreign", "furing");
+    await mkdir(rundir, { recursive: true, mode: 0o755 });
+    await chown(rundir, NOBODY, NOBODY);
+    const mnt = join(base, "mnt-foreign");
+    await mkdir(mnt);
+    try {
+      const msg = new RegExp(`^furing: runtime directory ${rundir}: belongs to uid ${NOBODY}, not to uid 0; refusing to keep control sockets there`);
+      for (const args of [["mount", "memfs", mnt, "--background"], ["mount", "memfs", mnt, "-f"], ["status"]]) {
+        const r = await furing(args, { FURING_RUNTIME_DIR: rundir });
+        tracked.set(mnt, undefined);
+        expectOneLine(r, msg);
+        expect(await isMounted(mnt), `${args.join(" ")} left a mount`).toBe(false);
+      }
+      expect(readdirSync(rundir)).toEqual([]);
+      await chown(rundir, 0, 0);
+      await chmod(rundir, 0o755);
+      const s = await furing(["status"], { FURING_RUNTIME_DIR: rundir });
+      expect(s.code, describeResult(s)).toBe(0);
+      expectPrivateDir(rundir, 0);
+    } finally {
+      await teardown(mnt, undefined);
+    }
+  });
+
+  test("`furing unmount` of a dead mount after a \"reboot\" took the runtime directory: unmounts, and creates nothing", async () => {
+    const rundir = join(base, "run-dead", "furing");
+    const mnt = join(base, "mnt-dead");
+    await mkdir(join(rundir, ".."));
+    await mkdir(mnt);
+    const env = { FURING_RUNTIME_DIR: rundir };
+    let pid: number | undefined;
+    try {
+      const r = await furing(["mount", "memfs", mnt, "--background", "-o", transportOpt(transports()[0]!)], env);
+      pid = backgroundPid(r);
+      tracked.set(mnt, pid);
+      expect(r.code, describeResult(r)).toBe(0);
+      process.kill(pid!, "SIGKILL");
+      expect(await waitFor(() => !pidAlive(pid!), 5000)).toBe(true);
+      await rm(rundir, { recursive: true });
+      const dead = await run(["stat", mnt], { timeoutMs: 10_000 });
+      expect(dead.stderr).toContain("Transport endpoint is not connected");
+      const u = await furing(["unmount", mnt], env);
+      expect(u.code, describeResult(u)).toBe(0);
+      expect(u.stderr).toBe("");
+      expect(await isMounted(mnt)).toBe(false);
+      expect(existsSync(rundir)).toBe(false);
+    } finally {
+      await teardown(mnt, pid);
+    }
+  });
+
+  test("an unexpected error (the plugin bundle directory under an absent TMPDIR) is one line naming the operation, path and cause; nothing is mounted", async () => {
+    const mnt = join(base, "mnt-notmp");
+    await mkdir(mnt);
+    const tmp = join(base, "no-such-tmp");
+    try {
+      const r = await furing(["mount", join(REPO, "test/fixtures/hello.ts"), mnt], { TMPDIR: tmp, FURING_RUNTIME_DIR: join(base, "run-notmp") });
+      tracked.set(mnt, undefined);
+      expectOneLine(r, new RegExp(`^furing mount: mkdtemp ${tmp}/furing-gen-\\d+-\\S+: no such file or directory \\(ENOENT\\)$`));
+      expect(await isMounted(mnt)).toBe(false);
+      // the same through compile, which bundles under TMPDIR as well
+      const c = await furing(["compile", join(REPO, "test/fixtures/hello.ts"), "-o", join(base, "hellofs")], { TMPDIR: tmp });
+      expectOneLine(c, new RegExp(`^furing compile: mkdtemp ${tmp}/furing-compile-\\S+: no such file or directory \\(ENOENT\\)$`));
+      // FURING_DEBUG brings the stack back for whoever debugs furing itself
+      const d = await furing(["compile", join(REPO, "test/fixtures/hello.ts"), "-o", join(base, "hellofs")], { TMPDIR: tmp, FURING_DEBUG: "1" });
+      expect(d.stderr).toMatch(/\n\s+at .*compile\.ts:\d+/);
+    } finally {
+      await teardown(mnt, undefined);
+    }
+  });
+});
