@@ -300,7 +300,7 @@ describe("the other first-run paths, from a clean state", () => {
     expect(existsSync(join(rundir, ".."))).toBe(false);
   });
 
-  test("a runtime directory that is a symlink, a file, or has no parent: one line, nothing mounted, nothing written", async () => {
+  test("a runtime directory that is a symlink, a file, or has no parent, and a --log that cannot be opened: one line, nothing mounted, nothing written", async () => {
     const work = join(base, "bad-dirs");
     const target = join(work, "target");
     await mkdir(target, { recursive: true, mode: 0o700 });
@@ -325,6 +325,11 @@ describe("the other first-run paths, from a clean state", () => {
         if (!rundir.includes("none")) expectOneLine(await furing(["status"], env), msg);
       }
       expect(readdirSync(target)).toEqual([]);
+      // --log in a directory that does not exist
+      const log = join(work, "none", "x.log");
+      const r = await furing(["mount", "memfs", mnt, "--background", "--log", log], { FURING_RUNTIME_DIR: join(work, "ok") });
+      expectOneLine(r, new RegExp(`^furing: cannot open the log file ${log}: no such file or directory \\(ENOENT\\)$`));
+      expect(await isMounted(mnt)).toBe(false);
     } finally {
       await teardown(mnt, undefined);
     }
