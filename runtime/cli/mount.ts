@@ -12,6 +12,7 @@ import { Session, createReactor } from "../session/session.ts";
 import { RingFileIO } from "../io/file-io.ts";
 import { startInBackground, backgroundLogPath } from "./background.ts";
 import { serveControl } from "../control/socket.ts";
+import { ensureRuntimeDir } from "../control/rundir.ts";
 
 export const MOUNT_USAGE = "  furing mount <plugin> <mountpoint> [-o opt[,opt...]] [-f|--background] [-d] [--no-watch] [plugin options]";
 
@@ -86,6 +87,8 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   const [spec, dir] = positional as [string, string];
   const options = parseMountOptions(optLists, defaultMountOptions());
   const mountpoint = checkMountpoint(dir);
+  // before mounting: a runtime directory that cannot be made must not leave a mount behind
+  ensureRuntimeDir();
   if (background) {
     const log = logFile ?? backgroundLogPath(mountpoint);
     const args = [spec, mountpoint, ...optLists.flatMap((l) => ["-o", l]), ...(debug ? ["-d"] : []), ...(watch ? [] : ["--no-watch"]), ...pluginArgs];
@@ -129,7 +132,9 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   process.on("SIGINT", onSignal("SIGINT"));
   process.on("SIGTERM", onSignal("SIGTERM"));
   process.on("SIGHUP", () => {}); // keep serving when the terminal goes away
-  // a plugin's timer or stray promise failing must not take the mount down
+  // a plugin's timer or stray promise failing must not take the mount down (replaces fatal.ts's)
+  process.removeAllListeners("uncaughtException");
+  process.removeAllListeners("unhandledRejection");
   const stray = (kind: string) => (e: unknown) => log(`furing: ${kind} outside any request (a plugin timer or stray promise?), still serving: ${e instanceof Error ? mapStack(e.stack ?? e.message) : String(e)}`);
   process.on("uncaughtException", stray("uncaught exception"));
   process.on("unhandledRejection", stray("unhandled rejection"));

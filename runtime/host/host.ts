@@ -123,7 +123,11 @@ export class PluginHost {
   private readonly kept = new Map<string, unknown>();
   /** `ctx.shared` regions by key (the main thread's; Workers receive them). */
   readonly sharedRegions = new Map<string, SharedArrayBuffer>();
-  private readonly dir = makeGenerationDir();
+  /** Generation files' directory, made on the first bundle: an embedded plugin needs no TMPDIR. */
+  private genDir = "";
+  private get dir(): string {
+    return (this.genDir ||= makeGenerationDir());
+  }
   private hash = "";
   private watchers: FSWatcher[] = [];
   private dispatcher: Dispatcher | null = null;
@@ -142,7 +146,7 @@ export class PluginHost {
   constructor(private readonly o: HostOptions) {
     this.embedded = o.module !== undefined || (isStandalone() && isBuiltinName(o.spec));
     this.entry = this.embedded ? `embedded:${o.spec}` : resolvePluginEntry(o.spec);
-    process.on("exit", () => rmSync(this.dir, { recursive: true, force: true }));
+    process.on("exit", () => this.genDir && rmSync(this.genDir, { recursive: true, force: true }));
   }
 
   /** Build attempts, so every attempt imports a fresh module path (a rejected one stays cached). */
@@ -338,6 +342,6 @@ export class PluginHost {
     for (const w of this.watchers) w.close();
     this.watchers = [];
     if (this.timer !== null) clearTimeout(this.timer);
-    rmSync(this.dir, { recursive: true, force: true });
+    if (this.genDir) rmSync(this.genDir, { recursive: true, force: true });
   }
 }

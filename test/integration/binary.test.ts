@@ -238,6 +238,42 @@ describe("dist/furing (single-file binary)", () => {
     });
   });
 
+  test("first run: TMPDIR and the runtime directory absent: the embedded memfs mounts in the background, serves and unmounts; what needs TMPDIR says so in one line", async () => {
+    const rundir = join(work, "fresh-run", "furing");
+    mkdirSync(dirname(rundir), { recursive: true });
+    const fresh = { ...env, TMPDIR: join(work, "no-such-tmp"), FURING_RUNTIME_DIR: rundir };
+    const dir = await makeTempDir("bin-boot");
+    let pid: number | undefined;
+    try {
+      const r = await run([furing, "mount", "memfs", dir, "--background"], { cwd: home, env: fresh, timeoutMs: 40_000 });
+      pid = Number(/\(pid (\d+),/.exec(r.stderr)?.[1]) || undefined;
+      expect(r.code, describeResult(r)).toBe(0);
+      expect((await stat(rundir)).mode & 0o777).toBe(0o700);
+      await writeFile(join(dir, "f"), "no tmp needed\n");
+      expect(await readText(join(dir, "f"))).toBe("no tmp needed\n");
+      const u = await run([furing, "unmount", dir], { cwd: home, env: fresh });
+      expect(u.code, describeResult(u)).toBe(0);
+      expect(await isMounted(dir)).toBe(false);
+      expect(await waitFor(() => !existsSync(`/proc/${pid}`), 10_000), "the daemon outlived its mount").toBe(true);
+
+      // a plugin file is bundled into a generation file under TMPDIR; compile works under TMPDIR too
+      const file = join(work, "plugin", "boot.ts");
+      mkdirSync(dirname(file), { recursive: true });
+      await writeFile(file, await readFile(join(REPO, "test/fixtures/hello.ts"), "utf8"));
+      for (const [args, op] of [[["mount", file, dir], "mount"], [["compile", file, "-o", join(work, "bootfs")], "compile"]] as const) {
+        const f = await run([furing, ...args], { cwd: home, env: fresh, timeoutMs: 60_000 });
+        expect(f.code, describeResult(f)).toBe(1);
+        expect(f.stderr.trim().split("\n"), describeResult(f)).toEqual([expect.stringMatching(new RegExp(`^furing ${op}: mkdtemp ${fresh.TMPDIR}/furing-\\S+: no such file or directory \\(ENOENT\\)$`))]);
+      }
+      expect(await isMounted(dir)).toBe(false);
+    } finally {
+      if (pid !== undefined && existsSync(`/proc/${pid}`)) process.kill(pid, "SIGTERM");
+      if (await isMounted(dir)) await run(["umount", "-l", dir], { timeoutMs: 10_000 });
+      if (pid !== undefined && existsSync(`/proc/${pid}`)) process.kill(pid, "SIGKILL");
+      if (!(await isMounted(dir))) await removeTempDir(dir);
+    }
+  });
+
   test("compile inside the binary (no bun): the program mounts its filesystem", async () => {
     const src = join(work, "plugin", "greet.ts");
     mkdirSync(dirname(src), { recursive: true });
