@@ -6,7 +6,9 @@
  */
 import type { Filesystem } from "../api/types.ts";
 import { errnoOf, errnoName, Errno } from "../api/errno.ts";
-import { Op, opName, IN_OPCODE, IN_NODEID, IN_UID, IN_GID, IN_PID, IN_UNIQUE } from "../kernel/abi.ts";
+import { Op, opName, IN_OPCODE, IN_NODEID, IN_UID, IN_GID, IN_PID, IN_UNIQUE, FUSE_KERNEL_MINOR_VERSION } from "../kernel/abi.ts";
+import { expectsReply, outSize, MAX_OPCODE } from "../kernel/opcodes.ts";
+import { checkRequest, describeCheck, REQUEST_OK } from "./request-check.ts";
 import { getU64, encodeNegativeEntry, ReplyError } from "../kernel/codec.ts";
 import type { RequestSlot } from "../transport/slot.ts";
 import { Call, type CallOwner } from "./call.ts";
@@ -49,6 +51,11 @@ export class Dispatcher implements CallOwner {
   /** Requests currently being served. */
   inflight = 0;
   private readonly calls: Call[] = [];
+
+  /** Requests that failed the opcode table's check (answered EIO, or dropped if unanswered). */
+  malformed = 0;
+  /** Opcodes whose malformed requests were logged already (one line per opcode, not per request). */
+  private readonly malformedLogged = new Uint8Array(MAX_OPCODE + 1);
 
   /** Requests answered ETIMEDOUT, and late results discarded after that. */
   timedOut = 0;
@@ -133,6 +140,9 @@ export class Dispatcher implements CallOwner {
     gen.inflight++;
     c.t0 = performance.now();
     this.inflight++;
+    const minor = this.cfg.minor ?? FUSE_KERNEL_MINOR_VERSION;
+    const check = checkRequest(slot, opcode, minor, this.cfg.setxattrExt);
+    if (check !== REQUEST_OK) return this.reject(c, check, minor);
     if (opcode === Op.INTERRUPT) {
       this.interrupt(slot);
       this.noReply(c);
@@ -159,6 +169,18 @@ export class Dispatcher implements CallOwner {
     this.complete(c, r);
   }
 
+  /** A request the table check refused: EIO (or nothing, for the unanswered kinds), logged once per opcode. */
+  private reject(c: Call, check: number, minor: number): void {
+    this.malformed++;
+    if (this.malformedLogged[c.opcode] === 0) {
+      this.malformedLogged[c.opcode] = 1;
+      const what = describeCheck(check, c.slot, c.opcode, minor, this.cfg.setxattrExt);
+      this.cfg.log(`furing: malformed ${c.op.toUpperCase()} request (node ${c.nodeid}): ${what} — ${expectsReply(c.opcode) ? "answered EIO" : "dropped"}; further malformed ${c.op.toUpperCase()} requests are not logged`);
+    }
+    if (expectsReply(c.opcode)) this.reply(c, -Errno.EIO, 0);
+    else this.noReply(c);
+  }
+
   complete(c: Call, value: unknown): void {
     if (!c.busy) return this.late(c, "result");
     let len: number;
@@ -166,6 +188,11 @@ export class Dispatcher implements CallOwner {
       len = c.enc === null ? 0 : c.enc(c, value);
     } catch (e) {
       this.fail(c, e);
+      return;
+    }
+    const want = outSize(c.opcode);
+    if (want >= 0 && len !== want) {
+      this.fail(c, new ReplyError(`${c.op} reply of ${len} bytes, the kernel expects ${want}`));
       return;
     }
     if (c.countsLookup) this.countLookup(c, value);

@@ -6,12 +6,13 @@
  */
 import type { Filesystem, SetAttr, Timespec, FileLock, Entry, OpenReply } from "../api/types.ts";
 import {
-  Op, IN_HEADER_SIZE, opHeaderSize, FATTR_MODE, FATTR_UID, FATTR_GID, FATTR_SIZE, FATTR_ATIME,
+  Op, IN_HEADER_SIZE, FUSE_KERNEL_MINOR_VERSION, FATTR_MODE, FATTR_UID, FATTR_GID, FATTR_SIZE, FATTR_ATIME,
   FATTR_MTIME, FATTR_FH, FATTR_ATIME_NOW, FATTR_MTIME_NOW, FATTR_CTIME, FATTR_KILL_SUIDGID, FATTR_CHANGES,
   FUSE_WRITE_KILL_SUIDGID, FUSE_OPEN_KILL_SUIDGID,
   FUSE_GETATTR_FH, FUSE_FSYNC_FDATASYNC, FUSE_LK_FLOCK, ENTRY_OUT_SIZE, OPEN_OUT_SIZE,
   WRITE_OUT_SIZE, GETXATTR_OUT_SIZE, LSEEK_OUT_SIZE, LK_OUT_SIZE,
 } from "../kernel/abi.ts";
+import { inSize } from "../kernel/opcodes.ts";
 import {
   getU64, getI64, setU64, setOffset, num, encodeAttrOut, encodeEntry, encodeOpenOut, encodeStatfs, ReplyError,
 } from "../kernel/codec.ts";
@@ -25,6 +26,8 @@ export interface OpConfig {
   openDefaults: number;
   /** FUSE_SETXATTR_EXT negotiated: setxattr's header is 16 bytes, else 8. */
   setxattrExt: boolean;
+  /** Negotiated protocol minor (input sizes of older minors; default 45). */
+  minor?: number;
   /**
    * FUSE_HANDLE_KILLPRIV_V2 negotiated (the plugin declared `killPrivileges`): a SETATTR that asks
    * for no change is the kernel's way of saying "remove privileges" and reaches the plugin as
@@ -52,7 +55,7 @@ export type Handler = (c: Call, cfg: OpConfig) => unknown;
 /** Offset of the first argument after the op header (in `slot.data`). */
 function argBase(c: Call, cfg: OpConfig): number {
   const s = c.slot;
-  return s.split ? 0 : IN_HEADER_SIZE + opHeaderSize(c.opcode, cfg.setxattrExt);
+  return s.split ? 0 : IN_HEADER_SIZE + inSize(c.opcode, cfg.minor ?? FUSE_KERNEL_MINOR_VERSION, cfg.setxattrExt);
 }
 
 /** End of the request's arguments (in `slot.data`). */

@@ -2,7 +2,8 @@
  * Native memory for everything the kernel keeps an address of (ring structures, request headers
  * and payloads, iovecs). It comes from mmap, outside the JS heap, so the garbage collector never
  * moves it (bun-runtime-notes: small TypedArrays relocate), and it is never unmapped while the
- * process lives: a view over unmapped memory would crash without an exception.
+ * process lives (a view over unmapped memory would crash without an exception), except through
+ * `freeNative` by an owner that handed no view of it out.
  */
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { libc, errno, SyscallError } from "./libc.ts";
@@ -19,7 +20,9 @@ export interface NativeRegion {
   readonly buffer: ArrayBuffer;
 }
 
-const live: NativeRegion[] = []; // strong references for the life of the process
+const live = new Set<NativeRegion>(); // strong references until freeNative
+/** The mapping behind each region (hugepage regions start inside a larger mapping). */
+const mappings = new WeakMap<NativeRegion, { base: number; len: number }>();
 
 const MADV_HUGEPAGE = 14;
 const HUGE_PAGE = 2 << 20;
@@ -39,8 +42,22 @@ export function allocNative(size: number, populate = true, hugepages = false): N
     libc.madvise(ptr as unknown as Pointer, len, MADV_HUGEPAGE); // advice only: a failure costs nothing
   }
   const region = { ptr, size: len, buffer: toArrayBuffer(ptr as Pointer, 0, len) };
-  live.push(region);
+  live.add(region);
+  mappings.set(region, { base: Number(p), len: mapLen });
   return region;
+}
+
+/**
+ * Unmap a region from `allocNative`. Only for an owner that kept every view of it to itself and
+ * dropped them: the region's ArrayBuffer is detached first, so a view that survived by mistake
+ * reads as empty instead of touching unmapped memory.
+ */
+export function freeNative(region: NativeRegion): void {
+  const m = mappings.get(region);
+  if (m === undefined || !live.delete(region)) throw new Error("freeNative: not a live region from allocNative");
+  mappings.delete(region);
+  region.buffer.transfer(0);
+  if (libc.munmap(m.base as unknown as Pointer, m.len) !== 0) throw new SyscallError("munmap", errno(), `(${m.len} bytes)`);
 }
 
 /** Where an ArrayBuffer over native memory lives, and its fixed-buffer index (-1: none). */

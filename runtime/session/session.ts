@@ -5,6 +5,7 @@
  */
 import { Init, Op, IN_HEADER_SIZE, IN_OPCODE, INIT_OUT_SIZE, OUT_HEADER_SIZE } from "../kernel/abi.ts";
 import { decodeInitIn, encodeInitOut } from "../kernel/codec.ts";
+import { COMPAT_INIT_IN } from "../kernel/opcodes.ts";
 import { libc, errno, cstr, SyscallError, setNonBlocking, O_RDWR, O_CLOEXEC, O_NONBLOCK } from "../ffi/libc.ts";
 import { Reactor } from "../reactor/reactor.ts";
 import { DevTransport } from "../transport/fuse-dev.ts";
@@ -55,6 +56,8 @@ export interface SessionStatus {
   requests: { io_uring: number; classic: number };
   inflight: number;
   timedOut: number;
+  /** Requests refused by the opcode table's check (malformed: answered EIO or dropped). */
+  malformed: number;
   reactor: { wakeups: number; completions: number; rescues: number; cpu: string; cpuMoves: number };
   kernelNodes: number;
   passthrough: string;
@@ -160,8 +163,15 @@ export class Session {
 
   private handleInit(slot: RequestSlot): void {
     const o = this.cfg.options;
+    if (slot.payloadLen < COMPAT_INIT_IN) {
+      this.dev.reply(slot, -5 /* EIO */, 0);
+      throw new Error(`the kernel sent a malformed INIT (${slot.payloadLen} bytes after the in-header, fuse_init_in needs at least ${COMPAT_INIT_IN})`);
+    }
     const init = decodeInitIn(slot.hdr, IN_HEADER_SIZE);
+    // flags2 exists since 7.36 (64-byte fuse_init_in); before, those bytes are not the request's
+    if (slot.payloadLen < COMPAT_INIT_IN + 4) init.flags2 = 0;
     const n = negotiate(init, this.cfg.fs, o);
+    this.dispatcher.cfg.minor = n.out.minor;
     this.dispatcher.cfg.setxattrExt = n.setxattrExt;
     this.dispatcher.cfg.killPriv = n.killPriv;
     if (n.passthrough) {
@@ -265,6 +275,7 @@ export class Session {
       requests: { io_uring: u?.requests ?? 0, classic: this.dev.requests },
       inflight: this.dispatcher.inflight,
       timedOut: this.dispatcher.timedOut,
+      malformed: this.dispatcher.malformed,
       reactor: {
         wakeups: this.reactor.wakeups,
         completions: this.reactor.completions,
