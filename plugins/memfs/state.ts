@@ -41,6 +41,11 @@ export interface MemfsState {
   ispaceFree: number;
   /** Reusable page memory for full data chunks (data.ts; made on first use). */
   pool?: ChunkPool;
+  /**
+   * O_TMPFILE nodes opened without O_EXCL and not linked yet: the only nodes with nlink 0 that
+   * `link` may give a name (made on first use).
+   */
+  linkable?: Set<number>;
 }
 
 export function createState(limits: MemfsLimits): MemfsState {

@@ -440,6 +440,25 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
       return { entry, ...openReply(fd, entry.ino, flags) };
     },
 
+    // The source's own O_TMPFILE in the source directory: the file lives (and is counted) on the
+    // source's filesystem and has no name there either; O_EXCL keeps it unlinkable there too.
+    // link (linkat of its pinned O_PATH descriptor) gives it its first name in the source.
+    tmpfile(req, parent, mode, flags) {
+      const p = nodes.get(parent);
+      const pfd = nodes.fd(p);
+      const open = fileFlags(flags & ~sys.O_TMPFILE) | sys.O_TMPFILE | (flags & sys.O_EXCL);
+      const fd = unmasked(() => sys.openat(pfd, ".", open, mode & 0o7777));
+      let entry: PNode;
+      try {
+        giveToCaller(req, p, fd, S_IFREG | (mode & 0o7777));
+        entry = nodes.adoptUnnamed(fd);
+      } catch (e) {
+        sys.close(fd);
+        throw e;
+      }
+      return { entry, ...openReply(fd, entry.ino, flags) };
+    },
+
     fallocate(_req, _ino, fh, offset, length, mode) {
       sys.fallocate(handles.file(fh).fd, mode, offset, length);
     },

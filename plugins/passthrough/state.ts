@@ -61,6 +61,11 @@ export interface PassthroughState {
   readonly fdCache: Map<number, number>;
   /** Bound on fdCache's size. */
   readonly fdCacheMax: number;
+  /**
+   * O_PATH descriptors pinned for nodes that have no name in the source (O_TMPFILE files not
+   * linked yet): neither a file handle nor a name can re-open them. Made on first use.
+   */
+  unnamed?: Map<number, number>;
   /** Open files and directories by file handle. */
   readonly handles: Map<number, Handle>;
   nextFh: number;

@@ -96,7 +96,7 @@ export interface OpenReply {
   backingFd?: number;
 }
 
-/** create's reply: the new entry plus the open file. */
+/** create's (and tmpfile's) reply: the new entry plus the open file. */
 export interface CreateReply extends OpenReply {
   entry: Entry;
 }
@@ -284,6 +284,17 @@ export interface Filesystem {
    * case that the name exists by the time the request arrives.
    */
   create?(req: Request, parent: number, name: string, mode: number, flags: number, umask: number, killSuidgid?: boolean): CreateReply | Promise<CreateReply>;
+  /**
+   * open(2) with O_TMPFILE: create and open a regular file with no name in directory `parent`
+   * (FUSE_TMPFILE). Reply as for `create`; counts as one lookup. The new node has nlink 0 and
+   * lives while it is open or the kernel holds it; free it when both are gone, unless it was
+   * linked. `linkat(fd, "", dir, name, AT_EMPTY_PATH)` (or `linkat` of `/proc/self/fd/N` with
+   * AT_SYMLINK_FOLLOW) then arrives as a `link` of this node: give it its first name (nlink
+   * 0 → 1). With O_EXCL in `flags` the kernel itself refuses every such link (ENOENT). `mode`
+   * has the caller's umask applied already (`umask` is what it was). Without this op the kernel
+   * answers EOPNOTSUPP to O_TMPFILE opens and stops asking.
+   */
+  tmpfile?(req: Request, parent: number, mode: number, flags: number, umask: number): CreateReply | Promise<CreateReply>;
 
   /** `mode`: FALLOC_FL_* flags (KEEP_SIZE 1, PUNCH_HOLE 2, ZERO_RANGE 16). */
   fallocate?(req: Request, ino: number, fh: number, offset: number, length: number, mode: number): void | Promise<void>;

@@ -175,7 +175,7 @@ export class Dispatcher implements CallOwner {
 
   /** Entry replies add a kernel reference to the node (FORGET takes it back). */
   private countLookup(c: Call, value: unknown): void {
-    const e = c.opcode === Op.CREATE ? (value as { entry: { ino: number } }).entry : (value as { ino: number });
+    const e = c.opcode === Op.CREATE || c.opcode === Op.TMPFILE ? (value as { entry: { ino: number } }).entry : (value as { ino: number });
     this.nodes.add(e.ino);
   }
 
