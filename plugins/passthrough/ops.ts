@@ -154,9 +154,20 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
     }
   }
 
+  /**
+   * The open file's handle, and its backing file when the kernel is to do the I/O. Not for a file
+   * with setuid/setgid bits: kernel passthrough writes never reach the daemon, and the kernel
+   * clears the bits before such a write only by its cached mode, which misses a chmod made on
+   * the source within the attribute timeout (and a write by a root daemon keeps them). The
+   * daemon's writes get `killSuidgid` and look at the source itself. The kernel wants every open
+   * of an inode to agree (passthrough or not, else EINVAL / ETXTBSY), so while one is open the
+   * others follow it.
+   */
   function openReply(fd: number, ino: number, flags: number): { fh: number; backingFd?: number } {
-    const fh = handles.addFile(fd, ino, flags);
-    return ctx.passthrough() ? { fh, backingFd: fd } : { fh };
+    if (!ctx.passthrough()) return { fh: handles.addFile(fd, ino, flags) };
+    const daemonIo = handles.daemonIo(ino) > 0 || ((sys.fstat(fd, st).mode & (S_ISUID | S_ISGID)) !== 0 && !handles.passesThrough(ino));
+    const fh = handles.addFile(fd, ino, flags, daemonIo);
+    return daemonIo ? { fh } : { fh, backingFd: fd };
   }
 
   const fs: PassthroughFs = {

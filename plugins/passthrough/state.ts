@@ -68,6 +68,8 @@ export interface PassthroughState {
   unnamed?: Map<number, number>;
   /** Open files and directories by file handle. */
   readonly handles: Map<number, Handle>;
+  /** Per node, its open files served by the daemon under kernel passthrough (handles.ts). Made on first use. */
+  daemonIo?: Map<number, number>;
   nextFh: number;
   /** Counters (for tests and diagnostics). */
   readonly stats: { reopenByHandle: number; reopenByName: number; evictions: number; stale: number };
