@@ -83,6 +83,7 @@ import {
   getNode,
   indexBefore,
   isAncestor,
+  keepClockFloor,
   maybeFree,
   newNode,
   removeEntry,
@@ -147,6 +148,7 @@ const NOATIME_OPEN: OpenReply = Object.freeze({ fh: NOATIME_FH });
 
 export function createOps(state: MemfsState): Filesystem {
   const nodes = state.nodes;
+  keepClockFloor((state.clockFloor ??= { sec: 0, nsec: 0 }));
 
   /** A tmpfile node that was freed without ever being linked leaves the linkable set. */
   function unlinkable(ino: number): void {
