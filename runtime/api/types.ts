@@ -211,7 +211,12 @@ export interface Filesystem {
   killPrivileges?: boolean;
   /** Called once the kernel connection is initialised, before any other op. */
   init?(): void | Promise<void>;
-  /** Called when the filesystem is unmounted or replaced (hot reload). */
+  /**
+   * Release what this generation holds (flush, close databases). Runs exactly once per
+   * generation: for one replaced by a hot reload, when its last request is done; for the serving
+   * one, at unmount, after the retired ones; for one rejected after `setup` returned (its `init`
+   * failed), right away. Errors are logged. See also {@link PluginContext.onDestroy}.
+   */
   destroy?(): void | Promise<void>;
 
   /** Find `name` in directory `parent`. Throw ENOENT if absent. Counts as one lookup. */
@@ -367,6 +372,14 @@ export interface PluginContext<O = Record<string, unknown>> {
   keep<T>(key: string, init: () => T): T;
   /** 1 for the first generation of the plugin's code, then 2, 3, ... after each hot reload. */
   readonly generation: number;
+  /**
+   * Register `fn` to release something `setup` opened (a database, a descriptor, a timer). The
+   * releases run once, last registered first: after the filesystem's `destroy` when this
+   * generation is destroyed (see {@link Filesystem.destroy}), and also when `setup` throws, where
+   * there is no filesystem to destroy: register each release as soon as its resource is open, and
+   * a setup that fails half-way still releases what it opened. Errors are logged.
+   */
+  onDestroy(fn: () => void | Promise<void>): void;
   /** Notifications to the kernel (available once mounted; calls made earlier wait for it). */
   readonly notify: Notifier;
   /** File I/O on the runtime's io_uring. */

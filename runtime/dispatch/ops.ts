@@ -503,9 +503,10 @@ h(Op.TMPFILE, (c) => {
   c.enc = encCreate;
   return f.call(c.fs, c, c.nodeid, mode, flags, u32(c, 8));
 });
-h(Op.DESTROY, (c) => {
+h(Op.DESTROY, (c, cfg) => {
   c.enc = encNone;
-  return c.fs.destroy?.();
+  // once per generation: unmount destroys the generations again and gets the same promise
+  return c.gen?.destroy(cfg.log ?? (() => {}));
 });
 h(Op.FALLOCATE, (c) => {
   const f = c.fs.fallocate;
