@@ -6,23 +6,12 @@
  * fixture in binary.test.ts.)
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { cp, mkdir, readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { cleanupAll, makeTempDir, removeTempDir, transports, waitFor, withMount, REPO } from "../helpers/mount.ts";
+import { cleanupAll, removeTempDir, transports, waitFor, withMount } from "../helpers/mount.ts";
+import { bunNativePlugin } from "../helpers/bun-native.ts";
 
 afterAll(cleanupAll);
-
-/** test/fixtures/bun-native copied to a temp dir, with its npm dependency in node_modules. */
-export async function bunNativePlugin(): Promise<string> {
-  const dir = await makeTempDir("bun-native");
-  await cp(join(REPO, "test/fixtures/bun-native"), dir, { recursive: true });
-  const dep = join(dir, "node_modules/bun-dep");
-  await mkdir(dep, { recursive: true });
-  await writeFile(join(dep, "package.json"), JSON.stringify({ name: "bun-dep", type: "module", exports: { ".": { bun: "./bun.js", default: "./other.js" } } }));
-  await writeFile(join(dep, "bun.js"), `export const runtime = () => "bun";\n`);
-  await writeFile(join(dep, "other.js"), `export const runtime = () => "other";\n`);
-  return dir;
-}
 
 for (const transport of transports()) {
   describe(`a Bun-native plugin over ${transport}`, () => {
