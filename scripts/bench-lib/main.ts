@@ -39,7 +39,7 @@ the full results go to a JSON file. U1-U3 come first: callers as users run them 
                      options (also BENCH_FURING_OPTS=OPTS); e.g. --furing-opts reactors=2
   --compare-opts A B run every furing target twice, with -o A and with -o B, side by side in the
                      same rounds; each gets its own ratios, plus B / A ("" = no extra options),
-                     e.g. --only U1,U2,U3 --compare-opts reactors=0 reactors=2
+                     e.g. --only U1,U2,U3 --compare-opts follow_cpu no_follow_cpu
   --out FILE         JSON results (default: $TMPDIR/furing-bench-<time>.json)
   --markdown FILE    also write the markdown table to FILE
   --skip-missing     skip (do not fail) workloads whose tools are not installed
