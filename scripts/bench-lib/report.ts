@@ -96,6 +96,10 @@ export function markdown(env: Environment, meta: ReportMeta, workloads: Workload
   L.push(
     `load average ${env.loadavg_start.join(" ")} → ${(env.loadavg_end ?? []).join(" ")} · ${meta.rounds} alternating rounds per target after ${meta.warmup} discarded warm-up · medians · ${meta.duration_s} s`,
   );
+  // Busy vCPUs never halt, so cross-CPU wake-ups (what unpinned and parallel callers pay) get
+  // cheaper and a second caller finds no free CPU: such a run says little about either.
+  const load = Math.max(env.loadavg_start[0] ?? 0, env.loadavg_end?.[0] ?? 0);
+  if (load > 0.5) L.push(`**busy machine** (1-minute load average up to ${load} on ${env.vcpus} vCPUs): absolute numbers and ratios are noise, the unpinned and parallel rows most of all`);
   if (meta.furingOpts.length) L.push(`every furing daemon also ran with -o ${meta.furingOpts.join(",")}`);
   if (meta.variants.length === 2)
     L.push(`compared side by side: furing with -o ${meta.variants[0]!.label} (A, targets named [${meta.variants[0]!.label}]) and with -o ${meta.variants[1]!.label} (B); the "config" rows are B / A`);
