@@ -6,7 +6,7 @@
  * rows), against tmpfs, with issue 14's targets.
  */
 import type { Plugin, Role } from "./mounts.ts";
-import type { BenchEnv, CaseDef, Config, CrossRatioDef, Ctx, Metric, RatioDef, Sample, WorkloadDef } from "./model.ts";
+import type { BenchEnv, CaseDef, Config, CrossRatioDef, Ctx, Metric, RatioDef, WorkloadDef } from "./model.ts";
 import type { FioJob } from "./tools.ts";
 
 const ZERO = ["attr_timeout=0", "entry_timeout=0", "negative_timeout=0"];
@@ -231,7 +231,7 @@ function u1Cases(b: BenchEnv): CaseDef[] {
   const n = b.profile.uFiles;
   const make = (c: Ctx) => b.tools.fsops(["create", c.dir, n, 1], undefined).then(() => {});
   const drop = (c: Ctx) => b.tools.fsops(["unlink", c.dir, n, 1], undefined).then(() => {});
-  const ops: Array<{ op: string; title: string; unit: string; run: (c: Ctx) => Promise<Sample>; setup?: (c: Ctx) => Promise<void>; before?: (c: Ctx) => Promise<void>; after?: (c: Ctx) => Promise<void> }> = [
+  const ops: Array<{ op: string; title: string; unit: string } & Pick<CaseDef, "run" | "setup" | "before" | "after">> = [
     { op: "create", title: `create+close ${n} files`, unit: "files/s", run: (c) => b.tools.fsops(["create", c.dir, n, 1], c.client), after: drop },
     { op: "stat", title: `stat ${n} files`, unit: "stat/s", setup: make, run: (c) => b.tools.fsops(["statn", c.dir, n], c.client) },
     { op: "open", title: `open+close ${n} files`, unit: "open/s", setup: make, run: (c) => b.tools.fsops(["openn", c.dir, n], c.client) },
