@@ -22,6 +22,11 @@ export interface MountOptions {
   queueDepth: number;
   /** Move the reactor thread to the CPU whose io_uring queue carries most requests. */
   followCpu: boolean;
+  /**
+   * Reactor Workers for plugins with `concurrency: "shared"` (0: the main thread serves every
+   * queue, as for single plugins; undefined: the default, {@link defaultReactorCount}).
+   */
+  reactors: number | undefined;
   /** Seconds before an unsettled op is answered ETIMEDOUT (0: never). */
   opTimeout: number;
   /** FUSE_REQUEST_TIMEOUT seconds (0: off); on expiry the kernel aborts the whole connection. */
@@ -52,10 +57,22 @@ export class UsageError extends Error {
 export function defaultMountOptions(): MountOptions {
   return {
     allowOther: false, allowRoot: false, defaultPermissions: true, entryTimeout: 1, attrTimeout: 1,
-    negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8, followCpu: true, passthrough: true, writebackCache: false, autoUnmount: false, opTimeout: 0, requestTimeout: 0,
+    negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8, followCpu: true, reactors: undefined, passthrough: true, writebackCache: false, autoUnmount: false, opTimeout: 0, requestTimeout: 0,
     fsname: undefined, subtype: undefined, maxRead: undefined, maxWrite: 1 << 20,
     mountFlags: MS_NOSUID | MS_NODEV, ignored: [],
   };
+}
+
+/** Cap of the default Worker count (each Worker is a JS heap and a plugin instance). */
+export const MAX_DEFAULT_REACTORS = 8;
+
+/**
+ * How many reactor Workers serve a shared plugin: `-o reactors=N`, else one per online CPU up to
+ * {@link MAX_DEFAULT_REACTORS}; never more than there are queues (possible CPUs).
+ */
+export function reactorCount(o: MountOptions, onlineCpus: number, queues: number): number {
+  const want = o.reactors ?? Math.min(onlineCpus, MAX_DEFAULT_REACTORS);
+  return Math.min(want, queues);
 }
 
 type Setter = (o: MountOptions, value: string | undefined, name: string) => void;
@@ -105,6 +122,7 @@ const OPTIONS: Record<string, { set: Setter; help: string }> = {
   },
   io_uring_q_depth: { set: intIn(1, 1024, (o, n) => (o.queueDepth = n)), help: "=N ring entries per CPU queue (default 8)" },
   follow_cpu: { set: flag((o) => (o.followCpu = true)), help: "io_uring: run the reactor on the CPU its callers run on (default)" },
+  reactors: { set: intIn(0, 1024, (o, n) => (o.reactors = n)), help: `=N reactor Workers serving the CPU queues of a plugin with concurrency "shared" (default: one per online CPU, at most ${MAX_DEFAULT_REACTORS}; 0: the main thread serves everything)` },
   no_follow_cpu: { set: flag((o) => (o.followCpu = false)), help: "io_uring: leave the reactor's CPU to the scheduler" },
   op_timeout: {
     set: (o, v, name) => {

@@ -23,14 +23,21 @@ const HEADER_STRIDE = 512;
 
 /** Possible CPUs (not online ones): the kernel makes one queue per possible CPU. */
 export function possibleCpus(): number {
-  const text = require("node:fs").readFileSync("/sys/devices/system/cpu/possible", "utf8").trim() as string;
-  let max = -1;
+  const cpus = cpuList("possible");
+  return cpus[cpus.length - 1]! + 1;
+}
+
+/** The CPUs of /sys/devices/system/cpu/`which` (possible, online), ascending. */
+export function cpuList(which: "possible" | "online"): number[] {
+  const path = `/sys/devices/system/cpu/${which}`;
+  const text = require("node:fs").readFileSync(path, "utf8").trim() as string;
+  const out: number[] = [];
   for (const part of text.split(",")) {
     const [a, b] = part.split("-");
-    max = Math.max(max, Number(b ?? a));
+    for (let c = Number(a); c <= Number(b ?? a); c++) out.push(c);
   }
-  if (!(max >= 0)) throw new Error(`cannot parse /sys/devices/system/cpu/possible: ${JSON.stringify(text)}`);
-  return max + 1;
+  if (out.length === 0 || out.some((c) => !Number.isInteger(c) || c < 0)) throw new Error(`cannot parse ${path}: ${JSON.stringify(text)}`);
+  return out;
 }
 
 export class UringTransport implements Transport {
