@@ -10,7 +10,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
-import { cleanupAll, makeTempDir, removeTempDir, transports, waitFor, withMount, type Mount } from "../helpers/mount.ts";
+import { cleanupAll, cli, makeTempDir, removeTempDir, transports, waitFor, withMount, type Mount } from "../helpers/mount.ts";
 import { run, describeResult } from "../helpers/run.ts";
 import { killChildren, procState, spawnChild, waitingOnFuse } from "../load/children.ts";
 
@@ -18,6 +18,8 @@ afterAll(cleanupAll);
 afterAll(killChildren);
 
 const FIXTURE = resolve(import.meta.dir, "../fixtures/shared-counter.ts");
+const READER = resolve(import.meta.dir, "../fixtures/interruptible-read.ts");
+const EINTR = 4;
 const LIMIT = 60_000;
 const cpus = availableParallelism();
 if (cpus < 2) console.warn(`reactors.test.ts: skipped: needs 2 online CPUs to pin one caller per Worker, this machine has ${cpus}`);
@@ -58,6 +60,9 @@ describe.skipIf(cpus < 2)("reactor Workers", () => {
           const ws = await workersOf(m);
           expect(ws.map((w) => w.index)).toEqual([1, 2]);
           expect(ws.map((w) => w.cpus)).toEqual([[0], [1]]);
+          const text = await cli(["status", m.dir]);
+          expect(text.stdout).toContain("Worker 1 on CPU 0");
+          expect(text.stdout).toContain("Worker 2 on CPU 1");
           for (const w of ws) expect(w.transport).toBe(transport);
           for (const w of ws) expect(w.requests.io_uring + w.requests.classic).toBeGreaterThan(0);
           if (transport === "io_uring") {
@@ -114,6 +119,23 @@ describe.skipIf(cpus < 2)("reactor Workers", () => {
         } finally {
           await removeTempDir(dir);
         }
+      }, LIMIT);
+
+      test("an INTERRUPT reaches the Worker serving the request; a Worker's notification goes through the main thread", async () => {
+        await mount(async (m) => {
+          for (const cpu of [0, 1]) {
+            const c = spawnChild(["taskset", "-c", String(cpu), process.execPath, READER, join(m.dir, "abortable"), "handle"]);
+            await c.line((l) => l.ready === true);
+            await waitingOnFuse(c.pid);
+            c.proc.kill("SIGUSR1");
+            expect(await c.line((l) => "errno" in l, 10_000)).toMatchObject({ n: -1, errno: EINTR });
+            expect(await c.exited(5000)).toBe(true);
+          }
+          const sent = ((await m.status()).notifications as { sent: number }).sent;
+          await Promise.all([0, 1].map((cpu) => onCpu(cpu, ["sh", "-c", `echo x > '${join(m.dir, "notify")}'`])));
+          expect(((await m.status()).notifications as { sent: number }).sent).toBe(sent + 2);
+          expect((await m.status()).inflight).toBe(0);
+        });
       }, LIMIT);
 
       test("an op that blocks its Worker's thread stalls only that Worker", async () => {
