@@ -6,7 +6,7 @@
  * are staged through native bounce buffers, because the GC may move them while the kernel works.
  */
 import { ptr } from "bun:ffi";
-import { Arena, nativeInfo } from "../ffi/memory.ts";
+import { Arena, nativeInfo, fixedIndexOf } from "../ffi/memory.ts";
 import { IORING_OP_READ, IORING_OP_WRITE, IORING_OP_READ_FIXED, IORING_OP_WRITE_FIXED, IORING_OP_FSYNC } from "../ffi/liburing.ts";
 import type { Reactor } from "../reactor/reactor.ts";
 import { FuseError } from "../api/errno.ts";
@@ -75,8 +75,9 @@ export class RingFileIO implements FileIO {
     const r = nativeInfo(dest.buffer as ArrayBuffer);
     if (r !== undefined) {
       const addr = r.ptr + dest.byteOffset;
-      return r.fixedIndex >= 0
-        ? this.submit(IORING_OP_READ_FIXED, fd, addr, dest.length, offset, r.fixedIndex, 0)
+      const fixed = fixedIndexOf(r);
+      return fixed >= 0
+        ? this.submit(IORING_OP_READ_FIXED, fd, addr, dest.length, offset, fixed, 0)
         : this.submit(IORING_OP_READ, fd, addr, dest.length, offset, -1, 0);
     }
     if (dest.length > 1000 && dest.buffer.byteLength > 1000) {
@@ -94,8 +95,9 @@ export class RingFileIO implements FileIO {
     const r = nativeInfo(src.buffer as ArrayBuffer);
     if (r !== undefined) {
       const addr = r.ptr + src.byteOffset;
-      return r.fixedIndex >= 0
-        ? this.submit(IORING_OP_WRITE_FIXED, fd, addr, src.length, offset, r.fixedIndex, 0)
+      const fixed = fixedIndexOf(r);
+      return fixed >= 0
+        ? this.submit(IORING_OP_WRITE_FIXED, fd, addr, src.length, offset, fixed, 0)
         : this.submit(IORING_OP_WRITE, fd, addr, src.length, offset, -1, 0);
     }
     const st = this.staging(src.length);

@@ -108,7 +108,7 @@ function allocate(plan: TransportPlan): void {
   const closed = (reason: string) => post({ t: "closed", reason });
   if (plan.mode === "io_uring") {
     const pinned = setup.cpus.length === 1 ? setup.cpus[0]! : -1;
-    uring = new UringTransport(reactor, plan.fd, setup.queues, plan.depth, plan.payloadSize, sink, closed, false, setup.firstQueue, pinned);
+    uring = new UringTransport(reactor, plan.fd, setup.queues, plan.depth, plan.payloadSize, sink, closed, false, setup.firstQueue, pinned, plan.pinBudget * setup.queues);
     return;
   }
   // classic: a descriptor of our own on the same session, read by this Worker alone (libfuse's

@@ -43,6 +43,8 @@ export interface TransportPlan {
   fd: number;
   depth: number;
   payloadSize: number;
+  /** Per queue: payload bytes that may be pinned as a fixed buffer (-o ring_memory's share). */
+  pinBudget: number;
   /** classic: slots and their size. */
   devSlots: number;
   bufSize: number;

@@ -13,7 +13,7 @@ import type { RequestSlot } from "../transport/slot.ts";
 import { Dispatcher, type DispatchConfig } from "../dispatch/dispatcher.ts";
 import { FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "../kernel/abi.ts";
 import type { Filesystem } from "../api/types.ts";
-import type { MountOptions } from "../mount/options.ts";
+import { entriesPerQueue, type MountOptions } from "../mount/options.ts";
 import { mountFuse, unmountInChild, describeHolders, MountError, fusermountOptions } from "../mount/mount.ts";
 import { mountWithFusermount } from "../mount/fusermount.ts";
 import { negotiate, uringUnavailableReason } from "./init.ts";
@@ -173,7 +173,8 @@ export class Session {
   private handleInit(slot: RequestSlot): void {
     const o = this.cfg.options;
     const init = decodeInitIn(slot.hdr, IN_HEADER_SIZE);
-    const n = negotiate(init, this.cfg.fs, o);
+    const queues = possibleCpus();
+    const n = negotiate(init, this.cfg.fs, o, queues);
     this.dispatcher.cfg.setxattrExt = n.setxattrExt;
     this.dispatcher.cfg.killPriv = n.killPriv;
     if (n.passthrough) {
@@ -183,7 +184,7 @@ export class Session {
     }
     if (n.uringOffered && o.ioUring) {
       try {
-        this.uring = new UringTransport(this.reactor, this.fd, possibleCpus(), o.queueDepth, n.payloadSize, (s) => this.onRequest(s), (r) => this.onClosed(r), o.followCpu);
+        this.uring = new UringTransport(this.reactor, this.fd, queues, entriesPerQueue(o, queues, n.payloadSize), n.payloadSize, (s) => this.onRequest(s), (r) => this.onClosed(r), o.followCpu, 0, -1, o.ringMemory);
         n.out.flags |= 1 << Init.INIT_EXT;
         n.out.flags2 |= 1 << (Init.OVER_IO_URING - 32);
       } catch (e) {
@@ -204,8 +205,7 @@ export class Session {
     if (u !== null) {
       u.register();
       this.reactor.submit();
-      const fixed = u.fixedBuffers === null ? "fixed buffers registered" : `fixed buffers unavailable: ${u.fixedBuffers}`;
-      this.transportReason = `${u.queues} queues × ${u.depth} entries, ${u.payloadSize >> 10} KiB payloads, ${fixed}`;
+      this.transportReason = `${u.queues} queues × ${u.depth} entries, ${u.payloadSize >> 10} KiB payloads (${(u.queues * u.depth * u.payloadSize) >> 20} MiB of -o ring_memory=${o.ringMemory >> 20}M, faulted in as used), fixed buffers registered when file I/O first uses them`;
       this.cfg.log(`furing: transport io_uring (${this.transportReason})`);
     } else {
       this.cfg.log(`furing: transport classic /dev/fuse (${this.transportReason})`);
@@ -219,6 +219,7 @@ export class Session {
 
   /** Transport the reactor Workers serve (pool mode). */
   private workersTransport: "io_uring" | "classic" | null = null;
+  private workersDepth = 0;
 
   /**
    * INIT with reactor Workers: each allocates its transport (ring entries of its queues, or a
@@ -229,7 +230,9 @@ export class Session {
   private async handleInitShared(slot: RequestSlot, pool: ReactorPool): Promise<void> {
     const o = this.cfg.options;
     const init = decodeInitIn(slot.hdr, IN_HEADER_SIZE);
-    const n = negotiate(init, this.cfg.fs, o);
+    const queues = possibleCpus();
+    const n = negotiate(init, this.cfg.fs, o, queues);
+    const depth = entriesPerQueue(o, queues, n.payloadSize);
     this.dispatcher.cfg.setxattrExt = n.setxattrExt;
     this.dispatcher.cfg.killPriv = n.killPriv;
     this.dispatcher.cfg.onInterruptMiss = (lo, hi) => pool.interrupt(lo, hi);
@@ -239,7 +242,7 @@ export class Session {
       this.dispatcher.cfg.backing = this.backing;
     }
     const plan = {
-      fd: this.fd, depth: o.queueDepth, payloadSize: n.payloadSize, devSlots: Math.max(4, o.queueDepth), bufSize: Math.max(8192, o.maxWrite + 4096),
+      fd: this.fd, depth, payloadSize: n.payloadSize, pinBudget: Math.floor(o.ringMemory / queues), devSlots: Math.max(4, o.queueDepth), bufSize: Math.max(8192, o.maxWrite + 4096),
       setxattrExt: n.setxattrExt, killPriv: n.killPriv, passthrough: n.passthrough,
     };
     let mode: "io_uring" | "classic" = "classic";
@@ -263,11 +266,12 @@ export class Session {
     this.notifier = notifier;
     this.dispatcher.cfg.onNotifyReply = (lo, hi, data) => void notifier.onNotifyReply(lo, hi, data);
     this.workersTransport = mode;
-    const queues = (m: ReactorPool["members"][number]) => (mode === "classic" ? "" : ` queue${m.queues > 1 ? `s ${m.firstQueue}-${m.firstQueue + m.queues - 1}` : ` ${m.firstQueue}`}`);
-    const layout = pool.members.map((m) => `${m.index}:${queues(m)} on CPU ${m.cpus.join(",") || "any"}`).join("; ");
+    this.workersDepth = depth;
+    const queuesOf = (m: ReactorPool["members"][number]) => (mode === "classic" ? "" : ` queue${m.queues > 1 ? `s ${m.firstQueue}-${m.firstQueue + m.queues - 1}` : ` ${m.firstQueue}`}`);
+    const layout = pool.members.map((m) => `${m.index}:${queuesOf(m)} on CPU ${m.cpus.join(",") || "any"}`).join("; ");
     if (mode === "io_uring") {
       pool.register();
-      this.transportReason = `${pool.count} reactor Workers (${layout}), ${o.queueDepth} entries per queue, ${n.payloadSize >> 10} KiB payloads`;
+      this.transportReason = `${pool.count} reactor Workers (${layout}), ${depth} entries per queue, ${n.payloadSize >> 10} KiB payloads (${(queues * depth * n.payloadSize) >> 20} MiB of -o ring_memory=${o.ringMemory >> 20}M, faulted in as used)`;
       this.cfg.log(`furing: transport io_uring (${this.transportReason})`);
     } else {
       this.transportReason += `; ${pool.count} reactor Workers each reading a cloned /dev/fuse (${layout})`;
@@ -373,7 +377,7 @@ export class Session {
       transport: this.workersTransport ?? (u !== null && u.failure === null ? "io_uring" : "classic"),
       transportReason: this.transportReason,
       queues: this.workersTransport === "io_uring" ? possibleCpus() : (u?.queues ?? 0),
-      depth: this.workersTransport === "io_uring" ? this.cfg.options.queueDepth : (u?.depth ?? 0),
+      depth: this.workersTransport === "io_uring" ? this.workersDepth : (u?.depth ?? 0),
       fixedBuffers: u === null ? "n/a" : (u.fixedBuffers ?? "registered"),
       uptime_s: Math.round((performance.now() - this.started) / 1000),
       requests: { io_uring: u?.requests ?? 0, classic: this.dev.requests },

@@ -47,7 +47,8 @@ export class DevTransport implements Transport {
     private readonly sink: RequestSink,
     private readonly onClosed: (reason: string) => void,
   ) {
-    const arena = new Arena(slotCount * bufSize);
+    // faulted in as requests use them: in io_uring mode these only carry INIT, FORGET and INTERRUPT
+    const arena = new Arena(slotCount * bufSize, false);
     this.region = arena.region;
     for (let i = 0; i < slotCount; i++) {
       const off = arena.take(bufSize, 4096);
