@@ -111,6 +111,11 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
         notify: host.notify,
         onNotifyReply: (lo, hi, data) => void session?.notifier?.onNotifyReply(lo, hi, data),
         onInterrupt: (lo, hi) => void session?.dispatcher.interruptUnique(lo, hi),
+        onWorkerLost: (index, why) => {
+          // its CPUs' queues would hang their callers for good: ending the daemon aborts the connection
+          log(`furing: reactor Worker ${index} ${why} while serving; exiting (the kernel fails the requests it held; 'furing unmount ${mountpoint}' removes the mount)`);
+          process.exit(70);
+        },
       });
       await pool.start(file, generation, shared);
       return pool;

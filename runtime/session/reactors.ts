@@ -112,6 +112,11 @@ interface PoolConfig {
   onNotifyReply: (lo: number, hi: number, data: Uint8Array) => void;
   /** An INTERRUPT a Worker read (classic) that it does not serve: try the main thread's requests. */
   onInterrupt: (lo: number, hi: number) => void;
+  /**
+   * A Worker ended while serving (its queues would hang every caller on its CPUs): the daemon
+   * must end so the kernel fails those requests instead.
+   */
+  onWorkerLost: (index: number, why: string) => void;
 }
 
 const WORKER_ENTRY = join(import.meta.dir, "reactor-worker.ts");
@@ -130,6 +135,7 @@ export class ReactorPool {
   private nextId = 1;
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private closing = false;
+  private started = false;
 
   constructor(private readonly cfg: PoolConfig) {}
 
@@ -145,7 +151,8 @@ export class ReactorPool {
       const g = groups[i]!;
       const setup: WorkerSetup = { ...this.cfg.base, index: i + 1, count: this.cfg.count, ...g, file, generation, shared };
       const w = new Worker(WORKER_ENTRY, { workerData: setup });
-      const exited = new Promise<void>((r) => w.on("exit", () => r()));
+      let code = 0;
+      const exited = new Promise<void>((r) => w.on("exit", (c: number) => ((code = c), r())));
       const m: Member = { w, index: i + 1, cpus: g.cpus, firstQueue: g.firstQueue, queues: g.queues, exited };
       this.members.push(m);
       started.push(new Promise<void>((resolve, reject) => {
@@ -158,11 +165,15 @@ export class ReactorPool {
           reject(new PluginError(`reactor Worker ${m.index}: ${e.message}`));
           if (!this.closing) this.cfg.log(`furing: reactor Worker ${m.index} failed: ${e.stack ?? e.message}`);
         });
-        void exited.then(() => reject(new PluginError(`reactor Worker ${m.index} exited before it started`)));
+        void exited.then(() => {
+          reject(new PluginError(`reactor Worker ${m.index} exited before it started`));
+          if (!this.closing && this.started) this.cfg.onWorkerLost(m.index, `exited (code ${code})`);
+        });
       }));
     }
     try {
       await Promise.all(started);
+      this.started = true;
     } catch (e) {
       await this.close();
       throw e;

@@ -138,6 +138,19 @@ describe.skipIf(cpus < 2)("reactor Workers", () => {
         });
       }, LIMIT);
 
+      test("a Worker that dies while serving ends the daemon (its queues would hang their callers), with a log line", async () => {
+        await mount(async (m) => {
+          // the write that ends a Worker's thread fails; on classic the main thread may serve some first
+          for (let i = 0; i < 20 && m.daemon.alive(); i++) {
+            await run(["taskset", "-c", String(i % 2), "sh", "-c", `echo x > '${join(m.dir, "exit")}'`], { timeoutMs: 10_000 });
+            await m.daemon.waitExit(300);
+          }
+          expect(await m.daemon.waitExit(5000)).toBe(true);
+          expect(m.daemon.proc.exitCode).toBe(70);
+          expect(m.log()).toMatch(/reactor Worker [12] exited \(code 3\) while serving; exiting/);
+        });
+      }, LIMIT);
+
       test("an op that blocks its Worker's thread stalls only that Worker", async () => {
         await mount(async (m) => {
           // the caller on CPU 0 blocks Worker 1 (io_uring: queue 0; classic: whoever read it)
