@@ -106,11 +106,15 @@ describe.skipIf(cpus < 2)("reactor Workers", () => {
             expect(await versions()).toEqual(["A", "A", "A", "A"]);
             // a good generation: every instance serves it, the shared counter survived
             from = m.log().length;
+            const sent = ((await m.status()).notifications as { sent: number }).sent;
             const t0 = performance.now();
             await edit("C", 0);
             expect(await waitFor(async () => (await versions()).every((v) => v === "C"), 15_000, 5)).toBe(true);
             const ms = performance.now() - t0;
             console.log(`reactors.test.ts: ${transport}: save to serving on both CPUs: ${ms.toFixed(0)} ms; ${/reload took \d+ ms/.exec(m.log().slice(from))?.[0]}`);
+            // the kernel's caches are invalidated for the nodes looked up on every instance (counter
+            // and version at least, looked up by Workers): INC_EPOCH, the root, and those
+            expect(await waitFor(async () => ((await m.status()).notifications as { sent: number }).sent >= sent + 4, 5000)).toBe(true);
             expect(await cat(0, join(m.dir, "setups"))).toBe("3");
             expect(await cat(1, counter)).toBe("10");
             const ws = await workersOf(m);
