@@ -7,10 +7,10 @@
  * Needs 2 online CPUs (skipped otherwise, saying why).
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { copyFile, readFile, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
-import { cleanupAll, cli, makeTempDir, removeTempDir, transports, waitFor, withMount, type Mount } from "../helpers/mount.ts";
+import { cleanupAll, cli, isMounted, makeTempDir, removeTempDir, transports, waitFor, withMount, type Mount } from "../helpers/mount.ts";
 import { run, describeResult } from "../helpers/run.ts";
 import { killChildren, procState, spawnChild, waitingOnFuse } from "../load/children.ts";
 
@@ -47,6 +47,23 @@ interface WorkerRow {
 const workersOf = async (m: Mount) => ((await m.status()).reactors as { count: number; workers: WorkerRow[] }).workers;
 
 describe.skipIf(cpus < 2)("reactor Workers", () => {
+  test("a first generation whose setup throws on one Worker is not mounted: one line names the Worker and where", async () => {
+    const dir = await makeTempDir("shared-bad");
+    try {
+      const file = join(dir, "plugin.ts");
+      await writeFile(file, (await readFile(FIXTURE, "utf8")).replace("const THROW_ON = 0", "const THROW_ON = 2"));
+      const mnt = join(dir, "mnt");
+      await mkdir(mnt);
+      const r = await cli(["mount", file, mnt, "-o", "reactors=2"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`reactor Worker 2: plugin plugin: setup failed at ${file}:`);
+      expect(r.stderr).toContain("setup refuses to run on Worker 2");
+      expect(await isMounted(mnt)).toBe(false);
+    } finally {
+      await removeTempDir(dir);
+    }
+  }, LIMIT);
+
   for (const transport of transports()) {
     describe(`over ${transport}`, () => {
       const mount = (fn: (m: Mount) => Promise<void>, plugin = FIXTURE) => withMount({ plugin, transport, reactors: 2, args: ["--no-watch"] }, fn);
