@@ -136,6 +136,9 @@ export class ReactorPool {
   private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private closing = false;
   private started = false;
+  private closedWorkers = 0;
+  /** Every Worker's transport saw the connection end (classic with Workers: the main thread no longer reads). */
+  onAllClosed: ((reason: string) => void) | null = null;
 
   constructor(private readonly cfg: PoolConfig) {}
 
@@ -206,6 +209,7 @@ export class ReactorPool {
         for (const o of this.members) if (o !== m) o.w.postMessage({ t: "interrupt", lo: msg.lo, hi: msg.hi } satisfies ToWorker);
         return;
       case "closed":
+        if (++this.closedWorkers === this.members.length) this.onAllClosed?.(msg.reason);
         return;
     }
   }

@@ -259,6 +259,10 @@ export class Session {
     if (mode === "classic") {
       const failed = await pool.allocate({ ...plan, mode: "classic" });
       if (failed !== null) throw new Error(`reactor Workers cannot serve /dev/fuse: ${failed}`);
+      // every request now goes to the Workers' cloned descriptors: this thread stays free for
+      // what is single (notifications, reloads, status) and learns of the end from them
+      this.dev.stopReading();
+      pool.onAllClosed = (reason) => this.onClosed(reason);
     }
     const len = encodeInitOut(slot.data, OUT_HEADER_SIZE, n.out);
     this.dev.reply(slot, 0, len);
@@ -274,7 +278,7 @@ export class Session {
       this.transportReason = `${pool.count} reactor Workers (${layout}), ${depth} entries per queue, ${n.payloadSize >> 10} KiB payloads (${(queues * depth * n.payloadSize) >> 20} MiB of -o ring_memory=${o.ringMemory >> 20}M, faulted in as used)`;
       this.cfg.log(`furing: transport io_uring (${this.transportReason})`);
     } else {
-      this.transportReason += `; ${pool.count} reactor Workers each reading a cloned /dev/fuse (${layout})`;
+      this.transportReason += `; ${pool.count} reactor Workers each reading a cloned /dev/fuse (${layout}), the main thread none`;
       this.cfg.log(`furing: transport classic /dev/fuse (${this.transportReason})`);
     }
     this.state = "serving";

@@ -82,6 +82,8 @@ describe.skipIf(cpus < 2)("reactor Workers", () => {
           expect(text.stdout).toContain("Worker 2 on CPU 1");
           for (const w of ws) expect(w.transport).toBe(transport);
           for (const w of ws) expect(w.requests.io_uring + w.requests.classic).toBeGreaterThan(0);
+          // classic: the main thread read INIT and then left /dev/fuse to the Workers' clones
+          if (transport === "classic") expect(((await m.status()).reactors as { main: { requests: number } }).main.requests).toBe(1);
           if (transport === "io_uring") {
             expect(ws.map((w) => w.queues)).toEqual(["0", "1"]);
             // a caller's requests are served by the Worker pinned to its CPU, never by another
