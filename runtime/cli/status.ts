@@ -19,7 +19,7 @@ interface Status {
   reactor?: { cpu: string; cpuMoves: number };
   reactors?: {
     count: number;
-    main: { requests: number };
+    main: { requests: number; serves: string };
     workers: ({ index: number; cpus: number[]; queues?: string; transport?: string; requests?: { io_uring: number; classic: number }; inflight?: number; generation?: number; error?: string })[];
   };
   ops: Record<string, { count: number; errors: number; p50_us: number; p99_us: number }>;
@@ -40,7 +40,7 @@ function render(s: Status): string {
 /** One line per reactor: the main thread (what stays single) and each Worker (its CPUs, queues, requests). */
 function reactorLines(s: Status): string[] {
   const r = s.reactors!;
-  const lines = [`  reactors: main thread (INIT, FORGET/INTERRUPT from /dev/fuse, notifications, reloads): ${r.main.requests} requests; ${r.count} Workers:`];
+  const lines = [`  reactors: main thread (${r.main.serves}): ${r.main.requests} requests; ${r.count} Workers:`];
   for (const w of r.workers) {
     const where = `    Worker ${w.index} on CPU ${w.cpus.join(",") || "any"}`;
     if (w.error !== undefined) lines.push(`${where}: ${w.error}`);

@@ -356,7 +356,8 @@ export class Session {
       s.timedOut += w.timedOut;
     }
     s.ops = stats.snapshot();
-    const main = { index: 0, thread: "main", serves: "INIT, FORGET and INTERRUPT from /dev/fuse, notifications, reloads, status", requests: this.dev.requests };
+    const reads = this.workersTransport === "classic" ? "INIT" : "INIT, FORGET and INTERRUPT from /dev/fuse";
+    const main = { index: 0, thread: "main", serves: `${reads}, notifications, reloads, status`, requests: this.dev.requests };
     return {
       ...s,
       reactors: {
