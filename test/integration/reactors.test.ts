@@ -161,6 +161,15 @@ describe.skipIf(cpus < 2)("reactor Workers", () => {
         });
       }, LIMIT);
 
+      test("an error thrown outside any request on a Worker is logged and the Worker keeps serving", async () => {
+        await mount(async (m) => {
+          await onCpu(0, ["sh", "-c", `echo x > '${join(m.dir, "stray")}'`]);
+          expect(await waitFor(() => /reactor \d: uncaught exception outside any request .*still serving: Error: stray timer on reactor \d/.test(m.log()), 5000)).toBe(true);
+          for (const cpu of [0, 1]) expect(await cat(cpu, join(m.dir, "version"))).toBe("A");
+          expect(m.daemon.alive()).toBe(true);
+        });
+      }, LIMIT);
+
       test("a Worker that dies while serving ends the daemon (its queues would hang their callers), with a log line", async () => {
         await mount(async (m) => {
           // the write that ends a Worker's thread fails; on classic the main thread may serve some first
