@@ -111,6 +111,8 @@ function allocate(plan: TransportPlan): void {
     uring = new UringTransport(reactor, plan.fd, setup.queues, plan.depth, plan.payloadSize, sink, closed, false, setup.firstQueue, pinned, plan.pinBudget * setup.queues);
     return;
   }
+  // io_uring setup failed on some Worker: entries allocated here stay unused (never registered)
+  uring = null;
   // classic: a descriptor of our own on the same session, read by this Worker alone (libfuse's
   // multi-threaded loop); the kernel hands each request to one reader
   const fd = libc.open(cstr("/dev/fuse"), O_RDWR | O_CLOEXEC | O_NONBLOCK, 0);
