@@ -367,7 +367,9 @@ export interface PluginContext<O = Record<string, unknown>> {
   /**
    * State kept across hot reloads: the value an earlier generation kept under `key`, or `init()`
    * (stored for later generations) on the first. Keep plain data here (node tables, handle tables);
-   * methods of its classes stay those of the generation that created the objects.
+   * methods of its classes stay those of the generation that created the objects. With
+   * `concurrency: "shared"` each instance (main thread, every Worker) has its own store: what all
+   * of them must see goes in {@link shared}.
    */
   keep<T>(key: string, init: () => T): T;
   /** 1 for the first generation of the plugin's code, then 2, 3, ... after each hot reload. */
@@ -411,7 +413,11 @@ export interface ReactorInfo {
   readonly index: number;
   /** Reactor Workers serving queues (0 when the main thread serves everything). */
   readonly count: number;
-  /** The main thread's instance: it creates `ctx.shared` regions and gets the requests that stay single (FORGET when it arrives on /dev/fuse, INIT's `init`, notifications). */
+  /**
+   * The main thread's instance: its setup runs first and alone creates `ctx.shared` regions; only
+   * it runs `init`. Over io_uring it also gets the FORGETs and INTERRUPTs, which arrive on
+   * /dev/fuse; over classic /dev/fuse the Workers read every request, so it gets none.
+   */
   readonly primary: boolean;
 }
 
@@ -423,7 +429,9 @@ export interface ReactorInfo {
  *   queue, or group of queues), and every instance serves requests at the same time. Instances
  *   share nothing but `ctx.shared` memory (use the locks and atomics of `furing`'s shared-memory
  *   helpers) and process-wide kernel objects such as file descriptors. Any op, `forget` included,
- *   may arrive on any instance.
+ *   may arrive on any instance. `init` runs on the main thread's instance only, `destroy` on every
+ *   instance; a reload serves on every instance or on none (a `setup` that throws anywhere
+ *   rejects it everywhere). `-o reactors=N` sets the Worker count (0: served as "single").
  */
 export type Concurrency = "single" | "shared";
 

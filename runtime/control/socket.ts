@@ -22,7 +22,7 @@ export interface ControlServer {
  * Serve control requests for a mount: `status`, and `gc` (a full garbage collection, then the
  * status: how the heap settles, for leak checks).
  */
-export function serveControl(mountpoint: string, status: () => unknown): ControlServer {
+export function serveControl(mountpoint: string, status: () => unknown | Promise<unknown>): ControlServer {
   ensureRuntimeDir();
   const path = controlPath(mountpoint);
   rmSync(path, { force: true }); // a stale socket from a killed daemon
@@ -36,15 +36,18 @@ export function serveControl(mountpoint: string, status: () => unknown): Control
         s.data.buf += chunk.toString();
         if (!s.data.buf.includes("\n")) return;
         const cmd = s.data.buf.trim();
-        let reply: string;
-        if (cmd === "status") reply = JSON.stringify(status());
+        s.data.buf = "";
+        let reply: Promise<string>;
+        if (cmd === "status") reply = Promise.resolve(status()).then((v) => JSON.stringify(v));
         else if (cmd === "gc") {
           const t0 = performance.now();
           Bun.gc(true);
-          reply = JSON.stringify({ ...(status() as object), gc_ms: Math.round((performance.now() - t0) * 100) / 100 });
+          const gcMs = Math.round((performance.now() - t0) * 100) / 100;
+          reply = Promise.resolve(status()).then((v) => JSON.stringify({ ...(v as object), gc_ms: gcMs }));
         }
-        else reply = JSON.stringify({ error: `unknown command ${JSON.stringify(cmd)}` });
-        s.end(reply + "\n");
+        else reply = Promise.resolve(JSON.stringify({ error: `unknown command ${JSON.stringify(cmd)}` }));
+        // (status with reactor Workers asks each of them: it answers asynchronously)
+        void reply.then((r) => s.end(r + "\n"), (e) => s.end(JSON.stringify({ error: (e as Error).message }) + "\n"));
       },
     },
   });

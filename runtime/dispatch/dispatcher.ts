@@ -71,6 +71,13 @@ export interface DispatchConfig extends OpConfig {
   opTimeout?: number;
   /** Where errors and the trace go. */
   log: (line: string) => void;
+  /**
+   * An INTERRUPT named a request this dispatcher is not serving: with several reactors it may be
+   * on another one (the main thread forwards it to every Worker). Unset: it is only remembered.
+   */
+  onInterruptMiss?: (uniqueLo: number, uniqueHi: number) => void;
+  /** KernelNodes keep signed counts (lookups and FORGETs of a node may reach different reactors). */
+  signedNodeCounts?: boolean;
 }
 
 export class Dispatcher implements CallOwner {
@@ -78,7 +85,7 @@ export class Dispatcher implements CallOwner {
   gen: Generation;
   readonly stats = new Stats();
   /** Node ids the kernel holds. */
-  readonly nodes = new KernelNodes();
+  readonly nodes: KernelNodes;
   /** Requests currently being served. */
   inflight = 0;
   private readonly calls: Call[] = [];
@@ -97,6 +104,7 @@ export class Dispatcher implements CallOwner {
 
   constructor(readonly cfg: DispatchConfig, fs: Filesystem) {
     this.gen = new Generation(1, fs);
+    this.nodes = new KernelNodes(cfg.signedNodeCounts === true);
     cfg.onForget = (ino, n) => this.nodes.forget(ino, n);
     const t = cfg.opTimeout ?? 0;
     if (t > 0) {
@@ -312,14 +320,24 @@ export class Dispatcher implements CallOwner {
    */
   private interrupt(slot: RequestSlot): void {
     const lo = slot.hdr.getUint32(slot.opInOff, true), hi = slot.hdr.getUint32(slot.opInOff + 4, true);
+    if (this.interruptUnique(lo, hi)) return;
+    this.cfg.onInterruptMiss?.(lo, hi);
+  }
+
+  /**
+   * Interrupt the request `unique` (two u32 halves) if this dispatcher serves it (true); else
+   * remember it for when it arrives.
+   */
+  interruptUnique(lo: number, hi: number): boolean {
     for (const c of this.calls) {
       if (c.busy && c.uniqueLo === lo && c.uniqueHi === hi) {
         c.interrupt();
-        return;
+        return true;
       }
     }
     if (this.earlyInterrupts.length >= 128) this.earlyInterrupts.splice(0, 2);
     this.earlyInterrupts.push(lo, hi);
+    return false;
   }
 
   /** Interrupts whose request had not arrived yet: (lo, hi) pairs of uniques. */

@@ -64,12 +64,25 @@ export function freeNative(region: NativeRegion): void {
 export interface NativeInfo {
   ptr: number;
   fixedIndex: number;
+  /** A region registered as a fixed buffer only once file I/O first uses it (registering pins every page). */
+  lazy?: LazyFixed;
+}
+
+/** Registers its region on the first call; then always the same answer. */
+export interface LazyFixed {
+  /** The fixed-buffer index, or -1: not registered (plain READ/WRITE then). */
+  index(): number;
 }
 const nativeBuffers = new WeakMap<ArrayBuffer, NativeInfo>();
 
 /** Record that `buffer` views native memory at `ptr` (so I/O can address it directly). */
-export function registerNative(buffer: ArrayBuffer, ptr: number, fixedIndex = -1): void {
-  nativeBuffers.set(buffer, { ptr, fixedIndex });
+export function registerNative(buffer: ArrayBuffer, ptr: number, fixedIndex = -1, lazy?: LazyFixed): void {
+  nativeBuffers.set(buffer, lazy === undefined ? { ptr, fixedIndex } : { ptr, fixedIndex, lazy });
+}
+
+/** The fixed-buffer index for I/O on `info`'s memory (registering a lazy region now), or -1. */
+export function fixedIndexOf(info: NativeInfo): number {
+  return info.fixedIndex >= 0 ? info.fixedIndex : info.lazy !== undefined ? info.lazy.index() : -1;
 }
 
 export function nativeInfo(buffer: ArrayBuffer): NativeInfo | undefined {
@@ -80,9 +93,9 @@ export function nativeInfo(buffer: ArrayBuffer): NativeInfo | undefined {
  * An ArrayBuffer of its own over `len` bytes at `ptr` (inside a region that stays mapped), so it
  * can be detached independently of its neighbours.
  */
-export function nativeBuffer(ptr: number, len: number, fixedIndex = -1): ArrayBuffer {
+export function nativeBuffer(ptr: number, len: number, fixedIndex = -1, lazy?: LazyFixed): ArrayBuffer {
   const b = toArrayBuffer(ptr as Pointer, 0, len);
-  registerNative(b, ptr, fixedIndex);
+  registerNative(b, ptr, fixedIndex, lazy);
   return b;
 }
 
@@ -90,8 +103,9 @@ export function nativeBuffer(ptr: number, len: number, fixedIndex = -1): ArrayBu
 export class Arena {
   readonly region: NativeRegion;
   private used = 0;
-  constructor(size: number) {
-    this.region = allocNative(size);
+  /** `populate` false: pages are faulted in when first touched (request payloads), not at map time. */
+  constructor(size: number, populate = true) {
+    this.region = allocNative(size, populate);
   }
   /** Returns the byte offset of a fresh piece inside `region`. */
   take(size: number, align = 64): number {

@@ -19,6 +19,7 @@ import { resolvePluginEntry, pluginFromModule, parsePluginOptions, instantiate, 
 import { EMBEDDED_PLUGINS, isStandalone } from "./builtin.ts";
 import { registerSourceMap, unregisterSourceMap, mapStack } from "./sourcemap.ts";
 import { Generation, destroyFilesystem, type Dispatcher } from "../dispatch/dispatcher.ts";
+import type { ReactorPool } from "../session/reactors.ts";
 
 export interface HostOptions {
   /** Plugin argument: memfs, passthrough, a directory or a file. */
@@ -33,6 +34,10 @@ export interface HostOptions {
   passthrough: () => boolean;
   /** The plugin's module, already linked into this program (`furing compile`): no files to bundle or watch. */
   module?: () => Promise<Record<string, unknown>>;
+  /** Reactor Workers for a plugin with `concurrency: "shared"` (0: the main thread serves all). */
+  reactors?: number;
+  /** Start the Workers with the first generation (its bundle file stays until they imported it). */
+  startReactors?: (file: string, generation: number, shared: Map<string, SharedArrayBuffer>) => Promise<ReactorPool>;
 }
 
 /** Notifier handed to plugins before the kernel connection exists; calls wait until it does. */
@@ -169,20 +174,35 @@ export class PluginHost {
     try {
       mod = await import(file);
     } catch (e) {
+      rmSync(file, { force: true });
       const where = mapStack(errorLocation(e));
       throw new PluginError(`${where ? where + ": " : ""}loading ${this.entry} failed: ${(e as Error)?.message ?? String(e)}`);
-    } finally {
-      rmSync(file, { force: true });
     }
     let plugin: Plugin<Record<string, unknown>>;
     try {
       plugin = pluginFromModule(mod, this.entry);
     } catch (e) {
+      rmSync(file, { force: true });
       unregisterSourceMap(file);
       throw e;
+    } finally {
+      // reactor Workers import the same file: it goes once they have (releaseFile)
+      if (!this.sharedPlugin(plugin!)) rmSync(file, { force: true });
     }
     const name = plugin.name ?? (basename(this.entry).startsWith("index.") ? basename(dirname(this.entry)) : basename(this.entry).replace(/\.[^.]+$/, ""));
     return { plugin, name, inputs: b.inputs, hash, buildMs: performance.now() - t0, file };
+  }
+
+  /** Reactor Workers serving this mount (a plugin with `concurrency: "shared"`), or null. */
+  pool: ReactorPool | null = null;
+
+  /** Whether `plugin` gets reactor Workers on this mount. */
+  private sharedPlugin(plugin: Plugin<Record<string, unknown>> | undefined): boolean {
+    return plugin?.concurrency === "shared" && (this.o.reactors ?? 0) > 0 && !this.embedded;
+  }
+
+  private releaseFile(b: Built): void {
+    if (b.file !== "") rmSync(b.file, { force: true });
   }
 
   /** The generation's filesystem and the releases its setup registered (ctx.onDestroy). */
@@ -204,7 +224,7 @@ export class PluginHost {
         return v;
       },
       shared: (key: string, byteLength: number, maxByteLength?: number) => sharedRegion(this.sharedRegions, key, byteLength, maxByteLength, true),
-      reactor: { index: 0, count: 0, primary: true },
+      reactor: { index: 0, count: this.sharedPlugin(b.plugin) ? this.o.reactors! : 0, primary: true },
       onDestroy: (fn) => {
         if (typeof fn !== "function") throw new TypeError("ctx.onDestroy needs a function");
         cleanups.push(fn);
@@ -225,8 +245,26 @@ export class PluginHost {
   /** Build and set up the first generation (errors are PluginErrors: nothing is mounted). */
   async start(): Promise<{ name: string; fs: Filesystem; options: Record<string, unknown>; plugin: Plugin<Record<string, unknown>> }> {
     const b = await this.build(1);
-    const { fs, cleanups } = await this.setUp(b, 1);
-    this.firstCleanups = cleanups;
+    this.name = b.name;
+    if (b.plugin.concurrency === "shared" && (this.o.reactors ?? 0) > 0 && this.embedded) {
+      this.o.log(`furing: ${b.name} is built into this program: reactor Workers need its source file, so the main thread serves every queue`);
+    }
+    let fs: Filesystem;
+    try {
+      const made = await this.setUp(b, 1);
+      fs = made.fs;
+      this.firstCleanups = made.cleanups;
+      if (this.sharedPlugin(b.plugin)) {
+        try {
+          this.pool = await this.o.startReactors!(b.file, 1, this.sharedRegions);
+        } catch (e) {
+          await destroyFilesystem(fs, this.takeFirstCleanups(), "generation 1 (its reactor Workers failed to start)", this.o.log);
+          throw e;
+        }
+      }
+    } finally {
+      this.releaseFile(b);
+    }
     this.currentFile = b.file;
     this.generation = 1;
     this.name = b.name;
@@ -329,6 +367,15 @@ export class PluginHost {
       }
       const d = this.dispatcher;
       if (d === null) throw new PluginError("not mounted yet");
+      if (this.sharedPlugin(b.plugin) !== (this.pool !== null)) {
+        throw new PluginError(`concurrency is "${b.plugin.concurrency ?? "single"}" in the new code but the mount was started ${this.pool !== null ? "with" : "without"} reactor Workers; remount to change it`);
+      }
+      if (this.pool !== null) {
+        // on every Worker, or on none: a failure anywhere destroys the prepared instances
+        // (a failure destroys this generation's main-thread instance below, as for a failed init)
+        await this.pool.prepare(n, b.file, this.sharedRegions);
+        this.pool.commit(n);
+      }
       const oldFile = this.currentFile;
       this.currentFile = b.file;
       const next = new Generation(n, fs);
@@ -358,6 +405,7 @@ export class PluginHost {
       this.o.log(`furing: reload rejected, generation ${this.generation} keeps serving: ${msg}`);
       return false;
     } finally {
+      if (built !== null) this.releaseFile(built);
       this.building = false;
       if (this.again) {
         this.again = false;

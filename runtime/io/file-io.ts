@@ -13,7 +13,7 @@
  *   than the arena, unmapped at its completion.
  */
 import { ptr } from "bun:ffi";
-import { allocNative, freeNative, nativeInfo, type NativeRegion } from "../ffi/memory.ts";
+import { allocNative, freeNative, nativeInfo, fixedIndexOf, type NativeRegion } from "../ffi/memory.ts";
 import { IORING_OP_READ, IORING_OP_WRITE, IORING_OP_READ_FIXED, IORING_OP_WRITE_FIXED, IORING_OP_FSYNC } from "../ffi/liburing.ts";
 import type { Reactor } from "../reactor/reactor.ts";
 import { FuseError } from "../api/errno.ts";
@@ -227,8 +227,9 @@ export class RingFileIO implements FileIO {
     if (r !== undefined) {
       // native memory stays mapped for the life of the process
       const addr = r.ptr + dest.byteOffset;
-      return r.fixedIndex >= 0
-        ? this.submit(id, IORING_OP_READ_FIXED, fd, addr, dest.length, offset, r.fixedIndex, 0)
+      const fixed = fixedIndexOf(r);
+      return fixed >= 0
+        ? this.submit(id, IORING_OP_READ_FIXED, fd, addr, dest.length, offset, fixed, 0)
         : this.submit(id, IORING_OP_READ, fd, addr, dest.length, offset, -1, 0);
     }
     if (dest.length > 1000 && dest.buffer.byteLength > 1000) {
@@ -254,8 +255,9 @@ export class RingFileIO implements FileIO {
     if (id < 0) return this.tooMany();
     if (r !== undefined) {
       const addr = r.ptr + src.byteOffset;
-      return r.fixedIndex >= 0
-        ? this.submit(id, IORING_OP_WRITE_FIXED, fd, addr, src.length, offset, r.fixedIndex, 0)
+      const fixed = fixedIndexOf(r);
+      return fixed >= 0
+        ? this.submit(id, IORING_OP_WRITE_FIXED, fd, addr, src.length, offset, fixed, 0)
         : this.submit(id, IORING_OP_WRITE, fd, addr, src.length, offset, -1, 0);
     }
     let addr: number;

@@ -32,6 +32,12 @@ export interface MountOptions {
   transport: Transport;
   /** `-o` mount options (besides the transport's own). */
   options?: string[];
+  /**
+   * Reactor Workers (`-o reactors=N`): a plugin with `concurrency: "shared"` is then served by N
+   * pinned Workers; others ignore it. FURING_TEST_REACTORS=N sets it for every mount that does
+   * not say (so whole suites can run in multi-Worker mode).
+   */
+  reactors?: number;
   /** Extra arguments after the mountpoint (-d, plugin options such as --source DIR). */
   args?: string[];
   /** How long to wait for the ready line (default 20 s). */
@@ -252,6 +258,8 @@ export function spawnDaemon(args: string[], tmp?: string, command = [process.exe
 function mountArgs(dir: string, opts: MountOptions): string[] {
   const o = [...(opts.options ?? [])];
   if (opts.transport === "classic") o.push("io_uring=off");
+  const reactors = opts.reactors ?? (process.env.FURING_TEST_REACTORS ? Number(process.env.FURING_TEST_REACTORS) : undefined);
+  if (reactors !== undefined) o.push(`reactors=${reactors}`);
   return ["mount", opts.plugin ?? "memfs", dir, ...(o.length ? ["-o", o.join(",")] : []), ...(opts.args ?? [])];
 }
 
