@@ -12,9 +12,8 @@
  * forget subtracts) and no open file or directory handle refers to it. Node ids are never reused,
  * so the generation is always 0.
  */
-import { S_IFDIR, S_IFMT, ROOT_ID, type Entry } from "furing";
+import { S_IFDIR, S_IFMT, ROOT_ID, nameByteLength, type Entry } from "furing";
 import * as sys from "furing/sys";
-import { Buffer } from "node:buffer";
 import { EEXIST, ENAMETOOLONG, ENOENT, ENOSPC, ENOTDIR } from "./errors.ts";
 import type { MemfsState } from "./state.ts";
 import { releaseChunk } from "./data.ts";
@@ -268,15 +267,15 @@ export function getDir(state: MemfsState, ino: number, live: boolean): Node {
   return n;
 }
 
-/** UTF-8 length of a string (ASCII strings need no encoding pass). */
+/** Byte length of a name string (escaped bytes count one each; ASCII needs no encoding pass). */
 export function utf8Length(s: string): number {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return Buffer.byteLength(s, "utf8");
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return nameByteLength(s);
   return s.length;
 }
 
 export function checkName(name: string): void {
-  // A UTF-16 unit is at most 3 UTF-8 bytes: names of up to 85 units always fit.
-  if (name.length > 85 && Buffer.byteLength(name, "utf8") > NAME_MAX) throw ENAMETOOLONG;
+  // A UTF-16 unit is at most 3 bytes: names of up to 85 units always fit.
+  if (name.length > 85 && nameByteLength(name) > NAME_MAX) throw ENAMETOOLONG;
 }
 
 /** Name must be new in `dir`: ENAMETOOLONG, EEXIST. */

@@ -6,7 +6,7 @@
  *
  * The caller checks the node exists; these functions throw the errno for everything else.
  */
-import { S_IFDIR, S_IFMT, S_IFREG, XATTR_CREATE, XATTR_REPLACE } from "furing";
+import { S_IFDIR, S_IFMT, S_IFREG, XATTR_CREATE, XATTR_REPLACE, nameByteLength, nameToBytes } from "furing";
 import { Buffer } from "node:buffer";
 import { E2BIG, EEXIST, EINVAL, ENODATA, ENOSPC, EOPNOTSUPP, EPERM, ERANGE } from "./errors.ts";
 import type { Node } from "./nodes.ts";
@@ -22,7 +22,7 @@ const OTHER = 2;
 
 /** Inode space an attribute costs. */
 function space(name: string, size: number): number {
-  return 40 + size + Buffer.byteLength(name, "utf8");
+  return 40 + size + nameByteLength(name);
 }
 
 /** Inode space held by a node's extended attributes (given back when the node is freed). */
@@ -34,7 +34,7 @@ export function xattrSpace(xattrs: Map<string, Uint8Array>): number {
 
 /** USER or OTHER for a supported name; ERANGE, EOPNOTSUPP or EINVAL otherwise. */
 function namespaceOf(name: string): number {
-  if (name.length === 0 || (name.length > 85 && Buffer.byteLength(name, "utf8") > XATTR_NAME_MAX)) throw ERANGE;
+  if (name.length === 0 || (name.length > 85 && nameByteLength(name) > XATTR_NAME_MAX)) throw ERANGE;
   let prefix: number;
   let ns: number;
   if (name.startsWith("user.")) {
@@ -92,7 +92,7 @@ export function listXattrs(node: Node, uid: number): string[] {
 }
 
 function compareDescending(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(b, "utf8"), Buffer.from(a, "utf8"));
+  return Buffer.compare(nameToBytes(b), nameToBytes(a));
 }
 
 export function removeXattr(state: MemfsState, node: Node, name: string): void {

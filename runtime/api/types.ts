@@ -13,6 +13,11 @@
  * - To fail, throw: a {@link FuseError}, any error with a Node-style `code` (`"ENOENT"`), or an
  *   errno number. Anything else becomes EIO and is logged with the op and the stack.
  * - Node ids and file handles are plain numbers (safe integers, < 2^53). Node id 1 is the root.
+ * - File names are bytes. Every name, symlink target and xattr name is a *name string*: UTF-8
+ *   text, with each byte that is not valid UTF-8 escaped as U+DC80 + (byte - 0x80), so `caf\xe9`
+ *   is "caf\uDCE9". Names go back to the kernel as exactly their bytes; `nameToBytes`,
+ *   `nameFromBytes` and `nameByteLength` (runtime/api/names.ts) convert. A string that has no
+ *   exact bytes (an unpaired surrogate outside U+DC80..U+DCFF) is refused with EIO, never changed.
  * - Objects the runtime passes in (the {@link Request}, data views, directory lists) are reused
  *   for later requests: they are valid until the op returns or its promise settles.
  */

@@ -16,6 +16,7 @@ import { inSize } from "../kernel/opcodes.ts";
 import {
   getU64, getI64, setU64, setOffset, num, encodeAttrOut, encodeEntry, encodeOpenOut, encodeStatfs, ReplyError,
 } from "../kernel/codec.ts";
+import { nameFromBytes, nameByteLength, writeName, nameStringError } from "../api/names.ts";
 import type { Call, Encoder } from "./call.ts";
 
 /** Mount-wide reply parameters the handlers need. */
@@ -67,13 +68,13 @@ function argEnd(c: Call): number {
 /** Position after the NUL ending the string at `off` (for the next argument). */
 let strNext = 0;
 
-/** NUL-terminated string argument at `off`; sets `strNext`. */
+/** NUL-terminated name argument at `off`, byte-exact (api/names.ts); sets `strNext`. */
 function str(c: Call, off: number): string {
   const s = c.slot;
   const end = s.dataBytes.indexOf(0, off);
   if (end < 0 || end >= argEnd(c)) throw new ReplyError(`${c.op}: malformed request (unterminated name)`);
   strNext = end + 1;
-  return s.dataText.toString("utf8", off, end);
+  return nameFromBytes(s.dataText, off, end);
 }
 
 const u32 = (c: Call, rel: number) => c.slot.hdr.getUint32(c.slot.opInOff + rel, true);
@@ -122,13 +123,18 @@ const encWrite: Encoder = (c, n) => {
   return WRITE_OUT_SIZE;
 };
 
-/** Bytes (string or Uint8Array) copied into the reply, at most `max` of them. */
-function putBytes(c: Call, v: unknown, max: number): number {
+/**
+ * Bytes (string or Uint8Array) copied into the reply, at most `max` of them. `name`: the string
+ * is a name string (link targets, xattrs: escaped bytes become those bytes), else UTF-8 text.
+ */
+function putBytes(c: Call, v: unknown, max: number, name = false): number {
   const s = c.slot;
   if (typeof v === "string") {
-    const n = Buffer.byteLength(v);
+    const n = name ? nameByteLength(v) : Buffer.byteLength(v);
+    if (n < 0) throw new ReplyError(`${c.op}: ${nameStringError(v)}`);
     if (n > max) return -n;
-    s.dataText.write(v, s.replyOff, n, "utf8");
+    if (name) writeName(v, s.dataText, s.replyOff, n);
+    else s.dataText.write(v, s.replyOff, n, "utf8");
     return n;
   }
   if (v instanceof Uint8Array) {
@@ -150,7 +156,7 @@ const encRead: Encoder = (c, v) => {
   return n;
 };
 const encReadlink: Encoder = (c, v) => {
-  const n = putBytes(c, v, Math.min(c.slot.replyCap, 4096));
+  const n = putBytes(c, v, Math.min(c.slot.replyCap, 4096), true);
   if (n < 0) throw new ReplyError(`readlink target of ${-n} bytes exceeds PATH_MAX`);
   return n;
 };
@@ -158,15 +164,16 @@ const encReadlink: Encoder = (c, v) => {
 /** getxattr/listxattr: size 0 asks for the length; too small a buffer is ERANGE. */
 function xattrReply(c: Call, v: unknown): number {
   const s = c.slot;
-  const len = typeof v === "string" ? Buffer.byteLength(v) : v instanceof Uint8Array ? v.length : -1;
-  if (len < 0) throw new ReplyError(`${c.op} must return a string or Uint8Array`);
+  const len = typeof v === "string" ? nameByteLength(v) : v instanceof Uint8Array ? v.length : -2;
+  if (len === -2) throw new ReplyError(`${c.op} must return a string or Uint8Array`);
+  if (len < 0) throw new ReplyError(`${c.op}: ${nameStringError(v as string)}`);
   if (c.limit === 0) {
     s.data.setUint32(s.replyOff, len, true);
     s.data.setUint32(s.replyOff + 4, 0, true);
     return GETXATTR_OUT_SIZE;
   }
   if (len > c.limit) throw ERANGE;
-  return putBytes(c, v, c.limit);
+  return putBytes(c, v, c.limit, true);
 }
 const ERANGE = Object.freeze({ errno: 34 });
 const encGetxattr: Encoder = xattrReply;

@@ -53,9 +53,11 @@ for (const transport of transports()) {
         for (const seed of SEEDS) {
           const r = await runSeed(pair, { seed, ops: OPS, shrinkMs: SHRINK_MS, log });
           ops += r.count;
-          log(`differential (${transport}): seed ${seed}: ${r.count} ops, ${r.checks} checkpoints, ${(r.ms / 1000).toFixed(1)} s`);
+          log(`differential (${transport}): seed ${seed}: ${r.count} ops, ${r.checks} checkpoints, ${(r.ms / 1000).toFixed(1)} s, ${r.outcomes.get("check names-not-utf8") ?? 0} with names that are not UTF-8, ${r.outcomes.get("check invalid-byte-pair") ?? 0} with names differing only in such bytes`);
           if (r.difference) throw new Error(r.difference);
           expect(r.count).toBe(OPS + 1);
+          // names are bytes: the trees compared held non-UTF-8 names and pairs differing only in them
+          expect(r.outcomes.get("check invalid-byte-pair") ?? 0).toBeGreaterThan(0);
         }
       } finally {
         await pair.close();
