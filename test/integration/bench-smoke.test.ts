@@ -10,7 +10,8 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { REPO, isRoot, makeTempDir, mounts, removeTempDir } from "../helpers/mount.ts";
+import { REPO, makeTempDir, mounts, removeTempDir } from "../helpers/mount.ts";
+import { needsRoot } from "../helpers/skip.ts";
 
 const BENCH = join(REPO, "scripts/bench");
 const PROFILE = process.env.FURING_BENCH_PROFILE === "smoke" ? "--smoke" : "--quick";
@@ -27,7 +28,7 @@ interface BenchJson {
   environment: { kernel: string; enable_uring: string; bun: string; furing_commit: string };
 }
 
-describe.skipIf(!isRoot())(`scripts/bench ${PROFILE}`, () => {
+describe.skipIf(needsRoot(`scripts/bench ${PROFILE}`, "the benchmark mounts tmpfs, drops caches and uses FUSE over io_uring"))(`scripts/bench ${PROFILE}`, () => {
   test(
     "every workload runs side by side with its baseline, results in JSON and markdown, no mount left",
     async () => {
@@ -84,7 +85,7 @@ describe.skipIf(!isRoot())(`scripts/bench ${PROFILE}`, () => {
   );
 });
 
-describe.skipIf(!isRoot())("scripts/queue-layout", () => {
+describe.skipIf(needsRoot("scripts/queue-layout", "it mounts FUSE over io_uring"))("scripts/queue-layout", () => {
   test("serves the same filesystem with one reactor and with a pinned Worker per queue, measures every placement, leaves no mount", async () => {
     const proc = Bun.spawn([process.execPath, join(REPO, "scripts/queue-layout"), "--calls", "2000", "--rounds", "1"], {
       cwd: REPO,
