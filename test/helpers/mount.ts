@@ -326,11 +326,16 @@ async function waitReady(daemon: Daemon & { onOutput(fn: () => void): () => void
 
 /**
  * Mounts with a FUSE server of its own (not `furing mount`: a script's or benchmark's server) in a
- * child process: `cmd(dir)` gets a new temp mountpoint and must print `ready` once it serves there.
+ * child process: `cmd(dir)` gets a new temp mountpoint (named after `tag`) and must print `ready`
+ * once it serves there.
  * Tracked, checked and torn down ({@link unmountFs}) like {@link mountFs}'s mounts.
  */
-export async function mountServer(cmd: (dir: string) => string[], ready: string, transport: Transport = "io_uring", readyTimeoutMs = 20_000): Promise<Mount> {
-  const dir = await makeTempDir("mnt");
+export async function mountServer(
+  cmd: (dir: string) => string[],
+  ready: string,
+  { transport = "io_uring", readyTimeoutMs = 20_000, tag = "mnt" }: { transport?: Transport; readyTimeoutMs?: number; tag?: string } = {},
+): Promise<Mount> {
+  const dir = await makeTempDir(tag);
   const daemon = spawnServer(cmd(dir)) as Daemon & { onOutput(fn: () => void): () => void };
   live.set(dir, daemon);
   const m: Mount = { dir, transport, daemon, ready: "", status: () => status(dir), log: () => daemon.output() };

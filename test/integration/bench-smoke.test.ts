@@ -96,7 +96,7 @@ describe.skipIf(needsRoot("scripts/queue-layout", "it mounts FUSE over io_uring"
     const hard = setTimeout(() => proc.kill("SIGKILL"), 110_000);
     const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     clearTimeout(hard);
-    expect((await mounts()).filter((m) => m.dir.includes("furing-queue-layout-")).map((m) => m.dir)).toEqual([]);
+    expect((await mounts()).filter((m) => m.dir.includes("furing-test-queue-layout-")).map((m) => m.dir)).toEqual([]);
     if (proc.exitCode !== 0) throw new Error(`scripts/queue-layout exited ${proc.exitCode}\n${stderr}`);
     // a row per placement, each with a rate for both layouts
     const rows = stdout.split("\n").filter((l) => /^\| (one|two) caller/.test(l));
