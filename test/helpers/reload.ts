@@ -5,7 +5,7 @@
  */
 import { cp, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { makeTempDir, REPO, removeTempDir, waitFor, type Mount } from "./mount.ts";
+import { REPO, waitFor, withTempDir, type Mount } from "./mount.ts";
 import { rssKiB, settledRssKiB } from "./proc.ts";
 import { sh } from "./run.ts";
 
@@ -14,14 +14,11 @@ export const MEMFS = join(REPO, "plugins/memfs");
 export const RELOAD_DEADLINE_MS = 10_000;
 
 /** Runs `fn` with a temporary copy of memfs's source files, removed afterwards. */
-export async function withMemfsCopy<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await makeTempDir("plugin");
-  try {
+export function withMemfsCopy<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  return withTempDir(async (dir) => {
     for (const f of await readdir(MEMFS)) if (f.endsWith(".ts")) await cp(join(MEMFS, f), join(dir, f));
-    return await fn(dir);
-  } finally {
-    await removeTempDir(dir);
-  }
+    return fn(dir);
+  }, "plugin");
 }
 
 /** Replace `from` (which must occur) with `to` in `file`; returns the line number of the change. */
