@@ -788,7 +788,7 @@ describe("--background", () => {
 
 // ---------------------------------------------------------------------------------------------
 
-describe.skipIf(needsRoot("mount.fuse3 and /etc/fstab", "installs the mount helper and edits /etc/fstab"))("mount.fuse3 and /etc/fstab", () => {
+describe.skipIf(needsRoot("mount.fuse3 and /etc/fstab", "mount(8) and a furing link in /usr/local/sbin"))("mount.fuse3 and /etc/fstab", () => {
   /**
    * mount(8) runs helpers with an emptied environment (no PATH): mount.fuse3's `sh -c furing ...`
    * searches the shell's default path only. For `-t fuse.furing` and fstab lines a `furing` must be

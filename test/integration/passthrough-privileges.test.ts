@@ -16,6 +16,7 @@ import { describe, test, expect } from "bun:test";
 import { writeFileSync, chownSync, chmodSync, statSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { withMount, transports, withTempDir, isRoot, type Transport } from "../helpers/mount.ts";
+import { needsRoot } from "../helpers/skip.ts";
 import { sh } from "../helpers/run.ts";
 
 const OWNER = 4321;
@@ -63,8 +64,7 @@ async function runAs(s: Scenario, file: string): Promise<void> {
 
 describe.each(transports())("passthrough setuid/setgid over %s", (transport: Transport) => {
   for (const cfg of CONFIGS) {
-    test(`${cfg.name}: cleared as on the native directory by writes, O_TRUNC, truncate, fallocate, chown`, async () => {
-      if (!isRoot()) return; // other users, chown
+    test.skipIf(needsRoot(`passthrough setuid/setgid over ${transport}`, "other users, chown"))(`${cfg.name}: cleared as on the native directory by writes, O_TRUNC, truncate, fallocate, chown`, async () => {
       await withTempDir(async (dir) => {
         const ref = join(dir, "native"), src = join(dir, "source");
         mkdirSync(ref);
@@ -96,8 +96,7 @@ describe.each(transports())("passthrough setuid/setgid over %s", (transport: Tra
     });
   }
 
-  test("chown(d, -1, -1) of a set-group-ID directory stamps its ctime and keeps the bit, as natively", async () => {
-    if (!isRoot()) return;
+  test.skipIf(needsRoot(`chown of a set-group-ID directory over ${transport}`, "a set-group-ID directory of another group"))("chown(d, -1, -1) of a set-group-ID directory stamps its ctime and keeps the bit, as natively", async () => {
     await withTempDir(async (dir) => {
       const ref = join(dir, "native"), src = join(dir, "source");
       for (const d of [ref, src]) {
