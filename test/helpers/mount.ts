@@ -205,7 +205,12 @@ export function cli(args: string[], timeoutMs = 30_000): Promise<RunResult> {
 
 /** Starts `furing mount` in a child process, capturing its output. Does not wait for ready. */
 export function spawnDaemon(args: string[], tmp?: string, command = [process.execPath, CLI]): Daemon {
-  const proc = Bun.spawn([...command, ...args], {
+  return spawnServer([...command, ...args], tmp);
+}
+
+/** Starts any FUSE server command in a child process, capturing its output (as {@link spawnDaemon}). */
+function spawnServer(cmd: string[], tmp?: string): Daemon {
+  const proc = Bun.spawn(cmd, {
     cwd: REPO,
     env: tmp ? { ...process.env, TMPDIR: tmp } : process.env,
     stdin: "ignore",
@@ -299,13 +304,13 @@ export async function mountFs(opts: MountOptions): Promise<Mount> {
   return m;
 }
 
-async function waitReady(daemon: Daemon & { onOutput(fn: () => void): () => void }, ms: number): Promise<string> {
+async function waitReady(daemon: Daemon & { onOutput(fn: () => void): () => void }, ms: number, marker = READY): Promise<string> {
   const find = () => {
-    const i = daemon.output().indexOf(READY);
+    const i = daemon.output().indexOf(marker);
     if (i < 0) return undefined;
     const end = daemon.output().indexOf("\n", i);
     if (end < 0) return undefined;
-    return daemon.output().slice(i + READY.length, end);
+    return daemon.output().slice(i + marker.length, end);
   };
   let off = () => {};
   let timer: Timer | undefined;
@@ -327,6 +332,32 @@ async function waitReady(daemon: Daemon & { onOutput(fn: () => void): () => void
     off();
     clearTimeout(timer);
   }
+}
+
+/**
+ * Mounts with a FUSE server of its own (not `furing mount`: a script's or benchmark's server) in a
+ * child process: `cmd(dir)` gets a new temp mountpoint (named after `tag`) and must print `ready`
+ * once it serves there.
+ * Tracked, checked and torn down ({@link unmountFs}) like {@link mountFs}'s mounts.
+ */
+export async function mountServer(
+  cmd: (dir: string) => string[],
+  ready: string,
+  { transport = "io_uring", readyTimeoutMs = 20_000, tag = "mnt" }: { transport?: Transport; readyTimeoutMs?: number; tag?: string } = {},
+): Promise<Mount> {
+  const dir = await makeTempDir(tag);
+  const daemon = spawnServer(cmd(dir)) as Daemon & { onOutput(fn: () => void): () => void };
+  live.set(dir, daemon);
+  const m: Mount = { dir, transport, daemon, ready: "", status: () => status(dir), log: () => daemon.output() };
+  try {
+    m.ready = await waitReady(daemon, readyTimeoutMs, ready);
+    const type = await mountedType(dir);
+    if (!type?.startsWith("fuse")) throw new Error(`the server said ready but ${dir} is not a FUSE mount in /proc/mounts (found: ${type ?? "nothing"})`);
+  } catch (e) {
+    await unmountFs(m).catch(() => {});
+    throw new Error(`${(e as Error).message}\n--- server output (${cmd(dir).join(" ")}) ---\n${daemon.output()}`);
+  }
+  return m;
 }
 
 /**

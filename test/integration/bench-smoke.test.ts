@@ -11,7 +11,8 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { REPO, isRoot, makeTempDir, mounts, removeTempDir } from "../helpers/mount.ts";
+import { REPO, makeTempDir, mounts, removeTempDir } from "../helpers/mount.ts";
+import { needsRoot } from "../helpers/skip.ts";
 
 const BENCH = join(REPO, "scripts/bench");
 const PROFILE = process.env.FURING_BENCH_PROFILE === "smoke" ? "--smoke" : "--quick";
@@ -38,7 +39,7 @@ interface BenchJson {
   environment: { kernel: string; enable_uring: string; bun: string; furing_commit: string };
 }
 
-describe.skipIf(!isRoot())(`scripts/bench ${PROFILE}`, () => {
+describe.skipIf(needsRoot(`scripts/bench ${PROFILE}`, "the benchmark mounts tmpfs, drops caches and uses FUSE over io_uring"))(`scripts/bench ${PROFILE}`, () => {
   test(
     "every workload runs side by side with its baseline, results in JSON and markdown, no mount left",
     async () => {
@@ -107,7 +108,7 @@ describe.skipIf(!isRoot())(`scripts/bench ${PROFILE}`, () => {
   );
 });
 
-describe.skipIf(!isRoot())("scripts/bench --compare-opts", () => {
+describe.skipIf(needsRoot("scripts/bench --compare-opts", "it mounts tmpfs and FUSE"))("scripts/bench --compare-opts", () => {
   test("runs every furing target once per option set, side by side, with its own ratios and B / A", async () => {
     const dir = await makeTempDir("bench-compare");
     const out = join(dir, "bench.json");
@@ -151,7 +152,7 @@ describe.skipIf(!isRoot())("scripts/bench --compare-opts", () => {
   });
 });
 
-describe.skipIf(!isRoot())("scripts/queue-layout", () => {
+describe.skipIf(needsRoot("scripts/queue-layout", "it mounts FUSE over io_uring"))("scripts/queue-layout", () => {
   test("serves the same filesystem with one reactor and with a pinned Worker per queue, measures every placement, leaves no mount", async () => {
     const proc = Bun.spawn([process.execPath, join(REPO, "scripts/queue-layout"), "--calls", "2000", "--rounds", "1"], {
       cwd: REPO,
@@ -162,7 +163,7 @@ describe.skipIf(!isRoot())("scripts/queue-layout", () => {
     const hard = setTimeout(() => proc.kill("SIGKILL"), 110_000);
     const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     clearTimeout(hard);
-    expect((await mounts()).filter((m) => m.dir.includes("furing-queue-layout-")).map((m) => m.dir)).toEqual([]);
+    expect((await mounts()).filter((m) => m.dir.includes("furing-test-queue-layout-")).map((m) => m.dir)).toEqual([]);
     if (proc.exitCode !== 0) throw new Error(`scripts/queue-layout exited ${proc.exitCode}\n${stderr}`);
     // a row per placement, each with a rate for both layouts
     const rows = stdout.split("\n").filter((l) => /^\| (one|two) caller/.test(l));

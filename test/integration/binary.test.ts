@@ -13,6 +13,7 @@ import { existsSync, symlinkSync, mkdirSync, writeFileSync } from "node:fs";
 import { readFile, writeFile, copyFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { REPO, CLI, makeTempDir, removeTempDir, isMounted, mountedType, waitFor } from "../helpers/mount.ts";
+import { skipIf } from "../helpers/skip.ts";
 import { run, sh, describeResult } from "../helpers/run.ts";
 import { bunNativePlugin } from "../helpers/bun-native.ts";
 
@@ -209,7 +210,7 @@ describe("dist/furing (single-file binary)", () => {
     });
   });
 
-  test.skipIf(!HAVE_PASSTHROUGH)("mounts the embedded passthrough over a source directory", async () => {
+  test.skipIf(skipIf(!HAVE_PASSTHROUGH, "the embedded passthrough test", "plugins/passthrough is not in this tree"))("mounts the embedded passthrough over a source directory", async () => {
     const src = await makeTempDir("bin-src");
     try {
       writeFileSync(join(src, "a.txt"), "through\n");

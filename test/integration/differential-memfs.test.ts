@@ -11,7 +11,8 @@
  * FURING_DIFFTEST_PLUGIN=DIR tests a modified copy of memfs instead of the built-in one.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cleanupAll, isRoot, transports } from "../helpers/mount.ts";
+import { cleanupAll, transports } from "../helpers/mount.ts";
+import { needsRoot } from "../helpers/skip.ts";
 import { runConcurrent } from "../differential/concurrent.ts";
 import { Pair, runSeed } from "../differential/runner.ts";
 import { memfsTarget, type Target } from "../differential/targets.ts";
@@ -34,7 +35,7 @@ const log = (s: string) => console.error(s);
 let total = 0;
 
 for (const transport of transports()) {
-  describe.skipIf(!isRoot())(`memfs vs tmpfs, differential, over ${transport}`, () => {
+  describe.skipIf(needsRoot(`memfs vs tmpfs over ${transport}`, "mounts a tmpfs reference; the ops run as several users"))(`memfs vs tmpfs, differential, over ${transport}`, () => {
     let target: Target | undefined;
     let ops = 0;
     beforeAll(async () => {

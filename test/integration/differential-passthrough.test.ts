@@ -6,7 +6,8 @@
  * × 2000 ops. Long profiles: `scripts/difftest --target passthrough`.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cleanupAll, isRoot, transports } from "../helpers/mount.ts";
+import { cleanupAll, transports } from "../helpers/mount.ts";
+import { needsRoot } from "../helpers/skip.ts";
 import { Pair, runSeed } from "../differential/runner.ts";
 import { passthroughTarget, type Target } from "../differential/targets.ts";
 
@@ -18,7 +19,7 @@ const OPS = 2000;
 const log = (s: string) => console.error(s);
 
 for (const transport of transports()) {
-  describe.skipIf(!isRoot())(`passthrough vs the native directory, differential, over ${transport}`, () => {
+  describe.skipIf(needsRoot(`passthrough vs the native directory over ${transport}`, "the ops run as several users and include chown and mknod"))(`passthrough vs the native directory, differential, over ${transport}`, () => {
     let target: Target | undefined;
     beforeAll(async () => {
       target = await passthroughTarget(transport);

@@ -16,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { chmod, chown, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CLI, REPO, isMounted, isRoot, makeTempDir, removeTempDir, transports, waitFor, type Transport } from "../helpers/mount.ts";
+import { CLI, REPO, isMounted, makeTempDir, removeTempDir, transports, waitFor, type Transport } from "../helpers/mount.ts";
+import { needsRoot } from "../helpers/skip.ts";
 import { describeResult, run, sh, type RunResult } from "../helpers/run.ts";
 
 setDefaultTimeout(90_000);
@@ -99,7 +100,7 @@ function expectOneLine(r: RunResult, pattern: RegExp): void {
 
 // ---------------------------------------------------------------------------------------------
 
-describe.skipIf(!isRoot())("fresh boot: the runtime directory does not exist yet", () => {
+describe.skipIf(needsRoot("fresh boot", "starts root and normal-user daemons on fresh runtime directories"))("fresh boot: the runtime directory does not exist yet", () => {
   for (const transport of transports()) {
     test(`root \`--background\` (${transport}) creates it 0700, mounts, serves, and unmounts`, async () => {
       const rundir = join(base, `run-root-${transport}`, "furing");
@@ -366,7 +367,7 @@ describe("the other first-run paths, from a clean state", () => {
     }
   });
 
-  test.skipIf(!isRoot())("a runtime directory of another user is refused before mounting; one of ours with loose permissions is tightened to 0700", async () => {
+  test.skipIf(needsRoot("the foreign runtime directory test", "chowns a directory to another user"))("a runtime directory of another user is refused before mounting; one of ours with loose permissions is tightened to 0700", async () => {
     const rundir = join(base, "run-foreign", "furing");
     await mkdir(rundir, { recursive: true, mode: 0o755 });
     await chown(rundir, NOBODY, NOBODY);

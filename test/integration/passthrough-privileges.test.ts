@@ -16,6 +16,7 @@ import { describe, test, expect } from "bun:test";
 import { writeFileSync, chownSync, chmodSync, statSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { withMount, transports, withTempDir, isRoot, type Transport } from "../helpers/mount.ts";
+import { needsRoot } from "../helpers/skip.ts";
 import { sh } from "../helpers/run.ts";
 
 const OWNER = 4321;
@@ -63,8 +64,7 @@ async function runAs(s: Scenario, file: string): Promise<void> {
 
 describe.each(transports())("passthrough setuid/setgid over %s", (transport: Transport) => {
   for (const cfg of CONFIGS) {
-    test(`${cfg.name}: cleared as on the native directory by writes, O_TRUNC, truncate, fallocate, chown`, async () => {
-      if (!isRoot()) return; // other users, chown
+    test.skipIf(needsRoot(`passthrough setuid/setgid over ${transport}`, "other users, chown"))(`${cfg.name}: cleared as on the native directory by writes, O_TRUNC, truncate, fallocate, chown`, async () => {
       await withTempDir(async (dir) => {
         const ref = join(dir, "native"), src = join(dir, "source");
         mkdirSync(ref);
@@ -96,8 +96,7 @@ describe.each(transports())("passthrough setuid/setgid over %s", (transport: Tra
     });
   }
 
-  test("kernel passthrough: setuid/setgid set on the source behind the kernel's back are cleared by the next write, as natively", async () => {
-    if (!isRoot()) return; // other users
+  test.skipIf(needsRoot(`setuid/setgid set behind kernel passthrough over ${transport}`, "kernel passthrough and other users"))("kernel passthrough: setuid/setgid set on the source behind the kernel's back are cleared by the next write, as natively", async () => {
     await withTempDir(async (dir) => {
       const ref = join(dir, "native"), src = join(dir, "source");
       for (const d of [ref, src]) {
@@ -139,8 +138,7 @@ describe.each(transports())("passthrough setuid/setgid over %s", (transport: Tra
     }, "privileges-behind");
   });
 
-  test("kernel passthrough: opens of one file agree while it is open, whatever its bits became meanwhile", async () => {
-    if (!isRoot()) return;
+  test.skipIf(needsRoot(`mixed kernel-passthrough opens over ${transport}`, "kernel passthrough"))("kernel passthrough: opens of one file agree while it is open, whatever its bits became meanwhile", async () => {
     await withTempDir(async (src) => {
       for (const [f, mode] of [["a", 0o4755], ["b", 0o755]] as const) {
         writeFileSync(join(src, f), "data\n");
@@ -166,8 +164,7 @@ for f, mode in (("a", 0o755), ("b", 0o4755)):
     }, "privileges-mixed");
   });
 
-  test("chown(d, -1, -1) of a set-group-ID directory stamps its ctime and keeps the bit, as natively", async () => {
-    if (!isRoot()) return;
+  test.skipIf(needsRoot(`chown of a set-group-ID directory over ${transport}`, "a set-group-ID directory of another group"))("chown(d, -1, -1) of a set-group-ID directory stamps its ctime and keeps the bit, as natively", async () => {
     await withTempDir(async (dir) => {
       const ref = join(dir, "native"), src = join(dir, "source");
       for (const d of [ref, src]) {

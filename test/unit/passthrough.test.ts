@@ -13,6 +13,7 @@ import * as sys from "furing/sys";
 import { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFCHR, type FileIO, type PluginContext, type Request, type DirList, type DirListPlus, type Entry } from "furing";
 import plugin, { type PassthroughFs, type PassthroughOptions } from "../../plugins/passthrough/index.ts";
 import { sharedRegion } from "../../runtime/host/host.ts";
+import { needsRoot } from "../helpers/skip.ts";
 const shared = new Map<string, SharedArrayBuffer>();
 
 const root = process.getuid?.() === 0;
@@ -102,7 +103,7 @@ describe("furing/sys", () => {
     expect(sys.major(sys.makedev(259, 1048575))).toBe(259);
     expect(sys.minor(sys.makedev(259, 1048575))).toBe(1048575);
     expect(sys.makedev(1, 3)).toBe(0x103);
-    if (!root) return;
+    if (needsRoot("the passthrough mknod part of the device-number test", "mknod of device nodes")) return;
     const d = dir("dev");
     const dfd = openDir(d);
     sys.mknodat(dfd, "null", S_IFCHR | 0o600, sys.makedev(1, 3));
@@ -306,8 +307,7 @@ describe("furing/sys", () => {
     expect(all.find((e) => e.name === "file")!.ino).toBe(statSync(join(d, "file")).ino);
   });
 
-  test("file handles survive a rename and go stale when the file is gone", () => {
-    if (!root) return;
+  test.skipIf(needsRoot("the passthrough file-handle test", "open_by_handle_at needs CAP_DAC_READ_SEARCH"))("file handles survive a rename and go stale when the file is gone", () => {
     const d = dir("handles");
     writeFileSync(join(d, "f"), "data");
     const dfd = sys.openat(sys.AT_FDCWD, d, sys.O_RDONLY | sys.O_DIRECTORY | sys.O_CLOEXEC);
@@ -618,8 +618,7 @@ describe("passthrough plugin: ops on a real directory", () => {
     expect(readdirSync(d).sort()).toEqual(["b", "escape", "sub", "trap"]);
   });
 
-  test("new nodes belong to the calling user; set-group-ID directories keep their group; umask of the daemon ignored", async () => {
-    if (!root) return;
+  test.skipIf(needsRoot("the passthrough ownership test", "it creates nodes as other users"))("new nodes belong to the calling user; set-group-ID directories keep their group; umask of the daemon ignored", async () => {
     const d = dir("owner");
     chmodSync(d, 0o777);
     mkdirSync(join(d, "sgid"), { mode: 0o2777 });
