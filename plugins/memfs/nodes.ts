@@ -25,9 +25,8 @@
  *
  * Everything here runs with the state's lock held (ops.ts takes it for every op).
  */
-import { S_IFDIR, S_IFMT, ROOT_ID, type Entry, readUnits, writeUnits } from "furing";
+import { S_IFDIR, S_IFMT, ROOT_ID, nameByteLength, type Entry, readUnits, writeUnits } from "furing";
 import * as sys from "furing/sys";
-import { Buffer } from "node:buffer";
 import { EEXIST, ENAMETOOLONG, ENOENT, ENOSPC, ENOTDIR } from "./errors.ts";
 import { nodeById, viewOf, type MemfsState } from "./state.ts";
 import { M_FLOOR_NSEC, M_FLOOR_SEC, M_FREE_SLOT, M_LIVE, M_NEXT_SLOT } from "./layout.ts";
@@ -51,8 +50,15 @@ export const N_ID = 0;
 const N_SIZE = 1, N_BLOCKS = 2, N_ATIME = 3, N_MTIME = 4, N_CTIME = 5, N_NLOOKUP = 6, N_PARENT = 7;
 const U_ATIME_NS = 16, U_MTIME_NS = 17, U_CTIME_NS = 18, U_MODE = 19, U_NLINK = 20, U_UID = 21, U_GID = 22, U_RDEV = 23;
 const U_OPENS = 24, U_WRITERS = 25, U_DIR = 26, U_CHUNKS = 27, U_TARGET = 28, U_XATTRS = 29, U_GEN = 30;
-/** 1 while the slot holds a node. */
+/** Non-zero while the slot holds a node: LIVE, plus LINKABLE for an O_TMPFILE node `link` may name. */
 export const N_LIVE_U32 = 31;
+const LIVE = 1;
+/**
+ * An O_TMPFILE node opened without O_EXCL and not linked yet: the only kind of node with nlink 0
+ * that `link` may give a name. A flag in the shared record, so every instance sees it, and it
+ * goes with the node when the node is freed (the word is cleared).
+ */
+const LINKABLE = 2;
 
 /**
  * A thread's view of one node record: each field below is a property that reads and writes the
@@ -258,15 +264,15 @@ export function getDir(state: MemfsState, ino: number, live: boolean): Node {
   return n;
 }
 
-/** UTF-8 length of a string (ASCII strings need no encoding pass). */
+/** Byte length of a name string (escaped bytes count one each; ASCII needs no encoding pass). */
 export function utf8Length(s: string): number {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return Buffer.byteLength(s, "utf8");
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return nameByteLength(s);
   return s.length;
 }
 
 export function checkName(name: string): void {
-  // A UTF-16 unit is at most 3 UTF-8 bytes: names of up to 85 units always fit.
-  if (name.length > 85 && Buffer.byteLength(name, "utf8") > NAME_MAX) throw ENAMETOOLONG;
+  // A UTF-16 unit is at most 3 bytes: names of up to 85 units always fit.
+  if (name.length > 85 && nameByteLength(name) > NAME_MAX) throw ENAMETOOLONG;
 }
 
 /** Name must be new in `dir`: ENAMETOOLONG, EEXIST. */
@@ -432,9 +438,22 @@ export function newNode(state: MemfsState, mode: number, uid: number, gid: numbe
     nu[u + U_NLINK] = 2;
     nf[f + N_SIZE] = 2 * DIRENT_SIZE;
   }
-  nu[u + N_LIVE_U32] = 1;
+  nu[u + N_LIVE_U32] = LIVE;
   state.meta[M_LIVE] = (state.meta[M_LIVE] as number) + 1;
   return state.views[slot] ?? viewOf(state, slot);
+}
+
+/** Let `link` give `n` (an O_TMPFILE node, nlink 0) its first name. */
+export function markLinkable(n: Node): void {
+  n.s.nu[n.u + N_LIVE_U32] = LIVE | LINKABLE;
+}
+
+/** Whether `n` may get its first name from `link`; it may not any more after this (it gets one). */
+export function takeLinkable(n: Node): boolean {
+  const nu = n.s.nu;
+  if ((nu[n.u + N_LIVE_U32]! & LINKABLE) === 0) return false;
+  nu[n.u + N_LIVE_U32] = LIVE;
+  return true;
 }
 
 /** Add `name` → `node` at the end of `dir` (a new cookie). Adjusts dir size and link counts. */

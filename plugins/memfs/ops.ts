@@ -88,6 +88,7 @@ import {
   indexBefore,
   isAncestor,
   listLength,
+  markLinkable,
   maybeFree,
   newNode,
   removeEntry,
@@ -95,6 +96,7 @@ import {
   setCtime,
   setMtime,
   setTarget,
+  takeLinkable,
   targetOf,
   tick,
   utf8Length,
@@ -390,9 +392,13 @@ export function createOps(state: MemfsState): Filesystem {
       const p = getDir(state, newParent, true);
       checkNewName(p, newName);
       if (n.isDir) throw EPERM;
-      if (n.nlink === 0) throw ENOENT;
-      if (state.ispaceFree < INODE_SPACE) throw ENOSPC;
-      state.ispaceFree -= INODE_SPACE; // tmpfs charges every extra link like a node
+      // an unlinked file stays so; an O_TMPFILE file gets its first name (charged as the node already)
+      const first = n.nlink === 0;
+      if (first && !takeLinkable(n)) throw ENOENT;
+      if (!first) {
+        if (state.ispaceFree < INODE_SPACE) throw ENOSPC;
+        state.ispaceFree -= INODE_SPACE; // tmpfs charges every extra link like a node
+      }
       tick(state);
       n.nlink++;
       addEntry(p, newName, n);
@@ -584,6 +590,20 @@ export function createOps(state: MemfsState): Filesystem {
       n.opens++;
       if ((flags & O_ACCMODE) !== O_RDONLY) n.writers = (n.writers | 0) + 1;
       // as open: the handle remembers O_NOATIME
+      return (flags & O_NOATIME) !== 0 ? { entry: n, fh: NOATIME_FH } : { entry: n };
+    },
+
+    // A node with no name (nlink 0, as tmpfs's d_tmpfile leaves it): freed like an unlinked file
+    // once closed and forgotten, unless `link` names it first. The parent directory is unchanged.
+    tmpfile(req: Request, parent: number, mode: number, flags: number, umask: number): CreateReply {
+      const p = getDir(state, parent, true);
+      tick(state);
+      const n = newNode(state, S_IFREG | (mode & 0o7777 & ~umask), req.uid, (p.mode & S_ISGID) !== 0 ? p.gid : req.gid);
+      n.nlink = 0;
+      if ((flags & O_EXCL) === 0) markLinkable(n);
+      n.nlookup++;
+      n.opens++;
+      if ((flags & O_ACCMODE) !== O_RDONLY) n.writers = (n.writers | 0) + 1;
       return (flags & O_NOATIME) !== 0 ? { entry: n, fh: NOATIME_FH } : { entry: n };
     },
 

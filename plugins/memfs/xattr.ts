@@ -7,7 +7,7 @@
  * Each node with attributes has a table in the shared heap (StringMap name → value block).
  * The caller checks the node exists; these functions throw the errno for everything else.
  */
-import { S_IFDIR, S_IFMT, S_IFREG, XATTR_CREATE, XATTR_REPLACE, type StringMap } from "furing";
+import { S_IFDIR, S_IFMT, S_IFREG, XATTR_CREATE, XATTR_REPLACE, nameByteLength, nameToBytes, type StringMap } from "furing";
 import { Buffer } from "node:buffer";
 import { E2BIG, EEXIST, EINVAL, ENODATA, ENOSPC, EOPNOTSUPP, EPERM, ERANGE } from "./errors.ts";
 import type { Node } from "./nodes.ts";
@@ -23,7 +23,7 @@ const OTHER = 2;
 
 /** Inode space an attribute costs. */
 function space(name: string, size: number): number {
-  return 40 + size + Buffer.byteLength(name, "utf8");
+  return 40 + size + nameByteLength(name);
 }
 
 /** The node's attribute table (name → value block in the heap); the node must have one. */
@@ -47,7 +47,7 @@ export function freeXattrs(state: MemfsState, node: Node): void {
 
 /** USER or OTHER for a supported name; ERANGE, EOPNOTSUPP or EINVAL otherwise. */
 function namespaceOf(name: string): number {
-  if (name.length === 0 || (name.length > 85 && Buffer.byteLength(name, "utf8") > XATTR_NAME_MAX)) throw ERANGE;
+  if (name.length === 0 || (name.length > 85 && nameByteLength(name) > XATTR_NAME_MAX)) throw ERANGE;
   let prefix: number;
   let ns: number;
   if (name.startsWith("user.")) {
@@ -117,7 +117,7 @@ export function listXattrs(state: MemfsState, node: Node, uid: number): string[]
 }
 
 function compareDescending(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(b, "utf8"), Buffer.from(a, "utf8"));
+  return Buffer.compare(nameToBytes(b), nameToBytes(a));
 }
 
 export function removeXattr(state: MemfsState, node: Node, name: string): void {

@@ -16,7 +16,7 @@
  */
 import { FuseError } from "furing";
 import * as sys from "furing/sys";
-import { M_HANDLES, type PassthroughState } from "./state.ts";
+import { M_DAEMON_IO, M_HANDLES, type PassthroughState } from "./state.ts";
 
 export interface OpenFile {
   kind: "file";
@@ -24,6 +24,12 @@ export interface OpenFile {
   ino: number;
   /** open(2) flags the caller used. */
   flags: number;
+  /**
+   * Served by the daemon although the mount has kernel passthrough (the file had setuid/setgid
+   * bits when opened: see ops.ts openReply). A word of the shared record, counted per node in
+   * the shared table at M_DAEMON_IO, so opens on every reactor follow one another.
+   */
+  daemonIo?: boolean;
 }
 
 export interface OpenDir {
@@ -42,8 +48,9 @@ export interface OpenDir {
 export type Handle = OpenFile | OpenDir;
 
 // A handle record in the heap: u32 kind (1 file, 2 directory), u32 flags, f64 fd, f64 node id,
-// u32 serial (directories: bumped whenever any thread reads or seeks the shared descriptor).
-const H_KIND = 0, H_FLAGS = 1, H_SERIAL = 6;
+// u32 serial (directories: bumped whenever any thread reads or seeks the shared descriptor),
+// u32 daemon I/O (files: 1 when the kernel does not pass it through although it could).
+const H_KIND = 0, H_FLAGS = 1, H_SERIAL = 6, H_DAEMON_IO = 7;
 const H_FD = 1, H_INO = 2;
 const HANDLE_BYTES = 32;
 
@@ -60,21 +67,48 @@ export class Handles {
     return this.s.map.at(this.s.meta[M_HANDLES] as number);
   }
 
-  private add(kind: 1 | 2, fd: number, ino: number, flags: number): number {
+  private add(kind: 1 | 2, fd: number, ino: number, flags: number, daemonIo = false): number {
     const fh = this.s.nextFh;
     this.s.nextFh = fh + 1;
     const h = this.s.heap;
     const p = h.calloc(HANDLE_BYTES);
     h.u32[(p >>> 2) + H_KIND] = kind;
     h.u32[(p >>> 2) + H_FLAGS] = flags;
+    h.u32[(p >>> 2) + H_DAEMON_IO] = daemonIo ? 1 : 0;
     h.f64[(p >>> 3) + H_FD] = fd;
     h.f64[(p >>> 3) + H_INO] = ino;
     this.table().set(fh, p);
     return fh;
   }
 
-  addFile(fd: number, ino: number, flags: number): number {
-    return this.add(1, fd, ino, flags);
+  addFile(fd: number, ino: number, flags: number, daemonIo = false): number {
+    const fh = this.add(1, fd, ino, flags, daemonIo);
+    if (daemonIo) {
+      const s = this.s;
+      if (s.meta[M_DAEMON_IO] === 0) s.meta[M_DAEMON_IO] = s.map.create();
+      const m = s.map.at(s.meta[M_DAEMON_IO] as number);
+      m.set(ino, (m.get(ino) ?? 0) + 1);
+    }
+    return fh;
+  }
+
+  /** Opens of `ino` (by any thread) the daemon serves although the mount has kernel passthrough. */
+  daemonIo(ino: number): number {
+    const t = this.s.meta[M_DAEMON_IO] as number;
+    if (t === 0) return 0;
+    const m = this.s.map.at(t);
+    return m.size === 0 ? 0 : (m.get(ino) ?? 0);
+  }
+
+  /** Whether some open of `ino` (by any thread) passes through the kernel (a scan: only for rare opens). */
+  passesThrough(ino: number): boolean {
+    const t = this.table();
+    const h = this.s.heap;
+    for (let c = t.next(0); c >= 0; c = t.next(c)) {
+      const p = t.valueAt(c);
+      if (h.u32[(p >>> 2) + H_KIND] === 1 && h.f64[(p >>> 3) + H_INO] === ino && h.u32[(p >>> 2) + H_DAEMON_IO] === 0) return true;
+    }
+    return false;
   }
 
   addDir(fd: number, ino: number): number {
@@ -94,7 +128,7 @@ export class Handles {
       const fd = h.f64[(p >>> 3) + H_FD] as number;
       const ino = h.f64[(p >>> 3) + H_INO] as number;
       o = h.u32[(p >>> 2) + H_KIND] === 1
-        ? { kind: "file", fd, ino, flags: h.u32[(p >>> 2) + H_FLAGS] as number }
+        ? { kind: "file", fd, ino, flags: h.u32[(p >>> 2) + H_FLAGS] as number, daemonIo: h.u32[(p >>> 2) + H_DAEMON_IO] === 1 }
         : { kind: "dir", fh, fd, ino, next: -1, batch: [], pos: 0, serial: -1 };
       // handles released on other threads leave objects here: sweep now and then
       if (this.local.size > 64 && this.local.size > 2 * this.table().size) {
@@ -134,6 +168,13 @@ export class Handles {
     t.delete(fh);
     const h = this.s.heap;
     const fd = h.f64[(p >>> 3) + H_FD] as number;
+    if (h.u32[(p >>> 2) + H_KIND] === 1 && h.u32[(p >>> 2) + H_DAEMON_IO] === 1) {
+      const ino = h.f64[(p >>> 3) + H_INO] as number;
+      const m = this.s.map.at(this.s.meta[M_DAEMON_IO] as number);
+      const n = (m.get(ino) ?? 1) - 1;
+      if (n > 0) m.set(ino, n);
+      else m.delete(ino);
+    }
     h.free(p);
     sys.close(fd);
   }

@@ -40,7 +40,7 @@
  */
 import { FuseError, S_IFMT, S_IFDIR, readUnits, writeUnits, type Entry } from "furing";
 import * as sys from "furing/sys";
-import { DROP_RING, M_DROPS, M_DROP_RING, M_IDENTITY, M_NEXT_SYNTHETIC, M_NODES, M_NODE_GEN, SYNTHETIC_BASE, type PassthroughState } from "./state.ts";
+import { DROP_RING, M_DROPS, M_DROP_RING, M_IDENTITY, M_NEXT_SYNTHETIC, M_NODES, M_NODE_GEN, M_UNNAMED, SYNTHETIC_BASE, type PassthroughState } from "./state.ts";
 
 // A node record in the heap: Float64 slots, then Uint32 words from U0.
 const F_ID = 0, F_SIZE = 1, F_BLOCKS = 2, F_ATIME = 3, F_MTIME = 4, F_CTIME = 5, F_DEV = 6, F_SINO = 7, F_PARENT = 8, F_NLOOKUP = 9, F_CHILDREN = 10, F_GEN = 11;
@@ -240,9 +240,33 @@ export class NodeTable {
       }
       this.dropFd(node.ino); // the id now names another file
     }
+    const pinned = this.pinned(node.ino);
+    if (pinned >= 0) return pinned;
     const fd = this.reopen(node);
     this.cacheFd(node, fd);
     return fd;
+  }
+
+  /**
+   * The O_PATH descriptor pinned for nameless node `id` (shared: the thread serving LINK may not
+   * be the one that served TMPFILE), or -1.
+   */
+  private pinned(id: number): number {
+    const t = this.s.meta[M_UNNAMED] as number;
+    if (t === 0) return -1;
+    const m = this.s.map.at(t);
+    return m.size === 0 ? -1 : (m.get(id) ?? -1);
+  }
+
+  /**
+   * Take node `id`'s pin out of the shared table and close it after this op (it got a name, or
+   * was dropped). Only here, under the lock: no other thread can hold the descriptor past its op.
+   */
+  private unpin(id: number): void {
+    const fd = this.pinned(id);
+    if (fd < 0) return;
+    this.s.map.at(this.s.meta[M_UNNAMED] as number).delete(id);
+    this.closeLater(fd);
   }
 
   /** Close this thread's descriptors of nodes dropped (by any thread) since it last looked. */
@@ -513,6 +537,26 @@ export class NodeTable {
     return this.insert(st, parent, name, fd, own);
   }
 
+  /**
+   * The node for `fd`, a file opened with O_TMPFILE (one lookup counted): no parent, no name
+   * (the table does not keep `fd`). It keeps an O_PATH descriptor of its own pinned until a
+   * link names it (relink) or it is dropped.
+   */
+  adoptUnnamed(fd: number): PNode {
+    const s = this.s;
+    const st = sys.fstat(fd, this.st);
+    // not O_NOFOLLOW: that would open the /proc magic link itself
+    const pin = sys.openat(sys.AT_FDCWD, sys.procPath(fd), sys.O_PATH | sys.O_CLOEXEC);
+    const dev = st.dev, sino = st.ino;
+    const n = this.newNode(this.newId(dev, sino), st, 0, "");
+    n.nlookup = 1;
+    this.nodes().set(n.ino, n.ptr);
+    this.identitySet(dev, sino, n.ino);
+    if (s.meta[M_UNNAMED] === 0) s.meta[M_UNNAMED] = s.map.create();
+    s.map.at(s.meta[M_UNNAMED] as number).set(n.ino, pin);
+    return n;
+  }
+
   private found(n: PNode, parent: PNode, name: string, st: sys.Stat): PNode {
     n.nlookup++;
     if (n.ino !== 1) this.relink(n, parent.ino, name);
@@ -543,6 +587,9 @@ export class NodeTable {
     const np = this.find(parentId);
     if (np === undefined) return;
     node.name = name;
+    // an O_TMPFILE node got its first name: re-opened like any other node from now on (the
+    // pinned descriptor still names the unlinked dentry, "#ino (deleted)")
+    if (node.parent === 0) this.unpin(node.ino);
     np.children++;
     const old = this.find(node.parent);
     node.parent = parentId;
@@ -577,6 +624,7 @@ export class NodeTable {
       this.nodes().delete(id);
       this.identityDelete(n.dev, n.sino, id);
       this.dropFd(id);
+      this.unpin(id); // an O_TMPFILE node closed and forgotten without a name
       this.views.delete(id);
       const drops = this.s.meta[M_DROPS] as number;
       h.f64[((this.s.meta[M_DROP_RING] as number) >>> 3) + (drops % DROP_RING)] = id;

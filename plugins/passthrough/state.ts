@@ -29,6 +29,13 @@ export const M_NEXT_SYNTHETIC = 15, M_NEXT_FH = 16, M_NODES = 17, M_IDENTITY = 1
 const M_STATS = 21; // reopenByHandle, reopenByName, evictions, stale
 /** Nodes dropped so far, and a ring of the last DROP_RING dropped ids (nodes.ts). */
 export const M_DROPS = 25, M_DROP_RING = 26;
+/**
+ * Tables made on first use (0 until then), NumberMaps in the heap: node id → the O_PATH descriptor
+ * pinned for a node with no name in the source (an O_TMPFILE file not linked yet: neither a file
+ * handle nor a name can re-open it; descriptors are process-wide, so any thread may use it), and
+ * node id → its open files the daemon serves under kernel passthrough (handles.ts).
+ */
+export const M_UNNAMED = 27, M_DAEMON_IO = 28;
 export const DROP_RING = 256;
 const META_BYTES = 4096;
 

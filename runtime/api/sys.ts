@@ -13,8 +13,12 @@
  * ```
  *
  * Conventions:
- * - Paths and names are JS strings, encoded as UTF-8 into native scratch memory (no allocation);
- *   a string containing NUL fails with EINVAL, one of 4096 bytes or more with ENAMETOOLONG.
+ * - Paths and names are *name strings* (see {@link nameFromBytes}): UTF-8 text, with each byte that
+ *   is not valid UTF-8 escaped as U+DC80 + (byte - 0x80). They are encoded to their exact bytes into
+ *   native scratch memory (no allocation); names that come back (getdents, listxattr) are decoded
+ *   the same way, so a name read from a directory opens that very file whatever its bytes.
+ *   A string containing NUL, or one that is not a name string (an unpaired surrogate that is not
+ *   an escaped byte), fails with EINVAL; one of 4096 bytes or more with ENAMETOOLONG.
  * - Memory the kernel reads or writes (stat buffers, strings, handles) is native scratch memory
  *   allocated once (never a small JS TypedArray, which the GC may relocate). Results are decoded
  *   into plain JS values; byte results (xattr values, link targets) are fresh copies.
@@ -29,6 +33,10 @@ import { dlopen, FFIType as T, type Pointer } from "bun:ffi";
 import { allocNative } from "../ffi/memory.ts";
 import { errno as lastErrno, strerror } from "../ffi/libc.ts";
 import { FuseError, errnoName } from "./errno.ts";
+import { nameFromBytes, nameByteLength, writeName, nameStringError } from "./names.ts";
+
+// The name codec, so a passthrough-like plugin has names and bytes in one place.
+export { nameFromBytes, nameToBytes, nameByteLength, writeName, isNameString } from "./names.ts";
 
 // ---- constants ---------------------------------------------------------------------------------
 
@@ -53,6 +61,8 @@ export const O_NOATIME = 0o1000000;
 export const O_CLOEXEC = 0o2000000;
 /** A descriptor that only names a file (no I/O), usable as a `dirfd` and with `AT_EMPTY_PATH`. */
 export const O_PATH = 0o10000000;
+/** An unnamed regular file in the directory given as the path (with O_RDWR or O_WRONLY); linkat gives it a name. */
+export const O_TMPFILE = 0o20000000 | 0o200000;
 
 /** utimensat: set this time to the current time. */
 export const UTIME_NOW = (1 << 30) - 1;
@@ -175,10 +185,11 @@ const P_DATA = (base + OFF_DATA) as Pointer;
 /** Encode `s` NUL-terminated at `off` (room `max` bytes including the NUL); returns its address. */
 function put(s: string, off: number, max: number, tooLong: "ENAMETOOLONG" | "ERANGE"): Pointer {
   if (s.indexOf("\0") >= 0) throw new FuseError("EINVAL", `${JSON.stringify(s)} contains a NUL byte`);
-  // short strings fit for sure (at most 3 UTF-8 bytes per UTF-16 unit); longer ones are measured
-  const n = s.length * 3 < max ? bytes.write(s, off, "utf8") : Buffer.byteLength(s);
+  // short strings fit for sure (at most 3 bytes per UTF-16 unit); longer ones are measured
+  const n = s.length * 3 < max ? writeName(s, bytes, off) : nameByteLength(s);
+  if (n < 0) throw new FuseError("EINVAL", nameStringError(s));
   if (n >= max) throw new FuseError(tooLong, `${tooLong === "ERANGE" ? "name" : "path"} of ${n} bytes is too long`);
-  if (s.length * 3 >= max) bytes.write(s, off, n, "utf8");
+  if (s.length * 3 >= max) writeName(s, bytes, off, n);
   bytes[off + n] = 0;
   return (base + off) as Pointer;
 }
@@ -388,7 +399,10 @@ export function symlinkat(target: string, dirfd: number, name: string): void {
   if (c.symlinkat(path0(target), dirfd, path1(name)) !== 0) fail("symlinkat", name);
 }
 
-/** readlinkat(2): the target's bytes. `readlinkat(fd, "")` reads an `O_PATH` descriptor's link. */
+/**
+ * readlinkat(2): the target's bytes (`nameFromBytes` makes them a name string).
+ * `readlinkat(fd, "")` reads an `O_PATH` descriptor's link.
+ */
 export function readlinkat(dirfd: number, path: string): Buffer {
   const n = Number(c.readlinkat(dirfd, path0(path), P_DATA, DATA_SIZE));
   if (n < 0) fail("readlinkat", path);
@@ -416,6 +430,7 @@ export function linkat(olddirfd: number, oldPath: string, newdirfd: number, newN
 
 /** A directory entry from {@link getdents}. */
 export interface Dirent {
+  /** The entry's name as a name string: its exact bytes, escaped where they are not UTF-8. */
   name: string;
   /** Inode number (on the directory's filesystem; a mountpoint shows the covered directory's). */
   ino: number;
@@ -440,7 +455,7 @@ export function getdents(fd: number, max = 32768): Dirent[] {
     const nameStart = o + 19;
     let nameEnd = bytes.indexOf(0, nameStart);
     if (nameEnd < 0 || nameEnd > o + reclen) nameEnd = o + reclen;
-    out.push({ ino: u64(o), off: i64(o + 8), type: dv.getUint8(o + 18), name: bytes.toString("utf8", nameStart, nameEnd) });
+    out.push({ ino: u64(o), off: i64(o + 8), type: dv.getUint8(o + 18), name: nameFromBytes(bytes, nameStart, nameEnd) });
     o += reclen;
   }
   return out;
@@ -498,7 +513,7 @@ function names(n: number): string[] {
   const end = OFF_DATA + n;
   for (let i = s; i < end; i++) {
     if (bytes[i] === 0) {
-      if (i > s) out.push(bytes.toString("utf8", s, i));
+      if (i > s) out.push(nameFromBytes(bytes, s, i));
       s = i + 1;
     }
   }
@@ -545,7 +560,7 @@ export function fsetxattr(fd: number, name: string, v: Uint8Array, flags = 0): v
   if (c.fsetxattr(fd, nm, putValue(v), v.length, flags) !== 0) fail("fsetxattr", name);
 }
 
-/** listxattr(2): attribute names. */
+/** listxattr(2): attribute names (name strings). */
 export function listxattr(path: string): string[] {
   const n = Number(c.listxattr(path0(path), P_DATA, DATA_SIZE));
   if (n < 0) fail("listxattr", path);

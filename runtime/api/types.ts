@@ -13,6 +13,11 @@
  * - To fail, throw: a {@link FuseError}, any error with a Node-style `code` (`"ENOENT"`), or an
  *   errno number. Anything else becomes EIO and is logged with the op and the stack.
  * - Node ids and file handles are plain numbers (safe integers, < 2^53). Node id 1 is the root.
+ * - File names are bytes. Every name, symlink target and xattr name is a *name string*: UTF-8
+ *   text, with each byte that is not valid UTF-8 escaped as U+DC80 + (byte - 0x80), so `caf\xe9`
+ *   is "caf\uDCE9". Names go back to the kernel as exactly their bytes; `nameToBytes`,
+ *   `nameFromBytes` and `nameByteLength` (runtime/api/names.ts) convert. A string that has no
+ *   exact bytes (an unpaired surrogate outside U+DC80..U+DCFF) is refused with EIO, never changed.
  * - Objects the runtime passes in (the {@link Request}, data views, directory lists) are reused
  *   for later requests: they are valid until the op returns or its promise settles.
  */
@@ -96,7 +101,7 @@ export interface OpenReply {
   backingFd?: number;
 }
 
-/** create's reply: the new entry plus the open file. */
+/** create's (and tmpfile's) reply: the new entry plus the open file. */
 export interface CreateReply extends OpenReply {
   entry: Entry;
 }
@@ -211,7 +216,12 @@ export interface Filesystem {
   killPrivileges?: boolean;
   /** Called once the kernel connection is initialised, before any other op. */
   init?(): void | Promise<void>;
-  /** Called when the filesystem is unmounted or replaced (hot reload). */
+  /**
+   * Release what this generation holds (flush, close databases). Runs exactly once per
+   * generation: for one replaced by a hot reload, when its last request is done; for the serving
+   * one, at unmount, after the retired ones; for one rejected after `setup` returned (its `init`
+   * failed), right away. Errors are logged. See also {@link PluginContext.onDestroy}.
+   */
   destroy?(): void | Promise<void>;
 
   /** Find `name` in directory `parent`. Throw ENOENT if absent. Counts as one lookup. */
@@ -284,6 +294,17 @@ export interface Filesystem {
    * case that the name exists by the time the request arrives.
    */
   create?(req: Request, parent: number, name: string, mode: number, flags: number, umask: number, killSuidgid?: boolean): CreateReply | Promise<CreateReply>;
+  /**
+   * open(2) with O_TMPFILE: create and open a regular file with no name in directory `parent`
+   * (FUSE_TMPFILE). Reply as for `create`; counts as one lookup. The new node has nlink 0 and
+   * lives while it is open or the kernel holds it; free it when both are gone, unless it was
+   * linked. `linkat(fd, "", dir, name, AT_EMPTY_PATH)` (or `linkat` of `/proc/self/fd/N` with
+   * AT_SYMLINK_FOLLOW) then arrives as a `link` of this node: give it its first name (nlink
+   * 0 → 1). With O_EXCL in `flags` the kernel itself refuses every such link (ENOENT). `mode`
+   * has the caller's umask applied already (`umask` is what it was). Without this op the kernel
+   * answers EOPNOTSUPP to O_TMPFILE opens and stops asking.
+   */
+  tmpfile?(req: Request, parent: number, mode: number, flags: number, umask: number): CreateReply | Promise<CreateReply>;
 
   /** `mode`: FALLOC_FL_* flags (KEEP_SIZE 1, PUNCH_HOLE 2, ZERO_RANGE 16). */
   fallocate?(req: Request, ino: number, fh: number, offset: number, length: number, mode: number): void | Promise<void>;
@@ -351,11 +372,21 @@ export interface PluginContext<O = Record<string, unknown>> {
   /**
    * State kept across hot reloads: the value an earlier generation kept under `key`, or `init()`
    * (stored for later generations) on the first. Keep plain data here (node tables, handle tables);
-   * methods of its classes stay those of the generation that created the objects.
+   * methods of its classes stay those of the generation that created the objects. With
+   * `concurrency: "shared"` each instance (main thread, every Worker) has its own store: what all
+   * of them must see goes in {@link shared}.
    */
   keep<T>(key: string, init: () => T): T;
   /** 1 for the first generation of the plugin's code, then 2, 3, ... after each hot reload. */
   readonly generation: number;
+  /**
+   * Register `fn` to release something `setup` opened (a database, a descriptor, a timer). The
+   * releases run once, last registered first: after the filesystem's `destroy` when this
+   * generation is destroyed (see {@link Filesystem.destroy}), and also when `setup` throws, where
+   * there is no filesystem to destroy: register each release as soon as its resource is open, and
+   * a setup that fails half-way still releases what it opened. Errors are logged.
+   */
+  onDestroy(fn: () => void | Promise<void>): void;
   /** Notifications to the kernel (available once mounted; calls made earlier wait for it). */
   readonly notify: Notifier;
   /** File I/O on the runtime's io_uring. */
@@ -387,7 +418,11 @@ export interface ReactorInfo {
   readonly index: number;
   /** Reactor Workers serving queues (0 when the main thread serves everything). */
   readonly count: number;
-  /** The main thread's instance: it creates `ctx.shared` regions and gets the requests that stay single (FORGET when it arrives on /dev/fuse, INIT's `init`, notifications). */
+  /**
+   * The main thread's instance: its setup runs first and alone creates `ctx.shared` regions; only
+   * it runs `init`. Over io_uring it also gets the FORGETs and INTERRUPTs, which arrive on
+   * /dev/fuse; over classic /dev/fuse the Workers read every request, so it gets none.
+   */
   readonly primary: boolean;
 }
 
@@ -399,7 +434,9 @@ export interface ReactorInfo {
  *   queue, or group of queues), and every instance serves requests at the same time. Instances
  *   share nothing but `ctx.shared` memory (use the locks and atomics of `furing`'s shared-memory
  *   helpers) and process-wide kernel objects such as file descriptors. Any op, `forget` included,
- *   may arrive on any instance.
+ *   may arrive on any instance. `init` runs on the main thread's instance only, `destroy` on every
+ *   instance; a reload serves on every instance or on none (a `setup` that throws anywhere
+ *   rejects it everywhere). `-o reactors=N` sets the Worker count (0: served as "single").
  */
 export type Concurrency = "single" | "shared";
 

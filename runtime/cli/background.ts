@@ -2,8 +2,9 @@
  * `furing mount --background` and the mount.fuse3 calling convention: start the daemon as a
  * detached copy of this program in the foreground mode, wait until it serves, and return.
  */
-import { openSync, closeSync, readFileSync } from "node:fs";
+import { closeSync, readFileSync } from "node:fs";
 import { controlPath, queryStatus } from "../control/socket.ts";
+import { ensureRuntimeDir, openLogFile } from "../control/rundir.ts";
 import { MountError } from "../mount/mount.ts";
 
 /** How to run this program again: the compiled binary itself, or bun with the CLI script. */
@@ -12,14 +13,15 @@ export function selfCommand(): string[] {
   return standalone ? [process.execPath] : [process.execPath, Bun.main];
 }
 
-/** Default log file of a background daemon (next to its control socket). */
+/** Default log file of a background daemon (next to its control socket; creates the runtime directory). */
 export function backgroundLogPath(mountpoint: string): string {
-  return controlPath(mountpoint).replace(/\.sock$/, ".log");
+  ensureRuntimeDir();
+  return controlPath(mountpoint, ".log");
 }
 
 /** Spawn `mount <args>` detached, logging to `logFile`; resolves when it serves `mountpoint`. */
 export async function startInBackground(mountArgs: string[], mountpoint: string, logFile: string): Promise<number> {
-  const fd = openSync(logFile, "a", 0o600);
+  const fd = openLogFile(logFile);
   const proc = Bun.spawn([...selfCommand(), "mount", ...mountArgs, "--foreground"], {
     stdio: ["ignore", fd, fd],
     detached: true,

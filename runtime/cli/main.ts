@@ -2,9 +2,7 @@
 /**
  * furing's command line: mount, unmount, status, compile.
  */
-import { UsageError } from "../mount/options.ts";
-import { MountError } from "../mount/mount.ts";
-import { PluginError } from "../host/loader.ts";
+import { catchStrayErrors, exitOnError } from "./fatal.ts";
 import { mountCommand, MOUNT_USAGE } from "./mount.ts";
 import { unmountCommand, UNMOUNT_USAGE } from "./unmount.ts";
 import { statusCommand, STATUS_USAGE } from "./status.ts";
@@ -53,17 +51,13 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// the operation an error line names: the command, or `mount` for mount.fuse3's calling convention
+const first = process.argv[2];
+const op = first === undefined || first.startsWith("-") ? undefined : ["unmount", "umount", "status", "compile"].includes(first) ? first : "mount";
+catchStrayErrors("furing", op);
 try {
   const code = await main(process.argv.slice(2));
   process.exit(code);
 } catch (e) {
-  if (e instanceof UsageError) {
-    console.error(`furing: ${e.message}`);
-    process.exit(2);
-  }
-  if (e instanceof MountError || e instanceof PluginError) {
-    console.error(`furing: ${e.message}`);
-    process.exit(1);
-  }
-  throw e;
+  exitOnError("furing", op, e);
 }

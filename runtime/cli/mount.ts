@@ -2,7 +2,9 @@
  * `furing mount <plugin> <mountpoint> [-o opts] [-f] [-d] [--no-watch] [plugin options]`: build the
  * plugin, mount, serve in the foreground until unmounted, reloading the plugin when it changes.
  */
-import { parseMountOptions, defaultMountOptions, optionHelp, UsageError } from "../mount/options.ts";
+import { parseMountOptions, defaultMountOptions, optionHelp, UsageError, reactorCount } from "../mount/options.ts";
+import { ReactorPool } from "../session/reactors.ts";
+import { cpuList } from "../transport/fuse-ring.ts";
 import { checkMountpoint, spawnAutoUnmount, unmountInChild, findMount } from "../mount/mount.ts";
 import { errorLocation } from "../host/loader.ts";
 import { mapStack } from "../host/sourcemap.ts";
@@ -12,6 +14,7 @@ import { Session, createReactor } from "../session/session.ts";
 import { RingFileIO } from "../io/file-io.ts";
 import { startInBackground, backgroundLogPath } from "./background.ts";
 import { serveControl } from "../control/socket.ts";
+import { ensureRuntimeDir } from "../control/rundir.ts";
 
 export const MOUNT_USAGE = "  furing mount <plugin> <mountpoint> [-o opt[,opt...]] [-f|--background] [-d] [--no-watch] [plugin options]";
 
@@ -86,6 +89,8 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   const [spec, dir] = positional as [string, string];
   const options = parseMountOptions(optLists, defaultMountOptions());
   const mountpoint = checkMountpoint(dir);
+  // before mounting: a runtime directory that cannot be made must not leave a mount behind
+  ensureRuntimeDir();
   if (background) {
     const log = logFile ?? backgroundLogPath(mountpoint);
     const args = [spec, mountpoint, ...optLists.flatMap((l) => ["-o", l]), ...(debug ? ["-d"] : []), ...(watch ? [] : ["--no-watch"]), ...pluginArgs];
@@ -97,7 +102,28 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   const reactor = createReactor(options);
   const fileIO = new RingFileIO(reactor);
   let session: Session | null = null;
-  const host = new PluginHost({ spec, pluginArgs, mountpoint, log, io: fileIO, passthrough: () => session?.passthrough ?? false, module: preloaded?.load });
+  const possible = cpuList("possible"), online = cpuList("online");
+  const reactors = reactorCount(options, online.length, possible[possible.length - 1]! + 1);
+  const host: PluginHost = new PluginHost({
+    spec, pluginArgs, mountpoint, log, io: fileIO, passthrough: () => session?.passthrough ?? false, module: preloaded?.load,
+    reactors,
+    startReactors: async (file, generation, shared) => {
+      const pool = new ReactorPool({
+        count: reactors, possible: possible[possible.length - 1]! + 1, online, log,
+        base: { options, debug, pluginArgs, mountpoint, name: host.name || spec, entry: host.entry },
+        notify: host.notify,
+        onNotifyReply: (lo, hi, data) => void session?.notifier?.onNotifyReply(lo, hi, data),
+        onInterrupt: (lo, hi) => void session?.dispatcher.interruptUnique(lo, hi),
+        onWorkerLost: (index, why) => {
+          // its CPUs' queues would hang their callers for good: ending the daemon aborts the connection
+          log(`furing: reactor Worker ${index} ${why} while serving; exiting (the kernel fails the requests it held; 'furing unmount ${mountpoint}' removes the mount)`);
+          process.exit(70);
+        },
+      });
+      await pool.start(file, generation, shared);
+      return pool;
+    },
+  });
   // reading or watching a file through our own mount from the reactor would wait on ourselves
   const inside = (f: string) => f === mountpoint || f.startsWith(mountpoint + "/");
   if (inside(host.entry)) {
@@ -120,16 +146,19 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   host.forbidInputsUnder(mountpoint);
   void pluginOptionHelp;
 
-  session = new Session({ reactor, fileIO, mountpoint, options, debug, pluginName: first.name, fs: first.fs, log });
+  session = new Session({ reactor, fileIO, mountpoint, options, debug, pluginName: first.name, fs: first.fs, log, pool: host.pool ?? undefined });
+  session.dispatcher.gen.cleanups.push(...host.takeFirstCleanups());
   session.extraStatus = () => ({ generation: host.generation, reloads: host.reloads, rejectedReloads: host.rejected, lastReloadError: host.lastError, watching: watch });
   await session.start();
   if (options.autoUnmount) spawnAutoUnmount(mountpoint);
-  const control = serveControl(mountpoint, () => session.status());
+  const control = serveControl(mountpoint, () => session.statusWithWorkers());
   const onSignal = (sig: string) => () => void session!.onSignal(sig);
   process.on("SIGINT", onSignal("SIGINT"));
   process.on("SIGTERM", onSignal("SIGTERM"));
   process.on("SIGHUP", () => {}); // keep serving when the terminal goes away
-  // a plugin's timer or stray promise failing must not take the mount down
+  // a plugin's timer or stray promise failing must not take the mount down (replaces fatal.ts's)
+  process.removeAllListeners("uncaughtException");
+  process.removeAllListeners("unhandledRejection");
   const stray = (kind: string) => (e: unknown) => log(`furing: ${kind} outside any request (a plugin timer or stray promise?), still serving: ${e instanceof Error ? mapStack(e.stack ?? e.message) : String(e)}`);
   process.on("uncaughtException", stray("uncaught exception"));
   process.on("unhandledRejection", stray("unhandled rejection"));
@@ -140,6 +169,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
     const where = mapStack(errorLocation(e));
     log(`furing: plugin ${first.name}: init failed${where ? ` at ${where}` : ""}: ${(e as Error)?.message ?? String(e)}`);
     await unmountInChild(mountpoint, true);
+    await session.dispatcher.gen.destroy(log); // set up, never served: destroyed all the same
     control.close();
     host.close();
     return 1;
@@ -148,7 +178,8 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   host.attach(session.dispatcher, () => session.invalidateCaches());
   if (watch) host.watch();
   const st = session.status();
-  log(`furing: ready ${mountpoint} (${first.name}, transport ${st.transport}${st.transport === "io_uring" ? `: ${st.queues} queues x ${st.depth}` : ""})`);
+  const workers = host.pool !== null ? `, ${host.pool.count} reactor Workers` : "";
+  log(`furing: ready ${mountpoint} (${first.name}, transport ${st.transport}${st.transport === "io_uring" ? `: ${st.queues} queues x ${st.depth}` : ""}${workers})`);
   const code = await session.done;
   control.close();
   host.close();

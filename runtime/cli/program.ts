@@ -10,9 +10,9 @@
  */
 import { basename } from "node:path";
 import { mountCommand } from "./mount.ts";
-import { optionHelp, UsageError } from "../mount/options.ts";
-import { MountError } from "../mount/mount.ts";
-import { PluginError, pluginFromModule, pluginOptionHelp } from "../host/loader.ts";
+import { optionHelp } from "../mount/options.ts";
+import { pluginFromModule, pluginOptionHelp } from "../host/loader.ts";
+import { catchStrayErrors, exitOnError } from "./fatal.ts";
 import { VERSION, commit } from "./version.ts";
 
 export * from "../api/index.ts";
@@ -51,6 +51,7 @@ export async function runPluginProgram(mod: Record<string, unknown>, name: strin
   let argv = process.argv.slice(2);
   // --background re-runs this program as `<prog> mount <name> <mountpoint> ... --foreground`
   if (argv[0] === "mount" && argv[1] === name) argv = argv.slice(2);
+  catchStrayErrors(prog, "mount");
   try {
     if (argv.length === 0 || argv.includes("-h") || argv.includes("--help")) {
       console.log(help(prog, mod, name));
@@ -62,14 +63,6 @@ export async function runPluginProgram(mod: Record<string, unknown>, name: strin
     }
     process.exit(await mountCommand(argv, { name, load: async () => mod }));
   } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`${prog}: ${e.message}`);
-      process.exit(2);
-    }
-    if (e instanceof MountError || e instanceof PluginError) {
-      console.error(`${prog}: ${e.message}`);
-      process.exit(1);
-    }
-    throw e;
+    exitOnError(prog, "mount", e);
   }
 }

@@ -4,6 +4,7 @@ import { UsageError } from "../mount/options.ts";
 import { rmSync } from "node:fs";
 import { findMount, umountNow, MountError } from "../mount/mount.ts";
 import { controlPath, queryStatus } from "../control/socket.ts";
+import { RuntimeDirError } from "../control/rundir.ts";
 
 export const UNMOUNT_USAGE = "  furing unmount [-z] <mountpoint>";
 
@@ -28,7 +29,12 @@ export async function unmountCommand(argv: string[]): Promise<number> {
     const p = Bun.spawnSync(["fusermount3", "-u", ...(lazy ? ["-z"] : []), dir], { stderr: "pipe" });
     if (p.exitCode !== 0) throw new MountError(`${dir}: ${p.stderr.toString().trim()}`);
   }
-  // a daemon killed with SIGKILL leaves its control socket behind
-  if ((await queryStatus(dir, 500)) === null) rmSync(controlPath(dir), { force: true });
+  // a daemon killed with SIGKILL leaves its control socket behind (none to remove in a runtime
+  // directory that is not ours: the unmount itself has succeeded)
+  try {
+    if ((await queryStatus(dir, 500)) === null) rmSync(controlPath(dir), { force: true });
+  } catch (e) {
+    if (!(e instanceof RuntimeDirError)) throw e;
+  }
   return 0;
 }

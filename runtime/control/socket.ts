@@ -1,19 +1,17 @@
 /**
- * The daemon's control socket: a Unix socket only its owner can use (directory 0700, socket
- * 0600), named after the mountpoint, answering `status` with JSON. `furing status` is its client.
+ * The daemon's control socket: a Unix socket only its owner can use (in the runtime directory,
+ * 0700, see rundir.ts; socket 0600), named after the mountpoint, answering `status` with JSON.
+ * `furing status` is its client.
  */
-import { mkdirSync, chmodSync, rmSync, readdirSync, existsSync } from "node:fs";
+import { chmodSync, rmSync, readdirSync, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createHash } from "node:crypto";
+import { ensureRuntimeDir, existingRuntimeDir, runtimeDirPath } from "./rundir.ts";
 
-export function controlDir(): string {
-  const uid = process.getuid!();
-  return uid === 0 ? "/run/furing" : join(process.env.XDG_RUNTIME_DIR ?? "/tmp", `furing-${uid}`);
-}
-
-export function controlPath(mountpoint: string): string {
+/** The control socket of `mountpoint` (and, with `.log`, its background log) in the runtime directory. */
+export function controlPath(mountpoint: string, suffix = ".sock"): string {
   const h = createHash("sha256").update(resolve(mountpoint)).digest("hex").slice(0, 16);
-  return join(controlDir(), `${h}.sock`);
+  return join(runtimeDirPath(), `${h}${suffix}`);
 }
 
 export interface ControlServer {
@@ -24,10 +22,8 @@ export interface ControlServer {
  * Serve control requests for a mount: `status`, and `gc` (a full garbage collection, then the
  * status: how the heap settles, for leak checks).
  */
-export function serveControl(mountpoint: string, status: () => unknown): ControlServer {
-  const dir = controlDir();
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, 0o700);
+export function serveControl(mountpoint: string, status: () => unknown | Promise<unknown>): ControlServer {
+  ensureRuntimeDir();
   const path = controlPath(mountpoint);
   rmSync(path, { force: true }); // a stale socket from a killed daemon
   const server = Bun.listen<{ buf: string }>({
@@ -40,15 +36,18 @@ export function serveControl(mountpoint: string, status: () => unknown): Control
         s.data.buf += chunk.toString();
         if (!s.data.buf.includes("\n")) return;
         const cmd = s.data.buf.trim();
-        let reply: string;
-        if (cmd === "status") reply = JSON.stringify(status());
+        s.data.buf = "";
+        let reply: Promise<string>;
+        if (cmd === "status") reply = Promise.resolve(status()).then((v) => JSON.stringify(v));
         else if (cmd === "gc") {
           const t0 = performance.now();
           Bun.gc(true);
-          reply = JSON.stringify({ ...(status() as object), gc_ms: Math.round((performance.now() - t0) * 100) / 100 });
+          const gcMs = Math.round((performance.now() - t0) * 100) / 100;
+          reply = Promise.resolve(status()).then((v) => JSON.stringify({ ...(v as object), gc_ms: gcMs }));
         }
-        else reply = JSON.stringify({ error: `unknown command ${JSON.stringify(cmd)}` });
-        s.end(reply + "\n");
+        else reply = Promise.resolve(JSON.stringify({ error: `unknown command ${JSON.stringify(cmd)}` }));
+        // (status with reactor Workers asks each of them: it answers asynchronously)
+        void reply.then((r) => s.end(r + "\n"), (e) => s.end(JSON.stringify({ error: (e as Error).message }) + "\n"));
       },
     },
   });
@@ -63,6 +62,7 @@ export function serveControl(mountpoint: string, status: () => unknown): Control
 
 /** Ask the daemon serving `mountpoint` for its status; null when no daemon answers. */
 export async function queryStatus(mountpoint: string, timeoutMs = 5000, command = "status"): Promise<unknown | null> {
+  if (existingRuntimeDir() === null) return null; // and never a socket in a directory that is not ours
   return querySocket(controlPath(mountpoint), timeoutMs, command);
 }
 
@@ -102,7 +102,7 @@ export async function querySocket(path: string, timeoutMs = 5000, command = "sta
 
 /** Control sockets of all running daemons of this user. */
 export function listControlSockets(): string[] {
-  const dir = controlDir();
-  if (!existsSync(dir)) return [];
+  const dir = existingRuntimeDir();
+  if (dir === null) return [];
   return readdirSync(dir).filter((f) => f.endsWith(".sock")).map((f) => join(dir, f));
 }

@@ -6,7 +6,9 @@
  */
 import type { Filesystem } from "../api/types.ts";
 import { errnoOf, errnoName, Errno } from "../api/errno.ts";
-import { Op, opName, IN_OPCODE, IN_NODEID, IN_UID, IN_GID, IN_PID, IN_UNIQUE } from "../kernel/abi.ts";
+import { Op, opName, IN_OPCODE, IN_NODEID, IN_UID, IN_GID, IN_PID, IN_UNIQUE, FUSE_KERNEL_MINOR_VERSION } from "../kernel/abi.ts";
+import { expectsReply, outSize, MAX_OPCODE } from "../kernel/opcodes.ts";
+import { checkRequest, describeCheck, REQUEST_OK } from "./request-check.ts";
 import { getU64, encodeNegativeEntry, ReplyError } from "../kernel/codec.ts";
 import type { RequestSlot } from "../transport/slot.ts";
 import { Call, type CallOwner } from "./call.ts";
@@ -27,7 +29,38 @@ export class Generation {
   retired = false;
   /** Called once a retired generation has no request left. */
   onIdle: (() => void) | null = null;
+  /** Releases its `setup` registered with `ctx.onDestroy`, run after the filesystem's `destroy`. */
+  readonly cleanups: Array<() => unknown> = [];
+  private destroying: Promise<void> | null = null;
   constructor(readonly id: number, readonly fs: Filesystem) {}
+
+  /**
+   * The plugin's `destroy`, then its `ctx.onDestroy` releases: once per generation, whoever asks
+   * (drained after a reload, unmount, FUSE_DESTROY); later calls get the same promise.
+   */
+  destroy(log: (line: string) => void): Promise<void> {
+    return (this.destroying ??= destroyFilesystem(this.fs, this.cleanups, `generation ${this.id}`, log));
+  }
+}
+
+/**
+ * `fs.destroy()`, then `cleanups` last registered first; each failure is logged (naming `what`),
+ * never thrown, and does not stop the others. `fs` null: setup failed, only the releases run.
+ */
+export async function destroyFilesystem(fs: Filesystem | null, cleanups: ReadonlyArray<() => unknown>, what: string, log: (line: string) => void): Promise<void> {
+  const why = (e: unknown) => (e instanceof Error ? e.message : String(e));
+  try {
+    await fs?.destroy?.();
+  } catch (e) {
+    log(`furing: destroy of ${what} failed: ${why(e)}`);
+  }
+  for (let i = cleanups.length - 1; i >= 0; i--) {
+    try {
+      await cleanups[i]!();
+    } catch (e) {
+      log(`furing: a release ${what} registered with ctx.onDestroy failed: ${why(e)}`);
+    }
+  }
 }
 
 export interface DispatchConfig extends OpConfig {
@@ -38,6 +71,13 @@ export interface DispatchConfig extends OpConfig {
   opTimeout?: number;
   /** Where errors and the trace go. */
   log: (line: string) => void;
+  /**
+   * An INTERRUPT named a request this dispatcher is not serving: with several reactors it may be
+   * on another one (the main thread forwards it to every Worker). Unset: it is only remembered.
+   */
+  onInterruptMiss?: (uniqueLo: number, uniqueHi: number) => void;
+  /** KernelNodes keep signed counts (lookups and FORGETs of a node may reach different reactors). */
+  signedNodeCounts?: boolean;
 }
 
 export class Dispatcher implements CallOwner {
@@ -45,10 +85,17 @@ export class Dispatcher implements CallOwner {
   gen: Generation;
   readonly stats = new Stats();
   /** Node ids the kernel holds. */
-  readonly nodes = new KernelNodes();
+  readonly nodes: KernelNodes;
   /** Requests currently being served. */
   inflight = 0;
   private readonly calls: Call[] = [];
+  /** Retired generations whose requests are not all done yet. */
+  private readonly draining = new Set<Generation>();
+
+  /** Requests that failed the opcode table's check (answered EIO, or dropped if unanswered). */
+  malformed = 0;
+  /** Opcodes whose malformed requests were logged already (one line per opcode, not per request). */
+  private readonly malformedLogged = new Uint8Array(MAX_OPCODE + 1);
 
   /** Requests answered ETIMEDOUT, and late results discarded after that. */
   timedOut = 0;
@@ -57,6 +104,7 @@ export class Dispatcher implements CallOwner {
 
   constructor(readonly cfg: DispatchConfig, fs: Filesystem) {
     this.gen = new Generation(1, fs);
+    this.nodes = new KernelNodes(cfg.signedNodeCounts === true);
     cfg.onForget = (ino, n) => this.nodes.forget(ino, n);
     const t = cfg.opTimeout ?? 0;
     if (t > 0) {
@@ -104,8 +152,30 @@ export class Dispatcher implements CallOwner {
     const old = this.gen;
     this.gen = next;
     old.retired = true;
-    old.onIdle = () => onOldIdle(old);
+    this.draining.add(old);
+    old.onIdle = () => {
+      this.draining.delete(old);
+      onOldIdle(old);
+    };
     if (old.inflight === 0) old.onIdle();
+  }
+
+  /**
+   * The connection is gone (unmount): destroy each generation still alive, once, when its
+   * requests are done (waiting at most `graceMs` for ops that have not settled): the retired ones
+   * first, the serving one last.
+   */
+  async destroyGenerations(graceMs: number): Promise<void> {
+    const serving = this.gen;
+    const busy = () => serving.inflight > 0 || [...this.draining].some((g) => g.inflight > 0);
+    const end = Date.now() + graceMs;
+    while (busy() && Date.now() < end) await Bun.sleep(10);
+    const last = [...this.draining, serving];
+    this.draining.clear();
+    for (const g of last) {
+      if (g.inflight > 0) this.cfg.log(`furing: generation ${g.id} still has ${g.inflight} request(s) unsettled after ${graceMs} ms; destroying it anyway`);
+      await g.destroy(this.cfg.log);
+    }
   }
 
   /** Serve the request in `slot`. Never throws: every failure becomes that request's reply. */
@@ -133,6 +203,9 @@ export class Dispatcher implements CallOwner {
     gen.inflight++;
     c.t0 = performance.now();
     this.inflight++;
+    const minor = this.cfg.minor ?? FUSE_KERNEL_MINOR_VERSION;
+    const check = checkRequest(slot, opcode, minor, this.cfg.setxattrExt);
+    if (check !== REQUEST_OK) return this.reject(c, check, minor);
     if (opcode === Op.INTERRUPT) {
       this.interrupt(slot);
       this.noReply(c);
@@ -159,6 +232,18 @@ export class Dispatcher implements CallOwner {
     this.complete(c, r);
   }
 
+  /** A request the table check refused: EIO (or nothing, for the unanswered kinds), logged once per opcode. */
+  private reject(c: Call, check: number, minor: number): void {
+    this.malformed++;
+    if (this.malformedLogged[c.opcode] === 0) {
+      this.malformedLogged[c.opcode] = 1;
+      const what = describeCheck(check, c.slot, c.opcode, minor, this.cfg.setxattrExt);
+      this.cfg.log(`furing: malformed ${c.op.toUpperCase()} request (node ${c.nodeid}): ${what} — ${expectsReply(c.opcode) ? "answered EIO" : "dropped"}; further malformed ${c.op.toUpperCase()} requests are not logged`);
+    }
+    if (expectsReply(c.opcode)) this.reply(c, -Errno.EIO, 0);
+    else this.noReply(c);
+  }
+
   complete(c: Call, value: unknown): void {
     if (!c.busy) return this.late(c, "result");
     let len: number;
@@ -168,6 +253,11 @@ export class Dispatcher implements CallOwner {
       this.fail(c, e);
       return;
     }
+    const want = outSize(c.opcode);
+    if (want >= 0 && len !== want) {
+      this.fail(c, new ReplyError(`${c.op} reply of ${len} bytes, the kernel expects ${want}`));
+      return;
+    }
     if (c.countsLookup) this.countLookup(c, value);
     else if (c.opcode === Op.READDIRPLUS) for (const ino of c.dirListPlus.added) this.nodes.add(ino);
     this.reply(c, 0, len);
@@ -175,7 +265,7 @@ export class Dispatcher implements CallOwner {
 
   /** Entry replies add a kernel reference to the node (FORGET takes it back). */
   private countLookup(c: Call, value: unknown): void {
-    const e = c.opcode === Op.CREATE ? (value as { entry: { ino: number } }).entry : (value as { ino: number });
+    const e = c.opcode === Op.CREATE || c.opcode === Op.TMPFILE ? (value as { entry: { ino: number } }).entry : (value as { ino: number });
     this.nodes.add(e.ino);
   }
 
@@ -230,14 +320,24 @@ export class Dispatcher implements CallOwner {
    */
   private interrupt(slot: RequestSlot): void {
     const lo = slot.hdr.getUint32(slot.opInOff, true), hi = slot.hdr.getUint32(slot.opInOff + 4, true);
+    if (this.interruptUnique(lo, hi)) return;
+    this.cfg.onInterruptMiss?.(lo, hi);
+  }
+
+  /**
+   * Interrupt the request `unique` (two u32 halves) if this dispatcher serves it (true); else
+   * remember it for when it arrives.
+   */
+  interruptUnique(lo: number, hi: number): boolean {
     for (const c of this.calls) {
       if (c.busy && c.uniqueLo === lo && c.uniqueHi === hi) {
         c.interrupt();
-        return;
+        return true;
       }
     }
     if (this.earlyInterrupts.length >= 128) this.earlyInterrupts.splice(0, 2);
     this.earlyInterrupts.push(lo, hi);
+    return false;
   }
 
   /** Interrupts whose request had not arrived yet: (lo, hi) pairs of uniques. */

@@ -6,15 +6,17 @@
  */
 import type { Filesystem, SetAttr, Timespec, FileLock, Entry, OpenReply } from "../api/types.ts";
 import {
-  Op, IN_HEADER_SIZE, opHeaderSize, FATTR_MODE, FATTR_UID, FATTR_GID, FATTR_SIZE, FATTR_ATIME,
+  Op, IN_HEADER_SIZE, FUSE_KERNEL_MINOR_VERSION, FATTR_MODE, FATTR_UID, FATTR_GID, FATTR_SIZE, FATTR_ATIME,
   FATTR_MTIME, FATTR_FH, FATTR_ATIME_NOW, FATTR_MTIME_NOW, FATTR_CTIME, FATTR_KILL_SUIDGID, FATTR_CHANGES,
   FUSE_WRITE_KILL_SUIDGID, FUSE_OPEN_KILL_SUIDGID,
   FUSE_GETATTR_FH, FUSE_FSYNC_FDATASYNC, FUSE_LK_FLOCK, ENTRY_OUT_SIZE, OPEN_OUT_SIZE,
   WRITE_OUT_SIZE, GETXATTR_OUT_SIZE, LSEEK_OUT_SIZE, LK_OUT_SIZE,
 } from "../kernel/abi.ts";
+import { inSize } from "../kernel/opcodes.ts";
 import {
   getU64, getI64, setU64, setOffset, num, encodeAttrOut, encodeEntry, encodeOpenOut, encodeStatfs, ReplyError,
 } from "../kernel/codec.ts";
+import { nameFromBytes, nameByteLength, writeName, nameStringError } from "../api/names.ts";
 import type { Call, Encoder } from "./call.ts";
 
 /** Mount-wide reply parameters the handlers need. */
@@ -25,6 +27,8 @@ export interface OpConfig {
   openDefaults: number;
   /** FUSE_SETXATTR_EXT negotiated: setxattr's header is 16 bytes, else 8. */
   setxattrExt: boolean;
+  /** Negotiated protocol minor (input sizes of older minors; default 45). */
+  minor?: number;
   /**
    * FUSE_HANDLE_KILLPRIV_V2 negotiated (the plugin declared `killPrivileges`): a SETATTR that asks
    * for no change is the kernel's way of saying "remove privileges" and reaches the plugin as
@@ -52,7 +56,7 @@ export type Handler = (c: Call, cfg: OpConfig) => unknown;
 /** Offset of the first argument after the op header (in `slot.data`). */
 function argBase(c: Call, cfg: OpConfig): number {
   const s = c.slot;
-  return s.split ? 0 : IN_HEADER_SIZE + opHeaderSize(c.opcode, cfg.setxattrExt);
+  return s.split ? 0 : IN_HEADER_SIZE + inSize(c.opcode, cfg.minor ?? FUSE_KERNEL_MINOR_VERSION, cfg.setxattrExt);
 }
 
 /** End of the request's arguments (in `slot.data`). */
@@ -64,13 +68,13 @@ function argEnd(c: Call): number {
 /** Position after the NUL ending the string at `off` (for the next argument). */
 let strNext = 0;
 
-/** NUL-terminated string argument at `off`; sets `strNext`. */
+/** NUL-terminated name argument at `off`, byte-exact (api/names.ts); sets `strNext`. */
 function str(c: Call, off: number): string {
   const s = c.slot;
   const end = s.dataBytes.indexOf(0, off);
   if (end < 0 || end >= argEnd(c)) throw new ReplyError(`${c.op}: malformed request (unterminated name)`);
   strNext = end + 1;
-  return s.dataText.toString("utf8", off, end);
+  return nameFromBytes(s.dataText, off, end);
 }
 
 const u32 = (c: Call, rel: number) => c.slot.hdr.getUint32(c.slot.opInOff + rel, true);
@@ -97,7 +101,7 @@ function backingId(c: Call, r: OpenReply | void | null | undefined, nodeid: numb
 const encOpen: Encoder = (c, r: OpenReply | void) => encodeOpenOut(c.slot.data, c.slot.replyOff, r, c.cfg.openDefaults, backingId(c, r, c.nodeid));
 const encStatfs: Encoder = (c, s) => encodeStatfs(c.slot.data, c.slot.replyOff, s ?? DEFAULT_STATFS);
 const encCreate: Encoder = (c, r: { entry: Entry } & OpenReply) => {
-  if (typeof r !== "object" || r === null || typeof r.entry !== "object") throw new ReplyError("create must return { entry, fh?, ... }");
+  if (typeof r !== "object" || r === null || typeof r.entry !== "object") throw new ReplyError(`${c.op} must return { entry, fh?, ... }`);
   encodeEntry(c.slot.data, c.slot.replyOff, r.entry, c.cfg.entryTimeout, c.cfg.attrTimeout);
   encodeOpenOut(c.slot.data, c.slot.replyOff + ENTRY_OUT_SIZE, r, c.cfg.openDefaults, backingId(c, r, r.entry.ino));
   c.countsLookup = true;
@@ -119,13 +123,18 @@ const encWrite: Encoder = (c, n) => {
   return WRITE_OUT_SIZE;
 };
 
-/** Bytes (string or Uint8Array) copied into the reply, at most `max` of them. */
-function putBytes(c: Call, v: unknown, max: number): number {
+/**
+ * Bytes (string or Uint8Array) copied into the reply, at most `max` of them. `name`: the string
+ * is a name string (link targets, xattrs: escaped bytes become those bytes), else UTF-8 text.
+ */
+function putBytes(c: Call, v: unknown, max: number, name = false): number {
   const s = c.slot;
   if (typeof v === "string") {
-    const n = Buffer.byteLength(v);
+    const n = name ? nameByteLength(v) : Buffer.byteLength(v);
+    if (n < 0) throw new ReplyError(`${c.op}: ${nameStringError(v)}`);
     if (n > max) return -n;
-    s.dataText.write(v, s.replyOff, n, "utf8");
+    if (name) writeName(v, s.dataText, s.replyOff, n);
+    else s.dataText.write(v, s.replyOff, n, "utf8");
     return n;
   }
   if (v instanceof Uint8Array) {
@@ -147,7 +156,7 @@ const encRead: Encoder = (c, v) => {
   return n;
 };
 const encReadlink: Encoder = (c, v) => {
-  const n = putBytes(c, v, Math.min(c.slot.replyCap, 4096));
+  const n = putBytes(c, v, Math.min(c.slot.replyCap, 4096), true);
   if (n < 0) throw new ReplyError(`readlink target of ${-n} bytes exceeds PATH_MAX`);
   return n;
 };
@@ -155,15 +164,16 @@ const encReadlink: Encoder = (c, v) => {
 /** getxattr/listxattr: size 0 asks for the length; too small a buffer is ERANGE. */
 function xattrReply(c: Call, v: unknown): number {
   const s = c.slot;
-  const len = typeof v === "string" ? Buffer.byteLength(v) : v instanceof Uint8Array ? v.length : -1;
-  if (len < 0) throw new ReplyError(`${c.op} must return a string or Uint8Array`);
+  const len = typeof v === "string" ? nameByteLength(v) : v instanceof Uint8Array ? v.length : -2;
+  if (len === -2) throw new ReplyError(`${c.op} must return a string or Uint8Array`);
+  if (len < 0) throw new ReplyError(`${c.op}: ${nameStringError(v as string)}`);
   if (c.limit === 0) {
     s.data.setUint32(s.replyOff, len, true);
     s.data.setUint32(s.replyOff + 4, 0, true);
     return GETXATTR_OUT_SIZE;
   }
   if (len > c.limit) throw ERANGE;
-  return putBytes(c, v, c.limit);
+  return putBytes(c, v, c.limit, true);
 }
 const ERANGE = Object.freeze({ errno: 34 });
 const encGetxattr: Encoder = xattrReply;
@@ -494,9 +504,19 @@ h(Op.CREATE, (c, cfg) => {
   c.enc = encCreate;
   return f.call(c.fs, c, c.nodeid, name, mode, flags, u32(c, 8), kill);
 });
-h(Op.DESTROY, (c) => {
+// TMPFILE carries CREATE's arguments; its name is the kernel's placeholder ("/"), not a name.
+h(Op.TMPFILE, (c) => {
+  const f = c.fs.tmpfile;
+  if (f === undefined) return NOSYS;
+  const flags = u32(c, 0), mode = u32(c, 4);
+  if (c.cfg.trace) c.trace = `mode=${mode.toString(8)} flags=0${flags.toString(8)}`;
+  c.enc = encCreate;
+  return f.call(c.fs, c, c.nodeid, mode, flags, u32(c, 8));
+});
+h(Op.DESTROY, (c, cfg) => {
   c.enc = encNone;
-  return c.fs.destroy?.();
+  // once per generation: unmount destroys the generations again and gets the same promise
+  return c.gen?.destroy(cfg.log ?? (() => {}));
 });
 h(Op.FALLOCATE, (c) => {
   const f = c.fs.fallocate;

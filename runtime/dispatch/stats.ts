@@ -30,6 +30,21 @@ export class Stats {
     if (micros > this.maxUs[op]!) this.maxUs[op] = micros;
   }
 
+  /** The raw counters (for summing another reactor's statistics into these). */
+  raw(): { count: Float64Array; errors: Float64Array; maxUs: Float64Array; hist: Uint32Array } {
+    return { count: this.count, errors: this.errors, maxUs: this.maxUs, hist: this.hist };
+  }
+
+  /** Add another instance's `raw()` counters. */
+  add(r: { count: Float64Array; errors: Float64Array; maxUs: Float64Array; hist: Uint32Array }): void {
+    for (let i = 0; i <= MAX_OP; i++) {
+      this.count[i]! += r.count[i]!;
+      this.errors[i]! += r.errors[i]!;
+      if (r.maxUs[i]! > this.maxUs[i]!) this.maxUs[i] = r.maxUs[i]!;
+    }
+    for (let i = 0; i < this.hist.length; i++) this.hist[i]! += r.hist[i]!;
+  }
+
   /** Upper bound of the bucket holding quantile q. */
   private quantile(op: number, q: number): number {
     const n = this.count[op]!;

@@ -2,7 +2,8 @@
  * Native memory for everything the kernel keeps an address of (ring structures, request headers
  * and payloads, iovecs). It comes from mmap, outside the JS heap, so the garbage collector never
  * moves it (bun-runtime-notes: small TypedArrays relocate), and it is never unmapped while the
- * process lives: a view over unmapped memory would crash without an exception.
+ * process lives (a view over unmapped memory would crash without an exception), except through
+ * `freeNative` by an owner that handed no view of it out.
  */
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { libc, errno, SyscallError } from "./libc.ts";
@@ -19,7 +20,9 @@ export interface NativeRegion {
   readonly buffer: ArrayBuffer;
 }
 
-const live: NativeRegion[] = []; // strong references for the life of the process
+const live = new Set<NativeRegion>(); // strong references until freeNative
+/** The mapping behind each region (hugepage regions start inside a larger mapping). */
+const mappings = new WeakMap<NativeRegion, { base: number; len: number }>();
 
 const MADV_HUGEPAGE = 14;
 const HUGE_PAGE = 2 << 20;
@@ -39,20 +42,47 @@ export function allocNative(size: number, populate = true, hugepages = false): N
     libc.madvise(ptr as unknown as Pointer, len, MADV_HUGEPAGE); // advice only: a failure costs nothing
   }
   const region = { ptr, size: len, buffer: toArrayBuffer(ptr as Pointer, 0, len) };
-  live.push(region);
+  live.add(region);
+  mappings.set(region, { base: Number(p), len: mapLen });
   return region;
+}
+
+/**
+ * Unmap a region from `allocNative`. Only for an owner that kept every view of it to itself and
+ * dropped them: the region's ArrayBuffer is detached first, so a view that survived by mistake
+ * reads as empty instead of touching unmapped memory.
+ */
+export function freeNative(region: NativeRegion): void {
+  const m = mappings.get(region);
+  if (m === undefined || !live.delete(region)) throw new Error("freeNative: not a live region from allocNative");
+  mappings.delete(region);
+  region.buffer.transfer(0);
+  if (libc.munmap(m.base as unknown as Pointer, m.len) !== 0) throw new SyscallError("munmap", errno(), `(${m.len} bytes)`);
 }
 
 /** Where an ArrayBuffer over native memory lives, and its fixed-buffer index (-1: none). */
 export interface NativeInfo {
   ptr: number;
   fixedIndex: number;
+  /** A region registered as a fixed buffer only once file I/O first uses it (registering pins every page). */
+  lazy?: LazyFixed;
+}
+
+/** Registers its region on the first call; then always the same answer. */
+export interface LazyFixed {
+  /** The fixed-buffer index, or -1: not registered (plain READ/WRITE then). */
+  index(): number;
 }
 const nativeBuffers = new WeakMap<ArrayBuffer, NativeInfo>();
 
 /** Record that `buffer` views native memory at `ptr` (so I/O can address it directly). */
-export function registerNative(buffer: ArrayBuffer, ptr: number, fixedIndex = -1): void {
-  nativeBuffers.set(buffer, { ptr, fixedIndex });
+export function registerNative(buffer: ArrayBuffer, ptr: number, fixedIndex = -1, lazy?: LazyFixed): void {
+  nativeBuffers.set(buffer, lazy === undefined ? { ptr, fixedIndex } : { ptr, fixedIndex, lazy });
+}
+
+/** The fixed-buffer index for I/O on `info`'s memory (registering a lazy region now), or -1. */
+export function fixedIndexOf(info: NativeInfo): number {
+  return info.fixedIndex >= 0 ? info.fixedIndex : info.lazy !== undefined ? info.lazy.index() : -1;
 }
 
 export function nativeInfo(buffer: ArrayBuffer): NativeInfo | undefined {
@@ -63,9 +93,9 @@ export function nativeInfo(buffer: ArrayBuffer): NativeInfo | undefined {
  * An ArrayBuffer of its own over `len` bytes at `ptr` (inside a region that stays mapped), so it
  * can be detached independently of its neighbours.
  */
-export function nativeBuffer(ptr: number, len: number, fixedIndex = -1): ArrayBuffer {
+export function nativeBuffer(ptr: number, len: number, fixedIndex = -1, lazy?: LazyFixed): ArrayBuffer {
   const b = toArrayBuffer(ptr as Pointer, 0, len);
-  registerNative(b, ptr, fixedIndex);
+  registerNative(b, ptr, fixedIndex, lazy);
   return b;
 }
 
@@ -73,8 +103,9 @@ export function nativeBuffer(ptr: number, len: number, fixedIndex = -1): ArrayBu
 export class Arena {
   readonly region: NativeRegion;
   private used = 0;
-  constructor(size: number) {
-    this.region = allocNative(size);
+  /** `populate` false: pages are faulted in when first touched (request payloads), not at map time. */
+  constructor(size: number, populate = true) {
+    this.region = allocNative(size, populate);
   }
   /** Returns the byte offset of a fresh piece inside `region`. */
   take(size: number, align = 64): number {

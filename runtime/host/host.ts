@@ -18,7 +18,8 @@ import { bundlePlugin } from "./bundle.ts";
 import { resolvePluginEntry, pluginFromModule, parsePluginOptions, instantiate, errorLocation, isBuiltinName, PluginError } from "./loader.ts";
 import { EMBEDDED_PLUGINS, isStandalone } from "./builtin.ts";
 import { registerSourceMap, unregisterSourceMap, mapStack } from "./sourcemap.ts";
-import { Generation, type Dispatcher } from "../dispatch/dispatcher.ts";
+import { Generation, destroyFilesystem, type Dispatcher } from "../dispatch/dispatcher.ts";
+import type { ReactorPool } from "../session/reactors.ts";
 
 export interface HostOptions {
   /** Plugin argument: memfs, passthrough, a directory or a file. */
@@ -33,6 +34,10 @@ export interface HostOptions {
   passthrough: () => boolean;
   /** The plugin's module, already linked into this program (`furing compile`): no files to bundle or watch. */
   module?: () => Promise<Record<string, unknown>>;
+  /** Reactor Workers for a plugin with `concurrency: "shared"` (0: the main thread serves all). */
+  reactors?: number;
+  /** Start the Workers with the first generation (its bundle file stays until they imported it). */
+  startReactors?: (file: string, generation: number, shared: Map<string, SharedArrayBuffer>) => Promise<ReactorPool>;
 }
 
 /** Notifier handed to plugins before the kernel connection exists; calls wait until it does. */
@@ -123,7 +128,11 @@ export class PluginHost {
   private readonly kept = new Map<string, unknown>();
   /** `ctx.shared` regions by key (the main thread's; Workers receive them). */
   readonly sharedRegions = new Map<string, SharedArrayBuffer>();
-  private readonly dir = makeGenerationDir();
+  /** Generation files' directory, made on the first bundle: an embedded plugin needs no TMPDIR. */
+  private genDir = "";
+  private get dir(): string {
+    return (this.genDir ||= makeGenerationDir());
+  }
   private hash = "";
   private watchers: FSWatcher[] = [];
   private dispatcher: Dispatcher | null = null;
@@ -142,7 +151,7 @@ export class PluginHost {
   constructor(private readonly o: HostOptions) {
     this.embedded = o.module !== undefined || (isStandalone() && isBuiltinName(o.spec));
     this.entry = this.embedded ? `embedded:${o.spec}` : resolvePluginEntry(o.spec);
-    process.on("exit", () => rmSync(this.dir, { recursive: true, force: true }));
+    process.on("exit", () => this.genDir && rmSync(this.genDir, { recursive: true, force: true }));
   }
 
   /** Build attempts, so every attempt imports a fresh module path (a rejected one stays cached). */
@@ -165,24 +174,41 @@ export class PluginHost {
     try {
       mod = await import(file);
     } catch (e) {
+      rmSync(file, { force: true });
       const where = mapStack(errorLocation(e));
       throw new PluginError(`${where ? where + ": " : ""}loading ${this.entry} failed: ${(e as Error)?.message ?? String(e)}`);
-    } finally {
-      rmSync(file, { force: true });
     }
     let plugin: Plugin<Record<string, unknown>>;
     try {
       plugin = pluginFromModule(mod, this.entry);
     } catch (e) {
+      rmSync(file, { force: true });
       unregisterSourceMap(file);
       throw e;
+    } finally {
+      // reactor Workers import the same file: it goes once they have (releaseFile)
+      if (!this.sharedPlugin(plugin!)) rmSync(file, { force: true });
     }
     const name = plugin.name ?? (basename(this.entry).startsWith("index.") ? basename(dirname(this.entry)) : basename(this.entry).replace(/\.[^.]+$/, ""));
     return { plugin, name, inputs: b.inputs, hash, buildMs: performance.now() - t0, file };
   }
 
-  private async setUp(b: Built, n: number): Promise<Filesystem> {
+  /** Reactor Workers serving this mount (a plugin with `concurrency: "shared"`), or null. */
+  pool: ReactorPool | null = null;
+
+  /** Whether `plugin` gets reactor Workers on this mount. */
+  private sharedPlugin(plugin: Plugin<Record<string, unknown>> | undefined): boolean {
+    return plugin?.concurrency === "shared" && (this.o.reactors ?? 0) > 0 && !this.embedded;
+  }
+
+  private releaseFile(b: Built): void {
+    if (b.file !== "") rmSync(b.file, { force: true });
+  }
+
+  /** The generation's filesystem and the releases its setup registered (ctx.onDestroy). */
+  private async setUp(b: Built, n: number): Promise<{ fs: Filesystem; cleanups: Array<() => unknown> }> {
     const options = parsePluginOptions(b.name, b.plugin.options, this.o.pluginArgs);
+    const cleanups: Array<() => unknown> = [];
     const ctx: PluginContext<Record<string, unknown>> = {
       options,
       mountpoint: this.o.mountpoint,
@@ -198,15 +224,47 @@ export class PluginHost {
         return v;
       },
       shared: (key: string, byteLength: number, maxByteLength?: number) => sharedRegion(this.sharedRegions, key, byteLength, maxByteLength, true),
-      reactor: { index: 0, count: 0, primary: true },
+      reactor: { index: 0, count: this.sharedPlugin(b.plugin) ? this.o.reactors! : 0, primary: true },
+      onDestroy: (fn) => {
+        if (typeof fn !== "function") throw new TypeError("ctx.onDestroy needs a function");
+        cleanups.push(fn);
+      },
     };
-    return instantiate({ name: b.name, entry: this.entry, plugin: b.plugin }, ctx);
+    try {
+      return { fs: await instantiate({ name: b.name, entry: this.entry, plugin: b.plugin }, ctx), cleanups };
+    } catch (e) {
+      // a setup that threw releases what it had registered
+      await destroyFilesystem(null, cleanups, `the failed setup of generation ${n}`, this.o.log);
+      throw e;
+    }
   }
+
+  /** The first generation's releases, until the session's dispatcher holds its Generation. */
+  private firstCleanups: Array<() => unknown> = [];
 
   /** Build and set up the first generation (errors are PluginErrors: nothing is mounted). */
   async start(): Promise<{ name: string; fs: Filesystem; options: Record<string, unknown>; plugin: Plugin<Record<string, unknown>> }> {
     const b = await this.build(1);
-    const fs = await this.setUp(b, 1);
+    this.name = b.name;
+    if (b.plugin.concurrency === "shared" && (this.o.reactors ?? 0) > 0 && this.embedded) {
+      this.o.log(`furing: ${b.name} is built into this program: reactor Workers need its source file, so the main thread serves every queue`);
+    }
+    let fs: Filesystem;
+    try {
+      const made = await this.setUp(b, 1);
+      fs = made.fs;
+      this.firstCleanups = made.cleanups;
+      if (this.sharedPlugin(b.plugin)) {
+        try {
+          this.pool = await this.o.startReactors!(b.file, 1, this.sharedRegions);
+        } catch (e) {
+          await destroyFilesystem(fs, this.takeFirstCleanups(), "generation 1 (its reactor Workers failed to start)", this.o.log);
+          throw e;
+        }
+      }
+    } finally {
+      this.releaseFile(b);
+    }
     this.currentFile = b.file;
     this.generation = 1;
     this.name = b.name;
@@ -234,6 +292,13 @@ export class PluginHost {
   attach(dispatcher: Dispatcher, afterSwap: () => void): void {
     this.dispatcher = dispatcher;
     this.afterSwap = afterSwap;
+  }
+
+  /** The releases the first generation's setup registered (ctx.onDestroy), for its Generation. */
+  takeFirstCleanups(): Array<() => unknown> {
+    const c = this.firstCleanups;
+    this.firstCleanups = [];
+    return c;
   }
 
   /** Watch every input file; changes reload (debounced 50 ms). */
@@ -277,6 +342,7 @@ export class PluginHost {
     const n = this.generation + 1;
     const t0 = performance.now();
     let built: Built | null = null;
+    let made: { fs: Filesystem; cleanups: Array<() => unknown> } | null = null;
     try {
       const b = (built = await this.build(n));
       const inner = b.inputs.find((f) => this.isForbidden(f));
@@ -286,7 +352,8 @@ export class PluginHost {
         this.o.log(`furing: ${basename(trigger)} changed but the bundle is identical; generation ${this.generation} keeps serving (${(performance.now() - t0).toFixed(0)} ms)`);
         return false;
       }
-      const fs = await this.setUp(b, n);
+      made = await this.setUp(b, n);
+      const fs = made.fs;
       const serving = this.dispatcher?.fs;
       if (serving !== undefined && (fs.killPrivileges === true) !== (serving.killPrivileges === true)) {
         // negotiated at INIT (FUSE_HANDLE_KILLPRIV_V2): a generation that stops clearing setuid bits would leave them
@@ -300,13 +367,23 @@ export class PluginHost {
       }
       const d = this.dispatcher;
       if (d === null) throw new PluginError("not mounted yet");
+      if (this.sharedPlugin(b.plugin) !== (this.pool !== null)) {
+        throw new PluginError(`concurrency is "${b.plugin.concurrency ?? "single"}" in the new code but the mount was started ${this.pool !== null ? "with" : "without"} reactor Workers; remount to change it`);
+      }
+      if (this.pool !== null) {
+        // on every Worker, or on none: a failure anywhere destroys the prepared instances
+        // (a failure destroys this generation's main-thread instance below, as for a failed init)
+        await this.pool.prepare(n, b.file, this.sharedRegions);
+        this.pool.commit(n);
+      }
       const oldFile = this.currentFile;
       this.currentFile = b.file;
-      d.swap(new Generation(n, fs), (old) => {
+      const next = new Generation(n, fs);
+      next.cleanups.push(...made.cleanups);
+      made = null; // the generation owns them now
+      d.swap(next, (old) => {
         unregisterSourceMap(oldFile);
-        Promise.resolve()
-          .then(() => old.fs.destroy?.())
-          .catch((e) => this.o.log(`furing: destroy of generation ${old.id} failed: ${(e as Error).message}`));
+        void old.destroy(this.o.log);
       });
       this.generation = n;
       this.name = b.name;
@@ -320,12 +397,15 @@ export class PluginHost {
       return true;
     } catch (e) {
       if (built !== null) unregisterSourceMap(built.file);
+      // set up but never served (init failed, ...): destroyed all the same
+      if (made !== null) void destroyFilesystem(made.fs, made.cleanups, `rejected generation ${n}`, this.o.log);
       this.rejected++;
       const msg = e instanceof PluginError || e instanceof FuseError ? mapStack(e.message) : mapStack(`${(e as Error)?.stack ?? String(e)}`);
       this.lastError = msg;
       this.o.log(`furing: reload rejected, generation ${this.generation} keeps serving: ${msg}`);
       return false;
     } finally {
+      if (built !== null) this.releaseFile(built);
       this.building = false;
       if (this.again) {
         this.again = false;
@@ -338,6 +418,6 @@ export class PluginHost {
     for (const w of this.watchers) w.close();
     this.watchers = [];
     if (this.timer !== null) clearTimeout(this.timer);
-    rmSync(this.dir, { recursive: true, force: true });
+    if (this.genDir) rmSync(this.genDir, { recursive: true, force: true });
   }
 }

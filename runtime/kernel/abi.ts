@@ -7,23 +7,8 @@ export const FUSE_KERNEL_VERSION = 7;
 export const FUSE_KERNEL_MINOR_VERSION = 45;
 export const FUSE_ROOT_ID = 1;
 
-export const Op = {
-  LOOKUP: 1, FORGET: 2, GETATTR: 3, SETATTR: 4, READLINK: 5, SYMLINK: 6, MKNOD: 8, MKDIR: 9,
-  UNLINK: 10, RMDIR: 11, RENAME: 12, LINK: 13, OPEN: 14, READ: 15, WRITE: 16, STATFS: 17,
-  RELEASE: 18, FSYNC: 20, SETXATTR: 21, GETXATTR: 22, LISTXATTR: 23, REMOVEXATTR: 24, FLUSH: 25,
-  INIT: 26, OPENDIR: 27, READDIR: 28, RELEASEDIR: 29, FSYNCDIR: 30, GETLK: 31, SETLK: 32,
-  SETLKW: 33, ACCESS: 34, CREATE: 35, INTERRUPT: 36, BMAP: 37, DESTROY: 38, IOCTL: 39, POLL: 40,
-  NOTIFY_REPLY: 41, BATCH_FORGET: 42, FALLOCATE: 43, READDIRPLUS: 44, RENAME2: 45, LSEEK: 46,
-  COPY_FILE_RANGE: 47, SETUPMAPPING: 48, REMOVEMAPPING: 49, SYNCFS: 50, TMPFILE: 51, STATX: 52,
-  COPY_FILE_RANGE_64: 53,
-} as const;
-
-const opNames: string[] = [];
-for (const [k, v] of Object.entries(Op)) opNames[v] = k.toLowerCase();
-/** "lookup", "getattr", ... or "op<N>" for unknown opcodes. */
-export function opName(opcode: number): string {
-  return opNames[opcode] ?? `op${opcode}`;
-}
+// Opcodes, their names and input sizes live in the opcode table.
+export { Op, opName } from "./opcodes.ts";
 
 /** INIT capability bits as numbers 0..63 (bits ≥ 32 go into flags2). */
 export const Init = {
@@ -104,41 +89,3 @@ export const FUSE_IO_URING_CMD_REGISTER = 1;
 export const FUSE_IO_URING_CMD_COMMIT_AND_FETCH = 2;
 /** SQE offsets of struct fuse_uring_cmd_req (inside the SQE128 command area at 48). */
 export const SQE_CMD_FLAGS = 48, SQE_CMD_COMMIT_ID = 56, SQE_CMD_QID = 64;
-
-/**
- * Size of the first ("op header") argument of each opcode: on the ring it arrives in `op_in`, on
- * /dev/fuse it directly follows the in-header. 0 = the opcode has no fixed header.
- */
-export function opHeaderSize(opcode: number, setxattrExt: boolean): number {
-  switch (opcode) {
-    case Op.FORGET: return 8;
-    case Op.GETATTR: return 16;
-    case Op.SETATTR: return 88;
-    case Op.MKNOD: return 16;
-    case Op.MKDIR: return 8;
-    case Op.RENAME: return 8;
-    case Op.RENAME2: return 16;
-    case Op.LINK: return 8;
-    case Op.OPEN: case Op.OPENDIR: return 8;
-    case Op.READ: case Op.READDIR: case Op.READDIRPLUS: case Op.WRITE: return 40;
-    case Op.RELEASE: case Op.RELEASEDIR: case Op.FLUSH: return 24;
-    case Op.FSYNC: case Op.FSYNCDIR: return 16;
-    case Op.SETXATTR: return setxattrExt ? 16 : 8;
-    case Op.GETXATTR: case Op.LISTXATTR: return 8;
-    case Op.INIT: return 64;
-    case Op.GETLK: case Op.SETLK: case Op.SETLKW: return 48;
-    case Op.ACCESS: return 8;
-    case Op.CREATE: case Op.TMPFILE: return 16;
-    case Op.INTERRUPT: return 8;
-    case Op.BMAP: return 16;
-    case Op.IOCTL: return 32;
-    case Op.POLL: return 24;
-    case Op.BATCH_FORGET: return 8;
-    case Op.FALLOCATE: return 32;
-    case Op.LSEEK: return 24;
-    case Op.COPY_FILE_RANGE: case Op.COPY_FILE_RANGE_64: return 56;
-    case Op.SYNCFS: return 8;
-    case Op.STATX: return 24;
-    default: return 0;
-  }
-}

@@ -10,6 +10,7 @@ import {
   FOPEN_PARALLEL_DIRECT_WRITES, FOPEN_PASSTHROUGH,
 } from "./abi.ts";
 import type { Attr, Entry, OpenReply, StatFs } from "../api/types.ts";
+import { nameByteLength, writeName, nameStringError } from "../api/names.ts";
 
 const TWO32 = 4294967296;
 
@@ -161,26 +162,33 @@ export function encodeStatfs(dv: DataView, off: number, s: StatFs): number {
 
 const align8 = (n: number) => (n + 7) & ~7;
 
+/** Bytes of a directory entry name (a name string, escaped bytes included: api/names.ts). */
+function direntNameLength(name: string): number {
+  const n = nameByteLength(name);
+  if (n < 0) throw new ReplyError(`directory entry name ${nameStringError(name)}`);
+  return n;
+}
+
 /**
- * Append one struct fuse_dirent at `off` (name bytes written by `buf.write`); returns the new
- * offset, or -1 when the record does not fit before `end`.
+ * Append one struct fuse_dirent at `off` (the name's exact bytes); returns the new offset, or -1
+ * when the record does not fit before `end`.
  */
 export function encodeDirent(dv: DataView, buf: Buffer, off: number, end: number, name: string, ino: number, mode: number, nextOffset: number): number {
-  const nameLen = Buffer.byteLength(name);
+  const nameLen = direntNameLength(name);
   const rec = align8(DIRENT_SIZE + nameLen);
   if (off + rec > end) return -1;
   setU64(dv, off, ino);
   setU64(dv, off + 8, nextOffset);
   dv.setUint32(off + 16, nameLen, true);
   dv.setUint32(off + 20, (mode & 0o170000) >>> 12, true);
-  buf.write(name, off + DIRENT_SIZE, nameLen, "utf8");
+  writeName(name, buf, off + DIRENT_SIZE, nameLen);
   buf.fill(0, off + DIRENT_SIZE + nameLen, off + rec);
   return off + rec;
 }
 
 /** Append one struct fuse_direntplus; `entry` null = name only (node id 0). */
 export function encodeDirentPlus(dv: DataView, buf: Buffer, off: number, end: number, name: string, entry: Entry | null, nextOffset: number, entryTimeout: number, attrTimeout: number): number {
-  const nameLen = Buffer.byteLength(name);
+  const nameLen = direntNameLength(name);
   const rec = align8(DIRENTPLUS_SIZE + nameLen);
   if (off + rec > end) return -1;
   let ino = 0, mode = 0;
@@ -196,7 +204,7 @@ export function encodeDirentPlus(dv: DataView, buf: Buffer, off: number, end: nu
   setU64(dv, d + 8, nextOffset);
   dv.setUint32(d + 16, nameLen, true);
   dv.setUint32(d + 20, (mode & 0o170000) >>> 12, true);
-  buf.write(name, d + DIRENT_SIZE, nameLen, "utf8");
+  writeName(name, buf, d + DIRENT_SIZE, nameLen);
   buf.fill(0, d + DIRENT_SIZE + nameLen, off + rec);
   return off + rec;
 }

@@ -18,10 +18,21 @@ export interface MountOptions {
   kernelCache: boolean;
   /** Use FUSE-over-io_uring when the kernel offers it. */
   ioUring: boolean;
-  /** Ring entries per queue. */
+  /** Ring entries per queue (at most: `ringMemory` may allow fewer). */
   queueDepth: number;
+  /**
+   * Bytes of io_uring entry payload memory per mount, over every queue: entries per queue are
+   * what fits (at least 1: every possible CPU's queue needs one or the mount hangs), and when even
+   * one entry per queue does not fit, max_write shrinks (down to 128 KiB) so it does.
+   */
+  ringMemory: number;
   /** Move the reactor thread to the CPU whose io_uring queue carries most requests. */
   followCpu: boolean;
+  /**
+   * Reactor Workers for plugins with `concurrency: "shared"` (0: the main thread serves every
+   * queue, as for single plugins; undefined: the default, {@link defaultReactorCount}).
+   */
+  reactors: number | undefined;
   /** Seconds before an unsettled op is answered ETIMEDOUT (0: never). */
   opTimeout: number;
   /** FUSE_REQUEST_TIMEOUT seconds (0: off); on expiry the kernel aborts the whole connection. */
@@ -52,10 +63,30 @@ export class UsageError extends Error {
 export function defaultMountOptions(): MountOptions {
   return {
     allowOther: false, allowRoot: false, defaultPermissions: true, entryTimeout: 1, attrTimeout: 1,
-    negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8, followCpu: true, passthrough: true, writebackCache: false, autoUnmount: false, opTimeout: 0, requestTimeout: 0,
+    negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8, ringMemory: DEFAULT_RING_MEMORY, followCpu: true, reactors: undefined, passthrough: true, writebackCache: false, autoUnmount: false, opTimeout: 0, requestTimeout: 0,
     fsname: undefined, subtype: undefined, maxRead: undefined, maxWrite: 1 << 20,
     mountFlags: MS_NOSUID | MS_NODEV, ignored: [],
   };
+}
+
+/** Default `-o ring_memory`: 8 entries of 1 MiB for each of 8 queues. */
+export const DEFAULT_RING_MEMORY = 64 << 20;
+
+/** Entries per queue for `queues` queues of `payloadSize`-byte entries within `o.ringMemory` (≥ 1). */
+export function entriesPerQueue(o: MountOptions, queues: number, payloadSize: number): number {
+  return Math.max(1, Math.min(o.queueDepth, Math.floor(o.ringMemory / (queues * payloadSize))));
+}
+
+/** Cap of the default Worker count (each Worker is a JS heap and a plugin instance). */
+export const MAX_DEFAULT_REACTORS = 8;
+
+/**
+ * How many reactor Workers serve a shared plugin: `-o reactors=N`, else one per online CPU up to
+ * {@link MAX_DEFAULT_REACTORS}; never more than there are queues (possible CPUs).
+ */
+export function reactorCount(o: MountOptions, onlineCpus: number, queues: number): number {
+  const want = o.reactors ?? Math.min(onlineCpus, MAX_DEFAULT_REACTORS);
+  return Math.min(want, queues);
 }
 
 type Setter = (o: MountOptions, value: string | undefined, name: string) => void;
@@ -72,6 +103,12 @@ const seconds = (key: "entryTimeout" | "attrTimeout" | "negativeTimeout"): Sette
 const intIn = (min: number, max: number, set: (o: MountOptions, n: number) => void): Setter => (o, v, name) => {
   const n = v === undefined || v === "" ? NaN : Number(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`option '${name}' needs an integer in ${min}..${max} (got ${JSON.stringify(v ?? "")})`);
+  set(o, n);
+};
+const bytes = (min: number, set: (o: MountOptions, n: number) => void): Setter => (o, v, name) => {
+  const m = /^(\d+)([KMG]?)$/i.exec(v ?? "");
+  const n = m === null ? NaN : Number(m[1]) * 1024 ** " KMG".indexOf((m[2] || " ").toUpperCase());
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`option '${name}' needs a size of at least ${min >> 10}K, like 64M (got ${JSON.stringify(v ?? "")})`);
   set(o, n);
 };
 const str = (set: (o: MountOptions, s: string) => void): Setter => (o, v, name) => {
@@ -103,8 +140,10 @@ const OPTIONS: Record<string, { set: Setter; help: string }> = {
     },
     help: "=on|off FUSE-over-io_uring transport (default on when the kernel offers it)",
   },
-  io_uring_q_depth: { set: intIn(1, 1024, (o, n) => (o.queueDepth = n)), help: "=N ring entries per CPU queue (default 8)" },
+  io_uring_q_depth: { set: intIn(1, 1024, (o, n) => (o.queueDepth = n)), help: "=N ring entries per CPU queue, at most (default 8)" },
+  ring_memory: { set: bytes(64 << 10, (o, n) => (o.ringMemory = n)), help: `=SIZE io_uring payload memory per mount over all CPU queues, faulted in as used (default ${DEFAULT_RING_MEMORY >> 20}M): fewer entries per queue (at least 1) and then a smaller max_write when many CPUs are possible` },
   follow_cpu: { set: flag((o) => (o.followCpu = true)), help: "io_uring: run the reactor on the CPU its callers run on (default)" },
+  reactors: { set: intIn(0, 1024, (o, n) => (o.reactors = n)), help: `=N reactor Workers serving the CPU queues of a plugin with concurrency "shared" (default: one per online CPU, at most ${MAX_DEFAULT_REACTORS}; 0: the main thread serves everything)` },
   no_follow_cpu: { set: flag((o) => (o.followCpu = false)), help: "io_uring: leave the reactor's CPU to the scheduler" },
   op_timeout: {
     set: (o, v, name) => {

@@ -10,6 +10,7 @@ import type { Reactor } from "../reactor/reactor.ts";
 import { Notify, OUT_HEADER_SIZE } from "../kernel/abi.ts";
 import { setU64, setI64 } from "../kernel/codec.ts";
 import { FuseError } from "../api/errno.ts";
+import { nameByteLength, writeName, nameStringError } from "../api/names.ts";
 import type { Notifier } from "../api/types.ts";
 
 const IOSQE_ASYNC = 1 << 4;
@@ -103,7 +104,8 @@ export class KernelNotifier implements Notifier {
   }
 
   private async entryMessage(code: number, parent: number, child: number, name: string, expireOnly: boolean): Promise<void> {
-    const nameLen = Buffer.byteLength(name);
+    const nameLen = nameByteLength(name);
+    if (nameLen < 0) throw new FuseError("EINVAL", nameStringError(name));
     if (nameLen === 0 || nameLen > 4000 || name.includes("/")) throw new FuseError("EINVAL", `invalid name ${JSON.stringify(name)}`);
     const i = await this.slot();
     const v = this.views[i]!;
@@ -121,7 +123,7 @@ export class KernelNotifier implements Notifier {
       v.setUint32(36, 0, true);
       off = 40;
     }
-    Buffer.from(b.buffer, b.byteOffset, b.byteLength).write(name, off, "utf8");
+    writeName(name, b, off, nameLen);
     b[off + nameLen] = 0;
     await this.send(i, code, off + nameLen + 1, `${code === Notify.DELETE ? "delete" : "inval_entry"}(${parent}, ${JSON.stringify(name)})`);
   }

@@ -32,8 +32,15 @@ export interface Negotiated {
   payloadSize: number;
 }
 
-/** Decide the INIT reply (without the io_uring bit; the session adds it once the ring is ready). */
-export function negotiate(init: InitIn, fs: Filesystem, o: MountOptions): Negotiated {
+/** Smallest max_pages `-o ring_memory` may shrink to (128 KiB requests). */
+const MIN_RING_PAGES = 32;
+
+/**
+ * Decide the INIT reply (without the io_uring bit; the session adds it once the ring is ready).
+ * `ringQueues` (io_uring queues, one per possible CPU; 0: not known) lets `-o ring_memory` cap
+ * max_pages so one entry per queue fits.
+ */
+export function negotiate(init: InitIn, fs: Filesystem, o: MountOptions, ringQueues = 0): Negotiated {
   if (init.major !== FUSE_KERNEL_VERSION) throw new Error(`kernel speaks FUSE protocol ${init.major}.${init.minor}; furing speaks 7.x`);
   const ext = (init.flags & (1 << Init.INIT_EXT)) !== 0;
   const offered = (bit: number) => hasCap(init.flags, ext ? init.flags2 : 0, bit);
@@ -72,7 +79,12 @@ export function negotiate(init: InitIn, fs: Filesystem, o: MountOptions): Negoti
   // kernel passthrough needs CAP_SYS_ADMIN (and is ignored with write-back caching) for FUSE_DEV_IOC_BACKING_OPEN
   const passthrough = o.passthrough && !o.writebackCache && process.getuid!() === 0 && want(Init.PASSTHROUGH);
   flags >>>= 0;
-  const maxPages = Math.min(256, maxPagesLimit());
+  let maxPages = Math.min(256, maxPagesLimit());
+  if (ringQueues > 0 && o.ioUring && offered(Init.OVER_IO_URING)) {
+    // every queue needs one entry of max_pages: shrink requests rather than exceed the budget
+    const fit = Math.floor(o.ringMemory / ringQueues / PAGE_SIZE);
+    if (fit < maxPages) maxPages = Math.max(MIN_RING_PAGES, fit);
+  }
   const maxWrite = Math.min(o.maxWrite, maxPages * PAGE_SIZE);
   const out: InitOut = {
     major: FUSE_KERNEL_VERSION,

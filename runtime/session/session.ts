@@ -5,15 +5,16 @@
  */
 import { Init, Op, IN_HEADER_SIZE, IN_OPCODE, INIT_OUT_SIZE, OUT_HEADER_SIZE } from "../kernel/abi.ts";
 import { decodeInitIn, encodeInitOut } from "../kernel/codec.ts";
+import { COMPAT_INIT_IN } from "../kernel/opcodes.ts";
 import { libc, errno, cstr, SyscallError, setNonBlocking, O_RDWR, O_CLOEXEC, O_NONBLOCK } from "../ffi/libc.ts";
 import { Reactor } from "../reactor/reactor.ts";
 import { DevTransport } from "../transport/fuse-dev.ts";
 import { UringTransport, possibleCpus } from "../transport/fuse-ring.ts";
 import type { RequestSlot } from "../transport/slot.ts";
-import { Dispatcher } from "../dispatch/dispatcher.ts";
+import { Dispatcher, type DispatchConfig } from "../dispatch/dispatcher.ts";
 import { FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "../kernel/abi.ts";
 import type { Filesystem } from "../api/types.ts";
-import type { MountOptions } from "../mount/options.ts";
+import { entriesPerQueue, type MountOptions } from "../mount/options.ts";
 import { mountFuse, unmountInChild, describeHolders, MountError, fusermountOptions } from "../mount/mount.ts";
 import { mountWithFusermount } from "../mount/fusermount.ts";
 import { negotiate, uringUnavailableReason } from "./init.ts";
@@ -22,10 +23,30 @@ import { BackingFiles } from "./backing.ts";
 import { heapStats } from "bun:jsc";
 import type { RingFileIO } from "../io/file-io.ts";
 import type { MountOptions as Opts } from "../mount/options.ts";
+import type { ReactorPool, WorkerStatus } from "./reactors.ts";
+import { Stats } from "../dispatch/stats.ts";
+import { sumHeld } from "../dispatch/kernel-nodes.ts";
 
 /** The reactor a session over these options needs: SQ room for every ring entry's command, the /dev/fuse poll and a tick's replies. */
 export function createReactor(o: Opts): Reactor {
   return new Reactor(possibleCpus() * o.queueDepth + 64);
+}
+
+/** The dispatcher's settings for a mount with these options (the same on every reactor). */
+export function dispatchConfig(o: Opts, debug: boolean, log: (line: string) => void, shared: boolean): DispatchConfig {
+  return {
+    entryTimeout: o.entryTimeout,
+    attrTimeout: o.attrTimeout,
+    negativeTimeout: o.negativeTimeout,
+    openDefaults: (o.directIo ? FOPEN_DIRECT_IO : 0) | (o.kernelCache ? FOPEN_KEEP_CACHE : 0),
+    setxattrExt: false,
+    trace: debug,
+    log,
+    // allow_root: the kernel lets everyone in (allow_other); only the owner and root get served
+    denyOthers: o.allowRoot && !o.allowOther ? process.getuid!() : -1,
+    opTimeout: o.opTimeout,
+    signedNodeCounts: shared,
+  };
 }
 
 export interface SessionConfig {
@@ -39,6 +60,8 @@ export interface SessionConfig {
   pluginName: string;
   fs: Filesystem;
   log: (line: string) => void;
+  /** Reactor Workers serving the queues (a plugin with `concurrency: "shared"`); absent: this thread serves all. */
+  pool?: ReactorPool;
 }
 
 export interface SessionStatus {
@@ -55,6 +78,8 @@ export interface SessionStatus {
   requests: { io_uring: number; classic: number };
   inflight: number;
   timedOut: number;
+  /** Requests refused by the opcode table's check (malformed: answered EIO or dropped). */
+  malformed: number;
   reactor: { wakeups: number; completions: number; rescues: number; cpu: string; cpuMoves: number };
   kernelNodes: number;
   passthrough: string;
@@ -62,6 +87,9 @@ export interface SessionStatus {
   memory: ReturnType<typeof memoryFigures>;
   ops: Record<string, unknown>;
 }
+
+/** At unmount, how long the plugin's unsettled ops may keep their generation from being destroyed. */
+export const DESTROY_GRACE_MS = 2000;
 
 /** RSS and JS heap figures of this process (status, leak checks). */
 function memoryFigures(): { rss_kib: number; heap_kib: number; heap_objects: number } {
@@ -95,22 +123,7 @@ export class Session {
   readonly done: Promise<number>;
 
   constructor(private readonly cfg: SessionConfig) {
-    const o = cfg.options;
-    this.dispatcher = new Dispatcher(
-      {
-        entryTimeout: o.entryTimeout,
-        attrTimeout: o.attrTimeout,
-        negativeTimeout: o.negativeTimeout,
-        openDefaults: (o.directIo ? FOPEN_DIRECT_IO : 0) | (o.kernelCache ? FOPEN_KEEP_CACHE : 0),
-        setxattrExt: false,
-        trace: cfg.debug,
-        log: cfg.log,
-        // allow_root: the kernel lets everyone in (allow_other); only the owner and root get served
-        denyOthers: o.allowRoot && !o.allowOther ? process.getuid!() : -1,
-        opTimeout: o.opTimeout,
-      },
-      cfg.fs,
-    );
+    this.dispatcher = new Dispatcher(dispatchConfig(cfg.options, cfg.debug, cfg.log, cfg.pool !== undefined), cfg.fs);
     this.ready = new Promise((res, rej) => {
       this.readyResolve = res;
       this.readyReject = rej;
@@ -148,6 +161,11 @@ export class Session {
 
   private onRequest(slot: RequestSlot): void {
     if (this.state === "starting" && slot.hdr.getUint32(IN_OPCODE, true) === Op.INIT) {
+      const pool = this.cfg.pool;
+      if (pool !== undefined) {
+        this.handleInitShared(slot, pool).catch((e) => this.readyReject(e as Error));
+        return;
+      }
       try {
         this.handleInit(slot);
       } catch (e) {
@@ -158,10 +176,24 @@ export class Session {
     this.dispatcher.dispatch(slot);
   }
 
+  /** INIT's request, checked: answered EIO and thrown when too short to be one. */
+  private decodeInit(slot: RequestSlot): ReturnType<typeof decodeInitIn> {
+    if (slot.payloadLen < COMPAT_INIT_IN) {
+      this.dev.reply(slot, -5 /* EIO */, 0);
+      throw new Error(`the kernel sent a malformed INIT (${slot.payloadLen} bytes after the in-header, fuse_init_in needs at least ${COMPAT_INIT_IN})`);
+    }
+    const init = decodeInitIn(slot.hdr, IN_HEADER_SIZE);
+    // flags2 exists since 7.36 (64-byte fuse_init_in); before, those bytes are not the request's
+    if (slot.payloadLen < COMPAT_INIT_IN + 4) init.flags2 = 0;
+    return init;
+  }
+
   private handleInit(slot: RequestSlot): void {
     const o = this.cfg.options;
-    const init = decodeInitIn(slot.hdr, IN_HEADER_SIZE);
-    const n = negotiate(init, this.cfg.fs, o);
+    const init = this.decodeInit(slot);
+    const queues = possibleCpus();
+    const n = negotiate(init, this.cfg.fs, o, queues);
+    this.dispatcher.cfg.minor = n.out.minor;
     this.dispatcher.cfg.setxattrExt = n.setxattrExt;
     this.dispatcher.cfg.killPriv = n.killPriv;
     if (n.passthrough) {
@@ -171,7 +203,7 @@ export class Session {
     }
     if (n.uringOffered && o.ioUring) {
       try {
-        this.uring = new UringTransport(this.reactor, this.fd, possibleCpus(), o.queueDepth, n.payloadSize, (s) => this.onRequest(s), (r) => this.onClosed(r), o.followCpu);
+        this.uring = new UringTransport(this.reactor, this.fd, queues, entriesPerQueue(o, queues, n.payloadSize), n.payloadSize, (s) => this.onRequest(s), (r) => this.onClosed(r), o.followCpu, 0, -1, o.ringMemory);
         n.out.flags |= 1 << Init.INIT_EXT;
         n.out.flags2 |= 1 << (Init.OVER_IO_URING - 32);
       } catch (e) {
@@ -192,8 +224,7 @@ export class Session {
     if (u !== null) {
       u.register();
       this.reactor.submit();
-      const fixed = u.fixedBuffers === null ? "fixed buffers registered" : `fixed buffers unavailable: ${u.fixedBuffers}`;
-      this.transportReason = `${u.queues} queues × ${u.depth} entries, ${u.payloadSize >> 10} KiB payloads, ${fixed}`;
+      this.transportReason = `${u.queues} queues × ${u.depth} entries, ${u.payloadSize >> 10} KiB payloads (${(u.queues * u.depth * u.payloadSize) >> 20} MiB of -o ring_memory=${o.ringMemory >> 20}M, faulted in as used), fixed buffers registered when file I/O first uses them`;
       this.cfg.log(`furing: transport io_uring (${this.transportReason})`);
     } else {
       this.cfg.log(`furing: transport classic /dev/fuse (${this.transportReason})`);
@@ -205,15 +236,88 @@ export class Session {
     );
   }
 
+  /** Transport the reactor Workers serve (pool mode). */
+  private workersTransport: "io_uring" | "classic" | null = null;
+  private workersDepth = 0;
+
+  /**
+   * INIT with reactor Workers: each allocates its transport (ring entries of its queues, or a
+   * cloned /dev/fuse descriptor) before the reply, which claims FUSE_OVER_IO_URING only when every
+   * Worker's entries exist; then the Workers REGISTER them. This thread keeps /dev/fuse: INIT,
+   * FORGET/BATCH_FORGET and INTERRUPT arrive here (classic: on any reader).
+   */
+  private async handleInitShared(slot: RequestSlot, pool: ReactorPool): Promise<void> {
+    const o = this.cfg.options;
+    const init = this.decodeInit(slot);
+    const queues = possibleCpus();
+    const n = negotiate(init, this.cfg.fs, o, queues);
+    const depth = entriesPerQueue(o, queues, n.payloadSize);
+    this.dispatcher.cfg.minor = n.out.minor;
+    this.dispatcher.cfg.setxattrExt = n.setxattrExt;
+    this.dispatcher.cfg.killPriv = n.killPriv;
+    this.dispatcher.cfg.onInterruptMiss = (lo, hi) => pool.interrupt(lo, hi);
+    if (n.passthrough) {
+      this.passthrough = true;
+      this.backing = new BackingFiles(this.fd, this.cfg.log);
+      this.dispatcher.cfg.backing = this.backing;
+    }
+    const plan = {
+      fd: this.fd, depth, payloadSize: n.payloadSize, pinBudget: Math.floor(o.ringMemory / queues), devSlots: Math.max(4, o.queueDepth), bufSize: Math.max(8192, o.maxWrite + 4096),
+      minor: n.out.minor, setxattrExt: n.setxattrExt, killPriv: n.killPriv, passthrough: n.passthrough,
+    };
+    let mode: "io_uring" | "classic" = "classic";
+    if (n.uringOffered && o.ioUring) {
+      const failed = await pool.allocate({ ...plan, mode: "io_uring" });
+      if (failed === null) {
+        mode = "io_uring";
+        n.out.flags |= 1 << Init.INIT_EXT;
+        n.out.flags2 |= 1 << (Init.OVER_IO_URING - 32);
+      } else this.transportReason = `io_uring setup failed: ${failed}`;
+    } else {
+      this.transportReason = o.ioUring ? uringUnavailableReason() : "-o io_uring=off";
+    }
+    if (mode === "classic") {
+      const failed = await pool.allocate({ ...plan, mode: "classic" });
+      if (failed !== null) throw new Error(`reactor Workers cannot serve /dev/fuse: ${failed}`);
+      // every request now goes to the Workers' cloned descriptors: this thread stays free for
+      // what is single (notifications, reloads, status) and learns of the end from them
+      this.dev.stopReading();
+      pool.onAllClosed = (reason) => this.onClosed(reason);
+    }
+    const len = encodeInitOut(slot.data, OUT_HEADER_SIZE, n.out);
+    this.dev.reply(slot, 0, len);
+    const notifier = new KernelNotifier(this.reactor, this.fd, n.out.minor);
+    this.notifier = notifier;
+    this.dispatcher.cfg.onNotifyReply = (lo, hi, data) => void notifier.onNotifyReply(lo, hi, data);
+    this.workersTransport = mode;
+    this.workersDepth = depth;
+    const queuesOf = (m: ReactorPool["members"][number]) => (mode === "classic" ? "" : ` queue${m.queues > 1 ? `s ${m.firstQueue}-${m.firstQueue + m.queues - 1}` : ` ${m.firstQueue}`}`);
+    const layout = pool.members.map((m) => `${m.index}:${queuesOf(m)} on CPU ${m.cpus.join(",") || "any"}`).join("; ");
+    if (mode === "io_uring") {
+      pool.register();
+      this.transportReason = `${pool.count} reactor Workers (${layout}), ${depth} entries per queue, ${n.payloadSize >> 10} KiB payloads (${(queues * depth * n.payloadSize) >> 20} MiB of -o ring_memory=${o.ringMemory >> 20}M, faulted in as used)`;
+      this.cfg.log(`furing: transport io_uring (${this.transportReason})`);
+    } else {
+      this.transportReason += `; ${pool.count} reactor Workers each reading a cloned /dev/fuse (${layout}), the main thread none`;
+      this.cfg.log(`furing: transport classic /dev/fuse (${this.transportReason})`);
+    }
+    this.state = "serving";
+    await this.cfg.fs.init?.();
+    this.readyResolve();
+  }
+
   private onClosed(reason: string): void {
     if (this.state === "closed") return;
     this.state = "closed";
     this.reactor.stop();
     this.uring?.follower.release();
     this.readyReject(new Error(`the kernel closed the connection before INIT completed (${reason})`));
+    // the Workers' instances first, then every main-thread generation still alive, each once,
+    // the serving one last (not cfg.fs: that is the first)
     void Promise.resolve()
-      .then(() => this.cfg.fs.destroy?.())
-      .catch((e) => this.cfg.log(`furing: destroy failed: ${(e as Error).message}`))
+      .then(() => this.cfg.pool?.close())
+      .catch((e) => this.cfg.log(`furing: closing the reactor Workers failed: ${(e as Error).message}`))
+      .then(() => this.dispatcher.destroyGenerations(DESTROY_GRACE_MS))
       .finally(() => this.finish(0));
   }
 
@@ -246,7 +350,48 @@ export class Session {
     if (n === null) return;
     const log = (e: unknown) => this.cfg.log(`furing: cache invalidation after reload: ${(e as Error).message}`);
     n.incEpoch().catch(log);
-    for (const ino of [1, ...this.dispatcher.nodes.ids()]) n.invalInode(ino, 0, 0).catch(log);
+    const pool = this.cfg.pool;
+    if (pool === undefined) {
+      for (const ino of [1, ...this.dispatcher.nodes.ids()]) n.invalInode(ino, 0, 0).catch(log);
+      return;
+    }
+    // a node's lookups and FORGETs may have reached different reactors: sum the signed counts
+    pool.nodes().then((flats) => {
+      for (const ino of [1, ...sumHeld([this.dispatcher.nodes.flat(), ...flats])]) n.invalInode(ino, 0, 0).catch(log);
+    }, log);
+  }
+
+  /** `status` with the reactor Workers' figures (their requests, counts and op statistics summed in). */
+  async statusWithWorkers(): Promise<SessionStatus & { reactors?: unknown }> {
+    const s = this.status();
+    const pool = this.cfg.pool;
+    if (pool === undefined) return s;
+    const answers = await pool.status();
+    const workers = answers.filter((w): w is WorkerStatus => !("error" in w));
+    const stats = new Stats();
+    stats.add(this.dispatcher.stats.raw());
+    for (const w of workers) {
+      stats.add(w.stats);
+      s.requests.io_uring += w.requests.io_uring;
+      s.requests.classic += w.requests.classic;
+      s.inflight += w.inflight;
+      s.timedOut += w.timedOut;
+    }
+    s.ops = stats.snapshot();
+    const reads = this.workersTransport === "classic" ? "INIT" : "INIT, FORGET and INTERRUPT from /dev/fuse";
+    const main = { index: 0, thread: "main", serves: `${reads}, notifications, reloads, status`, requests: this.dev.requests };
+    return {
+      ...s,
+      reactors: {
+        count: pool.count,
+        main,
+        workers: answers.map((a) => {
+          if ("error" in a) return a;
+          const { stats: raw, ...w } = a;
+          return { ...w, ops: Object.fromEntries(Object.entries(statsOf(raw)).map(([k, v]) => [k, v.count])) };
+        }),
+      },
+    };
   }
 
   status(): SessionStatus {
@@ -256,15 +401,16 @@ export class Session {
       plugin: this.cfg.pluginName,
       pid: process.pid,
       state: this.state,
-      transport: u !== null && u.failure === null ? "io_uring" : "classic",
+      transport: this.workersTransport ?? (u !== null && u.failure === null ? "io_uring" : "classic"),
       transportReason: this.transportReason,
-      queues: u?.queues ?? 0,
-      depth: u?.depth ?? 0,
+      queues: this.workersTransport === "io_uring" ? possibleCpus() : (u?.queues ?? 0),
+      depth: this.workersTransport === "io_uring" ? this.workersDepth : (u?.depth ?? 0),
       fixedBuffers: u === null ? "n/a" : (u.fixedBuffers ?? "registered"),
       uptime_s: Math.round((performance.now() - this.started) / 1000),
       requests: { io_uring: u?.requests ?? 0, classic: this.dev.requests },
       inflight: this.dispatcher.inflight,
       timedOut: this.dispatcher.timedOut,
+      malformed: this.dispatcher.malformed,
       reactor: {
         wakeups: this.reactor.wakeups,
         completions: this.reactor.completions,
@@ -280,4 +426,10 @@ export class Session {
       ops: this.dispatcher.stats.snapshot(),
     };
   }
+}
+
+function statsOf(raw: ReturnType<Stats["raw"]>): ReturnType<Stats["snapshot"]> {
+  const st = new Stats();
+  st.add(raw);
+  return st.snapshot();
 }

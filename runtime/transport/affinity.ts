@@ -117,3 +117,10 @@ export function pinThread(cpu: number, mask = new Uint8Array(MASK_BYTES)): boole
   mask[cpu >> 3] = 1 << (cpu & 7);
   return libc.sched_setaffinity(0, MASK_BYTES, mask) === 0;
 }
+
+/** Pins the calling thread to the CPUs of `cpus` (a reactor Worker serving a group of queues). */
+export function pinThreadTo(cpus: readonly number[]): boolean {
+  const mask = new Uint8Array(MASK_BYTES);
+  for (const cpu of cpus) mask[cpu >> 3]! |= 1 << (cpu & 7);
+  return libc.sched_setaffinity(0, MASK_BYTES, mask) === 0;
+}

@@ -32,6 +32,8 @@ export class DevTransport implements Transport {
   private pumping = false;
   private closed = false;
   private pollArmed = false;
+  /** Left to other readers of the session (cloned descriptors on reactor Workers): read no more. */
+  private stopped = false;
   /** Native memory of all slots. */
   readonly region: import("../ffi/memory.ts").NativeRegion;
 
@@ -47,7 +49,8 @@ export class DevTransport implements Transport {
     private readonly sink: RequestSink,
     private readonly onClosed: (reason: string) => void,
   ) {
-    const arena = new Arena(slotCount * bufSize);
+    // faulted in as requests use them: in io_uring mode these only carry INIT, FORGET and INTERRUPT
+    const arena = new Arena(slotCount * bufSize, false);
     this.region = arena.region;
     for (let i = 0; i < slotCount; i++) {
       const off = arena.take(bufSize, 4096);
@@ -64,8 +67,13 @@ export class DevTransport implements Transport {
     this.armPoll();
   }
 
+  /** Stop reading requests (a poll already armed fires once, harmlessly); replies still go out. */
+  stopReading(): void {
+    this.stopped = true;
+  }
+
   private armPoll(): void {
-    if (this.pollArmed || this.closed) return;
+    if (this.pollArmed || this.closed || this.stopped) return;
     this.pollArmed = true;
     const r = this.reactor.ring;
     const o = this.reactor.sqe(this.kind, 0);
@@ -87,7 +95,7 @@ export class DevTransport implements Transport {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while (!this.closed) {
+      while (!this.closed && !this.stopped) {
         const slot = this.free.pop();
         if (slot === undefined) {
           this.starved = true;

@@ -4,10 +4,13 @@
  * FUSE_IO_URING_CMD_REGISTER. A completion means a request sits in the entry's buffers; the reply
  * is written in place and handed back with COMMIT_AND_FETCH, which also re-arms the entry.
  *
- * The payload buffers form one region registered with the ring as a fixed buffer, so data paths
- * can move file data with READ_FIXED/WRITE_FIXED straight into or out of a request's payload.
+ * The payload buffers form one region, mapped without pre-faulting: a page becomes resident when
+ * the kernel first copies a request (or the plugin a reply) into it, so an idle mount costs little
+ * however many CPUs are possible. The region is registered with the ring as a fixed buffer (so
+ * ctx.io moves file data with READ_FIXED/WRITE_FIXED straight into or out of a payload) only
+ * when file I/O first uses it, and only when it fits `pinBudget`: registering pins every page.
  */
-import { Arena, nativeBuffer, registerNative } from "../ffi/memory.ts";
+import { Arena, nativeBuffer, type LazyFixed } from "../ffi/memory.ts";
 import { IORING_OP_URING_CMD } from "../ffi/liburing.ts";
 import type { Reactor } from "../reactor/reactor.ts";
 import {
@@ -23,14 +26,21 @@ const HEADER_STRIDE = 512;
 
 /** Possible CPUs (not online ones): the kernel makes one queue per possible CPU. */
 export function possibleCpus(): number {
-  const text = require("node:fs").readFileSync("/sys/devices/system/cpu/possible", "utf8").trim() as string;
-  let max = -1;
+  const cpus = cpuList("possible");
+  return cpus[cpus.length - 1]! + 1;
+}
+
+/** The CPUs of /sys/devices/system/cpu/`which` (possible, online), ascending. */
+export function cpuList(which: "possible" | "online"): number[] {
+  const path = `/sys/devices/system/cpu/${which}`;
+  const text = require("node:fs").readFileSync(path, "utf8").trim() as string;
+  const out: number[] = [];
   for (const part of text.split(",")) {
     const [a, b] = part.split("-");
-    max = Math.max(max, Number(b ?? a));
+    for (let c = Number(a); c <= Number(b ?? a); c++) out.push(c);
   }
-  if (!(max >= 0)) throw new Error(`cannot parse /sys/devices/system/cpu/possible: ${JSON.stringify(text)}`);
-  return max + 1;
+  if (out.length === 0 || out.some((c) => !Number.isInteger(c) || c < 0)) throw new Error(`cannot parse ${path}: ${JSON.stringify(text)}`);
+  return out;
 }
 
 export class UringTransport implements Transport {
@@ -51,8 +61,11 @@ export class UringTransport implements Transport {
   get payloadRegion() {
     return this.payloadArena.region;
   }
-  /** Fixed buffer registration: null = registered, else why not. */
-  fixedBuffers: string | null = "not attempted";
+  /** Fixed buffer registration: null = registered, else why not (or not yet). */
+  fixedBuffers: string | null = "not yet (registered when file I/O first uses a payload)";
+  /** -2: not attempted; 0: registered as fixed buffer 0; -1: not registered. */
+  private fixedState = -2;
+  private readonly lazyFixed: LazyFixed = { index: () => (this.fixedState === -2 ? this.registerFixedBuffer() : this.fixedState) };
   /** Moves the reactor thread to the CPU its callers run on (`-o follow_cpu`, the default). */
   readonly follower: CallerCpuFollower;
   /** After replying to a caller on the reactor's CPU, yield to it before sleeping (FURING_YIELD=0: off). */
@@ -71,13 +84,15 @@ export class UringTransport implements Transport {
     readonly firstQueue = 0,
     /** The CPU this reactor's thread is pinned to from outside, or -1: its callers there get the yield. */
     private readonly pinnedCpu = -1,
+    /** Largest payload region registered (pinned) as a fixed buffer; larger ones use plain READ/WRITE. */
+    private readonly pinBudget = Infinity,
   ) {
     const n = queues * depth;
     this.follower = new CallerCpuFollower(firstQueue + queues, followCpu);
     this.qids = new Uint16Array(n);
     this.fetched = new Uint8Array(n);
     const hdrArena = new Arena(n * HEADER_STRIDE + n * 32);
-    this.payloadArena = new Arena(n * payloadSize);
+    this.payloadArena = new Arena(n * payloadSize, false);
     const iovOff = hdrArena.take(n * 32, 64);
     this.iovPtr = hdrArena.region.ptr + iovOff;
     const iov = new DataView(hdrArena.region.buffer, iovOff, n * 32);
@@ -88,7 +103,7 @@ export class UringTransport implements Transport {
         const pOff = this.payloadArena.take(payloadSize, 4096);
         const hdr = new DataView(hdrArena.region.buffer, hOff, URING_HEADER_SIZE);
         const payloadPtr = this.payloadArena.region.ptr + pOff;
-        const data = new DataView(nativeBuffer(payloadPtr, payloadSize));
+        const data = new DataView(nativeBuffer(payloadPtr, payloadSize, -1, this.lazyFixed));
         this.entries.push(new RequestSlot(this, i, hdr, URING_OP_IN, data, payloadPtr, true, 0));
         this.qids[i] = firstQueue + q;
         setPtr(iov, i * 32, hdrArena.region.ptr + hOff);
@@ -98,18 +113,21 @@ export class UringTransport implements Transport {
       }
     }
     this.kind = reactor.addHandler((i, res) => this.onCqe(i, res));
-    this.registerFixedBuffer();
   }
 
-  /** Register the payload region as fixed buffer 0 (needs CAP_IPC_LOCK or enough RLIMIT_MEMLOCK). */
-  private registerFixedBuffer(): void {
+  /** Register the payload region as fixed buffer 0 (needs CAP_IPC_LOCK or enough RLIMIT_MEMLOCK); returns its index or -1. */
+  private registerFixedBuffer(): number {
+    if (this.payloadArena.region.size > this.pinBudget) {
+      this.fixedBuffers = `not registered: ${this.payloadArena.region.size >> 20} MiB of payloads exceed -o ring_memory (${Math.floor(this.pinBudget / 1048576)} MiB); file I/O uses plain READ/WRITE`;
+      return (this.fixedState = -1);
+    }
     const a = new Arena(16);
     const iov = new DataView(a.region.buffer, 0, 16);
     setPtr(iov, 0, this.payloadArena.region.ptr);
     setPtr(iov, 8, this.payloadArena.region.size);
     const rc = this.reactor.ring.registerBuffers(a.region.ptr, 1);
     this.fixedBuffers = rc === 0 ? null : rc === -12 ? "RLIMIT_MEMLOCK too small (ENOMEM)" : `error ${-rc}`;
-    if (rc === 0) for (const e of this.entries) registerNative(e.data.buffer as ArrayBuffer, e.dataPtr, 0);
+    return (this.fixedState = rc === 0 ? 0 : -1);
   }
 
   /** Hand every entry to the kernel. Call after the INIT reply was written. */

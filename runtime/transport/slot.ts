@@ -67,7 +67,7 @@ export class RequestSlot {
     const hOff = this.hdr.byteOffset, hLen = this.hdr.byteLength;
     const info = nativeInfo(oldBuf);
     const fresh = oldBuf.transfer(); // read everything above first: the old views are now empty
-    if (info !== undefined) registerNative(fresh, info.ptr, info.fixedIndex);
+    if (info !== undefined) registerNative(fresh, info.ptr, info.fixedIndex, info.lazy);
     this.data = new DataView(fresh, off, len);
     this.dataBytes = new Uint8Array(fresh, off, len);
     this.dataText = Buffer.from(fresh, off, len);

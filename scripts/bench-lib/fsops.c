@@ -16,6 +16,13 @@
  *                                     T=1: in DIR, T>1: T threads, each in its private DIR/tK
  *                                     (created here, untimed)
  *   fsops unlink   DIR N T            unlink the files made by `create DIR N T`
+ *   fsops statn    DIR N              fstatat() each of the N files made by `create DIR N 1`
+ *   fsops openn    DIR N              open(O_RDONLY)+close each of those N files
+ *   fsops procs    K DIR N            K processes at once, each in its own DIR/pI (created and
+ *                                     removed here, untimed): create+close, stat, unlink N files;
+ *                                     ops = 3·N·K, timed from their common start to the last exit
+ *   fsops untar    K TARBALL DIR      K processes at once, each running `tar -xf TARBALL -C
+ *                                     DIR/pI` (DIR/pI created here); ops = K, timed likewise
  *   fsops readdir  DIR P              read the whole directory P times (getdents64)
  */
 #define _GNU_SOURCE
@@ -27,8 +34,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -242,6 +251,165 @@ static int do_files(const char *dir, long n, long threads, int unlink_mode) {
   return 0;
 }
 
+/* ---- stat / open+close of existing files ---------------------------------------------------- */
+static int do_each(const char *dir, long n, int open_mode) {
+  char name[32];
+  struct stat st;
+  uint32_t *lat = alloc_lat(n);
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) die("open", dir);
+  uint64_t t0 = now_ns(), prev = t0;
+  for (long i = 0; i < n; i++) {
+    snprintf(name, sizeof name, "f%06ld", i);
+    if (open_mode) {
+      int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) die("open", name);
+      if (close(fd) != 0) die("close", name);
+    } else if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+      die("stat", name);
+    uint64_t t = now_ns();
+    lat[i] = clamp32(t - prev);
+    prev = t;
+  }
+  close(dfd);
+  report(n, prev - t0, lat, n);
+  return 0;
+}
+
+/* ---- parallel callers: K processes released at once ----------------------------------------- */
+/* Forks K children; each runs `child(i)` once the parent has seen all K ready and closes the
+ * release pipe. Returns the ns from the release to the last child's exit; any child failing
+ * (exit status != 0) ends the program with status 1. */
+static uint64_t fan_out(long k, void (*child)(long i, void *arg), void *arg) {
+  int go[2], ready[2];
+  if (pipe(go) != 0 || pipe(ready) != 0) die("pipe", "");
+  pid_t pids[64];
+  for (long i = 0; i < k; i++) {
+    pid_t p = fork();
+    if (p < 0) die("fork", "");
+    if (p == 0) {
+      char c;
+      close(go[1]);
+      close(ready[0]);
+      if (write(ready[1], "r", 1) != 1) _exit(1);
+      /* blocks until the parent closes its end: every child starts at once */
+      while (read(go[0], &c, 1) < 0 && errno == EINTR) {}
+      child(i, arg);
+      _exit(0);
+    }
+    pids[i] = p;
+  }
+  close(go[0]);
+  close(ready[1]);
+  for (long got = 0; got < k;) {
+    char buf[64];
+    ssize_t r = read(ready[0], buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) die("read", "ready pipe");
+    got += r;
+  }
+  uint64_t t0 = now_ns();
+  close(go[1]);
+  int failed = 0;
+  for (long i = 0; i < k; i++) {
+    int st;
+    while (waitpid(pids[i], &st, 0) < 0)
+      if (errno != EINTR) die("waitpid", "");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) failed = 1;
+  }
+  uint64_t ns = now_ns() - t0;
+  if (failed) {
+    fprintf(stderr, "fsops: a caller process failed\n");
+    exit(1);
+  }
+  return ns;
+}
+
+struct procs_arg {
+  const char *dir;
+  long n;
+  uint32_t *lat; /* shared with the children: 3·n latencies each */
+};
+
+static void procs_child(long i, void *argp) {
+  struct procs_arg *a = argp;
+  char path[4096], name[32];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/p%ld", a->dir, i);
+  int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) die("open", path);
+  uint32_t *lat = a->lat + (size_t)i * 3 * (size_t)a->n;
+  uint64_t prev = now_ns();
+  for (int phase = 0; phase < 3; phase++)
+    for (long j = 0; j < a->n; j++) {
+      snprintf(name, sizeof name, "f%06ld", j);
+      if (phase == 0) {
+        int fd = openat(dfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+        if (fd < 0) die("create", name);
+        if (close(fd) != 0) die("close", name);
+      } else if (phase == 1) {
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) die("stat", name);
+      } else if (unlinkat(dfd, name, 0) != 0)
+        die("unlink", name);
+      uint64_t t = now_ns();
+      *lat++ = clamp32(t - prev);
+      prev = t;
+    }
+  close(dfd);
+}
+
+static int do_procs(long k, const char *dir, long n) {
+  char path[4096];
+  if (k < 1 || k > 64) {
+    fprintf(stderr, "fsops: processes must be 1..64\n");
+    return 2;
+  }
+  size_t total = (size_t)k * 3 * (size_t)n;
+  uint32_t *lat = mmap(NULL, (total ? total : 1) * sizeof *lat, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (lat == MAP_FAILED) die("mmap", "");
+  memset(lat, 0, (total ? total : 1) * sizeof *lat);
+  for (long i = 0; i < k; i++) {
+    snprintf(path, sizeof path, "%s/p%ld", dir, i);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) die("mkdir", path);
+  }
+  struct procs_arg a = {dir, n, lat};
+  uint64_t ns = fan_out(k, procs_child, &a);
+  for (long i = 0; i < k; i++) {
+    snprintf(path, sizeof path, "%s/p%ld", dir, i);
+    if (rmdir(path) != 0) die("rmdir", path);
+  }
+  report(total, ns, lat, total);
+  return 0;
+}
+
+struct untar_arg {
+  const char *tarball, *dir;
+};
+
+static void untar_child(long i, void *argp) {
+  struct untar_arg *a = argp;
+  char path[4096];
+  snprintf(path, sizeof path, "%s/p%ld", a->dir, i);
+  execlp("tar", "tar", "-xf", a->tarball, "-C", path, (char *)NULL);
+  die("exec", "tar");
+}
+
+static int do_untar(long k, const char *tarball, const char *dir) {
+  char path[4096];
+  if (k < 1 || k > 64) {
+    fprintf(stderr, "fsops: processes must be 1..64\n");
+    return 2;
+  }
+  for (long i = 0; i < k; i++) {
+    snprintf(path, sizeof path, "%s/p%ld", dir, i);
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) die("mkdir", path);
+  }
+  struct untar_arg a = {tarball, dir};
+  /* latencies would be per tar run: none reported */
+  report(k, fan_out(k, untar_child, &a), NULL, 0);
+  return 0;
+}
+
 /* ---- readdir -------------------------------------------------------------------------------- */
 static int do_readdir(const char *dir, long passes) {
   static char buf[1 << 16];
@@ -280,6 +448,10 @@ int main(int argc, char **argv) {
   if (argc >= 5 && !strcmp(argv[1], "create")) return do_files(argv[2], num(argv[3]), num(argv[4]), 0);
   if (argc >= 5 && !strcmp(argv[1], "unlink")) return do_files(argv[2], num(argv[3]), num(argv[4]), 1);
   if (argc >= 4 && !strcmp(argv[1], "readdir")) return do_readdir(argv[2], num(argv[3]));
-  fprintf(stderr, "usage: fsops stat1|fstat1|mktree|stattree|create|unlink|readdir ... (see the source)\n");
+  if (argc >= 4 && !strcmp(argv[1], "statn")) return do_each(argv[2], num(argv[3]), 0);
+  if (argc >= 4 && !strcmp(argv[1], "openn")) return do_each(argv[2], num(argv[3]), 1);
+  if (argc >= 5 && !strcmp(argv[1], "procs")) return do_procs(num(argv[2]), argv[3], num(argv[4]));
+  if (argc >= 5 && !strcmp(argv[1], "untar")) return do_untar(num(argv[2]), argv[3], argv[4]);
+  fprintf(stderr, "usage: fsops stat1|fstat1|mktree|stattree|create|unlink|readdir|statn|openn|procs|untar ... (see the source)\n");
   return 2;
 }

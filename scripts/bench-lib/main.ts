@@ -9,9 +9,10 @@ import { join, resolve } from "node:path";
 import { collectEnvironment, expandCpuList, onlineCpus, type Environment } from "./env.ts";
 import type { BenchEnv, Profile, WorkloadResult } from "./model.ts";
 import { Mounts, mountsTable, nothingMountedUnder, REPO, setClockTicks, uringEnabled, type Plugin } from "./mounts.ts";
+import { parseMountOptions } from "../../runtime/mount/options.ts";
 import { killAllChildren, run } from "./proc.ts";
 import { markdown, groupScores } from "./report.ts";
-import { Runner } from "./runner.ts";
+import { Runner, type Variant } from "./runner.ts";
 import { Tools } from "./tools.ts";
 import { CONFIGS, WORKLOADS, WORKLOAD_IDS } from "./workloads.ts";
 
@@ -19,9 +20,10 @@ const USAGE = `Usage: scripts/bench [--quick|--full|--smoke] [--only IDS] [--plu
 
 Runs the workloads of the benchmarking reference side by side with their baselines (memfs vs tmpfs,
 passthrough vs its native source directory, io_uring vs classic /dev/fuse) in alternating rounds,
-and prints a markdown table of median ratios (higher is better) with issue 8's targets; the full
-results go to a JSON file. Needs root (tmpfs, drop_caches, kernel passthrough), fio (scripts/setup
---bench), gcc, tar, git.
+and prints a markdown table of median ratios (higher is better) with issue 8's and 14's targets;
+the full results go to a JSON file. U1-U3 come first: callers as users run them (unpinned, then 1,
+2 and 4 at once; pinned rows after). Needs root (tmpfs, drop_caches, kernel passthrough), fio
+(scripts/setup --bench), gcc, tar, git.
 
   --quick            short rounds, small files, 3 rounds (default; a few minutes; what CI runs)
   --full             the reference's sizes, 5 rounds
@@ -33,6 +35,11 @@ results go to a JSON file. Needs root (tmpfs, drop_caches, kernel passthrough), 
   --client-cpu N     CPU of the pinned client (default 1)
   --daemon-cpu N     pin every daemon to CPU N when it starts (default: unpinned; M1 always pins)
   --native-dir DIR   where passthrough's source directory is created (default: the scratch dir, under $TMPDIR)
+  --furing-opts OPTS add -o OPTS (comma-separated) to every furing daemon, after the case's own
+                     options (also BENCH_FURING_OPTS=OPTS); e.g. --furing-opts reactors=2
+  --compare-opts A B run every furing target twice, with -o A and with -o B, side by side in the
+                     same rounds; each gets its own ratios, plus B / A ("" = no extra options),
+                     e.g. --only U1,U2,U3 --compare-opts follow_cpu no_follow_cpu
   --out FILE         JSON results (default: $TMPDIR/furing-bench-<time>.json)
   --markdown FILE    also write the markdown table to FILE
   --skip-missing     skip (do not fail) workloads whose tools are not installed
@@ -43,15 +50,17 @@ const PROFILES: Record<Profile["name"], Profile> = {
   full: {
     name: "full", rounds: 5, warmup: 1, warmupEach: "case", fioSeconds: 3, fileMiB: 1024, m1Ops: 100_000, m1Seconds: 0, m2: [100, 100], m2zero: [100, 200], m3Files: 20_000,
     m4Files: 20_000, readdirFiles: 10_000, readdirPasses: 20, tarSource: "/usr/include", workloadTimeoutS: 1800, commandTimeoutS: 300, memfsSize: "8G", tmpfsSize: "8G",
+    uFiles: 5000, uTarSource: "/usr/include", parCallers: [1, 2, 4], parFiles: 2000, parTarSource: "/usr/include/linux",
   },
   quick: {
     name: "quick", rounds: 3, warmup: 1, warmupEach: "workload", fioSeconds: 0.15, fileMiB: 32, m1Ops: 20_000, m1Seconds: 0.25, m2: [20, 100], m2zero: [20, 100],
     m3Files: 1000, m4Files: 1000, readdirFiles: 1000, readdirPasses: 5, tarSource: "/usr/include/linux", workloadTimeoutS: 120, commandTimeoutS: 15,
-    memfsSize: "2G", tmpfsSize: "2G",
+    memfsSize: "2G", tmpfsSize: "2G", uFiles: 1000, uTarSource: "/usr/include/linux", parCallers: [1, 2, 4], parFiles: 300, parTarSource: "/usr/include/linux",
   },
   smoke: {
     name: "smoke", rounds: 1, warmup: 0, warmupEach: "workload", fioSeconds: 0.1, fileMiB: 8, m1Ops: 1000, m1Seconds: 0.3, m2: [4, 50], m2zero: [4, 50], m3Files: 200,
     m4Files: 200, readdirFiles: 200, readdirPasses: 2, tarSource: "/usr/include/linux/netfilter", workloadTimeoutS: 60, commandTimeoutS: 15, memfsSize: "1G", tmpfsSize: "1G",
+    uFiles: 100, uTarSource: "/usr/include/linux/netfilter", parCallers: [1, 2, 4], parFiles: 50, parTarSource: "/usr/include/linux/netfilter",
   },
 };
 
@@ -64,6 +73,8 @@ interface Args {
   clientCpu: string;
   daemonCpu?: string;
   nativeDir?: string;
+  furingOpts: string[];
+  variants?: Variant[];
   out?: string;
   markdown?: string;
   skipMissing: boolean;
@@ -73,7 +84,7 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   let profile: Profile = { ...PROFILES.quick };
   let rounds: number | undefined;
-  const a: Args = { profile, clientCpu: "1", skipMissing: false, list: false };
+  const a: Args = { profile, clientCpu: "1", skipMissing: false, list: false, furingOpts: optionList(process.env.BENCH_FURING_OPTS ?? "", "BENCH_FURING_OPTS") };
   const value = (i: number, flag: string) => {
     const v = argv[i];
     if (v === undefined || v.startsWith("--")) throw new Usage(`${flag} needs a value`);
@@ -106,6 +117,15 @@ function parseArgs(argv: string[]): Args {
       case "--client-cpu": a.clientCpu = cpuArg(take(), flag); break;
       case "--daemon-cpu": a.daemonCpu = cpuArg(take(), flag); break;
       case "--native-dir": a.nativeDir = resolve(take()); break;
+      case "--furing-opts": a.furingOpts = optionList(take(), flag); break;
+      case "--compare-opts": {
+        if (inline !== undefined) throw new Usage("--compare-opts takes two values: --compare-opts A B");
+        const [x, y] = [argv[++i], argv[++i]];
+        if (x === undefined || y === undefined || x.startsWith("--") || y.startsWith("--")) throw new Usage('--compare-opts needs two option lists, e.g. --compare-opts reactors=0 reactors=2 ("" for none)');
+        if (optionList(x, flag).join(",") === optionList(y, flag).join(",")) throw new Usage(`--compare-opts: both sides are the same options (${x || '""'})`);
+        a.variants = [x, y].map((v) => ({ label: optionList(v, flag).join(",") || "no -o", options: optionList(v, flag) }));
+        break;
+      }
       case "--out": a.out = resolve(take()); break;
       case "--markdown": a.markdown = resolve(take()); break;
       case "--skip-missing": a.skipMissing = true; break;
@@ -117,6 +137,17 @@ function parseArgs(argv: string[]): Args {
   if (rounds !== undefined) profile.rounds = rounds;
   a.profile = profile;
   return a;
+}
+
+/** A comma-separated `-o` list ("a=1,b"), checked with the daemon's own parser: a bad option fails the run before anything mounts. */
+function optionList(v: string, flag: string): string[] {
+  const opts = v.split(",").map((o) => o.trim()).filter(Boolean);
+  try {
+    parseMountOptions([opts.join(",")]);
+  } catch (e) {
+    throw new Usage(`${flag}: ${(e as Error).message.split("\n")[0]!.replace(/\. Valid options:$/, "")}`);
+  }
+  return opts;
 }
 
 function cpuArg(v: string, flag: string): string {
@@ -196,7 +227,10 @@ export async function main(argv: string[]): Promise<number> {
   const mounts = new Mounts(scratch);
   const tools = new Tools(scratch, REPO);
   const b: BenchEnv = { profile: p, tools, clientCpu: args.clientCpu, daemonCpu, otherCpu, allCpus: onlineCpus(), ...(args.daemonCpu !== undefined ? { daemonStartCpu: args.daemonCpu } : {}) };
-  const runner = new Runner(mounts, b, { nativeDir, nativeFs, ...(args.daemonCpu !== undefined ? { daemonCpu: args.daemonCpu } : {}), log });
+  const runner = new Runner(mounts, b, {
+    nativeDir, nativeFs, furingOpts: args.furingOpts, log,
+    ...(args.daemonCpu !== undefined ? { daemonCpu: args.daemonCpu } : {}), ...(args.variants ? { variants: args.variants } : {}),
+  });
   const results: WorkloadResult[] = [];
 
   const document = (interrupted: boolean) => {
@@ -216,6 +250,8 @@ export async function main(argv: string[]): Promise<number> {
         m1_placements: { daemon: daemonCpu, same: daemonCpu, other: otherCpu, unpinned: onlineCpus() },
         native_dir: nativeDir,
         native_fs: nativeFs,
+        furing_opts: args.furingOpts,
+        compare_opts: args.variants ?? null,
         ratio: "median(furing)/median(baseline) for rates, median(baseline)/median(furing) for times; groups: geometric mean",
       },
       configs: CONFIGS,
@@ -253,6 +289,8 @@ export async function main(argv: string[]): Promise<number> {
 
   const chosen = selection(args);
   log(`bench: ${p.name} profile, ${p.rounds} rounds (+${p.warmup} warm-up), workloads ${chosen.map((c) => c.id).join(" ")}; scratch ${scratch}`);
+  if (args.furingOpts.length) log(`bench: every furing daemon also gets -o ${args.furingOpts.join(",")}`);
+  if (args.variants) log(`bench: comparing furing with -o ${args.variants[0]!.label} (A) and -o ${args.variants[1]!.label} (B)`);
   log(`bench: load average ${env.loadavg_start.join(" ")}${env.loadavg_start[0]! > 0.5 ? " (the machine is busy: absolute numbers and ratios are noisy)" : ""}`);
   let failed = false;
   try {
@@ -268,23 +306,21 @@ export async function main(argv: string[]): Promise<number> {
         if (!args.skipMissing) failed = true;
         continue;
       }
-      if (w.group === "X" && !existsSync(p.tarSource)) {
-        log(`bench: ${p.tarSource} does not exist; X workloads use a tar of ${join(REPO, "runtime")} instead`);
-        p.tarSource = join(REPO, "runtime");
-      }
+      for (const key of w.group === "X" ? (["tarSource"] as const) : w.group === "U" ? (["uTarSource", "parTarSource"] as const) : [])
+        if (!existsSync(p[key])) {
+          log(`bench: ${p[key]} does not exist; ${w.id} uses a tar of ${join(REPO, "runtime")} instead`);
+          p[key] = join(REPO, "runtime");
+        }
       log(`${id} (${plugin}): ${w.title}`);
       const res = await runner.runWorkload(w, plugin);
       results.push(res);
       if (res.status === "error") failed = true;
       log(`${id}: ${res.status} in ${res.duration_s} s`);
       // Close the daemons no later workload uses (frees their memory, keeps idle reactors out of the way).
-      const later = new Set(chosen.slice(i + 1).flatMap((c) => Runner.configsOf(WORKLOADS.find((x) => x.id === c.id)!, b, c.plugin)));
+      const later = new Set(chosen.slice(i + 1).flatMap((c) => runner.daemonsOf(WORKLOADS.find((x) => x.id === c.id)!, c.plugin)));
       await mounts.closeUnless((key) => {
         const [plug, , opts] = key.split("|");
-        return [...later].some((l) => {
-          const [lp, lc] = l.split("|");
-          return lp === plug && (CONFIGS[lc!]?.options.join(",") ?? "") === opts;
-        });
+        return later.has(`${plug}|${opts}`);
       }).catch((e) => log(`bench: closing daemons: ${(e as Error).message}`));
     }
   } catch (e) {
@@ -300,7 +336,7 @@ export async function main(argv: string[]): Promise<number> {
   const doc = document(false);
   mkdirSync(join(jsonPath, ".."), { recursive: true });
   writeFileSync(jsonPath, JSON.stringify(doc, null, 2) + "\n");
-  const md = markdown(env, { profile: p.name, rounds: p.rounds, warmup: p.warmup, plugin: args.plugin ?? "memfs+passthrough", json: jsonPath, duration_s: doc.duration_s, configs: Object.values(CONFIGS).filter((c) => results.some((w) => w.cases.some((x) => x.config === c.key))), daemons: mounts.history }, results);
+  const md = markdown(env, { profile: p.name, rounds: p.rounds, warmup: p.warmup, plugin: args.plugin ?? "memfs+passthrough", json: jsonPath, duration_s: doc.duration_s, furingOpts: args.furingOpts, variants: args.variants ?? [], configs: Object.values(CONFIGS).filter((c) => results.some((w) => w.cases.some((x) => x.config === c.key))), daemons: mounts.history }, results);
   console.log(md);
   if (args.markdown) writeFileSync(args.markdown, md + "\n");
   log(`bench: results in ${jsonPath}`);

@@ -45,6 +45,14 @@ export interface Profile {
   readdirPasses: number;
   /** Directory tarred for X1/X2. */
   tarSource: string;
+  /** U1: files of the single-caller create / stat / open / unlink loop. */
+  uFiles: number;
+  /** U2: directory tarred for the single-caller untar. */
+  uTarSource: string;
+  /** U3: how many callers at once (the first is the 1-caller reference), files per caller, tarred dir. */
+  parCallers: number[];
+  parFiles: number;
+  parTarSource: string;
   workloadTimeoutS: number;
   /** Time limit of any one command (a client stuck on a hung daemon fails the case, not the run). */
   commandTimeoutS: number;
@@ -90,7 +98,7 @@ export interface Ctx {
 export interface RatioDef {
   a: Role;
   b: Role;
-  /** Issue 8's target for this ratio (pass when ratio ≥ target). */
+  /** Issue 8's or 14's target for this ratio (pass when ratio ≥ target). */
   target?: number;
   /** Where the target comes from / what it means. */
   note?: string;
@@ -125,7 +133,8 @@ export interface CrossRatioDef {
   note?: string;
 }
 
-export type Group = "D" | "M" | "X" | "P";
+/** U: callers as users run them (unpinned, parallel; issue 14), then the reference's groups. */
+export type Group = "U" | "D" | "M" | "X" | "P";
 
 export interface WorkloadDef {
   id: string;
@@ -136,7 +145,8 @@ export interface WorkloadDef {
   /** Tools it needs besides the furing daemon. */
   needs: string[];
   cases(b: BenchEnv, plugin: Plugin): CaseDef[];
-  cross?: CrossRatioDef[];
+  /** Ratios across its cases (a list, or one built from the profile). */
+  cross?: CrossRatioDef[] | ((b: BenchEnv) => CrossRatioDef[]);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -167,6 +177,8 @@ export interface TargetResult {
   /** Σ requests / Σ ops, and the per-op breakdown from `furing status` counters. */
   requests_per_op?: number;
   ops_per_op?: Record<string, number>;
+  /** The compared furing option set (--compare-opts) this target ran with. */
+  variant?: string;
   daemon?: { pid: number; transport: string; affinity: string; mount_options: string[]; passthrough?: string };
 }
 
@@ -180,7 +192,8 @@ export interface RatioResult {
   target?: number;
   pass?: boolean;
   note?: string;
-  kind: "baseline" | "transport" | "placement";
+  /** config: one furing option set against the other (--compare-opts), same role. */
+  kind: "baseline" | "transport" | "placement" | "config";
 }
 
 export interface CaseResult {

@@ -85,6 +85,8 @@ export interface Target {
   daemon?: Daemon;
   /** Mount configuration key (furing targets). */
   config?: string;
+  /** The compared furing option set (--compare-opts) it runs with, by its label. */
+  variant?: string;
 }
 
 export interface Daemon {

@@ -30,12 +30,12 @@ export interface GroupScore {
   geomean: number;
 }
 
-const KIND_LABEL: Record<RatioResult["kind"], string> = { baseline: "vs baseline", transport: "io_uring vs classic", placement: "CPU placement" };
+const KIND_LABEL: Record<RatioResult["kind"], string> = { baseline: "vs baseline", transport: "io_uring vs classic", placement: "CPU placement / callers", config: "furing -o B vs A" };
 
 export function groupScores(workloads: WorkloadResult[]): GroupScore[] {
   const out: GroupScore[] = [];
-  for (const g of ["D", "M", "X", "P"])
-    for (const kind of ["baseline", "transport", "placement"] as const) {
+  for (const g of ["U", "D", "M", "X", "P"])
+    for (const kind of ["baseline", "transport", "placement", "config"] as const) {
       const rs = workloads.filter((w) => w.group === g).flatMap((w) => w.ratios.filter((r) => r.kind === kind));
       if (rs.length === 0) continue;
       const base = [...new Set(rs.map((r) => r.b))].join("/");
@@ -58,9 +58,12 @@ function fmtRatio(x: number): string {
   return x >= 10 ? x.toFixed(1) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2);
 }
 
-function verdict(r: RatioResult): string {
+/** The target and whether it is met; for times against a baseline, as issue 14 states them (≤ N × tmpfs's). */
+function verdict(r: RatioResult, better: "higher" | "lower" = "higher"): string {
   if (r.target === undefined) return "";
-  return `≥ ${fmtRatio(r.target)} ${r.pass ? "pass" : "**miss**"}`;
+  const met = r.pass ? "pass" : "**miss**";
+  if (better === "lower" && r.kind === "baseline") return `time ≤ ${sig(1 / r.target, 2)} × ${r.b}'s (${fmt(1 / r.value)} ×) ${met}`;
+  return `≥ ${fmtRatio(r.target)} ${met}`;
 }
 
 function cell(s: string): string {
@@ -74,6 +77,9 @@ export interface ReportMeta {
   plugin: string;
   json: string;
   duration_s: number;
+  /** -o options every furing daemon got (--furing-opts), and the compared sets (--compare-opts). */
+  furingOpts: string[];
+  variants: Array<{ label: string; options: string[] }>;
   configs: Array<{ key: string; options: string[]; caches: string }>;
   daemons: Array<{ key: string; pid: number; transport: string; reason: string; passthrough: unknown }>;
 }
@@ -90,6 +96,13 @@ export function markdown(env: Environment, meta: ReportMeta, workloads: Workload
   L.push(
     `load average ${env.loadavg_start.join(" ")} → ${(env.loadavg_end ?? []).join(" ")} · ${meta.rounds} alternating rounds per target after ${meta.warmup} discarded warm-up · medians · ${meta.duration_s} s`,
   );
+  // Busy vCPUs never halt, so cross-CPU wake-ups (what unpinned and parallel callers pay) get
+  // cheaper and a second caller finds no free CPU: such a run says little about either.
+  const load = Math.max(env.loadavg_start[0] ?? 0, env.loadavg_end?.[0] ?? 0);
+  if (load > 0.5) L.push(`**busy machine** (1-minute load average up to ${load} on ${env.vcpus} vCPUs): absolute numbers and ratios are noise, the unpinned and parallel rows most of all`);
+  if (meta.furingOpts.length) L.push(`every furing daemon also ran with -o ${meta.furingOpts.join(",")}`);
+  if (meta.variants.length === 2)
+    L.push(`compared side by side: furing with -o ${meta.variants[0]!.label} (A, targets named [${meta.variants[0]!.label}]) and with -o ${meta.variants[1]!.label} (B); the "config" rows are B / A`);
   L.push("");
   L.push("Ratio = median(furing) / median(baseline) for rates, median(baseline) / median(furing) for times: higher is better.");
   L.push("p99 is per operation (fio completion latency, or the C loop's per-call time); server CPU is the daemon's utime+stime per operation.");
@@ -139,5 +152,5 @@ function row(w: WorkloadResult, c: CaseResult, r: RatioResult): string {
   const unit = c.metric.unit;
   const cpu = [a, b].filter((t) => t?.cpu_us_per_op !== undefined).map((t) => `${t!.name} ${fmt(t!.cpu_us_per_op)}`).join(", ");
   const p99 = a?.p99_us !== undefined || b?.p99_us !== undefined ? `${fmt(a?.p99_us)} / ${fmt(b?.p99_us)}` : "";
-  return `| ${w.id} | ${cell(`${c.id}: ${c.title}`)} | ${c.config} | ${cell(c.placement)} | ${fmt(a?.median)} ${unit} (${r.a}) | ${fmt(b?.median)} ${unit} (${r.b}) | ${fmtRatio(r.value)} | ${verdict(r)} | ${p99} | ${cpu} |`;
+  return `| ${w.id} | ${cell(`${c.id}: ${c.title}`)} | ${c.config} | ${cell(c.placement)} | ${fmt(a?.median)} ${unit} (${r.a}) | ${fmt(b?.median)} ${unit} (${r.b}) | ${fmtRatio(r.value)} | ${verdict(r, c.metric.better)} | ${p99} | ${cpu} |`;
 }

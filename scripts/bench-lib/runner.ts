@@ -17,7 +17,17 @@ export interface RunnerOptions {
   nativeFs: string;
   /** Pin every daemon at start (taskset -c); undefined: unpinned. */
   daemonCpu?: string;
+  /** `-o` options added to every furing daemon (--furing-opts), after the configuration's. */
+  furingOpts?: string[];
+  /** Two furing option sets compared side by side (--compare-opts): every furing target runs once with each. */
+  variants?: Variant[];
   log: (line: string) => void;
+}
+
+/** One side of --compare-opts: its `-o` options and how the output names it. */
+export interface Variant {
+  label: string;
+  options: string[];
 }
 
 type StatusJson = { requests?: { io_uring: number; classic: number }; ops?: Record<string, { count: number }>; transport?: string; passthrough?: unknown };
@@ -47,26 +57,41 @@ export class Runner {
     readonly opts: RunnerOptions,
   ) {}
 
-  /** Which furing mount configurations a workload needs (to close the others between workloads). */
-  static configsOf(w: WorkloadDef, b: BenchEnv, plugin: Plugin): string[] {
+  /** The furing daemons' `-o` option sets for a configuration: one per compared variant (or one). */
+  optionSets(config: string): Array<{ variant?: Variant; options: string[] }> {
+    const cfg = CONFIGS[config];
+    if (!cfg) throw new Error(`unknown configuration ${config}`);
+    const base = [...cfg.options, ...(this.opts.furingOpts ?? [])];
+    const vs = this.opts.variants ?? [];
+    return vs.length ? vs.map((v) => ({ variant: v, options: [...base, ...v.options] })) : [{ options: base }];
+  }
+
+  /** Which furing daemons (plugin|options) a workload needs (to close the others between workloads). */
+  daemonsOf(w: WorkloadDef, plugin: Plugin): string[] {
     const p = w.plugin ?? plugin;
-    return [...new Set(w.cases(b, p).flatMap((c) => (c.roles.some((r) => r !== "base") ? [`${p}|${c.config}`] : [])))];
+    return [...new Set(w.cases(this.b, p).flatMap((c) => (c.roles.some((r) => r !== "base") ? this.optionSets(c.config).map((o) => `${p}|${o.options.join(",")}`) : [])))];
   }
 
   private async targets(plugin: Plugin, config: string, roles: Role[]): Promise<Target[]> {
-    const cfg = CONFIGS[config];
-    if (!cfg) throw new Error(`unknown configuration ${config}`);
-    return Promise.all(
-      roles.map(async (role): Promise<Target> => {
+    const sets = this.optionSets(config);
+    const all = await Promise.all(
+      roles.map(async (role): Promise<Target[]> => {
         if (role === "base") {
-          if (plugin === "memfs") return { role, name: "tmpfs", label: "tmpfs", root: await this.mounts.tmpfs("tmpfs", this.b.profile.tmpfsSize) };
-          return { role, name: "native", label: `native dir (${this.opts.nativeFs})`, root: this.opts.nativeDir };
+          if (plugin === "memfs") return [{ role, name: "tmpfs", label: "tmpfs", root: await this.mounts.tmpfs("tmpfs", this.b.profile.tmpfsSize) }];
+          return [{ role, name: "native", label: `native dir (${this.opts.nativeFs})`, root: this.opts.nativeDir }];
         }
         const args = plugin === "memfs" ? ["--size", this.b.profile.memfsSize] : ["--source", this.opts.nativeDir];
-        const daemon = await this.mounts.furing({ plugin, transport: role, options: cfg.options, args, ...(this.opts.daemonCpu !== undefined ? { cpus: this.opts.daemonCpu } : {}) });
-        return { role, name: role, label: `furing ${plugin} (${role})`, root: daemon.dir, daemon, config };
+        return Promise.all(
+          sets.map(async ({ variant, options }): Promise<Target> => {
+            const daemon = await this.mounts.furing({ plugin, transport: role, options, args, ...(this.opts.daemonCpu !== undefined ? { cpus: this.opts.daemonCpu } : {}) });
+            const t: Target = { role, name: variant ? `${role}[${variant.label}]` : role, label: `furing ${plugin} (${role}${variant ? `, ${variant.label}` : ""})`, root: daemon.dir, daemon, config };
+            if (variant) t.variant = variant.label;
+            return t;
+          }),
+        );
       }),
     );
+    return all.flat();
   }
 
   async runWorkload(w: WorkloadDef, runPlugin: Plugin): Promise<WorkloadResult> {
@@ -138,14 +163,19 @@ export class Runner {
     this.watchdog.stop();
 
     for (const cr of result.cases) result.ratios.push(...cr.ratios);
-    for (const x of w.cross ?? []) {
+    const cross = typeof w.cross === "function" ? w.cross(this.b) : (w.cross ?? []);
+    for (const x of cross) {
       const ca = result.cases.find((c) => c.id === x.a.case);
       const cb = result.cases.find((c) => c.id === x.b.case);
-      const ta = ca?.targets.find((t) => t.role === x.a.role);
-      const tb = cb?.targets.find((t) => t.role === x.b.role);
-      if (!ca || !cb || !ta || !tb || ca.error || cb.error || !(ta.median > 0) || !(tb.median > 0)) continue;
-      const value = ca.metric.better === "higher" ? ta.median / tb.median : tb.median / ta.median;
-      result.ratios.push(ratio(w.id, x.a.case.replace(/\.[^.]+$/, ""), x.name, `${x.a.case} ${ta.name}`, `${x.b.case} ${tb.name}`, value, "placement", x.target, x.note));
+      if (!ca || !cb || ca.error || cb.error) continue;
+      // one ratio per compared option set (the same set on both sides)
+      for (const ta of ca.targets.filter((t) => t.role === x.a.role)) {
+        const tb = cb.targets.find((t) => t.role === x.b.role && (t.role === "base" || t.variant === ta.variant));
+        if (!tb || !(ta.median > 0) || !(tb.median > 0)) continue;
+        const value = ca.metric.better === "higher" ? ta.median / tb.median : tb.median / ta.median;
+        const name = ta.variant !== undefined ? `${x.name} [${ta.variant}]` : x.name;
+        result.ratios.push(ratio(w.id, x.a.case.replace(/\.[^.]+$/, ""), name, `${x.a.case} ${ta.name}`, `${x.b.case} ${tb.name}`, value, "placement", x.target, x.note));
+      }
     }
     result.duration_s = Math.round((performance.now() - t0) / 100) / 10;
     return result;
@@ -166,10 +196,11 @@ export class Runner {
       const tm = performance.now();
       targets = await this.targets(plugin, cd.config, cd.roles);
       if (this.debug) this.opts.log(`    targets ready in ${(performance.now() - tm).toFixed(0)} ms`);
-      const slug = cd.id.replace(/[^\w.-]/g, "_");
-      const ctxs: Ctx[] = targets.map((t) => ({ target: t, work: `${t.root}/bench-${w.id}-${t.name}`, dir: `${t.root}/bench-${w.id}-${t.name}/${slug}`, round: 0, client: cd.client }));
+      const slug = (x: string) => x.replace(/[^\w.-]/g, "_");
+      const workOf = (t: Target) => `${t.root}/bench-${w.id}-${slug(t.name)}`;
+      const ctxs: Ctx[] = targets.map((t) => ({ target: t, work: workOf(t), dir: `${workOf(t)}/${slug(cd.id)}`, round: 0, client: cd.client }));
       for (const t of targets) {
-        workDirs.add(`${t.root}/bench-${w.id}-${t.name}`);
+        workDirs.add(workOf(t));
         if (t.daemon) used.add(t.daemon);
       }
       const left = () => Math.max(1000, Math.min(deadline - Date.now(), this.b.profile.commandTimeoutS * 1000));
@@ -233,6 +264,7 @@ export class Runner {
       for (const t of targets) {
         const rounds = recs.get(t)!;
         const tr: TargetResult = { name: t.name, label: t.label, role: t.role, rounds, median: median(rounds.map((x) => x.value)) };
+        if (t.variant !== undefined) tr.variant = t.variant;
         const p99s = rounds.flatMap((x) => (x.p99_us !== undefined ? [x.p99_us] : []));
         if (p99s.length) tr.p99_us = round2(median(p99s));
         const ops = rounds.reduce((s, x) => s + x.ops, 0);
@@ -251,13 +283,21 @@ export class Runner {
         }
         cr.targets.push(tr);
       }
-      for (const rd of cd.ratios) {
-        const a = cr.targets.find((t) => t.role === rd.a);
-        const b = cr.targets.find((t) => t.role === rd.b);
-        if (!a || !b || !(a.median > 0) || !(b.median > 0)) continue;
+      const push = (a: TargetResult | undefined, b: TargetResult | undefined, kind: RatioResult["kind"], target?: number, note?: string) => {
+        if (!a || !b || !(a.median > 0) || !(b.median > 0)) return;
         const value = cd.metric.better === "higher" ? a.median / b.median : b.median / a.median;
-        cr.ratios.push(ratio(w.id, cd.id, `${a.name} / ${b.name}`, a.name, b.name, value, rd.b === "base" ? "baseline" : "transport", rd.target, rd.note));
-      }
+        cr.ratios.push(ratio(w.id, cd.id, `${a.name} / ${b.name}`, a.name, b.name, value, kind, target, note));
+      };
+      for (const rd of cd.ratios)
+        // with compared option sets, one ratio per set (furing against furing: the same set)
+        for (const a of cr.targets.filter((t) => t.role === rd.a))
+          push(a, cr.targets.find((t) => t.role === rd.b && (t.role === "base" || t.variant === a.variant)), rd.b === "base" ? "baseline" : "transport", rd.target, rd.note);
+      // the second option set against the first, per transport
+      const [va, vb] = this.opts.variants ?? [];
+      if (va && vb)
+        for (const role of new Set(cr.targets.map((t) => t.role)))
+          if (role !== "base")
+            push(cr.targets.find((t) => t.role === role && t.variant === vb.label), cr.targets.find((t) => t.role === role && t.variant === va.label), "config");
     } catch (e) {
       cr.error = (e as Error).message ?? String(e);
       if (this.hangNotes.length) cr.error = `${this.hangNotes.join("; ")}\n${cr.error}`;

@@ -57,6 +57,16 @@ export class Tools {
   }
 
   /**
+   * `k` processes untar `tar` at once, each into its own DIR/pI (fsops untar), timed from their
+   * common start to the last exit. elapsed: value = seconds; rate: value = entries/s, all callers summed.
+   */
+  async untar(k: number, tar: { file: string; entries: number }, dir: string, cpus: string | undefined, as: "elapsed" | "rate"): Promise<Sample> {
+    const s = await this.fsops(["untar", k, tar.file, dir], cpus);
+    const seconds = k / s.value;
+    return { value: as === "elapsed" ? seconds : (k * tar.entries) / seconds, ops: k * tar.entries };
+  }
+
+  /**
    * Runs one fio job; value in `unit` ("MiB/s" or "IOPS", reads and writes summed), p99 of the
    * completion latency.
    */
@@ -154,7 +164,8 @@ export class Tools {
     const have = this.tars.get(key);
     if (have) return have;
     if (!existsSync(source)) throw new Error(`tar source ${source} does not exist`);
-    const file = join(this.scratch, git ? "repo.tar" : "tree.tar");
+    // one file per source (X1 and U2/U3 may tar different trees)
+    const file = join(this.scratch, `${git ? "repo" : "tree"}-${this.tars.size}.tar`);
     const base = source.replace(/\/+$/, "");
     const parent = base.slice(0, base.lastIndexOf("/")) || "/";
     const name = base.slice(base.lastIndexOf("/") + 1);

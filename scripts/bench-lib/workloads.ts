@@ -1,10 +1,12 @@
 /**
  * The workloads of the benchmarking reference (D1-D6, M1-M4, X1-X2, P1-P2), each a list of cases
  * measured on a baseline (tmpfs for memfs, the native source directory for passthrough) and on
- * furing over io_uring and over classic /dev/fuse, with issue 8's targets on the ratios.
+ * furing over io_uring and over classic /dev/fuse, with issue 8's targets on the ratios; first
+ * issue 14's callers as users run them (U1-U3: unpinned, then parallel, then pinned as secondary
+ * rows), against tmpfs, with issue 14's targets.
  */
 import type { Plugin, Role } from "./mounts.ts";
-import type { BenchEnv, CaseDef, Config, Ctx, Metric, RatioDef, WorkloadDef } from "./model.ts";
+import type { BenchEnv, CaseDef, Config, CrossRatioDef, Ctx, Metric, RatioDef, WorkloadDef } from "./model.ts";
 import type { FioJob } from "./tools.ts";
 
 const ZERO = ["attr_timeout=0", "entry_timeout=0", "negative_timeout=0"];
@@ -184,7 +186,7 @@ function m1Cases(b: BenchEnv, prefix: string, config: string, roles: Role[], uri
   }));
 }
 
-function m1Cross(prefix: string, note: string): WorkloadDef["cross"] {
+function m1Cross(prefix: string, note: string): CrossRatioDef[] {
   return [
     { name: "caller on the first CPU, daemon free / same CPU (io_uring)", a: { case: `${prefix}M1.caller0`, role: "io_uring" }, b: { case: `${prefix}M1.same`, role: "io_uring" }, target: 1 / 1.5, note },
     { name: "caller on the other CPU, daemon free / same CPU (io_uring)", a: { case: `${prefix}M1.caller1`, role: "io_uring" }, b: { case: `${prefix}M1.same`, role: "io_uring" }, target: 1 / 1.5, note },
@@ -215,8 +217,118 @@ function m3Cases(b: BenchEnv, prefix: string, configs: Array<{ config: string; l
 }
 
 // ------------------------------------------------------------------------------------------------
+// U: callers as users run them (issue 14). Unpinned is the primary placement; the pinned rows are
+// secondary (they separate per-request cost from cross-CPU wake-ups). Against tmpfs over io_uring
+// only: the targets are io_uring's, and the M/X workloads already compare the transports.
+
+const U_ROLES: Role[] = ["base", "io_uring"];
+const I14 = "issue 14: unpinned";
+
+/** Issue 14's targets (ratios to tmpfs, the C reference's on this VM class), unpinned, zero timeouts. */
+const U1_TARGETS: Record<string, number> = { create: 0.065, stat: 0.022, open: 0.03, unlink: 0.08 };
+
+function u1Cases(b: BenchEnv): CaseDef[] {
+  const n = b.profile.uFiles;
+  const make = (c: Ctx) => b.tools.fsops(["create", c.dir, n, 1], undefined).then(() => {});
+  const drop = (c: Ctx) => b.tools.fsops(["unlink", c.dir, n, 1], undefined).then(() => {});
+  const ops: Array<{ op: string; title: string; unit: string } & Pick<CaseDef, "run" | "setup" | "before" | "after">> = [
+    { op: "create", title: `create+close ${n} files`, unit: "files/s", run: (c) => b.tools.fsops(["create", c.dir, n, 1], c.client), after: drop },
+    { op: "stat", title: `stat ${n} files`, unit: "stat/s", setup: make, run: (c) => b.tools.fsops(["statn", c.dir, n], c.client) },
+    { op: "open", title: `open+close ${n} files`, unit: "open/s", setup: make, run: (c) => b.tools.fsops(["openn", c.dir, n], c.client) },
+    { op: "unlink", title: `unlink ${n} files`, unit: "files/s", before: make, run: (c) => b.tools.fsops(["unlink", c.dir, n, 1], c.client) },
+  ];
+  const out: CaseDef[] = [];
+  for (const place of ["unpinned", "pinned"] as const)
+    for (const config of ["zero", "defaults"])
+      for (const o of ops) {
+        const t = place === "unpinned" && config === "zero" ? U1_TARGETS[o.op] : undefined;
+        out.push({
+          id: `U1.${o.op}.${config}.${place}`, title: o.title, config, roles: U_ROLES, metric: rate(`${o.op} rate`, o.unit),
+          client: place === "pinned" ? b.clientCpu : undefined, placement: place === "pinned" ? pinned(b) : unpinned(b),
+          ...(o.setup ? { setup: o.setup } : {}), ...(o.before ? { before: o.before } : {}), ...(o.after ? { after: o.after } : {}), run: o.run,
+          ratios: [vsBase(t, t !== undefined ? `${I14}, zero timeouts: the C reference's ratio` : undefined)],
+        });
+      }
+  return out;
+}
+
+function u2Cases(b: BenchEnv): CaseDef[] {
+  const src = b.profile.uTarSource;
+  // untar time ≤ 24 × tmpfs's with zero timeouts, ≤ 14 × with defaults (ratio = tmpfs time / furing time)
+  const targets: Record<string, number> = { zero: 1 / 24, defaults: 1 / 14 };
+  const out: CaseDef[] = [];
+  for (const place of ["unpinned", "pinned"] as const)
+    for (const config of ["zero", "defaults"]) {
+      const t = place === "unpinned" ? targets[config] : undefined;
+      out.push({
+        id: `U2.untar.${config}.${place}`, title: `tar -xf (tar of ${src})`, config, roles: U_ROLES, metric: ELAPSED,
+        client: place === "pinned" ? b.clientCpu : undefined, placement: place === "pinned" ? pinned(b) : unpinned(b),
+        setup: async () => void (await b.tools.tarball(src, false)),
+        before: (c) => b.tools.mkdir(`${c.dir}/r${c.round}`),
+        run: async (c) => b.tools.untar(1, await b.tools.tarball(src, false), `${c.dir}/r${c.round}`, c.client, "elapsed"),
+        after: (c) => b.tools.rmrf(`${c.dir}/r${c.round}`),
+        ratios: [vsBase(t, t !== undefined ? `${I14}, ${config === "zero" ? "zero timeouts" : "furing defaults"}: untar time ≤ ${Math.round(1 / t)} × tmpfs's` : undefined)],
+      });
+    }
+  return out;
+}
+
+function u3Cases(b: BenchEnv): CaseDef[] {
+  const n = b.profile.parFiles;
+  const src = b.profile.parTarSource;
+  const out: CaseDef[] = [];
+  for (const k of b.profile.parCallers)
+    out.push({
+      id: `U3.meta.${k}p`, title: `${k > 1 ? `${k} callers at once, each` : "1 caller,"} create+close / stat / unlink ${n} files in its own dir`, config: "zero", roles: U_ROLES,
+      metric: rate("aggregate rate", "ops/s"), client: undefined, placement: unpinned(b),
+      run: (c) => b.tools.fsops(["procs", k, c.dir, n], undefined),
+      ratios: [vsBase()],
+    });
+  for (const k of b.profile.parCallers)
+    out.push({
+      id: `U3.untar.${k}p`, title: `${k > 1 ? `${k} callers at once, each` : "1 caller,"} tar -xf (tar of ${src}) into its own dir`, config: "zero", roles: U_ROLES,
+      metric: rate("aggregate rate", "entries/s"), client: undefined, placement: unpinned(b),
+      setup: async () => void (await b.tools.tarball(src, false)),
+      before: (c) => b.tools.mkdir(`${c.dir}/r${c.round}`),
+      run: async (c) => b.tools.untar(k, await b.tools.tarball(src, false), `${c.dir}/r${c.round}`, undefined, "rate"),
+      after: (c) => b.tools.rmrf(`${c.dir}/r${c.round}`),
+      ratios: [vsBase()],
+    });
+  return out;
+}
+
+/** Parallel callers against one: 2 callers ≥ 1.7 × one on furing (issue 14); tmpfs shows the machine's own scaling. */
+function u3Cross(b: BenchEnv): CrossRatioDef[] {
+  const [one, ...more] = b.profile.parCallers;
+  const out: CrossRatioDef[] = [];
+  for (const kind of ["meta", "untar"])
+    for (const k of more) {
+      for (const role of ["io_uring", "base"] as Role[])
+        out.push({
+          name: `${k} callers / ${one} caller${one === 1 ? "" : "s"} (${kind}, ${role === "base" ? "tmpfs" : role})`,
+          a: { case: `U3.${kind}.${k}p`, role }, b: { case: `U3.${kind}.${one}p`, role },
+          ...(k === 2 && one === 1 && role === "io_uring" ? { target: 1.7, note: "issue 14: 2 parallel callers give ≥ 1.7 × the throughput of one" } : {}),
+        });
+    }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------
 
 export const WORKLOADS: WorkloadDef[] = [
+  {
+    id: "U1", title: "create+close / stat / open+close / unlink of N files: unpinned (zero timeouts, defaults), then pinned", group: "U", needs: ["gcc"],
+    cases: (b) => u1Cases(b),
+  },
+  {
+    id: "U2", title: "untar a fixed tarball: unpinned (zero timeouts, defaults), then pinned", group: "U", needs: ["gcc", "tar"],
+    cases: (b) => u2Cases(b),
+  },
+  {
+    id: "U3", title: "parallel callers, unpinned: 1, 2, 4 processes each in its own dir, create/stat/unlink and untar, zero timeouts", group: "U", needs: ["gcc", "tar"],
+    cases: (b) => u3Cases(b),
+    cross: u3Cross,
+  },
   {
     id: "D1", title: "sequential read 128 KiB, warm", group: "D", needs: ["fio"],
     cases: (b, plugin) => [d1(b, memfsOpts(plugin))],

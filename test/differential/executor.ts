@@ -129,11 +129,11 @@ function splitNames(n: number): string[] {
   let s = 0;
   for (let i = 0; i < n; i++) {
     if (ffi.io[i] === 0) {
-      out.push(Buffer.from(ffi.io.subarray(s, i)).toString("utf8"));
+      out.push(sys.nameFromBytes(ffi.io, s, i));
       s = i + 1;
     }
   }
-  if (s < n) out.push(Buffer.from(ffi.io.subarray(s, n)).toString("utf8") + "<no NUL>");
+  if (s < n) out.push(sys.nameFromBytes(ffi.io, s, n) + "<no NUL>");
   return out;
 }
 
@@ -220,7 +220,7 @@ function perform(op: Op): unknown {
     case "symlink":
       return sys.symlinkat(op.t, AT_FDCWD, abs(op.p));
     case "readlink":
-      return sys.readlinkat(AT_FDCWD, abs(op.p)).toString("utf8");
+      return sys.nameFromBytes(sys.readlinkat(AT_FDCWD, abs(op.p)));
     case "chmod":
       return sys.fchmodat(AT_FDCWD, abs(op.p), op.m, 0);
     case "fchmod":
@@ -405,7 +405,7 @@ function snapshot(): Snapshot {
     const e: SnapEntry = { p, st: attr(st) };
     entries.push(e);
     const type = st.mode & S_IFMT;
-    if (type === S_IFLNK) e.t = sys.readlinkat(AT_FDCWD, path).toString("utf8");
+    if (type === S_IFLNK) e.t = sys.nameFromBytes(sys.readlinkat(AT_FDCWD, path));
     e.x = xattrs(path);
     describeFile(p, path, st, e);
     if (type === S_IFDIR) for (const [name] of readdir(path)) if (name !== "." && name !== "..") walk(p === "" ? name : `${p}/${name}`);

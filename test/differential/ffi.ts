@@ -9,6 +9,7 @@
  */
 import { dlopen, FFIType as T, ptr, read as peek, type Pointer } from "bun:ffi";
 import { errnoName } from "../../runtime/api/errno.ts";
+import { nameByteLength, writeName } from "../../runtime/api/names.ts";
 
 const lib = dlopen("libc.so.6", {
   read: { args: [T.i32, T.ptr, T.u64], returns: T.i64_fast },
@@ -51,10 +52,13 @@ const bytes = Buffer.from(scratch);
 export const io = new Uint8Array(scratch, 0, IO_MAX);
 const P_IO = base as Pointer;
 
+/** A name string (names that are not UTF-8 escaped, runtime/api/names.ts) as its exact bytes. */
 function str(s: string, slot: 0 | 1): Pointer {
   const off = IO_MAX + slot * STR;
-  const n = bytes.write(s, off, STR - 1, "utf8");
-  if (n >= STR - 1) throw new SysError(36); // ENAMETOOLONG
+  const len = nameByteLength(s);
+  if (len < 0) throw new Error(`not a name string: ${JSON.stringify(s)}`);
+  if (len >= STR - 1) throw new SysError(36); // ENAMETOOLONG
+  const n = writeName(s, bytes, off, len);
   bytes[off + n] = 0;
   return (base + off) as Pointer;
 }

@@ -48,6 +48,7 @@ import {
 } from "./ops.ts";
 import type { Snapshot } from "./executor.ts";
 import { Rng } from "./rng.ts";
+import { isNameString } from "../../runtime/api/names.ts";
 
 /** Node types the model knows: directory, regular file, symlink, fifo, char/block device, socket. */
 export type Kind = "d" | "f" | "l" | "p" | "c" | "b" | "s";
@@ -60,13 +61,19 @@ interface SlotInfo {
 export const SLOTS = 6;
 const GiB = 1 << 30;
 const NAMES = ["a", "b", "c", "d", "e", "f", "g", "h"];
+/**
+ * Names whose bytes are not UTF-8, as name strings (each such byte is U+DC80 + byte, see
+ * runtime/api/names.ts): Latin-1, pairs that differ only in one invalid byte, an overlong form,
+ * an encoded surrogate, a truncated 4-byte sequence, a lone continuation byte.
+ */
+const BYTE_NAMES = ["a\udce9", "a\udce8", "caf\udce9", "caf\udce8", "\udcff", "o\udcc0\udc80", "s\udced\udca0\udc80", "t\udcf0\udc9f\udc98", "\udc80c"];
 const USERS: As[] = [
   [1000, 1000],
   [1001, 1000],
   [1002, 1002],
 ];
 const IDS = [0, 1000, 1001, 1002, 65534];
-const XNAMES = ["user.a", "user.b", "user.cc", "trusted.t", "security.s", "user.a"];
+const XNAMES = ["user.a", "user.b", "user.cc", "trusted.t", "security.s", "user.a", "user.\udce9", "user.\udce8"];
 /** Explicit times, all far from "now" (the comparator tells explicit from current times that way). */
 const TIMES: Array<[number, number]> = [
   [0, 0],
@@ -265,6 +272,8 @@ export class Generator {
     if (x < 2) return "N".repeat(256); // ENAMETOOLONG
     if (x < 3) return "L".repeat(255);
     if (x < 4) return "é" + r.pick(NAMES); // non-ASCII
+    if (x < 5) return "\udce9".repeat(r.pick([255, 256])); // NAME_MAX counts bytes
+    if (x < 12) return r.pick(BYTE_NAMES); // not UTF-8
     return r.pick(NAMES);
   }
 
@@ -276,6 +285,10 @@ export class Generator {
   private randomPath(): string {
     const r = this.rng;
     const x = r.int(100);
+    if (x < 8) {
+      const s = this.byteSibling();
+      if (s !== undefined) return s;
+    }
     if (x < 80) return this.join(r.pick(this.dirs()), this.name());
     if (x < 88) return this.join(this.existing(["f", "l", "p"]) ?? "a", this.name()); // ENOTDIR or via a symlink
     if (x < 96) return this.join(this.join(r.pick(this.dirs()), "nx" + r.int(3)), this.name()); // ENOENT parent
@@ -283,6 +296,21 @@ export class Generator {
     if (d !== undefined && x < 98) return `${d}/.`;
     if (d !== undefined) return `${d}/..`;
     return this.name();
+  }
+
+  /**
+   * An existing path whose last name is not UTF-8, with its last escaped byte changed: a name
+   * that differs from one that exists only in an invalid byte (`a\xe9` next to `a\xe8`).
+   */
+  private byteSibling(): string | undefined {
+    const last = (p: string) => p.slice(p.lastIndexOf("/") + 1);
+    const ps = [...this.model.paths.keys()].filter((p) => !last(p).isWellFormed());
+    if (ps.length === 0) return undefined;
+    const p = this.rng.pick(ps);
+    let i = p.length - 1;
+    while (i > p.lastIndexOf("/") && (p.charCodeAt(i) < 0xdc80 || p.charCodeAt(i) > 0xdcff)) i--;
+    const q = p.slice(0, i) + String.fromCharCode(0xdc80 + ((p.charCodeAt(i) - 0xdc80) ^ 1)) + p.slice(i + 1);
+    return isNameString(q) ? q : undefined;
   }
 
   /** An existing path of one of `kinds` with probability `p`, else a random path. */
@@ -562,6 +590,7 @@ export class Generator {
     if (x < 70) return ".";
     if (x < 74) return "x".repeat(r.pick([200, 4000])); // long targets take a page on tmpfs
     if (x < 75) return "";
+    if (x < 82) return r.pick(BYTE_NAMES) + (r.chance(0.3) ? "/" + r.pick(BYTE_NAMES) : ""); // not UTF-8
     return r.pick(NAMES) + (r.chance(0.3) ? "/" + r.pick(NAMES) : "");
   }
 

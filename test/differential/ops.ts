@@ -4,6 +4,7 @@
  * reproducer is a list of them. Paths are relative to the executor's root ("" is the root);
  * open files live in numbered slots, so the same op names the same file on both roots.
  */
+import { nameByteLength } from "../../runtime/api/names.ts";
 
 /** Who performs an op: [euid, egid] (root when absent). */
 export type As = [number, number];
@@ -103,7 +104,7 @@ function fileType(m: number): string {
 }
 
 const oct = (m: number) => "0" + (m & 0o7777).toString(8);
-const q = (s: string) => JSON.stringify(s.length > 60 ? `${s.slice(0, 20)}…(${Buffer.byteLength(s)} bytes)…${s.slice(-8)}` : s);
+const q = (s: string) => JSON.stringify(s.length > 60 ? `${s.slice(0, 20)}…(${nameByteLength(s)} bytes)…${s.slice(-8)}` : s);
 const t = (x: TimeArg) => (x === "now" ? "UTIME_NOW" : x === "omit" ? "UTIME_OMIT" : `{${x[0]},${x[1]}}`);
 const xt = (o: XTarget) => (o.s !== undefined ? `fd${o.s}` : `${o.nf ? "(nofollow) " : ""}${q(o.p ?? "")}`);
 const whence = ["SEEK_SET", "SEEK_CUR", "SEEK_END", "SEEK_DATA", "SEEK_HOLE"];

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Executor, ExecutorError } from "./client.ts";
 import { CheckState, compareResult, formatOps, type Difference, type Oracle, type Rules } from "./compare.ts";
-import type { Attr } from "./executor.ts";
+import type { Attr, Snapshot } from "./executor.ts";
 import { Generator, type GeneratorOptions } from "./generator.ts";
 import { describe, slotsUsed, S_IFDIR, S_IFMT, S_IFREG, type Op, type Result } from "./ops.ts";
 import type { Target } from "./targets.ts";
@@ -122,6 +122,7 @@ export async function runSequence(pair: Pair, source: Generator | Op[], n: numbe
           if (s) [sa.statfs, sb.statfs] = s;
         }
         gen?.model.resync(sb);
+        countByteNames(sb, res.outcomes);
         const diffs = state.compare(sa, sb, o.rules);
         if (diffs.length) return found(op, diffs[0]!.sig, diffs.map((d) => d.message).join("\n"));
         continue;
@@ -164,6 +165,25 @@ export async function runSequence(pair: Pair, source: Generator | Op[], n: numbe
 }
 
 const FREEING = new Set(["unlink", "rmdir", "rename", "close"]);
+
+/**
+ * Counts (as outcomes "check names-not-utf8" and "check invalid-byte-pair") the checkpoints whose
+ * reference tree holds names that are not UTF-8 (escaped bytes, U+DC80..U+DCFF), and those where
+ * two paths differ only in such bytes: a profile shows that byte-exact names were exercised.
+ */
+function countByteNames(snap: Snapshot, outcomes: Map<string, number>): void {
+  const seen = new Set<string>();
+  let escaped = false, pair = false;
+  for (const e of snap.entries) {
+    if (e.p.isWellFormed()) continue;
+    escaped = true;
+    const key = e.p.replace(/[\udc80-\udcff]/g, "?");
+    if (seen.has(key)) pair = true;
+    seen.add(key);
+  }
+  if (escaped) outcomes.set("check names-not-utf8", (outcomes.get("check names-not-utf8") ?? 0) + 1);
+  if (pair) outcomes.set("check invalid-byte-pair", (outcomes.get("check invalid-byte-pair") ?? 0) + 1);
+}
 
 /**
  * Waits (up to `ms`) until statfs's free inodes (and blocks, with `blocks`) agree on A and B, and

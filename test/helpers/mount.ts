@@ -32,10 +32,18 @@ export interface MountOptions {
   transport: Transport;
   /** `-o` mount options (besides the transport's own). */
   options?: string[];
+  /**
+   * Reactor Workers (`-o reactors=N`): a plugin with `concurrency: "shared"` is then served by N
+   * pinned Workers; others ignore it. FURING_TEST_REACTORS=N sets it for every mount that does
+   * not say (so whole suites can run in multi-Worker mode).
+   */
+  reactors?: number;
   /** Extra arguments after the mountpoint (-d, plugin options such as --source DIR). */
   args?: string[];
   /** How long to wait for the ready line (default 20 s). */
   readyTimeoutMs?: number;
+  /** The command before `mount ...`, run in the repository (default: bun runtime/cli/main.ts). */
+  command?: string[];
 }
 
 export interface WithMountOptions extends MountOptions {
@@ -196,8 +204,13 @@ export function cli(args: string[], timeoutMs = 30_000): Promise<RunResult> {
 }
 
 /** Starts `furing mount` in a child process, capturing its output. Does not wait for ready. */
-export function spawnDaemon(args: string[], tmp?: string): Daemon {
-  const proc = Bun.spawn([process.execPath, CLI, ...args], {
+export function spawnDaemon(args: string[], tmp?: string, command = [process.execPath, CLI]): Daemon {
+  return spawnServer([...command, ...args], tmp);
+}
+
+/** Starts any FUSE server command in a child process, capturing its output (as {@link spawnDaemon}). */
+function spawnServer(cmd: string[], tmp?: string): Daemon {
+  const proc = Bun.spawn(cmd, {
     cwd: REPO,
     env: tmp ? { ...process.env, TMPDIR: tmp } : process.env,
     stdin: "ignore",
@@ -250,6 +263,8 @@ export function spawnDaemon(args: string[], tmp?: string): Daemon {
 function mountArgs(dir: string, opts: MountOptions): string[] {
   const o = [...(opts.options ?? [])];
   if (opts.transport === "classic") o.push("io_uring=off");
+  const reactors = opts.reactors ?? (process.env.FURING_TEST_REACTORS ? Number(process.env.FURING_TEST_REACTORS) : undefined);
+  if (reactors !== undefined) o.push(`reactors=${reactors}`);
   return ["mount", opts.plugin ?? "memfs", dir, ...(o.length ? ["-o", o.join(",")] : []), ...(opts.args ?? [])];
 }
 
@@ -264,7 +279,7 @@ export async function mountFs(opts: MountOptions): Promise<Mount> {
     );
   const dir = await makeTempDir("mnt");
   const tmp = await makeTempDir("daemon");
-  const daemon = spawnDaemon(mountArgs(dir, opts), tmp) as Daemon & { onOutput(fn: () => void): () => void };
+  const daemon = spawnDaemon(mountArgs(dir, opts), tmp, opts.command) as Daemon & { onOutput(fn: () => void): () => void };
   live.set(dir, daemon);
   const m: Mount = {
     dir,
@@ -289,13 +304,13 @@ export async function mountFs(opts: MountOptions): Promise<Mount> {
   return m;
 }
 
-async function waitReady(daemon: Daemon & { onOutput(fn: () => void): () => void }, ms: number): Promise<string> {
+async function waitReady(daemon: Daemon & { onOutput(fn: () => void): () => void }, ms: number, marker = READY): Promise<string> {
   const find = () => {
-    const i = daemon.output().indexOf(READY);
+    const i = daemon.output().indexOf(marker);
     if (i < 0) return undefined;
     const end = daemon.output().indexOf("\n", i);
     if (end < 0) return undefined;
-    return daemon.output().slice(i + READY.length, end);
+    return daemon.output().slice(i + marker.length, end);
   };
   let off = () => {};
   let timer: Timer | undefined;
@@ -317,6 +332,32 @@ async function waitReady(daemon: Daemon & { onOutput(fn: () => void): () => void
     off();
     clearTimeout(timer);
   }
+}
+
+/**
+ * Mounts with a FUSE server of its own (not `furing mount`: a script's or benchmark's server) in a
+ * child process: `cmd(dir)` gets a new temp mountpoint (named after `tag`) and must print `ready`
+ * once it serves there.
+ * Tracked, checked and torn down ({@link unmountFs}) like {@link mountFs}'s mounts.
+ */
+export async function mountServer(
+  cmd: (dir: string) => string[],
+  ready: string,
+  { transport = "io_uring", readyTimeoutMs = 20_000, tag = "mnt" }: { transport?: Transport; readyTimeoutMs?: number; tag?: string } = {},
+): Promise<Mount> {
+  const dir = await makeTempDir(tag);
+  const daemon = spawnServer(cmd(dir)) as Daemon & { onOutput(fn: () => void): () => void };
+  live.set(dir, daemon);
+  const m: Mount = { dir, transport, daemon, ready: "", status: () => status(dir), log: () => daemon.output() };
+  try {
+    m.ready = await waitReady(daemon, readyTimeoutMs, ready);
+    const type = await mountedType(dir);
+    if (!type?.startsWith("fuse")) throw new Error(`the server said ready but ${dir} is not a FUSE mount in /proc/mounts (found: ${type ?? "nothing"})`);
+  } catch (e) {
+    await unmountFs(m).catch(() => {});
+    throw new Error(`${(e as Error).message}\n--- server output (${cmd(dir).join(" ")}) ---\n${daemon.output()}`);
+  }
+  return m;
 }
 
 /**

@@ -13,7 +13,9 @@ import { existsSync, symlinkSync, mkdirSync, writeFileSync } from "node:fs";
 import { readFile, writeFile, copyFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { REPO, CLI, makeTempDir, removeTempDir, isMounted, mountedType, waitFor } from "../helpers/mount.ts";
+import { skipIf } from "../helpers/skip.ts";
 import { run, sh, describeResult } from "../helpers/run.ts";
+import { bunNativePlugin } from "../helpers/bun-native.ts";
 
 const READY = "furing: ready ";
 const HAVE_PASSTHROUGH = existsSync(join(REPO, "plugins/passthrough/index.ts"));
@@ -208,7 +210,7 @@ describe("dist/furing (single-file binary)", () => {
     });
   });
 
-  test.skipIf(!HAVE_PASSTHROUGH)("mounts the embedded passthrough over a source directory", async () => {
+  test.skipIf(skipIf(!HAVE_PASSTHROUGH, "the embedded passthrough test", "plugins/passthrough is not in this tree"))("mounts the embedded passthrough over a source directory", async () => {
     const src = await makeTempDir("bin-src");
     try {
       writeFileSync(join(src, "a.txt"), "through\n");
@@ -238,6 +240,60 @@ describe("dist/furing (single-file binary)", () => {
     });
   });
 
+  test("first run: TMPDIR and the runtime directory absent: the embedded memfs mounts in the background, serves and unmounts; what needs TMPDIR says so in one line", async () => {
+    const rundir = join(work, "fresh-run", "furing");
+    mkdirSync(dirname(rundir), { recursive: true });
+    const fresh = { ...env, TMPDIR: join(work, "no-such-tmp"), FURING_RUNTIME_DIR: rundir };
+    const dir = await makeTempDir("bin-boot");
+    let pid: number | undefined;
+    try {
+      const r = await run([furing, "mount", "memfs", dir, "--background"], { cwd: home, env: fresh, timeoutMs: 40_000 });
+      pid = Number(/\(pid (\d+),/.exec(r.stderr)?.[1]) || undefined;
+      expect(r.code, describeResult(r)).toBe(0);
+      expect((await stat(rundir)).mode & 0o777).toBe(0o700);
+      await writeFile(join(dir, "f"), "no tmp needed\n");
+      expect(await readText(join(dir, "f"))).toBe("no tmp needed\n");
+      const u = await run([furing, "unmount", dir], { cwd: home, env: fresh });
+      expect(u.code, describeResult(u)).toBe(0);
+      expect(await isMounted(dir)).toBe(false);
+      expect(await waitFor(() => !existsSync(`/proc/${pid}`), 10_000), "the daemon outlived its mount").toBe(true);
+
+      // a plugin file is bundled into a generation file under TMPDIR; compile works under TMPDIR too
+      const file = join(work, "plugin", "boot.ts");
+      mkdirSync(dirname(file), { recursive: true });
+      await writeFile(file, await readFile(join(REPO, "test/fixtures/hello.ts"), "utf8"));
+      for (const [args, op] of [[["mount", file, dir], "mount"], [["compile", file, "-o", join(work, "bootfs")], "compile"]] as const) {
+        const f = await run([furing, ...args], { cwd: home, env: fresh, timeoutMs: 60_000 });
+        expect(f.code, describeResult(f)).toBe(1);
+        expect(f.stderr.trim().split("\n"), describeResult(f)).toEqual([expect.stringMatching(new RegExp(`^furing ${op}: mkdtemp ${fresh.TMPDIR}/furing-\\S+: no such file or directory \\(ENOENT\\)$`))]);
+      }
+      expect(await isMounted(dir)).toBe(false);
+    } finally {
+      if (pid !== undefined && existsSync(`/proc/${pid}`)) process.kill(pid, "SIGTERM");
+      if (await isMounted(dir)) await run(["umount", "-l", dir], { timeoutMs: 10_000 });
+      if (pid !== undefined && existsSync(`/proc/${pid}`)) process.kill(pid, "SIGKILL");
+      if (!(await isMounted(dir))) await removeTempDir(dir);
+    }
+  });
+
+  test("a Bun-native plugin from disk (bun:sqlite, Bun globals, its own npm package) serves and hot-reloads", async () => {
+    const plugin = await bunNativePlugin();
+    try {
+      await withDaemon((dir) => [furing, "mount", plugin, dir], async (dir, d) => {
+        const info = async () => JSON.parse(await readText(join(dir, "info")));
+        expect(await info()).toMatchObject({ label: "first", generation: 1, dep: "bun", sqlite: expect.stringMatching(/^3\./) });
+        const src = join(plugin, "index.ts");
+        await writeFile(src, (await readText(src)).replace(`const LABEL = "first"`, `const LABEL = "second"`));
+        let got: Record<string, unknown> = {};
+        const ok = await waitFor(async () => (got = await info()).generation === 2, 20_000, 100);
+        if (!ok) throw new Error(`no second generation: ${JSON.stringify(got)}\n${d.out()}`);
+        expect(got).toMatchObject({ label: "second", dep: "bun" });
+      });
+    } finally {
+      await removeTempDir(plugin);
+    }
+  });
+
   test("compile inside the binary (no bun): the program mounts its filesystem", async () => {
     const src = join(work, "plugin", "greet.ts");
     mkdirSync(dirname(src), { recursive: true });
@@ -255,6 +311,19 @@ describe("dist/furing (single-file binary)", () => {
 });
 
 describe("furing compile (from source)", () => {
+  test("a Bun-native plugin (bun:sqlite, Bun globals, its own npm package) compiles and mounts", async () => {
+    const plugin = await bunNativePlugin();
+    try {
+      const exe = join(home, "bun-native-fs");
+      await sh([process.execPath, CLI, "compile", plugin, "-o", exe], { cwd: work, timeoutMs: 120_000 });
+      await withDaemon((dir) => [exe, dir], async (dir) => {
+        expect(JSON.parse(await readText(join(dir, "info")))).toMatchObject({ label: "first", generation: 1, dep: "bun", sqlite: expect.stringMatching(/^3\./) });
+      });
+    } finally {
+      await removeTempDir(plugin);
+    }
+  });
+
   test("compiles a plugin into one executable that mounts it, foreground and --background", async () => {
     const src = join(work, "plugin-src", "greet.ts");
     mkdirSync(dirname(src), { recursive: true });

@@ -32,6 +32,7 @@ import {
   type Daemon,
   type Transport,
 } from "../helpers/mount.ts";
+import { needsRoot } from "../helpers/skip.ts";
 import { describeResult, run, sh, type RunResult } from "../helpers/run.ts";
 import { controlPath } from "../../runtime/control/socket.ts";
 import pkg from "../../package.json" with { type: "json" };
@@ -787,7 +788,7 @@ describe("--background", () => {
 
 // ---------------------------------------------------------------------------------------------
 
-describe.skipIf(!isRoot())("mount.fuse3 and /etc/fstab", () => {
+describe.skipIf(needsRoot("mount.fuse3 and /etc/fstab", "mount(8) and a furing link in /usr/local/sbin"))("mount.fuse3 and /etc/fstab", () => {
   /**
    * mount(8) runs helpers with an emptied environment (no PATH): mount.fuse3's `sh -c furing ...`
    * searches the shell's default path only. For `-t fuse.furing` and fstab lines a `furing` must be

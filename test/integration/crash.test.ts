@@ -8,11 +8,12 @@
  * queues down): accepted there. Every caller ends within a bound, then every new request gets
  * ENOTCONN, and `furing unmount` removes the dead mount.
  *
- * SIGTERM: with writers holding the mount busy, the daemon reports it busy and keeps serving; a
- * second SIGTERM detaches it lazily. Asserted: no write, fsync, read-back or close on a descriptor
- * that opened ever fails or returns other bytes; each writer's loop ends only at an open(2) that
- * finds no file (ENOENT: the path now names the empty directory underneath) or no connection
- * (ENOTCONN); the daemon exits 0 once the last descriptor is closed; nothing stays mounted.
+ * SIGTERM: with writers holding the mount busy, the daemon reports it busy and keeps serving (the
+ * writers still make progress); a second SIGTERM detaches it lazily. Asserted: both steps, and no
+ * write, fsync, read-back or close on a descriptor that opened ever fails or returns other bytes;
+ * each writer's loop ends only at an open(2) that finds no file (ENOENT: the path now names the
+ * empty directory underneath) or no connection (ENOTCONN); the daemon exits 0 once the last
+ * descriptor is closed; nothing stays mounted.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { readdir, writeFile } from "node:fs/promises";
@@ -119,20 +120,23 @@ for (const transport of transports()) {
         await progress(m, writers, 50);
         const mark = m.log().length;
         m.daemon.signal("SIGTERM");
-        await waitFor(() => !m.daemon.alive() || /busy/i.test(m.log().slice(mark)), 15_000);
-        const busy = m.daemon.alive();
-        if (busy) {
-          // busy (the writers hold files open): still serving; the writers keep going without errors
-          const progress = writers.map((w) => (w.last()?.progress as number) ?? 0);
-          await waitFor(() => writers.every((w, i) => ((w.last()?.progress as number) ?? 0) > progress[i]!), 10_000);
-          for (const w of writers) expect(w.last()?.error, `writer ${w.pid} failed while the mount was busy`).toBeUndefined();
-          m.daemon.signal("SIGTERM"); // detach lazily
-        }
+        // the writers hold files open, so the first SIGTERM must find the mount busy and keep serving
+        const busyLine = `SIGTERM: ${m.dir} is busy`;
+        await waitFor(() => !m.daemon.alive() || m.log().slice(mark).includes(busyLine), 15_000);
+        expect(m.log().slice(mark), "the first SIGTERM reports the mount busy").toContain(busyLine);
+        expect(m.daemon.alive(), "the daemon keeps serving a busy mount").toBe(true);
+        expect(await isMounted(m.dir), "a busy mount stays mounted").toBe(true);
+        const before = writers.map((w) => (w.last()?.progress as number) ?? 0);
+        const moved = await waitFor(() => writers.every((w, i) => ((w.last()?.progress as number) ?? 0) > before[i]!), 10_000);
+        expect(moved, "every writer makes progress after the first SIGTERM").toBe(true);
+        for (const w of writers) expect(w.last()?.error, `writer ${w.pid} failed while the mount was busy`).toBeUndefined();
+        m.daemon.signal("SIGTERM"); // the second one detaches lazily: gone from /proc/mounts while still held
+        expect(await waitFor(async () => !(await isMounted(m.dir)), 10_000), "the second SIGTERM detaches the busy mount").toBe(true);
         await allExit(writers, 20_000);
         expect(await m.daemon.waitExit(20_000), "the daemon exits once the last descriptor is closed").toBe(true);
         expect(m.daemon.proc.signalCode).toBeNull();
         expect(m.daemon.proc.exitCode).toBe(0);
-        console.log(`SIGTERM under load over ${transport}: ${busy ? "busy, still serving; a second SIGTERM detached it" : "unmounted at once"}; writers: ${writers.map((w) => JSON.stringify(w.last())).join(" ")}`);
+        console.log(`SIGTERM under load over ${transport}: busy, still serving; a second SIGTERM detached it; writers: ${writers.map((w) => JSON.stringify(w.last())).join(" ")}`);
         for (const w of writers) {
           const r = w.last()!;
           expect(r.error, `writer ${w.pid}: ${r.op} on an open descriptor failed with ${r.error}`).toBeUndefined();

@@ -11,7 +11,8 @@
  * FURING_DIFFTEST_PLUGIN=DIR tests a modified copy of memfs instead of the built-in one.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cleanupAll, isRoot, transports } from "../helpers/mount.ts";
+import { cleanupAll, transports } from "../helpers/mount.ts";
+import { needsRoot } from "../helpers/skip.ts";
 import { runConcurrent } from "../differential/concurrent.ts";
 import { Pair, runSeed } from "../differential/runner.ts";
 import { memfsTarget, type Target } from "../differential/targets.ts";
@@ -34,7 +35,7 @@ const log = (s: string) => console.error(s);
 let total = 0;
 
 for (const transport of transports()) {
-  describe.skipIf(!isRoot())(`memfs vs tmpfs, differential, over ${transport}`, () => {
+  describe.skipIf(needsRoot(`memfs vs tmpfs over ${transport}`, "mounts a tmpfs reference; the ops run as several users"))(`memfs vs tmpfs, differential, over ${transport}`, () => {
     let target: Target | undefined;
     let ops = 0;
     beforeAll(async () => {
@@ -53,9 +54,11 @@ for (const transport of transports()) {
         for (const seed of SEEDS) {
           const r = await runSeed(pair, { seed, ops: OPS, shrinkMs: SHRINK_MS, log });
           ops += r.count;
-          log(`differential (${transport}): seed ${seed}: ${r.count} ops, ${r.checks} checkpoints, ${(r.ms / 1000).toFixed(1)} s`);
+          log(`differential (${transport}): seed ${seed}: ${r.count} ops, ${r.checks} checkpoints, ${(r.ms / 1000).toFixed(1)} s, ${r.outcomes.get("check names-not-utf8") ?? 0} with names that are not UTF-8, ${r.outcomes.get("check invalid-byte-pair") ?? 0} with names differing only in such bytes`);
           if (r.difference) throw new Error(r.difference);
           expect(r.count).toBe(OPS + 1);
+          // names are bytes: the trees compared held non-UTF-8 names and pairs differing only in them
+          expect(r.outcomes.get("check invalid-byte-pair") ?? 0).toBeGreaterThan(0);
         }
       } finally {
         await pair.close();

@@ -8,57 +8,20 @@
  * cached by the kernel, so `stat -f` shows which generation answered.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { cp, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { queryStatus } from "../../runtime/control/socket.ts";
-import { cleanupAll, makeTempDir, REPO, removeTempDir, transports, waitFor, withMount, type Mount, type Status, type Transport } from "../helpers/mount.ts";
-import { sh } from "../helpers/run.ts";
+import { cleanupAll, REPO, transports, waitFor, withMount, type Mount, type Status, type Transport } from "../helpers/mount.ts";
+import { edit, namelen, reloadSoak, RELOAD_DEADLINE_MS, waitLog, withMemfsCopy } from "../helpers/reload.ts";
 import { FdHolder } from "../fixtures/fd-holder.ts";
 
 afterAll(cleanupAll);
 
-const MEMFS = join(REPO, "plugins/memfs");
 const READ_LOOP = join(REPO, "test/fixtures/read-loop.ts");
-/** Generous: the latency itself is measured by scripts/reload-latency, not asserted here. */
-const RELOAD_DEADLINE_MS = 10_000;
-
-/** Runs `fn` with a temporary copy of memfs's source files, removed afterwards. */
-async function withMemfsCopy(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await makeTempDir("plugin");
-  try {
-    for (const f of await readdir(MEMFS)) if (f.endsWith(".ts")) await cp(join(MEMFS, f), join(dir, f));
-    await fn(dir);
-  } finally {
-    await removeTempDir(dir);
-  }
-}
-
-/** Replace `from` (which must occur) with `to` in `file`; returns the line number of the change. */
-async function edit(file: string, from: string, to: string): Promise<number> {
-  const text = await readFile(file, "utf8");
-  const at = text.indexOf(from);
-  if (at < 0) throw new Error(`${file} does not contain ${JSON.stringify(from)}`);
-  await writeFile(file, text.slice(0, at) + to + text.slice(at + from.length));
-  return text.slice(0, at).split("\n").length;
-}
-
-/** statfs f_namelen of the mount, through a spawned `stat -f` (never this thread). */
-async function namelen(dir: string): Promise<number> {
-  return Number((await sh(["stat", "-f", "-c", "%l", dir], { timeoutMs: 10_000 })).trim());
-}
 
 async function waitNamelen(m: Mount, want: number): Promise<void> {
   let got = -1;
   const ok = await waitFor(async () => (got = await namelen(m.dir)) === want, RELOAD_DEADLINE_MS, 20);
   if (!ok) throw new Error(`statfs f_namelen is still ${got} after ${RELOAD_DEADLINE_MS} ms (want ${want})`);
-}
-
-/** Waits until the daemon's log, after offset `from`, matches `re`; returns the match. */
-async function waitLog(m: Mount, re: RegExp, from = 0, ms = RELOAD_DEADLINE_MS): Promise<RegExpExecArray> {
-  let match: RegExpExecArray | null = null;
-  await waitFor(() => (match = re.exec(m.log().slice(from))) !== null, ms, 10);
-  if (match === null) throw new Error(`the daemon log shows no ${re} within ${ms} ms`);
-  return match;
 }
 
 interface LoopSummary {
@@ -326,32 +289,14 @@ describe("hot reload of a memfs copy", () => {
       await withMount({ plugin, transport: URING }, async (m) => {
         const payload = "kept ".repeat(2000);
         await writeFile(join(m.dir, "kept"), payload);
-        const rss = async () => Number(/^VmRSS:\s+(\d+) kB/m.exec(await readFile(`/proc/${m.daemon.pid}/status`, "utf8"))![1]) / 1024;
-        // RSS once the daemon's garbage is collected (control socket `gc`), so the figure is what
-        // the reloads retain rather than when the collector last ran
-        const settled = async () => {
-          await queryStatus(m.dir, 10_000, "gc");
-          await Bun.sleep(500);
-          await queryStatus(m.dir, 10_000, "gc");
-          return rss();
-        };
-        const ops = join(plugin, "ops.ts");
-        const original = await readFile(ops, "utf8");
-        const before = await settled();
-        const rawBefore = await rss();
-        for (let i = 1; i <= 100; i++) {
-          const from = m.log().length;
-          await writeFile(ops, `// reload ${i}\n${original}`);
-          await waitLog(m, new RegExp(`generation ${i + 1} serving|reload rejected`), from);
-        }
-        const rawAfter = await rss();
-        const after = await settled();
+        const r = await reloadSoak(m, plugin, 100);
         const st = await m.status();
         expect(st.generation).toBe(101);
         expect(st.rejectedReloads).toBe(0);
         expect(await readFile(join(m.dir, "kept"), "utf8")).toBe(payload);
-        console.log(`100 reloads: RSS ${before.toFixed(1)} -> ${after.toFixed(1)} MiB after GC (raw ${rawBefore.toFixed(1)} -> ${rawAfter.toFixed(1)} MiB)`);
-        expect(after - before).toBeLessThan(32);
+        const mib = (kib: number) => (kib / 1024).toFixed(1);
+        console.log(`100 reloads: RSS ${mib(r.beforeKiB)} -> ${mib(r.afterKiB)} MiB after GC (raw ${mib(r.rawBeforeKiB)} -> ${mib(r.rawAfterKiB)} MiB)`);
+        expect((r.afterKiB - r.beforeKiB) / 1024).toBeLessThan(32);
       });
     });
   }, 90_000);

@@ -4,6 +4,9 @@
  * cache timeouts and kernel_cache, so without a notification the kernel keeps serving what it
  * cached; each test first shows the stale answer, then sends the notification and shows the new
  * one. Commands go through the fixture's /ctl file (a write returns once its notification is done).
+ * That the kernel's cache really changed is read from the daemon's own per-op counters (`furing
+ * status --json`, over the control socket, never through the mount): a cached answer adds no
+ * request, and the first access after the notification reaches the daemon.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { readdir, stat, writeFile } from "node:fs/promises";
@@ -28,6 +31,14 @@ const ctl = (m: Mount, cmd: string) => writeFile(join(m.dir, "ctl"), cmd);
 /** READ requests that reached the plugin, per file. */
 const reads = async (m: Mount): Promise<Record<string, number>> => JSON.parse(await cat(m, "reads"));
 const errno = (p: Promise<unknown>) => p.then(() => "ok", (e: NodeJS.ErrnoException) => e.code);
+/** Requests of `op` the daemon has served so far, by its own counters. */
+const served = async (m: Mount, op: string): Promise<number> => (await m.status()).ops[op]?.count ?? 0;
+/** How many `op` requests reached the daemon while `fn` ran (nothing else touches the mount meanwhile). */
+async function requestsDuring(m: Mount, op: string, fn: () => Promise<unknown>): Promise<number> {
+  const before = await served(m, op);
+  await fn();
+  return (await served(m, op)) - before;
+}
 
 for (const transport of transports()) {
   describe(`notifications over ${transport}`, () => {
@@ -40,12 +51,18 @@ for (const transport of transports()) {
           expect((await reads(m)).data).toBe(1);
 
           await ctl(m, "set two2"); // behind the kernel's back
-          expect(await holder.ask("read 0 100")).toEqual({ ok: true, data: "one1" });
+          const stale = await requestsDuring(m, "read", async () => {
+            expect(await holder.ask("read 0 100")).toEqual({ ok: true, data: "one1" });
+          });
+          expect(stale, "a cached read sends no READ").toBe(0);
           expect(await cat(m, "data")).toBe("one1");
           expect((await reads(m)).data).toBe(1); // served from the page cache
 
           await ctl(m, "inval");
-          expect(await holder.ask("read 0 100")).toEqual({ ok: true, data: "two2" });
+          const fresh = await requestsDuring(m, "read", async () => {
+            expect(await holder.ask("read 0 100")).toEqual({ ok: true, data: "two2" });
+          });
+          expect(fresh, "after invalInode the next read reaches the daemon").toBeGreaterThan(0);
           expect(await cat(m, "data")).toBe("two2");
           expect((await reads(m)).data).toBe(2);
         } finally {
@@ -60,8 +77,11 @@ for (const transport of transports()) {
         await ctl(m, "timer 1000 thr3");
         expect(await cat(m, "data")).toBe("one1"); // the timer has not fired yet
         let seen = "";
-        expect(await waitFor(async () => (seen = await cat(m, "data")) === "thr3", 5000, 20)).toBe(true);
+        const fresh = await requestsDuring(m, "read", async () => {
+          expect(await waitFor(async () => (seen = await cat(m, "data")) === "thr3", 5000, 20)).toBe(true);
+        });
         expect(seen).toBe("thr3");
+        expect(fresh, "after the timer's invalInode a read reaches the daemon").toBeGreaterThan(0);
         expect((await reads(m)).data).toBe(2);
       });
     }, 40_000);
@@ -70,9 +90,15 @@ for (const transport of transports()) {
       await withNotifyFs(transport, async (m) => {
         const before = await stat(join(m.dir, "dir/old"));
         await ctl(m, "rename old new");
-        expect((await stat(join(m.dir, "dir/old"))).ino).toBe(before.ino); // cached dentry
+        const cached = await requestsDuring(m, "lookup", async () => {
+          expect((await stat(join(m.dir, "dir/old"))).ino).toBe(before.ino); // cached dentry
+        });
+        expect(cached, "a cached dentry sends no LOOKUP").toBe(0);
         await ctl(m, "inval-entry old");
-        expect(await errno(stat(join(m.dir, "dir/old")))).toBe("ENOENT");
+        const looked = await requestsDuring(m, "lookup", async () => {
+          expect(await errno(stat(join(m.dir, "dir/old")))).toBe("ENOENT");
+        });
+        expect(looked, "after invalEntry the next stat reaches the daemon").toBeGreaterThan(0);
         expect((await stat(join(m.dir, "dir/new"))).ino).toBe(before.ino);
         expect((await readdir(join(m.dir, "dir"))).sort()).toEqual(["gone", "new"]);
       });
@@ -83,9 +109,15 @@ for (const transport of transports()) {
         const gone = join(m.dir, "dir/gone");
         expect(await cat(m, "dir/gone")).toBe("gone file\n");
         await ctl(m, "remove gone");
-        expect(await errno(stat(gone))).toBe("ok"); // cached dentry
+        const cached = await requestsDuring(m, "lookup", async () => {
+          expect(await errno(stat(gone))).toBe("ok"); // cached dentry
+        });
+        expect(cached, "a cached dentry sends no LOOKUP").toBe(0);
         await ctl(m, "delete gone");
-        expect(await errno(stat(gone))).toBe("ENOENT");
+        const looked = await requestsDuring(m, "lookup", async () => {
+          expect(await errno(stat(gone))).toBe("ENOENT");
+        });
+        expect(looked, "after delete the next stat reaches the daemon").toBeGreaterThan(0);
         expect(await errno(sh(["cat", gone], { timeoutMs: 10_000 }))).not.toBe("ok");
         expect((await readdir(join(m.dir, "dir"))).sort()).toEqual(["old"]);
       });
@@ -95,8 +127,11 @@ for (const transport of transports()) {
       await withNotifyFs(transport, async (m) => {
         expect((await stat(join(m.dir, "stored"))).size).toBe(8); // the kernel now holds the node
         await ctl(m, "store BBBBBBBB");
-        expect(await cat(m, "stored")).toBe("BBBBBBBB");
-        expect(await cat(m, "stored")).toBe("BBBBBBBB");
+        const stored = await requestsDuring(m, "read", async () => {
+          expect(await cat(m, "stored")).toBe("BBBBBBBB");
+          expect(await cat(m, "stored")).toBe("BBBBBBBB");
+        });
+        expect(stored, "stored pages are read with no READ reaching the daemon").toBe(0);
         expect((await reads(m)).stored).toBeUndefined(); // never a READ: it came from the cache
 
         await ctl(m, "retrieve stored 8");

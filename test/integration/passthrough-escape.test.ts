@@ -44,7 +44,8 @@
 import { describe, test, expect } from "bun:test";
 import { mkdirSync, writeFileSync, readFileSync, symlinkSync, lstatSync, utimesSync, readdirSync, existsSync, statSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { withMount, transports, makeTempDir, removeTempDir, isRoot, REPO, type Transport } from "../helpers/mount.ts";
+import { withMount, transports, makeTempDir, removeTempDir, REPO, type Transport } from "../helpers/mount.ts";
+import { needsRoot } from "../helpers/skip.ts";
 import { run, sh, describeResult } from "../helpers/run.ts";
 import * as sys from "../../runtime/api/sys.ts";
 
@@ -497,8 +498,7 @@ function mountOpts(transport: Transport, l: Layout, options: string[], args: str
 // ---------------------------------------------------------------------------------------------
 
 describe.each(transports())("passthrough escape attempts over %s", (transport: Transport) => {
-  test("symlinks to /etc and to the outside (absolute, relative), '..' chains, O_CREAT through dangling links, xattrs, mknod, link and rename across: nothing outside the source is read or written", async () => {
-    if (!isRoot()) return; // mount namespaces, tmpfs and overlay mounts
+  test.skipIf(needsRoot(`passthrough escape attempts over ${transport}`, "mount namespaces, tmpfs and overlay mounts"))("symlinks to /etc and to the outside (absolute, relative), '..' chains, O_CREAT through dangling links, xattrs, mknod, link and rename across: nothing outside the source is read or written", async () => {
     await withLayout(async (l) => {
       const S = l.src;
       mkdirSync(join(S, "a", "b", "c"), { recursive: true });
@@ -610,8 +610,7 @@ describe.each(transports())("passthrough escape attempts over %s", (transport: T
     { name: "file handles", args: [] as string[] },
     { name: "re-opened by parent and name, 16 cached descriptors", args: ["--file-handles=false", "--fd-cache", "16"] },
   ]) {
-    test(`renames racing lookups (${variant.name}): a directory swapped with links to the outside while a client opens, reads, creates below it`, async () => {
-      if (!isRoot()) return;
+    test.skipIf(needsRoot(`renames racing lookups over ${transport}`, "mount namespaces, tmpfs and overlay mounts"))(`renames racing lookups (${variant.name}): a directory swapped with links to the outside while a client opens, reads, creates below it`, async () => {
       await withLayout(async (l) => {
         const S = l.src;
         mkdirSync(join(S, "race", "sub"), { recursive: true });
@@ -659,7 +658,7 @@ describe.each(transports())("passthrough escape attempts over %s", (transport: T
   }
 });
 
-describe.skipIf(!isRoot())("the escape detector", () => {
+describe.skipIf(needsRoot("the escape detector", "mount namespaces, tmpfs and overlay mounts"))("the escape detector", () => {
   test("reports a simulated escape: canaries read, written, created beside, attributes changed, and seen through the client", async () => {
     await withLayout(async (l) => {
       ageCanaries(l);

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import {
   withMount, transports, makeTempDir, removeTempDir, withTempDir, spawnDaemon, isMounted, waitFor, REPO, isRoot, type Transport,
 } from "../helpers/mount.ts";
+import { needsRoot } from "../helpers/skip.ts";
 import { run, sh, describeResult } from "../helpers/run.ts";
 import { randomBytes, sha256 } from "../helpers/data.ts";
 
@@ -308,8 +309,7 @@ describe.each(transports())("passthrough over %s", (transport) => {
     });
   });
 
-  test("new files and directories belong to the calling user (allow_other), modes and times are kept", async () => {
-    if (!isRoot()) return;
+  test.skipIf(needsRoot("passthrough ownership of new nodes", "other users through allow_other"))("new files and directories belong to the calling user (allow_other), modes and times are kept", async () => {
     await withSource(async (src) => {
       chmodSync(src, 0o755); // the mount's root is the source's: let the other user in
       mkdirSync(join(src, "shared"));
@@ -365,8 +365,7 @@ describe.each(transports())("passthrough over %s", (transport) => {
     });
   });
 
-  test("append-only and immutable files (chattr +a, +i) behave as on the native directory, with and without kernel passthrough", async () => {
-    if (!isRoot()) return; // chattr
+  test.skipIf(needsRoot("passthrough append-only and immutable files", "chattr +a and +i"))("append-only and immutable files (chattr +a, +i) behave as on the native directory, with and without kernel passthrough", async () => {
     await withTempDir(async (dir) => {
       const ref = join(dir, "native");
       mkdirSync(ref);

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cleanupAll, transports, withMount } from "../helpers/mount.ts";
+import { skipIf } from "../helpers/skip.ts";
 
 afterAll(cleanupAll);
 
@@ -31,7 +32,7 @@ async function work(dir: string, tag: string): Promise<void> {
 
 const all = transports();
 
-describe.skipIf(!all.includes("io_uring"))("io_uring transport", () => {
+describe.skipIf(skipIf(!all.includes("io_uring"), "the io_uring transport tests", "io_uring is off and only root can turn it on"))("io_uring transport", () => {
   test("the ring carries the requests: requests.io_uring grows with the work, /dev/fuse reads do not", async () => {
     await withMount({ transport: "io_uring" }, async (m) => {
       const s0 = await m.status();
@@ -67,7 +68,7 @@ describe.skipIf(!all.includes("io_uring"))("io_uring transport", () => {
   });
 });
 
-describe.skipIf(!all.includes("classic"))("classic transport", () => {
+describe.skipIf(skipIf(!all.includes("classic"), "the classic transport tests", "transports() left classic out"))("classic transport", () => {
   test("-o io_uring=off serves every request through /dev/fuse reads", async () => {
     await withMount({ transport: "classic" }, async (m) => {
       const s0 = await m.status();

@@ -13,7 +13,8 @@ import type { Subprocess } from "bun";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { chmod, chown, mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { REPO, isMounted, isRoot, makeTempDir, mountedType, removeTempDir, transports, waitFor, type Transport } from "../helpers/mount.ts";
+import { REPO, isMounted, makeTempDir, mountedType, removeTempDir, transports, waitFor, type Transport } from "../helpers/mount.ts";
+import { needsRoot } from "../helpers/skip.ts";
 import { describeResult, run, sh } from "../helpers/run.ts";
 
 setDefaultTimeout(60_000);
@@ -153,7 +154,7 @@ const devFuseOpen = (() => {
   }
 })();
 
-describe.skipIf(!isRoot())("unprivileged mounts through fusermount3", () => {
+describe.skipIf(needsRoot("unprivileged mounts through fusermount3", "switches to user nobody with setpriv"))("unprivileged mounts through fusermount3", () => {
   beforeAll(async () => {
     expect(devFuseOpen, "/dev/fuse must be mode 0666 for normal users (run scripts/setup as root)").toBe(true);
     originalConf = (() => {

@@ -6,8 +6,11 @@
 import { afterEach, expect, test } from "bun:test";
 import { CallerCpuFollower } from "../../runtime/transport/affinity.ts";
 import { libc } from "../../runtime/ffi/libc.ts";
+import { needsCpus } from "../helpers/skip.ts";
 
 const cpus = navigator.hardwareConcurrency;
+/** Following needs somewhere to move to: with one usable CPU these tests say so and skip. */
+const oneCpu = needsCpus(2, "the CallerCpuFollower moves", "it moves this thread from one CPU to another");
 const original = new Uint8Array(128);
 libc.sched_getaffinity(0, 128, original);
 afterEach(() => {
@@ -23,7 +26,7 @@ function allowedNow(): number[] {
 }
 const sleep = (ms: number) => Bun.sleepSync(ms);
 
-test.skipIf(cpus < 2)("moves to the dominant queue's CPU, stays put within the dwell time, and unpins on a mixed load", () => {
+test.skipIf(oneCpu)("moves to the dominant queue's CPU, stays put within the dwell time, and unpins on a mixed load", () => {
   const f = new CallerCpuFollower(cpus, true);
   expect(f.enabled).toBe(true);
   expect(f.allowed.length).toBe(cpus);
@@ -46,7 +49,7 @@ test.skipIf(cpus < 2)("moves to the dominant queue's CPU, stays put within the d
   expect(allowedNow().length).toBe(cpus);
 });
 
-test.skipIf(cpus < 2)("a window below the dominance share does not move it; release() restores the mask", () => {
+test.skipIf(oneCpu)("a window below the dominance share does not move it; release() restores the mask", () => {
   const f = new CallerCpuFollower(cpus, true);
   for (let i = 0; i < 64; i++) f.note(i % 3 === 0 ? 0 : 1); // 1 carries 2/3 < 3/4
   expect(f.pinned).toBe(-1);
@@ -71,7 +74,7 @@ test("does nothing when turned off or when the thread may run on one CPU only", 
   expect(allowedNow()).toEqual([0]);
 });
 
-test.skipIf(cpus < 2)("a mask set from outside after start wins over following", () => {
+test.skipIf(oneCpu)("a mask set from outside after start wins over following", () => {
   const f = new CallerCpuFollower(cpus, true);
   for (let i = 0; i < 64; i++) f.note(1);
   expect(f.pinned).toBe(1);

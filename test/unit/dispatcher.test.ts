@@ -810,6 +810,91 @@ describe.each(LAYOUTS)("%s layout", (layout) => {
     });
   });
 
+  describe("names are bytes (escaped, never replaced)", () => {
+    const B = (...xs: number[]) => new Uint8Array(xs);
+    const name = (s: string, ...tail: number[]) => cat(s, B(...tail));
+    const z = B(0);
+
+    test("names with bytes that are not UTF-8 reach every op exactly, escaped as U+DC80+byte", () => {
+      const calls: unknown[][] = [];
+      const fs: Filesystem = {
+        lookup: (_r, ...a) => (calls.push(["lookup", ...a]), attr(2)),
+        create: (_r, p, n) => (calls.push(["create", p, n]), { entry: attr(3) }),
+        mkdir: (_r, p, n) => (calls.push(["mkdir", p, n]), attr(4, { mode: S_IFDIR | 0o755 })),
+        symlink: (_r, ...a) => (calls.push(["symlink", ...a]), attr(5, { mode: S_IFLNK | 0o777 })),
+        link: (_r, ...a) => (calls.push(["link", ...a]), attr(6)),
+        rename: (_r, ...a) => void calls.push(["rename", ...a]),
+        unlink: (_r, ...a) => void calls.push(["unlink", ...a]),
+        setxattr: (_r, _i, n, v) => void calls.push(["setxattr", n, [...v]]),
+        getxattr: (_r, _i, n) => (calls.push(["getxattr", n]), B(0xff)),
+        removexattr: (_r, _i, n) => void calls.push(["removexattr", n]),
+      };
+      const { t, send } = rig(layout, fs);
+      send({ opcode: OP.LOOKUP, nodeid: 1, args: cat(name("a", 0xe9), z) });
+      send({ opcode: OP.LOOKUP, nodeid: 1, args: cat(name("a", 0xe8), z) });
+      send({ opcode: OP.CREATE, nodeid: 1, opHeader: struct(16), args: cat(name("new", 0xff), ".bin", z) });
+      send({ opcode: OP.MKDIR, nodeid: 1, opHeader: struct(8), args: cat(B(0xc0, 0x80, 0)) });
+      send({ opcode: OP.SYMLINK, nodeid: 1, args: cat(name("l", 0xfe), z, name("t/", 0xed, 0xa0, 0x80), z) });
+      send({ opcode: OP.LINK, nodeid: 1, opHeader: struct(8, (d) => d.setBigUint64(0, 9n, true)), args: cat(name("h", 0xf0, 0x9f, 0x98), z) });
+      send({ opcode: OP.RENAME, nodeid: 1, opHeader: renameIn(1), args: cat(name("caf", 0xe9), z, name("caf"), "\u00e9", z) });
+      send({ opcode: OP.UNLINK, nodeid: 1, args: cat(name("x", 0x80), z) });
+      send({ opcode: OP.SETXATTR, opHeader: setxattrIn(true, 3, 0), args: cat(name("user.", 0xe9), z, B(0xe9, 0, 0xff)) });
+      send({ opcode: OP.GETXATTR, opHeader: getxattrIn(0), args: cat(name("user.", 0xe8), z) });
+      send({ opcode: OP.REMOVEXATTR, args: cat(name("user.", 0xff), z) });
+      expect(calls).toEqual([
+        ["lookup", 1, "a\udce9"],
+        ["lookup", 1, "a\udce8"],
+        ["create", 1, "new\udcff.bin"],
+        ["mkdir", 1, "\udcc0\udc80"],
+        ["symlink", 1, "l\udcfe", "t/\udced\udca0\udc80"],
+        ["link", 9, 1, "h\udcf0\udc9f\udc98"],
+        ["rename", 1, "caf\udce9", 1, "café", 0],
+        ["unlink", 1, "x\udc80"],
+        ["setxattr", "user.\udce9", [0xe9, 0, 0xff]],
+        ["getxattr", "user.\udce8"],
+        ["removexattr", "user.\udcff"],
+      ]);
+      expect(t.replies.every((r) => r.error === 0)).toBe(true);
+    });
+
+    test("readdir and readdirplus names, link targets and xattrs go back as their exact bytes", () => {
+      const { t, send } = rig(layout, {
+        readdir: (_r, _i, _fh, _o, out: DirList) => void (out.add("caf\udce9.txt", 10, S_IFREG, 1), out.add("a\udce8", 11, S_IFREG, 2)),
+        readdirplus: (_r, _i, _fh, _o, out: DirListPlus) => void out.add("d\udcff", attr(12), 1),
+        readlink: () => "t/\udced\udca0\udc80",
+        listxattr: () => ["user.\udce9", "user.ok"],
+        getxattr: () => "v\udcff",
+      });
+      send({ opcode: OP.READDIR, opHeader: rwIn(1, 0, 4096) });
+      send({ opcode: OP.READDIRPLUS, opHeader: rwIn(1, 0, 4096) });
+      send({ opcode: OP.READLINK });
+      send({ opcode: OP.LISTXATTR, opHeader: getxattrIn(100) });
+      send({ opcode: OP.GETXATTR, opHeader: getxattrIn(100), args: cstr("user.x") });
+      const [dir, plus, link, list, get] = t.replies.map((r) => r.bytes);
+      const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+      expect(hex(dir!.subarray(24, 32))).toBe(hex(B(0x63, 0x61, 0x66, 0xe9, 0x2e, 0x74, 0x78, 0x74)));
+      expect(new DataView(dir!.buffer, dir!.byteOffset).getUint32(16, true)).toBe(8);
+      expect(hex(dir!.subarray(32 + 24, 32 + 26))).toBe("61e8");
+      expect(hex(plus!.subarray(152, 154))).toBe("64ff");
+      expect(hex(link!)).toBe("742feda080");
+      expect(hex(list!)).toBe(hex(cat(name("user.", 0xe9), z, "user.ok", z)));
+      expect(hex(get!)).toBe("76ff");
+    });
+
+    test("a string that is not a name string is refused with EIO, never sent changed", () => {
+      const { t, send, logs } = rig(layout, {
+        readdir: (_r, _i, _fh, _o, out: DirList) => void out.add("bad\ud800", 10, S_IFREG, 1),
+        readlink: () => "\udcc3\udca9", // escapes that spell "é"
+        listxattr: () => ["user.\udc00"],
+      });
+      send({ opcode: OP.READDIR, opHeader: rwIn(1, 0, 4096) });
+      send({ opcode: OP.READLINK });
+      send({ opcode: OP.LISTXATTR, opHeader: getxattrIn(100) });
+      expect(t.replies.map((r) => r.error)).toEqual([-EIO, -EIO, -EIO]);
+      expect(logs.filter((l) => l.includes("not a file name string")).length).toBe(3);
+    });
+  });
+
   describe("GETATTR / SETATTR", () => {
     test("GETATTR passes fh only with FUSE_GETATTR_FH and replies a 104-byte attr_out", () => {
       const fhs: (number | undefined)[] = [];

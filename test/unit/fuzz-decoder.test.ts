@@ -7,7 +7,9 @@
 import { test, expect } from "bun:test";
 import { Dispatcher } from "../../runtime/dispatch/dispatcher.ts";
 import { createOps, createState } from "../../plugins/memfs/index.ts";
-import { FakeTransport, makeSlot, writeRequest, LAYOUTS } from "../helpers/fake-transport.ts";
+import { FakeTransport, makeSlot, writeRequest, LAYOUTS, REF } from "../helpers/fake-transport.ts";
+import { OPCODES, VARIABLE, inSize, type OpInfo } from "../../runtime/kernel/opcodes.ts";
+import type { Filesystem } from "../../runtime/api/types.ts";
 
 const CASES = Number(process.env.FURING_FUZZ_CASES ?? 100_000);
 
@@ -22,17 +24,13 @@ function rng(seed: number) {
   };
 }
 
-// Op header sizes from the reference (§1.7), for building plausible messages.
-const HEADER: Record<number, number> = {
-  1: 0, 2: 8, 3: 16, 4: 88, 5: 0, 6: 0, 8: 16, 9: 8, 10: 0, 11: 0, 12: 8, 13: 8, 14: 8, 15: 40, 16: 40,
-  17: 0, 18: 24, 20: 16, 21: 16, 22: 8, 23: 8, 24: 0, 25: 24, 27: 8, 28: 40, 29: 24, 30: 16, 31: 48,
-  32: 48, 33: 48, 34: 8, 35: 16, 36: 8, 37: 16, 38: 0, 39: 32, 40: 24, 41: 0, 42: 8, 43: 32, 44: 40,
-  45: 16, 46: 24, 47: 56, 48: 0, 49: 0, 50: 8, 51: 16, 52: 24, 53: 56,
-};
-const NO_REPLY = new Set([2, 36, 41, 42]);
-/** Exact reply sizes of fixed-size replies (opcodes not listed reply 0 bytes or variable data). */
-const FIXED: Record<number, number> = { 1: 128, 3: 104, 4: 104, 6: 128, 8: 128, 9: 128, 13: 128, 14: 16, 16: 8, 17: 80, 27: 16, 31: 24, 35: 144, 46: 8, 47: 8, 53: 8 };
-const VARIABLE = new Set([5, 15, 22, 23, 28, 44]);
+// Sizes and kinds from the opcode table (pinned to the kernel's header by opcodes.test.ts).
+const KNOWN = OPCODES.filter((r): r is OpInfo => r !== undefined);
+const HEADER: Record<number, number> = Object.fromEntries(KNOWN.map((r) => [r.opcode, r.in]));
+const NO_REPLY = new Set(KNOWN.filter((r) => !r.reply).map((r) => r.opcode));
+/** Exact reply sizes of fixed-size replies (0: an empty reply). */
+const FIXED: Record<number, number> = Object.fromEntries(KNOWN.filter((r) => r.out !== VARIABLE).map((r) => [r.opcode, r.out]));
+const VARIABLE_OUT = new Set(KNOWN.filter((r) => r.out === VARIABLE).map((r) => r.opcode));
 const NAMES = ["a", "b", "dir", "x".repeat(255), "x".repeat(300), ".", "..", "ü", "a/b", ""];
 
 for (const layout of LAYOUTS) {
@@ -47,7 +45,7 @@ for (const layout of LAYOUTS) {
     let seen = 0;
     for (let i = 0; i < CASES; i++) {
       const known = r() < 0.9;
-      const opcode = known ? [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 25, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 38, 41, 42, 43, 44, 45, 46, 47, 50, 51, 52, 53][Math.floor(r() * 45)]! : Math.floor(r() * 5000);
+      const opcode = known ? KNOWN[Math.floor(r() * KNOWN.length)]!.opcode : Math.floor(r() * 5000);
       const hsize = HEADER[opcode] ?? Math.floor(r() * 64);
       const op = new Uint8Array(hsize);
       for (let k = 0; k < hsize; k++) op[k] = r() < 0.5 ? 0 : Math.floor(r() * 256);
@@ -87,16 +85,98 @@ for (const layout of LAYOUTS) {
       if (!(error <= 0 && error >= -511)) throw new Error(`case ${i} (opcode ${opcode}): error ${error} out of range`);
       if (error === 0) {
         const fixed = FIXED[opcode];
-        if (fixed !== undefined && len !== fixed && !((opcode === 22 || opcode === 23) && len === 8)) throw new Error(`case ${i} (opcode ${opcode}): reply of ${len} bytes, expected ${fixed}`);
+        if (fixed !== undefined && len !== fixed) throw new Error(`case ${i} (opcode ${opcode}): reply of ${len} bytes, expected ${fixed}`);
         if (opcode === 5 && len > 4096) throw new Error(`case ${i}: readlink reply of ${len} bytes`);
-        if (VARIABLE.has(opcode) && opcode !== 5) {
+        if (VARIABLE_OUT.has(opcode) && opcode !== 5) {
           const size = new DataView(op.buffer).getUint32(opcode === 22 || opcode === 23 ? 0 : 16, true);
           if ((opcode === 22 || opcode === 23) && size === 0) expect(len).toBe(8);
           else if (len > size) throw new Error(`case ${i} (opcode ${opcode}): ${len} reply bytes for a ${size}-byte request`);
         }
-        if (fixed === undefined && !VARIABLE.has(opcode) && len !== 0) throw new Error(`case ${i} (opcode ${opcode}): unexpected ${len}-byte payload`);
+        if (fixed === undefined && !VARIABLE_OUT.has(opcode) && len !== 0) throw new Error(`case ${i} (opcode ${opcode}): unexpected ${len}-byte payload`);
       }
     }
     expect(d.inflight).toBe(0);
   }, 120_000);
+}
+
+/**
+ * Every opcode of the table, cut at every length: a request shorter than its fixed input, its
+ * names or its announced data is answered EIO (never answered, for the kinds the kernel does not
+ * wait on) before any handler decodes it: the plugin is not called, and bytes past the cut
+ * (poisoned with 0xEE, never NUL, as stale bytes of an earlier request would be) are never taken
+ * for part of it. Each opcode's first malformed request is logged, the others are not.
+ */
+for (const layout of LAYOUTS) {
+  test(`every opcode truncated at every length answers EIO before decoding (${layout} layout)`, async () => {
+    const t = new FakeTransport(layout);
+    const logs: string[] = [];
+    const calls: string[] = [];
+    const memfs = createOps(createState({ maxBytes: 1 << 24, maxNodes: 1000 } as never));
+    // every plugin call is recorded: a truncated request must reach none
+    const fs = new Proxy(memfs, {
+      get(target, prop, recv) {
+        const v = Reflect.get(target, prop, recv);
+        return typeof v === "function" ? (...a: unknown[]) => (calls.push(String(prop)), v.apply(target, a)) : v;
+      },
+    }) as Filesystem;
+    const d = new Dispatcher({ entryTimeout: 1, attrTimeout: 1, negativeTimeout: 0, openDefaults: 0, setxattrExt: true, trace: false, log: (l) => logs.push(l) }, fs);
+    const slot = makeSlot(t, layout, 8192);
+    const hdrBytes = new Uint8Array(slot.hdr.buffer, slot.hdr.byteOffset, slot.hdr.byteLength);
+    const enc = new TextEncoder();
+    let unique = 2n, truncated = 0;
+    const malformedOps = new Set<string>();
+    for (const row of KNOWN) {
+      // a complete request: op header (data sizes filled in), the fixed part after it, names, data
+      const op = new Uint8Array(row.in).fill(1);
+      const data = new Uint8Array(row.dataSizeAt >= 0 ? 5 : 0).fill(0x44);
+      if (row.in >= 20) new DataView(op.buffer).setUint32(16, 100, true); // read/readdir sizes: small
+      if (row.dataSizeAt >= 0) new DataView(op.buffer).setUint32(row.dataSizeAt, data.length, true);
+      const after = new Uint8Array(row.after);
+      const names = Array.from({ length: row.names }, (_, k) => enc.encode(`n${k}\0`));
+      const rest = new Uint8Array(after.length + names.reduce((n, b) => n + b.length, 0) + data.length);
+      let o = 0;
+      for (const part of [after, ...names, data]) (rest.set(part, o), (o += part.length));
+      const full = row.in + rest.length;
+      // everything in these requests is required, except INIT's fields after flags (older kernels send 16 bytes)
+      const minimal = inSize(row.opcode, 45, true) + rest.length;
+      for (let len = 0; len <= full; len++) {
+        // stale bytes everywhere first
+        slot.dataBytes.fill(0xee);
+        hdrBytes.fill(0xee);
+        const headerPart = Math.min(len, row.in);
+        writeRequest(slot, { opcode: row.opcode, nodeid: 1, unique: (unique += 2n), opHeader: op.subarray(0, headerPart), args: rest.subarray(0, len - headerPart) });
+        if (layout === "classic") slot.dataBytes.fill(0xee, REF.IN_HEADER + len, REF.IN_HEADER + full + 64);
+        const before = t.answered, callsBefore = calls.length, repliesBefore = t.replies.length;
+        try {
+          d.dispatch(slot);
+        } catch (e) {
+          throw new Error(`${row.name} cut at ${len} of ${full} bytes threw out of dispatch: ${(e as Error).stack}`);
+        }
+        if (t.answered === before) await t.waitAnswers(before + 1, 2000);
+        expect(t.answered).toBe(before + 1);
+        if (len < minimal) {
+          truncated++;
+          malformedOps.add(row.name.toUpperCase());
+          if (calls.length !== callsBefore) throw new Error(`${row.name} cut at ${len} of ${full} bytes reached the plugin (${calls.slice(callsBefore).join(", ")})`);
+          if (row.reply) {
+            expect(t.replies.length).toBe(repliesBefore + 1);
+            const r = t.replies[t.replies.length - 1]!;
+            if (r.error !== -5) throw new Error(`${row.name} cut at ${len} of ${full} bytes answered ${r.error}, not EIO`);
+          } else expect(t.replies.length).toBe(repliesBefore);
+        } else if (d.malformed !== truncated) {
+          throw new Error(`${row.name} complete at ${len} of ${full} bytes was refused as malformed: ${logs.at(-1)}`);
+        } else if (t.replies.length > repliesBefore) {
+          const r = t.replies[t.replies.length - 1]!;
+          expect(r.error <= 0 && r.error >= -511).toBe(true);
+        }
+      }
+    }
+    expect(truncated).toBeGreaterThan(400);
+    expect(d.malformed).toBe(truncated);
+    // one line per opcode, however many of its requests were malformed
+    const lines = logs.filter((l) => l.includes("malformed"));
+    expect(lines.length).toBe(malformedOps.size);
+    for (const name of malformedOps) expect(lines.filter((l) => l.includes(`malformed ${name} request`)).length).toBe(1);
+    expect(d.inflight).toBe(0);
+  }, 60_000);
 }

@@ -31,6 +31,20 @@ describe("INIT", () => {
   const everything = { major: 7, minor: 45, maxReadahead: 131072, flags: 0xffffffff, flags2: 0xffffffff };
   const bit = (n: ReturnType<typeof negotiate>) => (n.out.flags & (1 << Init.HANDLE_KILLPRIV_V2)) !== 0;
 
+  test("-o ring_memory shrinks max_write (to 128 KiB at least) only when one entry per io_uring queue would not fit", () => {
+    const fs = { getattr: () => ({}) as never };
+    const o = defaultMountOptions();
+    expect(negotiate(everything, fs, o, 2).out.maxWrite).toBe(1 << 20);
+    expect(negotiate(everything, fs, o, 64).out.maxWrite).toBe(1 << 20); // 64 x 1 MiB = the default 64M
+    const n128 = negotiate(everything, fs, o, 128);
+    expect(n128.out.maxWrite).toBe(512 << 10);
+    expect(128 * n128.payloadSize).toBe(o.ringMemory);
+    expect(negotiate(everything, fs, o, 4096).out.maxWrite).toBe(128 << 10);
+    // classic (io_uring off or not offered): untouched
+    expect(negotiate(everything, fs, { ...o, ioUring: false }, 128).out.maxWrite).toBe(1 << 20);
+    expect(negotiate({ ...everything, flags2: 0 }, fs, o, 128).out.maxWrite).toBe(1 << 20);
+  });
+
   test("HANDLE_KILLPRIV_V2 is negotiated only for a filesystem that declares killPrivileges", () => {
     const withFlag = negotiate(everything, { killPrivileges: true, getattr: () => ({}) as never }, defaultMountOptions());
     expect(withFlag.killPriv).toBe(true);

@@ -1131,6 +1131,7 @@ describe("plugin", () => {
       shared: (key, n, max) => sharedRegion(regions, key, n, max, true),
       reactor: { index: 0, count: 0, primary: true },
       passthrough: () => false,
+      onDestroy() {},
     };
   }
 

@@ -3,7 +3,7 @@
  * option and say what is valid. MS_* values are Linux's (<sys/mount.h>), written out here.
  */
 import { describe, expect, test } from "bun:test";
-import { parseMountOptions, defaultMountOptions, optionHelp, UsageError, type MountOptions } from "../../runtime/mount/options.ts";
+import { parseMountOptions, defaultMountOptions, optionHelp, UsageError, reactorCount, entriesPerQueue, MAX_DEFAULT_REACTORS, type MountOptions } from "../../runtime/mount/options.ts";
 
 const MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8, MS_SYNCHRONOUS = 16, MS_DIRSYNC = 128, MS_NOATIME = 1024, MS_NODIRATIME = 2048;
 
@@ -71,6 +71,12 @@ describe("each option", () => {
     ["io_uring_q_depth=1", { queueDepth: 1 }],
     ["io_uring_q_depth=32", { queueDepth: 32 }],
     ["io_uring_q_depth=1024", { queueDepth: 1024 }],
+    ["ring_memory=64K", { ringMemory: 64 << 10 }],
+    ["ring_memory=16M", { ringMemory: 16 << 20 }],
+    ["ring_memory=2g", { ringMemory: 2 * 2 ** 30 }],
+    ["ring_memory=1048576", { ringMemory: 1 << 20 }],
+    ["reactors=0", { reactors: 0 }],
+    ["reactors=4", { reactors: 4 }],
     ["fsname=myfs", { fsname: "myfs" }],
     ["fsname=/dev/sda1", { fsname: "/dev/sda1" }],
     ["subtype=memfs", { subtype: "memfs" }],
@@ -181,6 +187,11 @@ describe("usage errors", () => {
     ["io_uring_q_depth=1025", "io_uring_q_depth", /1\.\.1024/],
     ["io_uring_q_depth=2.5", "io_uring_q_depth", /integer/],
     ["io_uring_q_depth", "io_uring_q_depth", /integer/],
+    ["ring_memory=1K", "ring_memory", /at least 64K/],
+    ["ring_memory=12X", "ring_memory", /like 64M/],
+    ["ring_memory=", "ring_memory", /size/],
+    ["reactors=-1", "reactors", /0\.\.1024/],
+    ["reactors=two", "reactors", /integer/],
     ["max_write=4095", "max_write", /4096\.\.1048576/],
     ["max_write=2097152", "max_write", /4096\.\.1048576/],
     ["max_read=100", "max_read", /4096\.\./],
@@ -225,5 +236,25 @@ describe("optionHelp", () => {
       const name = l.trim().split(/\s+/)[0]!.split("=")[0]!;
       expect(() => parse(name)).not.toThrow(/unknown mount option/);
     }
+  });
+});
+
+describe("reactors and ring memory", () => {
+  test("the default Worker count is one per online CPU, capped, and never more than the queues", () => {
+    const o = parse();
+    expect(o.reactors).toBeUndefined();
+    expect(reactorCount(o, 2, 2)).toBe(2);
+    expect(reactorCount(o, 64, 64)).toBe(MAX_DEFAULT_REACTORS);
+    expect(reactorCount(parse("reactors=0"), 8, 8)).toBe(0);
+    expect(reactorCount(parse("reactors=16"), 2, 4)).toBe(4);
+  });
+
+  test("entries per queue fit -o ring_memory, at most io_uring_q_depth and at least one", () => {
+    const MiB = 1 << 20;
+    expect(entriesPerQueue(parse(), 2, MiB)).toBe(8); // 16 MiB of the default 64
+    expect(entriesPerQueue(parse(), 16, MiB)).toBe(4);
+    expect(entriesPerQueue(parse(), 128, MiB)).toBe(1); // over budget: still one each
+    expect(entriesPerQueue(parse("ring_memory=4M"), 2, MiB)).toBe(2);
+    expect(entriesPerQueue(parse("ring_memory=4M,io_uring_q_depth=1"), 2, MiB)).toBe(1);
   });
 });

@@ -50,6 +50,7 @@ test("4 Workers and the main thread on one passthrough: lookup counts, child cou
       shared: (key: string, n: number, max?: number) => sharedRegion(regions, key, n, max, true),
       reactor: { index: 0, count: 4, primary: true },
       passthrough: () => false,
+      onDestroy() {},
     } as PluginContext<PassthroughOptions>;
     const fs = (await plugin.setup(ctx)) as PassthroughFs;
     const job = (id: number): PassthroughJob => ({ regions: Object.fromEntries(regions), source, id, iterations: 3000, dirs: ["a", "b", "c"] });

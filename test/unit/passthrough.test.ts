@@ -15,6 +15,7 @@ import plugin, { type PassthroughFs, type PassthroughOptions } from "../../plugi
 import { sharedRegion } from "../../runtime/host/host.ts";
 /** `ctx.shared` regions per mount (one `kept` map plays one mount). */
 const regionsOf = new WeakMap<Map<string, unknown>, Map<string, SharedArrayBuffer>>();
+import { needsRoot } from "../helpers/skip.ts";
 
 const root = process.getuid?.() === 0;
 let tmp = "";
@@ -103,7 +104,7 @@ describe("furing/sys", () => {
     expect(sys.major(sys.makedev(259, 1048575))).toBe(259);
     expect(sys.minor(sys.makedev(259, 1048575))).toBe(1048575);
     expect(sys.makedev(1, 3)).toBe(0x103);
-    if (!root) return;
+    if (needsRoot("the passthrough mknod part of the device-number test", "mknod of device nodes")) return;
     const d = dir("dev");
     const dfd = openDir(d);
     sys.mknodat(dfd, "null", S_IFCHR | 0o600, sys.makedev(1, 3));
@@ -307,8 +308,7 @@ describe("furing/sys", () => {
     expect(all.find((e) => e.name === "file")!.ino).toBe(statSync(join(d, "file")).ino);
   });
 
-  test("file handles survive a rename and go stale when the file is gone", () => {
-    if (!root) return;
+  test.skipIf(needsRoot("the passthrough file-handle test", "open_by_handle_at needs CAP_DAC_READ_SEARCH"))("file handles survive a rename and go stale when the file is gone", () => {
     const d = dir("handles");
     writeFileSync(join(d, "f"), "data");
     const dfd = sys.openat(sys.AT_FDCWD, d, sys.O_RDONLY | sys.O_DIRECTORY | sys.O_CLOEXEC);
@@ -400,6 +400,7 @@ async function instance(source: string, opts: Partial<PassthroughOptions> = {}, 
     shared: (key, n, max) => sharedRegion(regions, key, n, max, true),
     reactor: { index: 0, count: 0, primary: true },
     passthrough: () => passthrough,
+    onDestroy() {},
   };
   const fs = (await plugin.setup(ctx)) as PassthroughFs;
   return { fs, ctx, logs, kept };
@@ -623,8 +624,7 @@ describe("passthrough plugin: ops on a real directory", () => {
     expect(readdirSync(d).sort()).toEqual(["b", "escape", "sub", "trap"]);
   });
 
-  test("new nodes belong to the calling user; set-group-ID directories keep their group; umask of the daemon ignored", async () => {
-    if (!root) return;
+  test.skipIf(needsRoot("the passthrough ownership test", "it creates nodes as other users"))("new nodes belong to the calling user; set-group-ID directories keep their group; umask of the daemon ignored", async () => {
     const d = dir("owner");
     chmodSync(d, 0o777);
     mkdirSync(join(d, "sgid"), { mode: 0o2777 });

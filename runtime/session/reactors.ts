@@ -1,0 +1,290 @@
+/**
+ * Reactor Workers for plugins with `concurrency: "shared"`: one Worker per group of CPU queues,
+ * pinned to those CPUs, each with its own Reactor (ring, eventfd), its own transport slots and its
+ * own Dispatcher + plugin instance. This is the main thread's side: it starts the Workers, tells
+ * them what INIT negotiated, forwards what must stay single (notifications, INTERRUPTs of
+ * requests it does not hold, hot reload's prepare/commit), and gathers their status.
+ *
+ * Queues are split into `count` contiguous groups of possible CPUs; a Worker is pinned to the
+ * online CPUs of its group (a group with none runs where the scheduler puts it: its queues are
+ * those of CPUs that are not there, whose entries must still exist or the mount hangs).
+ */
+import { Worker } from "node:worker_threads";
+import { join } from "node:path";
+import type { MountOptions } from "../mount/options.ts";
+import type { Notifier } from "../api/types.ts";
+import { PluginError } from "../host/loader.ts";
+
+/** What a Worker needs to start: its place, the mount's options and the plugin's first generation. */
+export interface WorkerSetup {
+  /** 1-based (0 is the main thread), as `ctx.reactor.index`. */
+  index: number;
+  count: number;
+  /** CPUs the Worker is pinned to (the online ones of its queue group). */
+  cpus: number[];
+  firstQueue: number;
+  queues: number;
+  options: MountOptions;
+  debug: boolean;
+  pluginArgs: string[];
+  mountpoint: string;
+  name: string;
+  entry: string;
+  generation: number;
+  /** The bundled module to import (deleted by the main thread once every Worker imported it). */
+  file: string;
+  shared: Map<string, SharedArrayBuffer>;
+}
+
+/** INIT's outcome, for a Worker to allocate its transport. */
+export interface TransportPlan {
+  mode: "io_uring" | "classic";
+  /** The session's /dev/fuse descriptor (io_uring: the ring commands' fd; classic: cloned). */
+  fd: number;
+  depth: number;
+  payloadSize: number;
+  /** Per queue: payload bytes that may be pinned as a fixed buffer (-o ring_memory's share). */
+  pinBudget: number;
+  /** classic: slots and their size. */
+  devSlots: number;
+  bufSize: number;
+  /** The protocol minor INIT settled on (request sizes depend on it). */
+  minor: number;
+  setxattrExt: boolean;
+  killPriv: boolean;
+  passthrough: boolean;
+}
+
+/** Main → Worker. Messages with an `id` are answered with the same id. */
+export type ToWorker =
+  | { t: "allocate"; id: number; plan: TransportPlan }
+  | { t: "register" }
+  | { t: "interrupt"; lo: number; hi: number }
+  | { t: "prepare"; id: number; n: number; file: string; shared: Map<string, SharedArrayBuffer> }
+  | { t: "commit"; n: number }
+  | { t: "discard"; n: number }
+  | { t: "status"; id: number }
+  | { t: "nodes"; id: number }
+  | { t: "close"; id: number }
+  | { t: "notified"; id: number; ok: boolean; value?: unknown; error?: string; errno?: number };
+
+/** Worker → main. */
+export type FromWorker =
+  | { t: "started" }
+  | { t: "failed"; error: string }
+  | { t: "reply"; id: number; error?: string; value?: unknown }
+  | { t: "notify"; id: number; method: keyof Notifier; args: unknown[] }
+  | { t: "notifyReply"; lo: number; hi: number; data: Uint8Array }
+  | { t: "interrupt"; lo: number; hi: number }
+  | { t: "closed"; reason: string };
+
+export interface WorkerStatus {
+  index: number;
+  cpus: number[];
+  queues: string;
+  transport: string;
+  generation: number;
+  requests: { io_uring: number; classic: number };
+  inflight: number;
+  timedOut: number;
+  reactor: { wakeups: number; completions: number; rescues: number };
+  kernelNodes: number;
+  memory: { heap_kib: number };
+  stats: { count: Float64Array; errors: Float64Array; maxUs: Float64Array; hist: Uint32Array };
+}
+
+/** Worker `w` of `count` serves possible CPUs [first, first + queues) and runs on the online ones. */
+export function queueGroups(count: number, possible: number, online: readonly number[]): { firstQueue: number; queues: number; cpus: number[] }[] {
+  const out = [];
+  for (let w = 0; w < count; w++) {
+    const first = Math.floor((w * possible) / count), end = Math.floor(((w + 1) * possible) / count);
+    out.push({ firstQueue: first, queues: end - first, cpus: online.filter((c) => c >= first && c < end) });
+  }
+  return out;
+}
+
+interface PoolConfig {
+  count: number;
+  possible: number;
+  online: readonly number[];
+  base: Omit<WorkerSetup, "index" | "count" | "cpus" | "firstQueue" | "queues" | "file" | "generation" | "shared">;
+  log: (line: string) => void;
+  /** Notifications from Workers go through the main thread's notifier (it waits for INIT). */
+  notify: Notifier;
+  onNotifyReply: (lo: number, hi: number, data: Uint8Array) => void;
+  /** An INTERRUPT a Worker read (classic) that it does not serve: try the main thread's requests. */
+  onInterrupt: (lo: number, hi: number) => void;
+  /**
+   * A Worker ended while serving (its queues would hang every caller on its CPUs): the daemon
+   * must end so the kernel fails those requests instead.
+   */
+  onWorkerLost: (index: number, why: string) => void;
+}
+
+const WORKER_ENTRY = join(import.meta.dir, "reactor-worker.ts");
+
+interface Member {
+  w: Worker;
+  index: number;
+  cpus: number[];
+  firstQueue: number;
+  queues: number;
+  exited: Promise<void>;
+}
+
+export class ReactorPool {
+  readonly members: Member[] = [];
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private closing = false;
+  private started = false;
+  private closedWorkers = 0;
+  /** Every Worker's transport saw the connection end (classic with Workers: the main thread no longer reads). */
+  onAllClosed: ((reason: string) => void) | null = null;
+
+  constructor(private readonly cfg: PoolConfig) {}
+
+  get count(): number {
+    return this.cfg.count;
+  }
+
+  /** Start every Worker with generation `generation` from `file`; rejects (all stopped) if any fails. */
+  async start(file: string, generation: number, shared: Map<string, SharedArrayBuffer>): Promise<void> {
+    const groups = queueGroups(this.cfg.count, this.cfg.possible, this.cfg.online);
+    const started: Promise<void>[] = [];
+    for (let i = 0; i < groups.length; i++) {
+      const g = groups[i]!;
+      const setup: WorkerSetup = { ...this.cfg.base, index: i + 1, count: this.cfg.count, ...g, file, generation, shared };
+      const w = new Worker(WORKER_ENTRY, { workerData: setup });
+      let code = 0;
+      const exited = new Promise<void>((r) => w.on("exit", (c: number) => ((code = c), r())));
+      const m: Member = { w, index: i + 1, cpus: g.cpus, firstQueue: g.firstQueue, queues: g.queues, exited };
+      this.members.push(m);
+      started.push(new Promise<void>((resolve, reject) => {
+        w.on("message", (msg: FromWorker) => {
+          if (msg.t === "started") resolve();
+          else if (msg.t === "failed") reject(new PluginError(`reactor Worker ${m.index}: ${msg.error}`));
+          else this.onMessage(m, msg);
+        });
+        w.on("error", (e: Error) => {
+          reject(new PluginError(`reactor Worker ${m.index}: ${e.message}`));
+          if (!this.closing) this.cfg.log(`furing: reactor Worker ${m.index} failed: ${e.stack ?? e.message}`);
+        });
+        void exited.then(() => {
+          reject(new PluginError(`reactor Worker ${m.index} exited before it started`));
+          if (!this.closing && this.started) this.cfg.onWorkerLost(m.index, `exited (code ${code})`);
+        });
+      }));
+    }
+    try {
+      await Promise.all(started);
+      this.started = true;
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+  }
+
+  private onMessage(m: Member, msg: FromWorker): void {
+    switch (msg.t) {
+      case "reply": {
+        const p = this.waiting.get(msg.id);
+        if (p === undefined) return;
+        this.waiting.delete(msg.id);
+        if (msg.error !== undefined) p.reject(new Error(`reactor Worker ${m.index}: ${msg.error}`));
+        else p.resolve(msg.value);
+        return;
+      }
+      case "notify": {
+        const n = this.cfg.notify as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+        n[msg.method]!(...msg.args).then(
+          (value) => m.w.postMessage({ t: "notified", id: msg.id, ok: true, value } satisfies ToWorker),
+          (e) => m.w.postMessage({ t: "notified", id: msg.id, ok: false, error: (e as Error)?.message ?? String(e), errno: (e as { errno?: number }).errno } satisfies ToWorker),
+        );
+        return;
+      }
+      case "notifyReply":
+        return this.cfg.onNotifyReply(msg.lo, msg.hi, msg.data);
+      case "interrupt":
+        // the request may be on the main thread or on any other Worker
+        this.cfg.onInterrupt(msg.lo, msg.hi);
+        for (const o of this.members) if (o !== m) o.w.postMessage({ t: "interrupt", lo: msg.lo, hi: msg.hi } satisfies ToWorker);
+        return;
+      case "closed":
+        if (++this.closedWorkers === this.members.length) this.onAllClosed?.(msg.reason);
+        return;
+    }
+  }
+
+  private ask<T>(m: Member, msg: ToWorker & { id: number }): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(msg.id, { resolve: resolve as (v: unknown) => void, reject });
+      m.w.postMessage(msg);
+    });
+  }
+
+  private askAll<T>(make: (id: number) => ToWorker & { id: number }): Promise<T[]> {
+    return Promise.all(this.members.map((m) => this.ask<T>(m, make(this.nextId++))));
+  }
+
+  /** Every Worker allocates its transport for `plan`; resolves with the first failure, or null. */
+  async allocate(plan: TransportPlan): Promise<string | null> {
+    const r = await Promise.allSettled(this.members.map((m) => this.ask(m, { t: "allocate", id: this.nextId++, plan })));
+    const bad = r.find((x) => x.status === "rejected") as PromiseRejectedResult | undefined;
+    return bad === undefined ? null : (bad.reason as Error).message;
+  }
+
+  /** INIT was answered with FUSE_OVER_IO_URING: Workers hand their entries to the kernel. */
+  register(): void {
+    for (const m of this.members) m.w.postMessage({ t: "register" } satisfies ToWorker);
+  }
+
+  /** An INTERRUPT the main thread read for a request it does not serve. */
+  interrupt(lo: number, hi: number): void {
+    for (const m of this.members) m.w.postMessage({ t: "interrupt", lo, hi } satisfies ToWorker);
+  }
+
+  /**
+   * Import and set up generation `n` on every Worker. If any fails, those that succeeded destroy
+   * theirs and this throws, naming the Worker: a generation serves on every Worker or on none.
+   */
+  async prepare(n: number, file: string, shared: Map<string, SharedArrayBuffer>): Promise<void> {
+    const r = await Promise.allSettled(this.members.map((m) => this.ask(m, { t: "prepare", id: this.nextId++, n, file, shared })));
+    const bad = r.find((x) => x.status === "rejected") as PromiseRejectedResult | undefined;
+    if (bad === undefined) return;
+    for (const m of this.members) m.w.postMessage({ t: "discard", n } satisfies ToWorker);
+    throw new PluginError((bad.reason as Error).message);
+  }
+
+  /** Swap prepared generation `n` in on every Worker. */
+  commit(n: number): void {
+    for (const m of this.members) m.w.postMessage({ t: "commit", n } satisfies ToWorker);
+  }
+
+  /** Each Worker's status; one that does not answer within `ms` (an op blocks its thread) says so. */
+  status(ms = 1000): Promise<(WorkerStatus | { index: number; cpus: number[]; error: string })[]> {
+    return Promise.all(this.members.map((m) => {
+      const id = this.nextId++;
+      const late = Bun.sleep(ms).then(() => {
+        this.waiting.delete(id);
+        return { index: m.index, cpus: m.cpus, error: `no answer within ${ms} ms (an op is blocking its thread?)` };
+      });
+      return Promise.race([this.ask<WorkerStatus>(m, { t: "status", id }), late]);
+    }));
+  }
+
+  /** Every Worker's signed kernel node counts ([ino, count, ...]). */
+  nodes(): Promise<number[][]> {
+    return this.askAll<number[]>((id) => ({ t: "nodes", id }));
+  }
+
+  /** Workers destroy their instances and stop; any that does not within 2 s is terminated. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.members.map(async (m) => {
+      const said = this.ask(m, { t: "close", id: this.nextId++ }).catch(() => {});
+      await Promise.race([said, m.exited, Bun.sleep(2000)]);
+      await m.w.terminate();
+    }));
+  }
+}
