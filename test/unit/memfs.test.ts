@@ -1175,6 +1175,44 @@ describe("plugin", () => {
     expect(() => parseMode("999")).toThrow(/--mode/);
   });
 
+  test("two instances on one mount's regions: an O_TMPFILE file made through one is linked through the other, unless O_EXCL", async () => {
+    const kept = new Map<string, unknown>();
+    const a = (await plugin.setup(context({}, kept, 1))) as Fs;
+    const b = (await plugin.setup(context({}, kept, 2))) as Fs;
+    const t = a.tmpfile(req, ROOT, 0o644, O_RDWR, 0) as { entry: Entry };
+    const ino = t.entry.ino;
+    expect(t.entry.nlink).toBe(0);
+    a.write(req, ino, 0, 0, new TextEncoder().encode("unnamed"), 0);
+    a.release(req, ino, 0, O_RDWR);
+    // the LINK comes to the other instance: it must see that this node may get a first name
+    const named = b.link(req, ino, ROOT, "named") as Entry;
+    expect(named.ino).toBe(ino);
+    expect(named.nlink).toBe(1);
+    expect(text(a, (a.lookup(req, ROOT, "named") as Entry).ino)).toBe("unnamed");
+    // only once: unlinked again it stays unlinked
+    b.unlink(req, ROOT, "named");
+    expect(errnoOf(() => a.link(req, ino, ROOT, "again"))).toBe(Errno.ENOENT);
+    a.forget(ino, 2);
+    // O_EXCL: never linkable, from any instance; freed when closed and forgotten
+    const x = a.tmpfile(req, ROOT, 0o600, O_RDWR | O_EXCL, 0) as { entry: Entry };
+    const xino = x.entry.ino;
+    expect(errnoOf(() => b.link(req, xino, ROOT, "x"))).toBe(Errno.ENOENT);
+    const before = (b.statfs(req, ROOT) as { ffree: number }).ffree;
+    b.release(req, xino, 0, O_RDWR);
+    b.forget(xino, 1);
+    expect((a.statfs(req, ROOT) as { ffree: number }).ffree).toBe(before + 1);
+    // a never-linked tmpfile freed through the other instance leaves nothing linkable behind: a
+    // file unlinked while open (in whichever slot it lands) cannot be linked back
+    const y = a.tmpfile(req, ROOT, 0o600, O_RDWR, 0) as { entry: Entry };
+    b.release(req, y.entry.ino, 0, O_RDWR);
+    b.forget(y.entry.ino, 1);
+    const g = createFile(b, ROOT, "g");
+    const gino = g.ino;
+    a.open(req, gino, O_RDWR);
+    a.unlink(req, ROOT, "g");
+    expect(errnoOf(() => b.link(req, gino, ROOT, "g2"))).toBe(Errno.ENOENT);
+  });
+
   test("ops can be rebuilt around an existing state (hot reload)", () => {
     const { fs, state } = memfs();
     const f = createFile(fs, ROOT, "f", "kept");

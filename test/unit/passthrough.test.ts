@@ -5,7 +5,7 @@
 import { describe, test, expect, beforeAll, afterAll } from "bun:test";
 import {
   mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync, symlinkSync, statSync, lstatSync, statfsSync,
-  readSync, writeSync, fsyncSync, fdatasyncSync, readdirSync, renameSync, unlinkSync, existsSync, chmodSync, linkSync,
+  readSync, writeSync, fsyncSync, fdatasyncSync, readdirSync, renameSync, unlinkSync, existsSync, chmodSync, linkSync, readlinkSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -901,6 +901,89 @@ describe("passthrough plugin: ops on a real directory", () => {
     expect(first.got.length + rest.got.length).toBe(want.length + 2);
     a.fs.releasedir!(REQ(), 1, o.fh);
     expect(b.fs.handles.size).toBe(0);
+  });
+
+  /** This process's descriptors of files under `d` that have no name any more ("... (deleted)"). */
+  function namelessFds(d: string): number {
+    let n = 0;
+    for (const fd of readdirSync("/proc/self/fd")) {
+      try {
+        const t = readlinkSync(`/proc/self/fd/${fd}`);
+        if (t.startsWith(d + "/") && t.endsWith(" (deleted)")) n++;
+      } catch {}
+    }
+    return n;
+  }
+
+  test("two instances on one table: an O_TMPFILE file made through one is named by a link through the other", async () => {
+    const d = dir("tmpfile-two");
+    const a = await instance(d);
+    const b = await instance(d, {}, a.kept);
+    const r = a.fs.tmpfile!(REQ(), 1, 0o640, sys.O_RDWR, 0) as { entry: Entry; fh: number };
+    const ino = r.entry.ino;
+    writeSync(a.fs.handles.file(r.fh).fd, "unnamed at first");
+    expect(readdirSync(d)).toEqual([]);
+    // the open file and the pinned O_PATH descriptor
+    expect(namelessFds(d)).toBe(2);
+    a.fs.release!(REQ(), ino, r.fh, 0);
+    // the LINK comes to the other instance: it needs the pinned descriptor (no name, no parent)
+    expect((b.fs.link!(REQ(), ino, 1, "named") as Entry).ino).toBe(ino);
+    expect(readFileSync(join(d, "named"), "utf8")).toBe("unnamed at first");
+    await Bun.sleep(0); // descriptors are closed after the op
+    expect(namelessFds(d)).toBe(0);
+    // named now: re-opened like any other node, through either instance
+    expect((a.fs.getattr!(REQ(), ino, undefined) as Entry).nlink).toBe(1);
+    a.fs.forget!(ino, 2);
+    expect(b.fs.nodes.size).toBe(1);
+  });
+
+  test("two instances on one table: an O_TMPFILE file closed and forgotten through the other without a name leaves no descriptor", async () => {
+    const d = dir("tmpfile-gone");
+    const a = await instance(d);
+    const b = await instance(d, {}, a.kept);
+    const r = a.fs.tmpfile!(REQ(), 1, 0o600, sys.O_RDWR, 0) as { entry: Entry; fh: number };
+    const ino = r.entry.ino;
+    expect(namelessFds(d)).toBe(2);
+    b.fs.release!(REQ(), ino, r.fh, 0);
+    b.fs.forget!(ino, 1);
+    expect(a.fs.nodes.size).toBe(1);
+    await Bun.sleep(0);
+    // the pin is closed too (an O_PATH descriptor of the nameless file would keep its space in use)
+    expect(namelessFds(d)).toBe(0);
+    throwsErrno(() => a.fs.link!(REQ(), ino, 1, "late"), "ESTALE");
+  });
+
+  test("two instances on one table under kernel passthrough: opens of one inode follow the open already there, whichever instance made it", async () => {
+    const d = dir("suid-two");
+    const file = join(d, "f");
+    writeFileSync(file, "x");
+    chmodSync(file, 0o644);
+    const a = await instance(d, {}, undefined, undefined, true);
+    const b = await instance(d, {}, a.kept, undefined, true);
+    const f = (a.fs.lookup!(REQ(), 1, "f") as Entry).ino;
+    type Open = { fh: number; backingFd?: number };
+    const o1 = a.fs.open!(REQ(), f, sys.O_RDWR) as Open;
+    expect(o1.backingFd).toBeDefined();
+    // setuid while a's passthrough open is held: b's open must pass through as well
+    chmodSync(file, 0o4755);
+    const o2 = b.fs.open!(REQ(), f, sys.O_RDWR) as Open;
+    expect(o2.backingFd).toBeDefined();
+    a.fs.release!(REQ(), f, o1.fh, 0);
+    b.fs.release!(REQ(), f, o2.fh, 0);
+    // nothing open: a setuid file is served by the daemon ...
+    const o3 = b.fs.open!(REQ(), f, sys.O_RDWR) as Open;
+    expect(o3.backingFd).toBeUndefined();
+    // ... and while that open is held, a's open follows it even though the bit is gone
+    chmodSync(file, 0o644);
+    const o4 = a.fs.open!(REQ(), f, sys.O_RDONLY) as Open;
+    expect(o4.backingFd).toBeUndefined();
+    b.fs.release!(REQ(), f, o3.fh, 0);
+    a.fs.release!(REQ(), f, o4.fh, 0);
+    // all closed: an ordinary file passes through again
+    const o5 = b.fs.open!(REQ(), f, sys.O_RDONLY) as Open;
+    expect(o5.backingFd).toBeDefined();
+    b.fs.release!(REQ(), f, o5.fh, 0);
+    a.fs.forget!(f, 1);
   });
 
   test("access (no_default_permissions): mode bits against the caller", async () => {
