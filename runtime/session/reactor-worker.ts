@@ -117,7 +117,7 @@ function allocate(plan: TransportPlan): void {
   cfg.setxattrExt = plan.setxattrExt;
   cfg.killPriv = plan.killPriv;
   passthrough = plan.passthrough;
-  if (plan.passthrough) cfg.backing = new BackingFiles(plan.fd, log);
+  if (plan.passthrough) cfg.backing = new BackingFiles(plan.fd, log, plan.backing);
   const sink = (s: Parameters<Dispatcher["dispatch"]>[0]) => dispatcher.dispatch(s);
   const closed = (reason: string) => post({ t: "closed", reason });
   if (plan.mode === "io_uring") {

@@ -9,6 +9,7 @@
  * online CPUs of its group (a group with none runs where the scheduler puts it: its queues are
  * those of CPUs that are not there, whose entries must still exist or the mount hangs).
  */
+import type { BackingTable } from "./backing.ts";
 import { Worker } from "node:worker_threads";
 import { join } from "node:path";
 import type { MountOptions } from "../mount/options.ts";
@@ -53,6 +54,8 @@ export interface TransportPlan {
   setxattrExt: boolean;
   killPriv: boolean;
   passthrough: boolean;
+  /** Kernel passthrough's backing-file table, shared by every thread serving the connection (backing.ts). */
+  backing?: BackingTable;
 }
 
 /** Main → Worker. Messages with an `id` are answered with the same id. */

@@ -263,7 +263,7 @@ export class Session {
     }
     const plan = {
       fd: this.fd, depth, payloadSize: n.payloadSize, pinBudget: Math.floor(o.ringMemory / queues), devSlots: Math.max(4, o.queueDepth), bufSize: Math.max(8192, o.maxWrite + 4096),
-      minor: n.out.minor, setxattrExt: n.setxattrExt, killPriv: n.killPriv, passthrough: n.passthrough,
+      minor: n.out.minor, setxattrExt: n.setxattrExt, killPriv: n.killPriv, passthrough: n.passthrough, backing: this.backing?.table,
     };
     let mode: "io_uring" | "classic" = "classic";
     if (n.uringOffered && o.ioUring) {
