@@ -151,7 +151,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   session.extraStatus = () => ({ generation: host.generation, reloads: host.reloads, rejectedReloads: host.rejected, lastReloadError: host.lastError, watching: watch });
   await session.start();
   if (options.autoUnmount) spawnAutoUnmount(mountpoint);
-  const control = serveControl(mountpoint, () => session.statusWithWorkers());
+  const control = serveControl(mountpoint, () => session.statusWithWorkers(), () => session.gcWorkers());
   const onSignal = (sig: string) => () => void session!.onSignal(sig);
   process.on("SIGINT", onSignal("SIGINT"));
   process.on("SIGTERM", onSignal("SIGTERM"));

@@ -202,6 +202,10 @@ async function onMessage(msg: ToWorker): Promise<void> {
     case "status":
       post({ t: "reply", id: msg.id, value: status() });
       return;
+    case "gc":
+      Bun.gc(true);
+      post({ t: "reply", id: msg.id });
+      return;
     case "nodes":
       post({ t: "reply", id: msg.id, value: dispatcher.nodes.flat() });
       return;

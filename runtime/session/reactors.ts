@@ -67,6 +67,7 @@ export type ToWorker =
   | { t: "commit"; n: number }
   | { t: "discard"; n: number }
   | { t: "status"; id: number }
+  | { t: "gc"; id: number }
   | { t: "nodes"; id: number }
   | { t: "close"; id: number }
   | { t: "notified"; id: number; ok: boolean; value?: unknown; error?: string; errno?: number };
@@ -273,6 +274,15 @@ export class ReactorPool {
         return { index: m.index, cpus: m.cpus, error: `no answer within ${ms} ms (an op is blocking its thread?)` };
       });
       return Promise.race([this.ask<WorkerStatus>(m, { t: "status", id }), late]);
+    }));
+  }
+
+  /** A full garbage collection on every Worker (the control socket's `gc`): each has its own heap. */
+  async gc(ms = 10_000): Promise<void> {
+    await Promise.all(this.members.map((m) => {
+      const id = this.nextId++;
+      const late = Bun.sleep(ms).then(() => void this.waiting.delete(id));
+      return Promise.race([this.ask(m, { t: "gc", id }).catch(() => {}), late]);
     }));
   }
 

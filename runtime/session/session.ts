@@ -361,6 +361,11 @@ export class Session {
     }, log);
   }
 
+  /** A full garbage collection on every reactor Worker (the main thread collects its own). */
+  async gcWorkers(): Promise<void> {
+    await this.cfg.pool?.gc();
+  }
+
   /** `status` with the reactor Workers' figures (their requests, counts and op statistics summed in). */
   async statusWithWorkers(): Promise<SessionStatus & { reactors?: unknown }> {
     const s = this.status();
