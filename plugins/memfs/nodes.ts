@@ -37,7 +37,7 @@ import { freeXattrs } from "./xattr.ts";
 export const DIRENT_SIZE = 20;
 /** Inode-space cost of one node or extra hard link, as in tmpfs (BOGO_INODE_SIZE). */
 export const INODE_SPACE = 1024;
-/** Longest name, in UTF-8 bytes. */
+/** Longest name, in bytes (counted with nameByteLength: an escaped byte counts one). */
 export const NAME_MAX = 255;
 /** Slots per generation: ids are slot + generation × SLOT_LIMIT. */
 export const SLOT_LIMIT = 2 ** 32;
