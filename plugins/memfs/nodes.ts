@@ -132,9 +132,25 @@ const fine = { sec: 0, nsec: 0 };
 /** This operation's time: the coarse clock when it started, or the floor if that is later. */
 let nowSec = 0;
 let nowNsec = 0;
-/** The latest fine-grained stamp handed out. */
-let floorSec = 0;
-let floorNsec = 0;
+/**
+ * The latest fine-grained stamp handed out. It lives in the memfs state (`keepClockFloor`), so a
+ * hot reload's new copy of this module does not start again below the stamps already given.
+ */
+let floor: ClockFloor = { sec: 0, nsec: 0 };
+
+export interface ClockFloor {
+  sec: number;
+  nsec: number;
+}
+
+/** Use `f` (kept across generations) as the floor, raised to this module's if that is later. */
+export function keepClockFloor(f: ClockFloor): void {
+  if (floor.sec > f.sec || (floor.sec === f.sec && floor.nsec > f.nsec)) {
+    f.sec = floor.sec;
+    f.nsec = floor.nsec;
+  }
+  floor = f;
+}
 /** Nodes stamped by this operation and their stamps (an operation stamps at most a few). */
 const opNodes: Node[] = [];
 const opSec: number[] = [];
@@ -146,12 +162,12 @@ let tNsec = 0;
 /** Start an operation that changes nodes: read the coarse clock once. */
 export function tick(): void {
   sys.clockGettime(sys.CLOCK_REALTIME_COARSE, coarse);
-  if (coarse.sec > floorSec || (coarse.sec === floorSec && coarse.nsec > floorNsec)) {
+  if (coarse.sec > floor.sec || (coarse.sec === floor.sec && coarse.nsec > floor.nsec)) {
     nowSec = coarse.sec;
     nowNsec = coarse.nsec;
   } else {
-    nowSec = floorSec;
-    nowNsec = floorNsec;
+    nowSec = floor.sec;
+    nowNsec = floor.nsec;
   }
   opNodes.length = 0;
 }
@@ -171,9 +187,9 @@ function changeTime(n: Node): void {
     sys.clockGettime(sys.CLOCK_REALTIME, fine);
     s = fine.sec;
     ns = fine.nsec;
-    if (s > floorSec || (s === floorSec && ns > floorNsec)) {
-      floorSec = nowSec = s;
-      floorNsec = nowNsec = ns;
+    if (s > floor.sec || (s === floor.sec && ns > floor.nsec)) {
+      floor.sec = nowSec = s;
+      floor.nsec = nowNsec = ns;
     }
   }
   opNodes.push(n);

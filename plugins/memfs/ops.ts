@@ -83,6 +83,7 @@ import {
   getNode,
   indexBefore,
   isAncestor,
+  keepClockFloor,
   maybeFree,
   newNode,
   removeEntry,
@@ -147,6 +148,13 @@ const NOATIME_OPEN: OpenReply = Object.freeze({ fh: NOATIME_FH });
 
 export function createOps(state: MemfsState): Filesystem {
   const nodes = state.nodes;
+  keepClockFloor((state.clockFloor ??= { sec: 0, nsec: 0 }));
+
+  /** A tmpfile node that was freed without ever being linked leaves the linkable set. */
+  function unlinkable(ino: number): void {
+    const l = state.linkable;
+    if (l !== undefined && l.size !== 0 && !nodes.has(ino)) l.delete(ino);
+  }
 
   return defineFilesystem({
     // setuid/setgid are cleared here (privileges.ts), when the kernel says so (killSuidgid)
@@ -174,6 +182,7 @@ export function createOps(state: MemfsState): Filesystem {
 
     forget(ino: number, nlookup: number): void {
       forgetNode(state, ino, nlookup);
+      unlinkable(ino);
     },
 
     getattr(req: Request, ino: number): Node {
@@ -391,9 +400,13 @@ export function createOps(state: MemfsState): Filesystem {
       const p = getDir(state, newParent, true);
       checkNewName(p, newName);
       if (n.dir !== null) throw EPERM;
-      if (n.nlink === 0) throw ENOENT;
-      if (state.ispaceFree < INODE_SPACE) throw ENOSPC;
-      state.ispaceFree -= INODE_SPACE; // tmpfs charges every extra link like a node
+      // an unlinked file stays so; an O_TMPFILE file gets its first name (charged as the node already)
+      const first = n.nlink === 0;
+      if (first && state.linkable?.delete(ino) !== true) throw ENOENT;
+      if (!first) {
+        if (state.ispaceFree < INODE_SPACE) throw ENOSPC;
+        state.ispaceFree -= INODE_SPACE; // tmpfs charges every extra link like a node
+      }
       tick();
       n.nlink++;
       addEntry(p, newName, n);
@@ -455,6 +468,7 @@ export function createOps(state: MemfsState): Filesystem {
       if (n.opens > 0) n.opens--;
       if ((flags & O_ACCMODE) !== O_RDONLY && n.writers > 0) n.writers--;
       maybeFree(state, n);
+      unlinkable(ino);
     },
 
     fsync(): void {},
@@ -589,6 +603,20 @@ export function createOps(state: MemfsState): Filesystem {
       n.opens++;
       if ((flags & O_ACCMODE) !== O_RDONLY) n.writers = (n.writers | 0) + 1;
       // as open: the handle remembers O_NOATIME
+      return (flags & O_NOATIME) !== 0 ? { entry: n, fh: NOATIME_FH } : { entry: n };
+    },
+
+    // A node with no name (nlink 0, as tmpfs's d_tmpfile leaves it): freed like an unlinked file
+    // once closed and forgotten, unless `link` names it first. The parent directory is unchanged.
+    tmpfile(req: Request, parent: number, mode: number, flags: number, umask: number): CreateReply {
+      const p = getDir(state, parent, true);
+      tick();
+      const n = newNode(state, S_IFREG | (mode & 0o7777 & ~umask), req.uid, (p.mode & S_ISGID) !== 0 ? p.gid : req.gid);
+      n.nlink = 0;
+      if ((flags & O_EXCL) === 0) (state.linkable ??= new Set()).add(n.ino);
+      n.nlookup++;
+      n.opens++;
+      if ((flags & O_ACCMODE) !== O_RDONLY) n.writers = (n.writers | 0) + 1;
       return (flags & O_NOATIME) !== 0 ? { entry: n, fh: NOATIME_FH } : { entry: n };
     },
 

@@ -6,7 +6,7 @@
  * `opens` count lives in the nodes).
  */
 import { S_IFDIR, ROOT_ID } from "furing";
-import { newNode, tick, INODE_SPACE, type Node } from "./nodes.ts";
+import { newNode, tick, INODE_SPACE, type ClockFloor, type Node } from "./nodes.ts";
 import type { ChunkPool } from "./pool.ts";
 
 export interface MemfsLimits {
@@ -41,6 +41,13 @@ export interface MemfsState {
   ispaceFree: number;
   /** Reusable page memory for full data chunks (data.ts; made on first use). */
   pool?: ChunkPool;
+  /**
+   * O_TMPFILE nodes opened without O_EXCL and not linked yet: the only nodes with nlink 0 that
+   * `link` may give a name (made on first use).
+   */
+  linkable?: Set<number>;
+  /** The clock's floor (nodes.ts), kept here so it survives hot reloads (made on first use). */
+  clockFloor?: ClockFloor;
 }
 
 export function createState(limits: MemfsLimits): MemfsState {

@@ -22,6 +22,11 @@ export interface OpenFile {
   ino: number;
   /** open(2) flags the caller used. */
   flags: number;
+  /**
+   * Served by the daemon although the mount has kernel passthrough (the file had setuid/setgid
+   * bits when opened: see ops.ts openReply). Counted per node in `PassthroughState.daemonIo`.
+   */
+  daemonIo?: boolean;
 }
 
 export interface OpenDir {
@@ -40,10 +45,26 @@ export type Handle = OpenFile | OpenDir;
 export class Handles {
   constructor(private readonly s: PassthroughState) {}
 
-  addFile(fd: number, ino: number, flags: number): number {
+  addFile(fd: number, ino: number, flags: number, daemonIo = false): number {
     const fh = this.s.nextFh++;
-    this.s.handles.set(fh, { kind: "file", fd, ino, flags });
+    this.s.handles.set(fh, daemonIo ? { kind: "file", fd, ino, flags, daemonIo } : { kind: "file", fd, ino, flags });
+    if (daemonIo) {
+      const m = (this.s.daemonIo ??= new Map());
+      m.set(ino, (m.get(ino) ?? 0) + 1);
+    }
     return fh;
+  }
+
+  /** Opens of `ino` the daemon serves although the mount has kernel passthrough. */
+  daemonIo(ino: number): number {
+    const m = this.s.daemonIo;
+    return m === undefined || m.size === 0 ? 0 : (m.get(ino) ?? 0);
+  }
+
+  /** Whether some open of `ino` passes through the kernel (a scan: only for rare opens). */
+  passesThrough(ino: number): boolean {
+    for (const h of this.s.handles.values()) if (h.kind === "file" && h.ino === ino && h.daemonIo !== true) return true;
+    return false;
   }
 
   addDir(fd: number, ino: number): number {
@@ -78,6 +99,12 @@ export class Handles {
     if (h === undefined) return;
     this.s.handles.delete(fh);
     sys.close(h.fd);
+    if (h.kind === "file" && h.daemonIo === true) {
+      const m = this.s.daemonIo!;
+      const n = (m.get(h.ino) ?? 1) - 1;
+      if (n > 0) m.set(h.ino, n);
+      else m.delete(h.ino);
+    }
   }
 
   get size(): number {

@@ -131,6 +131,8 @@ export class NodeTable {
       cache.set(node.ino, cached);
       return cached;
     }
+    const pinned = this.s.unnamed?.get(node.ino);
+    if (pinned !== undefined) return pinned;
     const fd = this.reopen(node);
     this.cacheFd(node.ino, fd);
     return fd;
@@ -174,6 +176,11 @@ export class NodeTable {
   }
 
   private dropFd(id: number): void {
+    const pinned = this.s.unnamed?.get(id);
+    if (pinned !== undefined) {
+      this.s.unnamed!.delete(id);
+      this.closeLater(pinned);
+    }
     const fd = this.s.fdCache.get(id);
     if (fd === undefined) return;
     this.s.fdCache.delete(id);
@@ -356,6 +363,24 @@ export class NodeTable {
     return this.insert(st, parent, name, fd, own);
   }
 
+  /**
+   * The node for `fd`, a file opened with O_TMPFILE (one lookup counted): no parent, no name
+   * (the table does not keep `fd`). It keeps an O_PATH descriptor of its own pinned until a
+   * link names it (relink) or it is dropped.
+   */
+  adoptUnnamed(fd: number): PNode {
+    const s = this.s;
+    const st = sys.fstat(fd, this.st);
+    // not O_NOFOLLOW: that would open the /proc magic link itself
+    const pin = sys.openat(sys.AT_FDCWD, sys.procPath(fd), sys.O_PATH | sys.O_CLOEXEC);
+    const n = this.newNode(this.newId(st.dev, st.ino), st, 0, "");
+    n.nlookup = 1;
+    s.nodes.set(n.ino, n);
+    this.identityMap(n.dev).set(n.sino, n);
+    (s.unnamed ??= new Map()).set(n.ino, pin);
+    return n;
+  }
+
   private found(n: PNode, parent: PNode, name: string, st: sys.Stat): PNode {
     n.nlookup++;
     if (n.ino !== 1) this.relink(n, parent.ino, name);
@@ -386,6 +411,13 @@ export class NodeTable {
     const np = s.nodes.get(parentId);
     if (np === undefined) return;
     node.name = name;
+    const pinned = s.unnamed?.get(node.ino);
+    if (pinned !== undefined) {
+      // an O_TMPFILE node got its first name: re-opened like any other node from now on (the
+      // pinned descriptor still names the unlinked dentry, "#ino (deleted)")
+      s.unnamed!.delete(node.ino);
+      this.closeLater(pinned);
+    }
     np.children++;
     const old = s.nodes.get(node.parent);
     node.parent = parentId;

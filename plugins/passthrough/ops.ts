@@ -154,9 +154,20 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
     }
   }
 
+  /**
+   * The open file's handle, and its backing file when the kernel is to do the I/O. Not for a file
+   * with setuid/setgid bits: kernel passthrough writes never reach the daemon, and the kernel
+   * clears the bits before such a write only by its cached mode, which misses a chmod made on
+   * the source within the attribute timeout (and a write by a root daemon keeps them). The
+   * daemon's writes get `killSuidgid` and look at the source itself. The kernel wants every open
+   * of an inode to agree (passthrough or not, else EINVAL / ETXTBSY), so while one is open the
+   * others follow it.
+   */
   function openReply(fd: number, ino: number, flags: number): { fh: number; backingFd?: number } {
-    const fh = handles.addFile(fd, ino, flags);
-    return ctx.passthrough() ? { fh, backingFd: fd } : { fh };
+    if (!ctx.passthrough()) return { fh: handles.addFile(fd, ino, flags) };
+    const daemonIo = handles.daemonIo(ino) > 0 || ((sys.fstat(fd, st).mode & (S_ISUID | S_ISGID)) !== 0 && !handles.passesThrough(ino));
+    const fh = handles.addFile(fd, ino, flags, daemonIo);
+    return daemonIo ? { fh } : { fh, backingFd: fd };
   }
 
   const fs: PassthroughFs = {
@@ -433,6 +444,25 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
         if (isNew) giveToCaller(req, p, fd, S_IFREG | (mode & 0o7777));
         else if (killSuidgid === true) killPrivileges(req, fd, true, false); // an existing file opened with O_TRUNC
         entry = nodes.adopt(p, name, fd, false);
+      } catch (e) {
+        sys.close(fd);
+        throw e;
+      }
+      return { entry, ...openReply(fd, entry.ino, flags) };
+    },
+
+    // The source's own O_TMPFILE in the source directory: the file lives (and is counted) on the
+    // source's filesystem and has no name there either; O_EXCL keeps it unlinkable there too.
+    // link (linkat of its pinned O_PATH descriptor) gives it its first name in the source.
+    tmpfile(req, parent, mode, flags) {
+      const p = nodes.get(parent);
+      const pfd = nodes.fd(p);
+      const open = fileFlags(flags & ~sys.O_TMPFILE) | sys.O_TMPFILE | (flags & sys.O_EXCL);
+      const fd = unmasked(() => sys.openat(pfd, ".", open, mode & 0o7777));
+      let entry: PNode;
+      try {
+        giveToCaller(req, p, fd, S_IFREG | (mode & 0o7777));
+        entry = nodes.adoptUnnamed(fd);
       } catch (e) {
         sys.close(fd);
         throw e;

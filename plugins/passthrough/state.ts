@@ -61,8 +61,15 @@ export interface PassthroughState {
   readonly fdCache: Map<number, number>;
   /** Bound on fdCache's size. */
   readonly fdCacheMax: number;
+  /**
+   * O_PATH descriptors pinned for nodes that have no name in the source (O_TMPFILE files not
+   * linked yet): neither a file handle nor a name can re-open them. Made on first use.
+   */
+  unnamed?: Map<number, number>;
   /** Open files and directories by file handle. */
   readonly handles: Map<number, Handle>;
+  /** Per node, its open files served by the daemon under kernel passthrough (handles.ts). Made on first use. */
+  daemonIo?: Map<number, number>;
   nextFh: number;
   /** Counters (for tests and diagnostics). */
   readonly stats: { reopenByHandle: number; reopenByName: number; evictions: number; stale: number };

@@ -53,6 +53,8 @@ export const O_NOATIME = 0o1000000;
 export const O_CLOEXEC = 0o2000000;
 /** A descriptor that only names a file (no I/O), usable as a `dirfd` and with `AT_EMPTY_PATH`. */
 export const O_PATH = 0o10000000;
+/** An unnamed regular file in the directory given as the path (with O_RDWR or O_WRONLY); linkat gives it a name. */
+export const O_TMPFILE = 0o20000000 | 0o200000;
 
 /** utimensat: set this time to the current time. */
 export const UTIME_NOW = (1 << 30) - 1;

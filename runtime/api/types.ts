@@ -96,7 +96,7 @@ export interface OpenReply {
   backingFd?: number;
 }
 
-/** create's reply: the new entry plus the open file. */
+/** create's (and tmpfile's) reply: the new entry plus the open file. */
 export interface CreateReply extends OpenReply {
   entry: Entry;
 }
@@ -211,7 +211,12 @@ export interface Filesystem {
   killPrivileges?: boolean;
   /** Called once the kernel connection is initialised, before any other op. */
   init?(): void | Promise<void>;
-  /** Called when the filesystem is unmounted or replaced (hot reload). */
+  /**
+   * Release what this generation holds (flush, close databases). Runs exactly once per
+   * generation: for one replaced by a hot reload, when its last request is done; for the serving
+   * one, at unmount, after the retired ones; for one rejected after `setup` returned (its `init`
+   * failed), right away. Errors are logged. See also {@link PluginContext.onDestroy}.
+   */
   destroy?(): void | Promise<void>;
 
   /** Find `name` in directory `parent`. Throw ENOENT if absent. Counts as one lookup. */
@@ -284,6 +289,17 @@ export interface Filesystem {
    * case that the name exists by the time the request arrives.
    */
   create?(req: Request, parent: number, name: string, mode: number, flags: number, umask: number, killSuidgid?: boolean): CreateReply | Promise<CreateReply>;
+  /**
+   * open(2) with O_TMPFILE: create and open a regular file with no name in directory `parent`
+   * (FUSE_TMPFILE). Reply as for `create`; counts as one lookup. The new node has nlink 0 and
+   * lives while it is open or the kernel holds it; free it when both are gone, unless it was
+   * linked. `linkat(fd, "", dir, name, AT_EMPTY_PATH)` (or `linkat` of `/proc/self/fd/N` with
+   * AT_SYMLINK_FOLLOW) then arrives as a `link` of this node: give it its first name (nlink
+   * 0 → 1). With O_EXCL in `flags` the kernel itself refuses every such link (ENOENT). `mode`
+   * has the caller's umask applied already (`umask` is what it was). Without this op the kernel
+   * answers EOPNOTSUPP to O_TMPFILE opens and stops asking.
+   */
+  tmpfile?(req: Request, parent: number, mode: number, flags: number, umask: number): CreateReply | Promise<CreateReply>;
 
   /** `mode`: FALLOC_FL_* flags (KEEP_SIZE 1, PUNCH_HOLE 2, ZERO_RANGE 16). */
   fallocate?(req: Request, ino: number, fh: number, offset: number, length: number, mode: number): void | Promise<void>;
@@ -356,6 +372,14 @@ export interface PluginContext<O = Record<string, unknown>> {
   keep<T>(key: string, init: () => T): T;
   /** 1 for the first generation of the plugin's code, then 2, 3, ... after each hot reload. */
   readonly generation: number;
+  /**
+   * Register `fn` to release something `setup` opened (a database, a descriptor, a timer). The
+   * releases run once, last registered first: after the filesystem's `destroy` when this
+   * generation is destroyed (see {@link Filesystem.destroy}), and also when `setup` throws, where
+   * there is no filesystem to destroy: register each release as soon as its resource is open, and
+   * a setup that fails half-way still releases what it opened. Errors are logged.
+   */
+  onDestroy(fn: () => void | Promise<void>): void;
   /** Notifications to the kernel (available once mounted; calls made earlier wait for it). */
   readonly notify: Notifier;
   /** File I/O on the runtime's io_uring. */

@@ -33,7 +33,7 @@ export class Call implements Request {
   timedOut = false;
   /** Filesystem generation serving this request (hot reload swaps new requests only). */
   fs: Filesystem = {};
-  gen: { inflight: number; retired: boolean; onIdle: (() => void) | null } | null = null;
+  gen: { inflight: number; retired: boolean; onIdle: (() => void) | null; destroy(log: (line: string) => void): Promise<void> } | null = null;
   /** A successful reply to this request gives the kernel a reference to a node (entry ops). */
   countsLookup = false;
   enc: Encoder | null = null;

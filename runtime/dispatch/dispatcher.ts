@@ -27,7 +27,38 @@ export class Generation {
   retired = false;
   /** Called once a retired generation has no request left. */
   onIdle: (() => void) | null = null;
+  /** Releases its `setup` registered with `ctx.onDestroy`, run after the filesystem's `destroy`. */
+  readonly cleanups: Array<() => unknown> = [];
+  private destroying: Promise<void> | null = null;
   constructor(readonly id: number, readonly fs: Filesystem) {}
+
+  /**
+   * The plugin's `destroy`, then its `ctx.onDestroy` releases: once per generation, whoever asks
+   * (drained after a reload, unmount, FUSE_DESTROY); later calls get the same promise.
+   */
+  destroy(log: (line: string) => void): Promise<void> {
+    return (this.destroying ??= destroyFilesystem(this.fs, this.cleanups, `generation ${this.id}`, log));
+  }
+}
+
+/**
+ * `fs.destroy()`, then `cleanups` last registered first; each failure is logged (naming `what`),
+ * never thrown, and does not stop the others. `fs` null: setup failed, only the releases run.
+ */
+export async function destroyFilesystem(fs: Filesystem | null, cleanups: ReadonlyArray<() => unknown>, what: string, log: (line: string) => void): Promise<void> {
+  const why = (e: unknown) => (e instanceof Error ? e.message : String(e));
+  try {
+    await fs?.destroy?.();
+  } catch (e) {
+    log(`furing: destroy of ${what} failed: ${why(e)}`);
+  }
+  for (let i = cleanups.length - 1; i >= 0; i--) {
+    try {
+      await cleanups[i]!();
+    } catch (e) {
+      log(`furing: a release ${what} registered with ctx.onDestroy failed: ${why(e)}`);
+    }
+  }
 }
 
 export interface DispatchConfig extends OpConfig {
@@ -49,6 +80,8 @@ export class Dispatcher implements CallOwner {
   /** Requests currently being served. */
   inflight = 0;
   private readonly calls: Call[] = [];
+  /** Retired generations whose requests are not all done yet. */
+  private readonly draining = new Set<Generation>();
 
   /** Requests answered ETIMEDOUT, and late results discarded after that. */
   timedOut = 0;
@@ -104,8 +137,30 @@ export class Dispatcher implements CallOwner {
     const old = this.gen;
     this.gen = next;
     old.retired = true;
-    old.onIdle = () => onOldIdle(old);
+    this.draining.add(old);
+    old.onIdle = () => {
+      this.draining.delete(old);
+      onOldIdle(old);
+    };
     if (old.inflight === 0) old.onIdle();
+  }
+
+  /**
+   * The connection is gone (unmount): destroy each generation still alive, once, when its
+   * requests are done (waiting at most `graceMs` for ops that have not settled): the retired ones
+   * first, the serving one last.
+   */
+  async destroyGenerations(graceMs: number): Promise<void> {
+    const serving = this.gen;
+    const busy = () => serving.inflight > 0 || [...this.draining].some((g) => g.inflight > 0);
+    const end = Date.now() + graceMs;
+    while (busy() && Date.now() < end) await Bun.sleep(10);
+    const last = [...this.draining, serving];
+    this.draining.clear();
+    for (const g of last) {
+      if (g.inflight > 0) this.cfg.log(`furing: generation ${g.id} still has ${g.inflight} request(s) unsettled after ${graceMs} ms; destroying it anyway`);
+      await g.destroy(this.cfg.log);
+    }
   }
 
   /** Serve the request in `slot`. Never throws: every failure becomes that request's reply. */
@@ -175,7 +230,7 @@ export class Dispatcher implements CallOwner {
 
   /** Entry replies add a kernel reference to the node (FORGET takes it back). */
   private countLookup(c: Call, value: unknown): void {
-    const e = c.opcode === Op.CREATE ? (value as { entry: { ino: number } }).entry : (value as { ino: number });
+    const e = c.opcode === Op.CREATE || c.opcode === Op.TMPFILE ? (value as { entry: { ino: number } }).entry : (value as { ino: number });
     this.nodes.add(e.ino);
   }
 

@@ -97,7 +97,7 @@ function backingId(c: Call, r: OpenReply | void | null | undefined, nodeid: numb
 const encOpen: Encoder = (c, r: OpenReply | void) => encodeOpenOut(c.slot.data, c.slot.replyOff, r, c.cfg.openDefaults, backingId(c, r, c.nodeid));
 const encStatfs: Encoder = (c, s) => encodeStatfs(c.slot.data, c.slot.replyOff, s ?? DEFAULT_STATFS);
 const encCreate: Encoder = (c, r: { entry: Entry } & OpenReply) => {
-  if (typeof r !== "object" || r === null || typeof r.entry !== "object") throw new ReplyError("create must return { entry, fh?, ... }");
+  if (typeof r !== "object" || r === null || typeof r.entry !== "object") throw new ReplyError(`${c.op} must return { entry, fh?, ... }`);
   encodeEntry(c.slot.data, c.slot.replyOff, r.entry, c.cfg.entryTimeout, c.cfg.attrTimeout);
   encodeOpenOut(c.slot.data, c.slot.replyOff + ENTRY_OUT_SIZE, r, c.cfg.openDefaults, backingId(c, r, r.entry.ino));
   c.countsLookup = true;
@@ -494,9 +494,19 @@ h(Op.CREATE, (c, cfg) => {
   c.enc = encCreate;
   return f.call(c.fs, c, c.nodeid, name, mode, flags, u32(c, 8), kill);
 });
-h(Op.DESTROY, (c) => {
+// TMPFILE carries CREATE's arguments; its name is the kernel's placeholder ("/"), not a name.
+h(Op.TMPFILE, (c) => {
+  const f = c.fs.tmpfile;
+  if (f === undefined) return NOSYS;
+  const flags = u32(c, 0), mode = u32(c, 4);
+  if (c.cfg.trace) c.trace = `mode=${mode.toString(8)} flags=0${flags.toString(8)}`;
+  c.enc = encCreate;
+  return f.call(c.fs, c, c.nodeid, mode, flags, u32(c, 8));
+});
+h(Op.DESTROY, (c, cfg) => {
   c.enc = encNone;
-  return c.fs.destroy?.();
+  // once per generation: unmount destroys the generations again and gets the same promise
+  return c.gen?.destroy(cfg.log ?? (() => {}));
 });
 h(Op.FALLOCATE, (c) => {
   const f = c.fs.fallocate;

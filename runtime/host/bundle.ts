@@ -20,6 +20,8 @@ for (const [spec, mod] of Object.entries(PUBLIC_MODULES)) {
   VIRTUAL[spec] = `const m = globalThis.${g};\nexport const { ${Object.keys(mod).filter((k) => k !== "default").join(", ")} } = m;\nexport default m;\n`;
 }
 const PUBLIC_FILTER = /^furing(\/sys)?$/;
+/** Bun's own modules, which only the running Bun provides (esbuild's node platform knows node's). */
+const BUN_BUILTINS = ["bun", "bun:*"];
 
 export interface Bundle {
   code: string;
@@ -65,6 +67,10 @@ async function bundleWithEsbuild(esbuild: Esbuild, entry: string): Promise<Bundl
       format: "esm",
       platform: "node",
       target: "esnext",
+      // the bundle runs in Bun: its built-in modules stay imports (Bun resolves them at import),
+      // and npm packages resolve as Bun would (a package's "bun" export condition first)
+      external: BUN_BUILTINS,
+      conditions: ["bun", "module"],
       metafile: true,
       sourcemap: "inline",
       logLevel: "silent",

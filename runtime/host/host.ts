@@ -18,7 +18,7 @@ import { bundlePlugin } from "./bundle.ts";
 import { resolvePluginEntry, pluginFromModule, parsePluginOptions, instantiate, errorLocation, isBuiltinName, PluginError } from "./loader.ts";
 import { EMBEDDED_PLUGINS, isStandalone } from "./builtin.ts";
 import { registerSourceMap, unregisterSourceMap, mapStack } from "./sourcemap.ts";
-import { Generation, type Dispatcher } from "../dispatch/dispatcher.ts";
+import { Generation, destroyFilesystem, type Dispatcher } from "../dispatch/dispatcher.ts";
 
 export interface HostOptions {
   /** Plugin argument: memfs, passthrough, a directory or a file. */
@@ -185,8 +185,10 @@ export class PluginHost {
     return { plugin, name, inputs: b.inputs, hash, buildMs: performance.now() - t0, file };
   }
 
-  private async setUp(b: Built, n: number): Promise<Filesystem> {
+  /** The generation's filesystem and the releases its setup registered (ctx.onDestroy). */
+  private async setUp(b: Built, n: number): Promise<{ fs: Filesystem; cleanups: Array<() => unknown> }> {
     const options = parsePluginOptions(b.name, b.plugin.options, this.o.pluginArgs);
+    const cleanups: Array<() => unknown> = [];
     const ctx: PluginContext<Record<string, unknown>> = {
       options,
       mountpoint: this.o.mountpoint,
@@ -203,14 +205,28 @@ export class PluginHost {
       },
       shared: (key: string, byteLength: number, maxByteLength?: number) => sharedRegion(this.sharedRegions, key, byteLength, maxByteLength, true),
       reactor: { index: 0, count: 0, primary: true },
+      onDestroy: (fn) => {
+        if (typeof fn !== "function") throw new TypeError("ctx.onDestroy needs a function");
+        cleanups.push(fn);
+      },
     };
-    return instantiate({ name: b.name, entry: this.entry, plugin: b.plugin }, ctx);
+    try {
+      return { fs: await instantiate({ name: b.name, entry: this.entry, plugin: b.plugin }, ctx), cleanups };
+    } catch (e) {
+      // a setup that threw releases what it had registered
+      await destroyFilesystem(null, cleanups, `the failed setup of generation ${n}`, this.o.log);
+      throw e;
+    }
   }
+
+  /** The first generation's releases, until the dispatcher holds its Generation (attach). */
+  private firstCleanups: Array<() => unknown> = [];
 
   /** Build and set up the first generation (errors are PluginErrors: nothing is mounted). */
   async start(): Promise<{ name: string; fs: Filesystem; options: Record<string, unknown>; plugin: Plugin<Record<string, unknown>> }> {
     const b = await this.build(1);
-    const fs = await this.setUp(b, 1);
+    const { fs, cleanups } = await this.setUp(b, 1);
+    this.firstCleanups = cleanups;
     this.currentFile = b.file;
     this.generation = 1;
     this.name = b.name;
@@ -238,6 +254,8 @@ export class PluginHost {
   attach(dispatcher: Dispatcher, afterSwap: () => void): void {
     this.dispatcher = dispatcher;
     this.afterSwap = afterSwap;
+    dispatcher.gen.cleanups.push(...this.firstCleanups);
+    this.firstCleanups = [];
   }
 
   /** Watch every input file; changes reload (debounced 50 ms). */
@@ -281,6 +299,7 @@ export class PluginHost {
     const n = this.generation + 1;
     const t0 = performance.now();
     let built: Built | null = null;
+    let made: { fs: Filesystem; cleanups: Array<() => unknown> } | null = null;
     try {
       const b = (built = await this.build(n));
       const inner = b.inputs.find((f) => this.isForbidden(f));
@@ -290,7 +309,8 @@ export class PluginHost {
         this.o.log(`furing: ${basename(trigger)} changed but the bundle is identical; generation ${this.generation} keeps serving (${(performance.now() - t0).toFixed(0)} ms)`);
         return false;
       }
-      const fs = await this.setUp(b, n);
+      made = await this.setUp(b, n);
+      const fs = made.fs;
       const serving = this.dispatcher?.fs;
       if (serving !== undefined && (fs.killPrivileges === true) !== (serving.killPrivileges === true)) {
         // negotiated at INIT (FUSE_HANDLE_KILLPRIV_V2): a generation that stops clearing setuid bits would leave them
@@ -306,11 +326,12 @@ export class PluginHost {
       if (d === null) throw new PluginError("not mounted yet");
       const oldFile = this.currentFile;
       this.currentFile = b.file;
-      d.swap(new Generation(n, fs), (old) => {
+      const next = new Generation(n, fs);
+      next.cleanups.push(...made.cleanups);
+      made = null; // the generation owns them now
+      d.swap(next, (old) => {
         unregisterSourceMap(oldFile);
-        Promise.resolve()
-          .then(() => old.fs.destroy?.())
-          .catch((e) => this.o.log(`furing: destroy of generation ${old.id} failed: ${(e as Error).message}`));
+        void old.destroy(this.o.log);
       });
       this.generation = n;
       this.name = b.name;
@@ -324,6 +345,8 @@ export class PluginHost {
       return true;
     } catch (e) {
       if (built !== null) unregisterSourceMap(built.file);
+      // set up but never served (init failed, ...): destroyed all the same
+      if (made !== null) void destroyFilesystem(made.fs, made.cleanups, `rejected generation ${n}`, this.o.log);
       this.rejected++;
       const msg = e instanceof PluginError || e instanceof FuseError ? mapStack(e.message) : mapStack(`${(e as Error)?.stack ?? String(e)}`);
       this.lastError = msg;

@@ -63,6 +63,9 @@ export interface SessionStatus {
   ops: Record<string, unknown>;
 }
 
+/** At unmount, how long the plugin's unsettled ops may keep their generation from being destroyed. */
+const DESTROY_GRACE_MS = 2000;
+
 /** RSS and JS heap figures of this process (status, leak checks). */
 function memoryFigures(): { rss_kib: number; heap_kib: number; heap_objects: number } {
   const h = heapStats();
@@ -211,10 +214,8 @@ export class Session {
     this.reactor.stop();
     this.uring?.follower.release();
     this.readyReject(new Error(`the kernel closed the connection before INIT completed (${reason})`));
-    void Promise.resolve()
-      .then(() => this.cfg.fs.destroy?.())
-      .catch((e) => this.cfg.log(`furing: destroy failed: ${(e as Error).message}`))
-      .finally(() => this.finish(0));
+    // every generation still alive, each once, the serving one last (not cfg.fs: that is the first)
+    void this.dispatcher.destroyGenerations(DESTROY_GRACE_MS).finally(() => this.finish(0));
   }
 
   /** SIGINT/SIGTERM: unmount; busy → report and keep serving; a second signal detaches lazily. */

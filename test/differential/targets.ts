@@ -61,9 +61,8 @@ export interface TargetOptions {
  * Not intended, not yet fixed: each entry says what differs; the op kinds involved are left out
  * of memfs runs (MEMFS_EXCLUDE) until it is fixed. Remove both when it is.
  */
-const TMPFILE_KNOWN = "open(O_TMPFILE) answers EOPNOTSUPP (the reference: a new unnamed file): the runtime decodes FUSE_TMPFILE but has no tmpfile op";
-const MEMFS_KNOWN = [TMPFILE_KNOWN];
-const MEMFS_EXCLUDE: OpKind[] = ["tmpfile"];
+const MEMFS_KNOWN: string[] = [];
+const MEMFS_EXCLUDE: OpKind[] = [];
 /** memfs and passthrough kill privileges themselves (FUSE_HANDLE_KILLPRIV_V2), so runs use every mode. */
 const MEMFS_GEN: Partial<GeneratorOptions> = { userOp: fuseUserOp };
 /**

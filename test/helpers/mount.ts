@@ -36,6 +36,8 @@ export interface MountOptions {
   args?: string[];
   /** How long to wait for the ready line (default 20 s). */
   readyTimeoutMs?: number;
+  /** The command before `mount ...`, run in the repository (default: bun runtime/cli/main.ts). */
+  command?: string[];
 }
 
 export interface WithMountOptions extends MountOptions {
@@ -196,8 +198,8 @@ export function cli(args: string[], timeoutMs = 30_000): Promise<RunResult> {
 }
 
 /** Starts `furing mount` in a child process, capturing its output. Does not wait for ready. */
-export function spawnDaemon(args: string[], tmp?: string): Daemon {
-  const proc = Bun.spawn([process.execPath, CLI, ...args], {
+export function spawnDaemon(args: string[], tmp?: string, command = [process.execPath, CLI]): Daemon {
+  const proc = Bun.spawn([...command, ...args], {
     cwd: REPO,
     env: tmp ? { ...process.env, TMPDIR: tmp } : process.env,
     stdin: "ignore",
@@ -264,7 +266,7 @@ export async function mountFs(opts: MountOptions): Promise<Mount> {
     );
   const dir = await makeTempDir("mnt");
   const tmp = await makeTempDir("daemon");
-  const daemon = spawnDaemon(mountArgs(dir, opts), tmp) as Daemon & { onOutput(fn: () => void): () => void };
+  const daemon = spawnDaemon(mountArgs(dir, opts), tmp, opts.command) as Daemon & { onOutput(fn: () => void): () => void };
   live.set(dir, daemon);
   const m: Mount = {
     dir,

@@ -14,6 +14,7 @@ import { readFile, writeFile, copyFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { REPO, CLI, makeTempDir, removeTempDir, isMounted, mountedType, waitFor } from "../helpers/mount.ts";
 import { run, sh, describeResult } from "../helpers/run.ts";
+import { bunNativePlugin } from "../helpers/bun-native.ts";
 
 const READY = "furing: ready ";
 const HAVE_PASSTHROUGH = existsSync(join(REPO, "plugins/passthrough/index.ts"));
@@ -274,6 +275,24 @@ describe("dist/furing (single-file binary)", () => {
     }
   });
 
+  test("a Bun-native plugin from disk (bun:sqlite, Bun globals, its own npm package) serves and hot-reloads", async () => {
+    const plugin = await bunNativePlugin();
+    try {
+      await withDaemon((dir) => [furing, "mount", plugin, dir], async (dir, d) => {
+        const info = async () => JSON.parse(await readText(join(dir, "info")));
+        expect(await info()).toMatchObject({ label: "first", generation: 1, dep: "bun", sqlite: expect.stringMatching(/^3\./) });
+        const src = join(plugin, "index.ts");
+        await writeFile(src, (await readText(src)).replace(`const LABEL = "first"`, `const LABEL = "second"`));
+        let got: Record<string, unknown> = {};
+        const ok = await waitFor(async () => (got = await info()).generation === 2, 20_000, 100);
+        if (!ok) throw new Error(`no second generation: ${JSON.stringify(got)}\n${d.out()}`);
+        expect(got).toMatchObject({ label: "second", dep: "bun" });
+      });
+    } finally {
+      await removeTempDir(plugin);
+    }
+  });
+
   test("compile inside the binary (no bun): the program mounts its filesystem", async () => {
     const src = join(work, "plugin", "greet.ts");
     mkdirSync(dirname(src), { recursive: true });
@@ -291,6 +310,19 @@ describe("dist/furing (single-file binary)", () => {
 });
 
 describe("furing compile (from source)", () => {
+  test("a Bun-native plugin (bun:sqlite, Bun globals, its own npm package) compiles and mounts", async () => {
+    const plugin = await bunNativePlugin();
+    try {
+      const exe = join(home, "bun-native-fs");
+      await sh([process.execPath, CLI, "compile", plugin, "-o", exe], { cwd: work, timeoutMs: 120_000 });
+      await withDaemon((dir) => [exe, dir], async (dir) => {
+        expect(JSON.parse(await readText(join(dir, "info")))).toMatchObject({ label: "first", generation: 1, dep: "bun", sqlite: expect.stringMatching(/^3\./) });
+      });
+    } finally {
+      await removeTempDir(plugin);
+    }
+  });
+
   test("compiles a plugin into one executable that mounts it, foreground and --background", async () => {
     const src = join(work, "plugin-src", "greet.ts");
     mkdirSync(dirname(src), { recursive: true });

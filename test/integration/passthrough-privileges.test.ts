@@ -96,6 +96,76 @@ describe.each(transports())("passthrough setuid/setgid over %s", (transport: Tra
     });
   }
 
+  test("kernel passthrough: setuid/setgid set on the source behind the kernel's back are cleared by the next write, as natively", async () => {
+    if (!isRoot()) return; // other users
+    await withTempDir(async (dir) => {
+      const ref = join(dir, "native"), src = join(dir, "source");
+      for (const d of [ref, src]) {
+        mkdirSync(d);
+        chmodSync(d, 0o777);
+      }
+      chmodSync(dir, 0o755);
+      // long timeouts: the kernel keeps the mode it saw before the chmod for the whole test
+      await withMount({ plugin: "passthrough", transport, options: ["allow_other", "attr_timeout=60", "entry_timeout=60"], args: ["--source", src] }, async (m) => {
+        const cases: Scenario[] = [
+          { name: "write by another user", mode: 0o6777, as: asOther, cmd: `echo more >> "$0"` },
+          { name: "write by a non-member (setgid without g+x)", mode: 0o2767, as: asOther, cmd: `echo more >> "$0"` },
+          { name: "write by root (CAP_FSETID keeps the bits)", mode: 0o6777, as: [], cmd: `echo more >> "$0"` },
+        ];
+        const got: string[] = [], want: string[] = [];
+        for (const [i, c] of cases.entries()) {
+          for (const d of [ref, src]) {
+            const f = join(d, `g${i}`);
+            writeFileSync(f, "data\n");
+            chownSync(f, OWNER, OWNER);
+            chmodSync(f, 0o777);
+          }
+          // the kernel caches the mode without the bits, and a first write passes through it
+          await runAs({ ...c, cmd: `stat -c %a "$0" >/dev/null && echo first >> "$0"` }, join(m.dir, `g${i}`));
+          await runAs({ ...c, cmd: `echo first >> "$0"` }, join(ref, `g${i}`));
+          // set directly on the source (and on the native file), not through the mount
+          chmodSync(join(src, `g${i}`), c.mode);
+          chmodSync(join(ref, `g${i}`), c.mode);
+          await runAs(c, join(ref, `g${i}`));
+          await runAs(c, join(m.dir, `g${i}`));
+          want.push(`${c.name}: ${octal(statSync(join(ref, `g${i}`)).mode)}`);
+          got.push(`${c.name}: ${octal(statSync(join(src, `g${i}`)).mode)}`);
+        }
+        expect(got).toEqual(want);
+        expect(want[0]).toEndWith(": 777");
+        expect(want[2]).toEndWith(": 6777");
+        expect(m.log()).not.toContain("kernel passthrough unavailable");
+      });
+    }, "privileges-behind");
+  });
+
+  test("kernel passthrough: opens of one file agree while it is open, whatever its bits became meanwhile", async () => {
+    if (!isRoot()) return;
+    await withTempDir(async (src) => {
+      for (const [f, mode] of [["a", 0o4755], ["b", 0o755]] as const) {
+        writeFileSync(join(src, f), "data\n");
+        chmodSync(join(src, f), mode);
+      }
+      await withMount({ plugin: "passthrough", transport, options: ["allow_other"], args: ["--source", src] }, async (m) => {
+        // a: first open served by the daemon (setuid), then the bit goes: a second open must not
+        // ask for passthrough (ETXTBSY). b: first open passes through, then the bit comes: a
+        // second open must pass through too (EINVAL otherwise).
+        const script = `import os, sys
+d, src = sys.argv[1], sys.argv[2]
+for f, mode in (("a", 0o755), ("b", 0o4755)):
+    first = os.open(os.path.join(d, f), os.O_RDWR)
+    os.chmod(os.path.join(src, f), mode)
+    second = os.open(os.path.join(d, f), os.O_RDWR | os.O_APPEND)
+    os.write(second, b"more\\n")
+    os.close(second); os.close(first)
+    print(f, open(os.path.join(src, f)).read().split())
+`;
+        const out = await sh(["python3", "-c", script, m.dir, src]);
+        expect(out.trim().split("\n")).toEqual(["a ['data', 'more']", "b ['data', 'more']"]);
+      });
+    }, "privileges-mixed");
+  });
+
   test("chown(d, -1, -1) of a set-group-ID directory stamps its ctime and keeps the bit, as natively", async () => {
     if (!isRoot()) return;
     await withTempDir(async (dir) => {

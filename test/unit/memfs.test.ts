@@ -1098,6 +1098,7 @@ describe("plugin", () => {
       shared: (key, n, max) => sharedRegion(shared, key, n, max, true),
       reactor: { index: 0, count: 0, primary: true },
       passthrough: () => false,
+      onDestroy() {},
     };
   }
 

@@ -394,6 +394,7 @@ async function instance(source: string, opts: Partial<PassthroughOptions> = {}, 
     shared: (key, n, max) => sharedRegion(shared, key, n, max, true),
       reactor: { index: 0, count: 0, primary: true },
       passthrough: () => passthrough,
+    onDestroy() {},
   };
   const fs = (await plugin.setup(ctx)) as PassthroughFs;
   return { fs, ctx, logs, kept };
