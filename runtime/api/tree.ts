@@ -3,7 +3,8 @@
  * {@link Filesystem} (node ids) API. The author says what a node is and how to find, describe and
  * change it; this layer owns what every plugin otherwise rebuilds:
  * - node ids: a node's `key` (the node itself by default) maps to one kernel node id; a positive
- *   integer key is used as the id itself (and so as st_ino: stable across mounts);
+ *   integer key is used as the id itself (and so as st_ino: stable across mounts); other keys get
+ *   an id that they keep for the mount's life (objects weakly, other values such as paths for good);
  * - lookup counts and open counts: `forget(node)` is called once the kernel holds the node by no
  *   name and no open file (where an unlinked file's data may go);
  * - directory listings: a snapshot per opendir (rewinddir takes a new one), `.` and `..`, cookies
@@ -170,6 +171,9 @@ interface Table {
   byKey: Map<unknown, Slot>;
   byId: Map<number, Slot>;
   handles: Map<number, Handle>;
+  /** Ids of keys the kernel forgot, so a key keeps its id (and st_ino) for the mount's life. */
+  idOfObject: WeakMap<object, number>;
+  idOfValue: Map<unknown, number>;
   nextId: number;
   nextFh: number;
   born: Timespec;
@@ -189,7 +193,7 @@ export function defineTree<N, H = unknown, O = Record<string, unknown>>(def: Tre
     options: plugin.options,
     async setup(ctx) {
       const tree = typeof plugin.setup === "function" ? await plugin.setup(ctx) : (def as Tree<N, H>);
-      const table = ctx.keep<Table>("furing:tree", () => ({ byKey: new Map(), byId: new Map(), handles: new Map(), nextId: ROOT_ID + 1, nextFh: 1, born: now() }));
+      const table = ctx.keep<Table>("furing:tree", () => ({ byKey: new Map(), byId: new Map(), handles: new Map(), idOfObject: new WeakMap(), idOfValue: new Map(), nextId: ROOT_ID + 1, nextFh: 1, born: now() }));
       return serveTree(tree, table);
     },
   };
@@ -222,7 +226,13 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
     const key = keyOf(n);
     let s = t.byKey.get(key);
     if (s === undefined) {
-      const id = typeof key === "number" && Number.isSafeInteger(key) && key > 0 ? key : t.nextId++;
+      const remembered = typeof key === "object" && key !== null ? t.idOfObject : t.idOfValue;
+      let id = typeof key === "number" && Number.isSafeInteger(key) && key > 0 ? key : (remembered as Map<unknown, number>).get(key);
+      if (id === undefined) {
+        id = t.nextId++;
+        if (typeof key === "object" && key !== null) t.idOfObject.set(key, id);
+        else t.idOfValue.set(key, id); // strings (paths) are remembered for the mount's life
+      }
       if (t.byId.has(id)) fail("EIO", `node key ${String(key)} collides with node id ${id}: use only positive integer keys (ids) or only other keys`);
       s = { id, key, node: n, lookups: 0, opens: 0 };
       t.byKey.set(key, s);
