@@ -406,18 +406,20 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
         if (!tree.readdir) fail("ENOTDIR");
         h.list = [...(await tree.readdir(dir, req))];
       }
-      const self = attr(h.slot.id, await tree.stat(dir, req));
+      const self = offset < 2 ? attr(h.slot.id, await tree.stat(dir, req)) : undefined;
       for (let i = offset; i < h.list.length + 2; i++) {
         if (i < 2) {
-          if (!out.add(i === 0 ? "." : "..", self, i + 1)) return;
+          if (!out.add(i === 0 ? "." : "..", self!, i + 1)) return;
           continue;
         }
         const [name, n] = h.list[i - 2]! as [string, N];
         let st: Stat;
         try {
           st = await tree.stat(n, req);
-        } catch {
-          continue; // gone since the snapshot
+        } catch (e) {
+          const code = (e as { code?: unknown })?.code;
+          if (code === "ENOENT" || code === "ESTALE") continue; // gone since the snapshot
+          throw e;
         }
         const s = slotOf(n);
         if (!out.add(name, attr(s.id, st), i + 1)) {
