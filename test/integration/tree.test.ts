@@ -40,7 +40,7 @@ for (const transport of transports()) {
       }
     }, 60_000);
 
-    test("a directory of 3000 entries lists each name once, over many reply buffers, and again after a rewind", async () => {
+    test("a directory of 3000 entries lists each name once over many reply buffers; telldir/seekdir and rewinddir work", async () => {
       await withTempDir(async (tmp) => {
         await withMount({ plugin: "./examples/sqlfs", transport, args: ["--db", join(tmp, "fs.db")] }, async (m) => {
           const names = Array.from({ length: 3000 }, (_, i) => `entry-with-a-longer-name-${i}`);
@@ -51,6 +51,13 @@ for (const transport of transports()) {
           expect(got.length).toBe(3002);
           expect(new Set(got).size).toBe(3002);
           expect((await readdir(m.dir)).sort()).toEqual([...names].sort());
+          // telldir/seekdir: every noted position resumes at its entry, across reply buffers
+          const sd = await run([process.execPath, join(REPO, "test/fixtures/seekdir.ts"), m.dir], { timeoutMs: 60_000 });
+          expect(sd.code, describeResult(sd)).toBe(0);
+          const r = JSON.parse(sd.stdout) as { names: string[]; checked: number; mismatches: string[] };
+          expect(r.mismatches).toEqual([]);
+          expect(r.names.length).toBe(3002);
+          expect(r.checked).toBeGreaterThan(30);
         });
       });
     }, 120_000);
