@@ -12,7 +12,9 @@ if (!(await Bun.file(path).exists())) {
   console.error(`sqlfs check: ${path}: no such database`);
   process.exit(2);
 }
-const store = new Store(path, 0, 0); // opening also frees orphans (unlinked files the daemon held open)
+const store = new Store(path, 0, 0);
+const orphans = store.freeOrphans(); // unlinked files a stopped daemon still held open
+if (orphans) console.error(`sqlfs check: freed ${orphans} orphan inode(s)`);
 const problems = store.check();
 store.close();
 console.log(problems.length ? problems.join("\n") : "ok");

@@ -13,7 +13,9 @@ export default defineTree<number, undefined, { db: string }>({
   options: { db: { type: "string", required: true, help: "the SQLite database file (created if absent)" } },
   setup(ctx) {
     const store = new Store(ctx.options.db, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
-    ctx.log(`generation ${ctx.generation}: ${ctx.options.db}`);
+    // once per mount, not per hot reload: a reload's kernel still holds the unlinked open files
+    const orphans = ctx.keep("sqlfs:orphans-freed", () => store.freeOrphans());
+    ctx.log(`generation ${ctx.generation}: ${ctx.options.db} (${orphans} orphans freed at mount)`);
     return {
       root: 1,
       lookup: (dir, name) => store.lookup(dir, name),

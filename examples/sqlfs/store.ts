@@ -49,8 +49,19 @@ export class Store {
         const t = nowNs();
         this.db.query("INSERT INTO inode (id, mode, uid, gid, nlink, atime, mtime, ctime) VALUES (1, ?, ?, ?, 2, ?, ?, ?)").run(S_IFDIR | 0o755, uid, gid, t, t, t);
       }
-      // orphans: unlinked while open or known when the daemon stopped (the kernel never forgot them)
-      for (const { id } of this.db.query("SELECT id FROM inode WHERE nlink = 0").all() as { id: number }[]) this.purge(id);
+    });
+  }
+
+  /**
+   * Frees orphans: nodes unlinked while open or known to the kernel when the daemon stopped (it
+   * never forgot them). Only when nothing serves the database: at the first setup of a mount, not
+   * on a hot reload (the kernel still holds those nodes). Returns how many were freed.
+   */
+  freeOrphans(): number {
+    return this.tx(() => {
+      const ids = this.db.query("SELECT id FROM inode WHERE nlink = 0").all() as { id: number }[];
+      for (const { id } of ids) this.purge(id);
+      return ids.length;
     });
   }
 

@@ -5,10 +5,11 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { chmod, link, lstat, mkdir, readFile, readdir, readlink, rename, stat, symlink, truncate, unlink, utimes, writeFile } from "node:fs/promises";
+import { chmod, cp, link, lstat, mkdir, readFile, readdir, readlink, rename, stat, symlink, truncate, unlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { expectErrno, randomBytes, sha256 } from "../helpers/data.ts";
-import { cleanupAll, cli, mountFs, transports, unmountFs, withTempDir, type Mount, type Transport } from "../helpers/mount.ts";
+import { cleanupAll, cli, makeTempDir, mountFs, REPO, removeTempDir, transports, unmountFs, waitFor, withMount, withTempDir, type Mount, type Transport } from "../helpers/mount.ts";
+import { FdHolder } from "../fixtures/fd-holder.ts";
 import { describeResult, run } from "../helpers/run.ts";
 
 afterAll(cleanupAll);
@@ -32,6 +33,16 @@ async function check(db: string): Promise<void> {
   const r = await run([process.execPath, "examples/sqlfs/check.ts", db], { timeoutMs: 20_000 });
   expect(r.stdout.trim(), describeResult(r)).toBe("ok");
   expect(r.code).toBe(0);
+}
+
+/** How many inodes the database holds (read beside the daemon: WAL lets readers in). */
+function inodes(db: string): number {
+  const d = new Database(db, { readonly: true });
+  try {
+    return (d.query("SELECT count(*) AS n FROM inode").get() as { n: number }).n;
+  } finally {
+    d.close();
+  }
 }
 
 const big = randomBytes(300_001, 7); // not a multiple of the block size, several blocks
@@ -109,14 +120,22 @@ for (const transport of transports()) {
           await mkdir(join(m.dir, "keep"));
           await writeFile(join(m.dir, "keep/big"), big);
           await writeFile(join(m.dir, "keep/small"), "written, answered, kept\n");
+          // an orphan: unlinked while open when the daemon dies; freed at the next start
+          await writeFile(join(m.dir, "orphan"), "gone");
+          const { holder } = await FdHolder.open(join(m.dir, "orphan"));
+          await unlink(join(m.dir, "orphan"));
           m.daemon.signal("SIGKILL");
           expect(await m.daemon.waitExit(10_000)).toBe(true);
+          await holder.close();
           const u = await cli(["unmount", m.dir]);
           expect(u.code, describeResult(u)).toBe(0);
         } finally {
           await unmountFs(m);
         }
-        await check(db);
+        const orphaned = inodes(db);
+        const r = await run([process.execPath, "examples/sqlfs/check.ts", db], { timeoutMs: 20_000 });
+        expect([r.code, r.stdout.trim(), r.stderr.trim()], describeResult(r)).toEqual([0, "ok", "sqlfs check: freed 1 orphan inode(s)"]);
+        expect(inodes(db)).toBe(orphaned - 1);
         const d = new Database(db, { readonly: true });
         expect((d.query("PRAGMA integrity_check").values() as string[][])[0]![0]).toBe("ok");
         d.close();
@@ -133,15 +152,7 @@ for (const transport of transports()) {
         await withSqlfs(transport, db, async (m) => {
           const p = (s: string) => join(m.dir, s);
           await writeFile(p("victim"), big);
-          const inodes = () => {
-            const d = new Database(db, { readonly: true });
-            try {
-              return (d.query("SELECT count(*) AS n FROM inode").get() as { n: number }).n;
-            } finally {
-              d.close();
-            }
-          };
-          const before = inodes();
+          const before = inodes(db);
           const r = await py(
             "import os,sys,hashlib; fd=os.open(sys.argv[1], os.O_RDONLY); os.unlink(sys.argv[1]); print(os.path.exists(sys.argv[1])); print(hashlib.sha256(os.pread(fd, 400000, 0)).hexdigest()); os.close(fd)",
             p("victim"),
@@ -151,7 +162,7 @@ for (const transport of transports()) {
           let after = before;
           for (let i = 0; i < 100 && after === before; i++) {
             await Bun.sleep(50);
-            after = inodes();
+            after = inodes(db);
           }
           expect(after).toBe(before - 1);
 
@@ -181,6 +192,38 @@ for (const transport of transports()) {
         });
         await check(db);
       });
+    }, 120_000);
+    test("a hot reload keeps open files and counts: an unlinked open file is read and written across it, then freed", async () => {
+      const plugin = await makeTempDir("sqlfs-plugin");
+      try {
+        for (const f of ["index.ts", "store.ts"]) await cp(join(REPO, "examples/sqlfs", f), join(plugin, f));
+        await withTempDir(async (tmp) => {
+          const db = join(tmp, "fs.db");
+          await withMount({ plugin, transport, args: ["--db", db] }, async (m) => {
+            const f = join(m.dir, "open-across-reload");
+            await writeFile(f, "one");
+            const { holder } = await FdHolder.open(f);
+            try {
+              await unlink(f);
+              const before = inodes(db);
+              const src = join(plugin, "index.ts");
+              await writeFile(src, (await readFile(src, "utf8")).replace("`generation ${ctx.generation}:", "`reloaded, generation ${ctx.generation}:"));
+              expect(await waitFor(() => m.log().includes("reloaded, generation 2:"), 20_000, 100), m.log()).toBe(true);
+              expect(await holder.ask("read 0 10")).toEqual({ ok: true, data: "one" });
+              expect(await holder.ask("write 0 two!")).toEqual({ ok: true, n: 4 });
+              expect(await holder.ask("read 0 10")).toEqual({ ok: true, data: "two!" });
+              expect(inodes(db)).toBe(before);
+            } finally {
+              await holder.close();
+            }
+            const freed = await waitFor(() => inodes(db) === 1, 5_000); // the root alone
+            expect(freed, `inodes left: ${inodes(db)}`).toBe(true);
+          });
+          await check(db);
+        });
+      } finally {
+        await removeTempDir(plugin);
+      }
     }, 120_000);
   });
 }
