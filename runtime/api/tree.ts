@@ -240,10 +240,12 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
     } else s.node = n; // the latest value (a new generation's object for the same key)
     return s;
   };
-  const drop = (s: Slot) => {
+  /** Removes a slot nothing holds; `known`: the kernel had it, so tell the tree. */
+  const drop = (s: Slot, known = true) => {
     if (s.lookups > 0 || s.opens > 0 || s.id === ROOT_ID) return;
     t.byKey.delete(s.key);
     t.byId.delete(s.id);
+    if (!known) return;
     const r = tree.forget?.(s.node as N);
     if (r instanceof Promise) r.catch((e) => console.error(`furing tree: forget failed: ${(e as Error)?.stack ?? e}`));
   };
@@ -423,7 +425,7 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
         }
         const s = slotOf(n);
         if (!out.add(name, attr(s.id, st), i + 1)) {
-          drop(s);
+          drop(s, false); // did not fit: the kernel never saw it
           return;
         }
         s.lookups++;
