@@ -161,7 +161,8 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
    * the source within the attribute timeout (and a write by a root daemon keeps them). The
    * daemon's writes get `killSuidgid` and look at the source itself. The kernel wants every open
    * of an inode to agree (passthrough or not, else EINVAL / ETXTBSY), so while one is open the
-   * others follow it.
+   * others follow it. Left open: bits set on the source while a passthrough open is held are not
+   * cleared by writes through it until the kernel refreshes its attributes (it never asks us).
    */
   function openReply(fd: number, ino: number, flags: number): { fh: number; backingFd?: number } {
     if (!ctx.passthrough()) return { fh: handles.addFile(fd, ino, flags) };

@@ -124,6 +124,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   void pluginOptionHelp;
 
   session = new Session({ reactor, fileIO, mountpoint, options, debug, pluginName: first.name, fs: first.fs, log });
+  session.dispatcher.gen.cleanups.push(...host.takeFirstCleanups());
   session.extraStatus = () => ({ generation: host.generation, reloads: host.reloads, rejectedReloads: host.rejected, lastReloadError: host.lastError, watching: watch });
   await session.start();
   if (options.autoUnmount) spawnAutoUnmount(mountpoint);
@@ -145,6 +146,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
     const where = mapStack(errorLocation(e));
     log(`furing: plugin ${first.name}: init failed${where ? ` at ${where}` : ""}: ${(e as Error)?.message ?? String(e)}`);
     await unmountInChild(mountpoint, true);
+    await session.dispatcher.gen.destroy(log); // set up, never served: destroyed all the same
     control.close();
     host.close();
     return 1;

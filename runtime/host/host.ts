@@ -219,7 +219,7 @@ export class PluginHost {
     }
   }
 
-  /** The first generation's releases, until the dispatcher holds its Generation (attach). */
+  /** The first generation's releases, until the session's dispatcher holds its Generation. */
   private firstCleanups: Array<() => unknown> = [];
 
   /** Build and set up the first generation (errors are PluginErrors: nothing is mounted). */
@@ -254,8 +254,13 @@ export class PluginHost {
   attach(dispatcher: Dispatcher, afterSwap: () => void): void {
     this.dispatcher = dispatcher;
     this.afterSwap = afterSwap;
-    dispatcher.gen.cleanups.push(...this.firstCleanups);
+  }
+
+  /** The releases the first generation's setup registered (ctx.onDestroy), for its Generation. */
+  takeFirstCleanups(): Array<() => unknown> {
+    const c = this.firstCleanups;
     this.firstCleanups = [];
+    return c;
   }
 
   /** Watch every input file; changes reload (debounced 50 ms). */

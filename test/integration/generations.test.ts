@@ -130,5 +130,32 @@ for (const transport of transports()) {
         await removeTempDir(f.dir);
       }
     }, 60_000);
+
+    test("a generation whose init fails never serves and is destroyed and released once, on reload and at mount", async () => {
+      const f = await fixture();
+      try {
+        const log = await withFixtureMount(transport, f.file, async (m) => {
+          await f.edit(`const INIT_FAIL = false`, `const INIT_FAIL = true`);
+          await waitLog(m, /reload rejected, generation 1 keeps serving: init of generation 2 failed/);
+          await waitLog(m, /released generation 2/);
+          expect(await readFile(join(m.dir, "info"), "utf8")).toBe("generation 1 (one)\n");
+        });
+        const lines = pluginLines(log);
+        expect([count(lines, "destroy generation 2"), count(lines, "released generation 2")]).toEqual([1, 1]);
+        expect(lines.slice(-2)).toEqual(["destroy generation 1", "released generation 1"]);
+
+        const err = await mountFs({ plugin: f.file, transport, readyTimeoutMs: 15_000 }).then(
+          async (m) => {
+            await unmountFs(m);
+            return "mounted";
+          },
+          (e: Error) => e.message,
+        );
+        expect(err).toContain("init of generation 1 fails on purpose");
+        expect(err).toContain("[lifecycle] destroy generation 1\n[lifecycle] released generation 1");
+      } finally {
+        await removeTempDir(f.dir);
+      }
+    }, 60_000);
   });
 }

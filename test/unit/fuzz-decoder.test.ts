@@ -31,7 +31,7 @@ const HEADER: Record<number, number> = {
 };
 const NO_REPLY = new Set([2, 36, 41, 42]);
 /** Exact reply sizes of fixed-size replies (opcodes not listed reply 0 bytes or variable data). */
-const FIXED: Record<number, number> = { 1: 128, 3: 104, 4: 104, 6: 128, 8: 128, 9: 128, 13: 128, 14: 16, 16: 8, 17: 80, 27: 16, 31: 24, 35: 144, 46: 8, 47: 8, 53: 8 };
+const FIXED: Record<number, number> = { 1: 128, 3: 104, 4: 104, 6: 128, 8: 128, 9: 128, 13: 128, 14: 16, 16: 8, 17: 80, 27: 16, 31: 24, 35: 144, 46: 8, 47: 8, 51: 144, 53: 8 };
 const VARIABLE = new Set([5, 15, 22, 23, 28, 44]);
 const NAMES = ["a", "b", "dir", "x".repeat(255), "x".repeat(300), ".", "..", "ü", "a/b", ""];
 
