@@ -17,7 +17,7 @@
  */
 import type { AttrReply, CreateReply, DirListPlus, Entry, Filesystem, OpenReply, Plugin, PluginContext, PluginOption, Request, StatFs, Timespec } from "./types.ts";
 import { FuseError } from "./errno.ts";
-import { O_ACCMODE, O_RDONLY, O_TRUNC, ROOT_ID, S_IFDIR, S_IFMT, S_IFREG } from "./constants.ts";
+import { O_ACCMODE, O_EXCL, O_RDONLY, O_TRUNC, ROOT_ID, S_IFDIR, S_IFMT, S_IFREG } from "./constants.ts";
 
 /** A point in time: a Date, milliseconds since the epoch (number), nanoseconds (bigint) or a Timespec. */
 export type Time = Date | number | bigint | Timespec;
@@ -355,11 +355,25 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
       await need("rename").call(tree, node(parent), name, node(newParent), newName, flags, req);
     },
     async create(req, parent, name, mode, flags): Promise<CreateReply> {
-      const n = await need("create").call(tree, node(parent), name, (mode & 0o7777) | S_IFREG, req);
+      const dir = node(parent);
+      let n: N, created = true;
+      try {
+        n = await need("create").call(tree, dir, name, (mode & 0o7777) | S_IFREG, req);
+      } catch (err) {
+        // the name appeared since the kernel's negative lookup: without O_EXCL, open(2) opens it
+        const existing = (err as { code?: unknown })?.code === "EEXIST" && !(flags & O_EXCL) ? await tree.lookup(dir, name, req) : undefined;
+        if (existing === undefined) throw err;
+        const type = (await tree.stat(existing, req)).mode & S_IFMT;
+        if (type === S_IFDIR) fail("EISDIR");
+        if (type !== S_IFREG) throw err; // a symlink the kernel would have followed: let it retry
+        n = existing;
+        created = false;
+      }
       const e = await entry(n, req);
       try {
-        const state = await tree.open?.(n, flags & ~O_TRUNC, req);
-        return { entry: e, fh: newFh({ slot: slotOf(n), state }) };
+        const s = slotOf(n);
+        // a new file is empty: O_TRUNC matters only for one that was there
+        return { entry: e, fh: created ? newFh({ slot: s, state: await tree.open?.(n, flags & ~O_TRUNC, req) }) : await openFile(s, flags, req) };
       } catch (err) {
         const s = slotOf(n);
         s.lookups--; // the kernel never got the entry

@@ -4,7 +4,7 @@
  * SetAttr.mode, posix_acl refusal, EROFS, and the table kept across generations.
  */
 import { describe, expect, test } from "bun:test";
-import { defineTree, O_RDONLY, O_RDWR, O_TRUNC, S_IFDIR, S_IFREG, type Changes, type DirListPlus, type Entry, type Filesystem, type PluginContext, type Request, type Tree } from "furing";
+import { defineTree, O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_TRUNC, S_IFDIR, S_IFREG, type Changes, type DirListPlus, type Entry, type Filesystem, type PluginContext, type Request, type Tree } from "furing";
 
 const req: Request = { op: "test", uid: 0, gid: 0, pid: 1, signal: new AbortController().signal };
 
@@ -168,5 +168,15 @@ describe("defineTree", () => {
     const dest = new Uint8Array(64);
     const n = (await g2.read!(req, 42, fh, 0, 64, dest)) as number;
     expect(Buffer.from(dest.subarray(0, n)).toString()).toBe("g2:forty-two");
+  });
+  test("create of a name that appeared meanwhile opens it (truncating with O_TRUNC) unless O_EXCL", async () => {
+    const { tree, file } = objects();
+    const fs = await serve({ ...tree, create: () => { throw Object.assign(new Error("exists"), { code: "EEXIST" }); } });
+    await expect(Promise.resolve().then(() => fs.create!(req, 1, "f", 0o644, O_CREAT | O_EXCL | O_RDWR, 0))).rejects.toMatchObject({ code: "EEXIST" });
+    expect(file.data).toBe("0123456789");
+    const r = await fs.create!(req, 1, "f", 0o644, O_CREAT | O_RDWR | O_TRUNC, 0);
+    expect(r.entry.ino).toBe((await fs.lookup!(req, 1, "f")).ino);
+    expect(file.data).toBe("");
+    expect(r.fh).toBeGreaterThan(0);
   });
 });
