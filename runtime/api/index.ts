@@ -19,3 +19,4 @@ export function defineFilesystem<F extends Filesystem>(fs: F): F {
 export function definePlugin<O = Record<string, unknown>>(plugin: Plugin<O>): Plugin<O> {
   return plugin;
 }
+export { defineTree, staticTree, timespec, timeNs, now, fail, type Tree, type TreePlugin, type Stat, type Changes, type Time, type StaticDir } from "./tree.ts";
