@@ -148,7 +148,10 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
 
   session = new Session({ reactor, fileIO, mountpoint, options, debug, pluginName: first.name, fs: first.fs, log, pool: host.pool ?? undefined });
   session.dispatcher.gen.cleanups.push(...host.takeFirstCleanups());
-  session.extraStatus = () => ({ generation: host.generation, reloads: host.reloads, rejectedReloads: host.rejected, lastReloadError: host.lastError, watching: watch });
+  session.extraStatus = () => ({
+    generation: host.generation, generationLoadedAt: new Date(host.loadedAt).toISOString(), reloads: host.reloads, rejectedReloads: host.rejected,
+    lastReloadError: host.lastError, lastReloadErrorAt: host.lastErrorAt === 0 ? null : new Date(host.lastErrorAt).toISOString(), watching: watch,
+  });
   await session.start();
   if (options.autoUnmount) spawnAutoUnmount(mountpoint);
   const control = serveControl(mountpoint, () => session.statusWithWorkers());

@@ -144,6 +144,9 @@ export class PluginHost {
   reloads = 0;
   rejected = 0;
   lastError: string | null = null;
+  /** When the serving generation was loaded, and when the last reload was rejected (ms since the epoch). */
+  loadedAt = 0;
+  lastErrorAt = 0;
 
   /** Serving a plugin embedded in the binary (no files to bundle or watch). */
   readonly embedded: boolean;
@@ -267,6 +270,7 @@ export class PluginHost {
     }
     this.currentFile = b.file;
     this.generation = 1;
+    this.loadedAt = Date.now();
     this.name = b.name;
     this.inputs = b.inputs;
     this.hash = b.hash;
@@ -386,6 +390,7 @@ export class PluginHost {
         void old.destroy(this.o.log);
       });
       this.generation = n;
+      this.loadedAt = Date.now();
       this.name = b.name;
       this.hash = b.hash;
       this.lastError = null;
@@ -402,6 +407,7 @@ export class PluginHost {
       this.rejected++;
       const msg = e instanceof PluginError || e instanceof FuseError ? mapStack(e.message) : mapStack(`${(e as Error)?.stack ?? String(e)}`);
       this.lastError = msg;
+      this.lastErrorAt = Date.now();
       this.o.log(`furing: reload rejected, generation ${this.generation} keeps serving: ${msg}`);
       return false;
     } finally {
