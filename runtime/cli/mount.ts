@@ -16,7 +16,7 @@ import { startInBackground, backgroundLogPath } from "./background.ts";
 import { serveControl } from "../control/socket.ts";
 import { ensureRuntimeDir } from "../control/rundir.ts";
 
-export const MOUNT_USAGE = "  furing mount <plugin> <mountpoint> [-o opt[,opt...]] [-f|--background] [-d] [--no-watch] [plugin options]";
+export const MOUNT_USAGE = "  furing mount <plugin> <mountpoint> [-o opt[,opt...]] [-f|--foreground] [--background] [-d] [--no-watch] [plugin options]";
 
 const HELP = `Usage:
 ${MOUNT_USAGE}
@@ -25,13 +25,16 @@ Serves <plugin> (memfs, passthrough, a plugin directory or a .ts/.js file) at <m
 in the foreground, until it is unmounted (Ctrl-C, SIGTERM, umount, furing unmount).
 Editing the plugin's source swaps the new code in without unmounting.
 
-  -o opt,...   mount options (below)
-  -f           foreground (the default)
-  --background return once mounted; the daemon logs to --log FILE
-               (default: next to its control socket)
-  -d, --debug  trace every request and reply
-  --no-watch   do not reload the plugin when its files change
-  -h, --help   this help
+  -o opt,...        mount options (below)
+  -f, --foreground  stay in the foreground, serving until unmounted (the default,
+                    as libfuse's -f)
+  --background      return once mounted; the daemon logs to --log FILE (default: next
+                    to its control socket). mount.fuse3 and fstab entries run this way
+  -d, --debug       trace every request and its decoded reply
+  --typecheck       type-check the plugin (tsc) before each generation serves; a
+                    type error rejects it and the old generation keeps serving
+  --no-watch        do not reload the plugin when its files change
+  -h, --help        this help
 
 Mount options:
 ${optionHelp()}`;
@@ -51,6 +54,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   let debug = false;
   let watch = true;
   let background = false;
+  let foreground = false;
   let logFile: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -63,7 +67,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
       optLists.push(v);
     } else if (a.startsWith("-o") && a.length > 2) optLists.push(a.slice(2));
     else if (a === "-f" || a === "--foreground") {
-      background = false;
+      foreground = true;
       continue;
     } else if (a === "--background") {
       background = true;
@@ -81,6 +85,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
     } else if (a.startsWith("-")) throw new UsageError(`unknown flag '${a}'\n\n${HELP}`);
     else positional.push(a);
   }
+  if (foreground && background) throw new UsageError("-f/--foreground and --background contradict each other: -f serves in this process (the default), --background returns once mounted");
   if (preloaded !== undefined) {
     if (positional.length !== 1) throw new UsageError(`needs one <mountpoint> (got ${positional.length} arguments); see --help`);
     positional.unshift(preloaded.name);
