@@ -16,7 +16,7 @@ import { startInBackground, backgroundLogPath } from "./background.ts";
 import { serveControl } from "../control/socket.ts";
 import { ensureRuntimeDir } from "../control/rundir.ts";
 
-export const MOUNT_USAGE = "  furing mount <plugin> <mountpoint> [-o opt[,opt...]] [-f|--foreground] [--background] [-d] [--no-watch] [plugin options]";
+export const MOUNT_USAGE = "  furing mount <plugin> <mountpoint> [-o opt[,opt...]] [-f|--foreground] [--background] [-d] [--typecheck] [--no-watch] [plugin options]";
 
 const HELP = `Usage:
 ${MOUNT_USAGE}
@@ -53,6 +53,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   const pluginArgs: string[] = [];
   let debug = false;
   let watch = true;
+  let typecheck = false;
   let background = false;
   let foreground = false;
   let logFile: string | undefined;
@@ -78,6 +79,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
       continue;
     } else if (a === "-d" || a === "--debug") debug = true;
     else if (a === "--no-watch") watch = false;
+    else if (a === "--typecheck") typecheck = true;
     else if (a.startsWith("--")) {
       pluginArgs.push(a);
       // `--key value` unless the next word is another flag; the plugin's option spec decides later
@@ -98,7 +100,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   ensureRuntimeDir();
   if (background) {
     const log = logFile ?? backgroundLogPath(mountpoint);
-    const args = [spec, mountpoint, ...optLists.flatMap((l) => ["-o", l]), ...(debug ? ["-d"] : []), ...(watch ? [] : ["--no-watch"]), ...pluginArgs];
+    const args = [spec, mountpoint, ...optLists.flatMap((l) => ["-o", l]), ...(debug ? ["-d"] : []), ...(watch ? [] : ["--no-watch"]), ...(typecheck ? ["--typecheck"] : []), ...pluginArgs];
     const pid = await startInBackground(args, mountpoint, log);
     console.error(`furing: ${mountpoint} mounted in the background (pid ${pid}, log ${log})`);
     return 0;
@@ -112,6 +114,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   const host: PluginHost = new PluginHost({
     spec, pluginArgs, mountpoint, log, io: fileIO, passthrough: () => session?.passthrough ?? false, module: preloaded?.load,
     reactors,
+    typecheck,
     startReactors: async (file, generation, shared) => {
       const pool = new ReactorPool({
         count: reactors, possible: possible[possible.length - 1]! + 1, online, log,

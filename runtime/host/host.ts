@@ -20,6 +20,7 @@ import { EMBEDDED_PLUGINS, isStandalone } from "./builtin.ts";
 import { registerSourceMap, unregisterSourceMap, mapStack } from "./sourcemap.ts";
 import { Generation, destroyFilesystem, type Dispatcher } from "../dispatch/dispatcher.ts";
 import type { ReactorPool } from "../session/reactors.ts";
+import { TypeChecker } from "./typecheck.ts";
 
 export interface HostOptions {
   /** Plugin argument: memfs, passthrough, a directory or a file. */
@@ -38,6 +39,8 @@ export interface HostOptions {
   reactors?: number;
   /** Start the Workers with the first generation (its bundle file stays until they imported it). */
   startReactors?: (file: string, generation: number, shared: Map<string, SharedArrayBuffer>) => Promise<ReactorPool>;
+  /** --typecheck: a generation with type errors is rejected before it is set up. */
+  typecheck?: boolean;
 }
 
 /** Notifier handed to plugins before the kernel connection exists; calls wait until it does. */
@@ -150,10 +153,15 @@ export class PluginHost {
 
   /** Serving a plugin embedded in the binary (no files to bundle or watch). */
   readonly embedded: boolean;
+  private readonly checker: TypeChecker | null;
 
   constructor(private readonly o: HostOptions) {
     this.embedded = o.module !== undefined || (isStandalone() && isBuiltinName(o.spec));
     this.entry = this.embedded ? `embedded:${o.spec}` : resolvePluginEntry(o.spec);
+    if (o.typecheck === true && this.embedded) throw new PluginError(`--typecheck needs the plugin's source files, and ${o.spec} is built into this program`);
+    // typescript is a development dependency: the single-file binary does not carry it
+    if (o.typecheck === true && isStandalone()) throw new PluginError("--typecheck is not available in the furing binary (it does not include the TypeScript compiler); run from source (bun furing mount --typecheck ...) to type-check on reload");
+    this.checker = o.typecheck === true ? new TypeChecker() : null;
     process.on("exit", () => this.genDir && rmSync(this.genDir, { recursive: true, force: true }));
   }
 
@@ -248,6 +256,12 @@ export class PluginHost {
   /** Build and set up the first generation (errors are PluginErrors: nothing is mounted). */
   async start(): Promise<{ name: string; fs: Filesystem; options: Record<string, unknown>; plugin: Plugin<Record<string, unknown>> }> {
     const b = await this.build(1);
+    try {
+      await this.typecheck(b, 1);
+    } catch (e) {
+      this.releaseFile(b);
+      throw e;
+    }
     this.name = b.name;
     if (b.plugin.concurrency === "shared" && (this.o.reactors ?? 0) > 0 && this.embedded) {
       this.o.log(`furing: ${b.name} is built into this program: reactor Workers need its source file, so the main thread serves every queue`);
@@ -356,6 +370,7 @@ export class PluginHost {
         this.o.log(`furing: ${basename(trigger)} changed but the bundle is identical; generation ${this.generation} keeps serving (${(performance.now() - t0).toFixed(0)} ms)`);
         return false;
       }
+      await this.typecheck(b, n);
       made = await this.setUp(b, n);
       const fs = made.fs;
       const serving = this.dispatcher?.fs;
@@ -420,7 +435,15 @@ export class PluginHost {
     }
   }
 
+  /** --typecheck of generation `n`'s own files; type errors throw (the generation is rejected). */
+  private async typecheck(b: Built, n: number): Promise<void> {
+    if (this.checker === null) return;
+    const ms = await this.checker.check(b.inputs, `generation ${n}`);
+    this.o.log(`furing: generation ${n} type-checks clean (${ms.toFixed(0)} ms)`);
+  }
+
   close(): void {
+    this.checker?.close();
     for (const w of this.watchers) w.close();
     this.watchers = [];
     if (this.timer !== null) clearTimeout(this.timer);
