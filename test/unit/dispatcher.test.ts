@@ -1238,6 +1238,21 @@ describe.each(LAYOUTS)("%s layout", (layout) => {
       expect(d.inflight).toBe(0);
     });
 
+    test("error replies are counted by errno, expected answers apart from failures (a negative entry counts as ENOENT)", () => {
+      const { send, d } = rig(layout, {
+        lookup: (_r, _p, n) => {
+          if (n === "io") throw new FuseError("EIO");
+          throw new FuseError("ENOENT");
+        },
+      }, { negativeTimeout: 5 });
+      send({ opcode: OP.LOOKUP, args: cstr("missing") }); // answered with a negative entry (error 0 on the wire)
+      send({ opcode: OP.LOOKUP, args: cstr("io") });
+      send({ opcode: OP.GETATTR, opHeader: getattrIn() }); // ENOSYS: the plugin lacks getattr
+      const s = d.stats.snapshot();
+      expect(s.lookup).toMatchObject({ count: 2, errors: 2, failures: 1, expected: 1, errnos: { ENOENT: 1, EIO: 1 } });
+      expect(s.getattr).toMatchObject({ count: 1, errors: 1, failures: 0, expected: 1, errnos: { ENOSYS: 1 } });
+    });
+
     test("trace logs one line per request with op, node, args, result and transport", () => {
       const { t, send, logs } = rig(layout, { lookup: (_r, _p, n) => { if (n === "no") throw new FuseError("ENOENT"); return attr(2); } }, { trace: true });
       send({ opcode: OP.LOOKUP, unique: 0x1_0000_0004n, nodeid: 1, uid: 7, pid: 8, args: cstr("yes") });
