@@ -365,12 +365,13 @@ export class PluginHost {
       const b = (built = await this.build(n));
       const inner = b.inputs.find((f) => this.isForbidden(f));
       if (inner !== undefined) throw new PluginError(`${inner} lies inside the mountpoint ${this.forbidden}: the plugin cannot import files it serves`);
+      // before the identical-bundle check: an edit of types alone bundles the same code
+      await this.typecheck(b, n);
       if (b.hash === this.hash) {
         unregisterSourceMap(b.file);
         this.o.log(`furing: ${basename(trigger)} changed but the bundle is identical; generation ${this.generation} keeps serving (${(performance.now() - t0).toFixed(0)} ms)`);
         return false;
       }
-      await this.typecheck(b, n);
       made = await this.setUp(b, n);
       const fs = made.fs;
       const serving = this.dispatcher?.fs;

@@ -166,6 +166,12 @@ describe("--typecheck", () => {
           expect(s.generation).toBe(2);
           expect(s.lastReloadError).toContain(`${ops}:${line}:`);
           expect(await statusText(m.dir)).toMatch(new RegExp(`^ {2}last reload error \\(.*\\): generation 3 has 1 type error[^\\n]*\\n +${ops.replaceAll("/", "\\/")}:${line}:\\d+: TS2322`, "m"));
+          // a type error in types alone bundles to the serving code: still reported, not skipped as identical
+          from = m.log().length;
+          await writeFile(ops, text + "\ntype Unused = NoSuchType;\n");
+          const typeOnly = await waitLog(m, /(reload rejected, generation 2 keeps serving: generation 3 has 1 type error \(--typecheck\):\n {2}\S+: TS2304: Cannot find name 'NoSuchType')|bundle is identical/, from, 60_000);
+          expect(typeOnly[1], typeOnly[0]).toBeDefined();
+          expect(await namelen()).toBe(201);
           console.log(`--typecheck over ${transport}: first check ${cold} ms, reload check ${warm} ms`);
         });
       } finally {
