@@ -8,7 +8,8 @@ import { Errno } from "../api/errno.ts";
 import { Op } from "../kernel/abi.ts";
 
 const opcodeOf = (name: string): number => (Op as Record<string, number>)[name.toUpperCase()] ?? -1;
-const errnoOf = (name: string): number => (Errno as Record<string, number>)[name] ?? (/^E(\d+)/.exec(name) ? Number(/^E(\d+)/.exec(name)![1]) : -1);
+/** "ENOENT" → 2; unnamed ones are "E<n>" (the last slot "E255+"). */
+const errnoOf = (name: string): number => (Errno as Record<string, number>)[name] ?? Number(/^E(\d+)/.exec(name)?.[1] ?? -1);
 
 export const STATUS_USAGE = "  furing status [<mountpoint>] [--json]";
 
