@@ -45,7 +45,8 @@ async function main(argv: string[]): Promise<number> {
     default:
       // mount.fuse3 (fstab, mount -t fuse.furing) runs `furing <source> <mountpoint> -o <opts>`:
       // mount <source> as the plugin and return once mounted, as libfuse programs do
-      if (rest.length >= 1 && !cmd.startsWith("-") && !rest[0]!.startsWith("-")) return mountCommand([cmd, ...rest, "--background"]);
+      // (an explicit -f keeps it in the foreground, as libfuse's -f does)
+      if (rest.length >= 1 && !cmd.startsWith("-") && !rest[0]!.startsWith("-")) return mountCommand([cmd, ...rest, ...(rest.includes("-f") || rest.includes("--foreground") ? [] : ["--background"])]);
       console.error(`furing: unknown command '${cmd}'\n\n${USAGE}`);
       return 2;
   }
