@@ -45,6 +45,10 @@ export interface Rules {
   fileAtime: "exact" | "may-lag";
   /** Inode numbers of removed nodes may come back (ext4 and most disk filesystems; not tmpfs, memfs). */
   inodesReused: boolean;
+  /** Compare xattrs at checkpoints (default true; `furing check` without the xattrs family: false). */
+  xattrs?: boolean;
+  /** Compare times at checkpoints (default true; `furing check` without the times family: false). */
+  times?: boolean;
 }
 
 export const memfsRules: Rules = {
@@ -249,7 +253,7 @@ export class CheckState {
       if (a.pos !== b.pos) add("snap:position", `${show(a.p)}: file position A ${a.pos} B ${b.pos}`);
       if (a.t !== b.t) add("snap:target", `${show(a.p)}: symlink target A ${show(a.t)} B ${show(b.t)}`);
       if (a.h !== b.h) add("snap:content", `${show(a.p)}: content differs (size ${a.st.size}): ${pageDiff(a, b)}`);
-      if (!sameJSON(a.x, b.x)) {
+      if (rules.xattrs !== false && !sameJSON(a.x, b.x)) {
         const sorted = (x: SnapEntry["x"]) => (Array.isArray(x) ? [...x].sort((p, q) => (p[0] < q[0] ? -1 : 1)) : x);
         if (rules.xattrOrder || !sameJSON(sorted(a.x), sorted(b.x))) add("snap:xattr", `${show(a.p)}: xattrs A ${show(a.x)} B ${show(b.x)}`);
       }
@@ -285,7 +289,7 @@ export class CheckState {
     }
 
     // Times.
-    this.compareTimes(pairs, A.entries.length, rules, add);
+    if (rules.times !== false) this.compareTimes(pairs, A.entries.length, rules, add);
     return out;
   }
 

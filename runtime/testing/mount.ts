@@ -285,6 +285,7 @@ export async function mountFs(opts: MountOptions): Promise<Mount> {
   const dir = await makeTempDir("mnt");
   const tmp = await makeTempDir("daemon");
   const daemon = spawnDaemon(mountArgs(dir, opts), tmp, opts.command, opts.cwd) as Daemon & { onOutput(fn: () => void): () => void };
+  installSafetyNet();
   live.set(dir, daemon);
   const m: Mount = {
     dir,
@@ -456,13 +457,16 @@ function cleanupSync(): void {
   live.clear();
 }
 
+// Installed with the first mount, not on import: a program that only imports this module (the
+// furing CLI, for `furing check`) keeps its own signal handling until it mounts something.
 const g = globalThis as { __furingMountSafetyNet?: boolean };
-if (!g.__furingMountSafetyNet) {
+function installSafetyNet(): void {
+  if (g.__furingMountSafetyNet) return;
   g.__furingMountSafetyNet = true;
   process.on("exit", cleanupSync);
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(sig, () => {
-      if (live.size) console.error(`furing tests: ${sig}: detaching ${live.size} mount(s) left by the harness`);
+      if (live.size) console.error(`furing/testing: ${sig}: detaching ${live.size} mount(s) left by the harness`);
       cleanupSync();
       process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
     });
