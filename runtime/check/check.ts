@@ -199,6 +199,15 @@ async function checkSeed(pair: Pair, target: Target, seed: number, n: number, o:
       await pair.cleanup();
       continue;
     }
+    const listing = d?.sig === "snap:xattr" ? /xattrs A "([A-Z]+)"/.exec(d.message)?.[1] : undefined;
+    if (d && listing !== undefined && REFUSALS.has(listing) && target.rules.xattrs !== false) {
+      // the checkpoint's listxattr was refused: no xattrs at all here; stop comparing and making them
+      target.rules = { ...target.rules, xattrs: false };
+      for (const k of FAMILIES.xattrs.ops) if (!refused.has(k)) refused.set(k, { transport, kind: k, errno: listing, example: "llistxattr at a checkpoint", tmpfs: "[]" });
+      log(`check: ${transport} seed ${seed}: listing xattrs refused (${listing}); leaving xattrs out and starting over`);
+      await pair.cleanup();
+      continue;
+    }
     const ms = Date.now() - t0;
     out.runs.push({ transport, seed, ops: r.count, ms, difference: d !== undefined });
     log(`check: ${transport} seed ${seed}: ${r.count} ops (${r.checks} checkpoints) in ${(ms / 1000).toFixed(1)} s: ${d ? `DIFFERENCE (${d.sig}), shrinking` : "no difference"}`);
