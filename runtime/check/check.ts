@@ -62,6 +62,8 @@ export interface CheckOptions {
   cwd?: string;
   /** Where replay files of differences go (default os.tmpdir()). */
   replayDir?: string;
+  /** Instead of seeds: run the ops of this replay file (written with a difference) once per transport. */
+  replay?: string;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
 }
@@ -151,8 +153,15 @@ export async function checkPlugin(o: CheckOptions): Promise<CheckResult> {
     const refused = new Map<OpKind, Refusal>();
     const pair = new Pair(target, "check");
     try {
+      if (o.replay !== undefined) {
+        await replay(pair, target, o.replay, result, log);
+        continue;
+      }
       for (const seed of seeds) await checkSeed(pair, target, seed, ops, o, refused, result, transport, log);
-      if (families.has("concurrency")) {
+      const before = result.differences.filter((d) => d.transport === transport).length;
+      // a difference the sequential runs found would show again in every writer: fix that first
+      if (families.has("concurrency") && before > 0) log(`check: ${transport}: concurrent writers skipped (the sequential runs already differ)`);
+      else if (families.has("concurrency")) {
         target.exclude = [...target.exclude, ...refused.keys()];
         const seed = seeds[0]! * 1000 + 7;
         const r = await runConcurrent(target, { seed, writers: o.writers ?? 4, ops: o.writerOps ?? 500, shrinkMs: o.shrinkMs ?? 30_000, log });
@@ -173,6 +182,32 @@ export async function checkPlugin(o: CheckOptions): Promise<CheckResult> {
   }
   result.ok = result.differences.length === 0;
   return result;
+}
+
+/** Runs a replay file's ops once on fresh roots and reports what differs, without shrinking. */
+async function replay(pair: Pair, target: Target, file: string, out: CheckResult, log: (s: string) => void): Promise<void> {
+  let saved: { seed: number; ops: Op[] };
+  try {
+    saved = JSON.parse(await Bun.file(file).text());
+    if (!Array.isArray(saved.ops)) throw new Error("no ops");
+  } catch (e) {
+    throw new CheckError(`cannot read the replay file ${file}: ${(e as Error).message}`);
+  }
+  const t0 = Date.now();
+  await pair.fresh();
+  const r = await runSequence(pair, saved.ops, 0, { rules: target.rules, trace: true });
+  await pair.cleanup().catch(() => {});
+  const ms = Date.now() - t0;
+  out.ops += r.count;
+  out.runs.push({ transport: target.transport, seed: `replay ${file}`, ops: r.count, ms, difference: r.diff !== undefined });
+  log(`check: ${target.transport}: replay of ${saved.ops.length} ops: ${r.diff ? `DIFFERENCE (${r.diff.sig})` : "no difference"}`);
+  if (!r.diff) return;
+  const shown: ShrinkResult = { ops: r.ops, trials: 1, ms: 0, diff: r.diff, trace: r.trace ?? [], confirmed: true };
+  const last = r.trace?.[r.trace.length - 1];
+  out.differences.push({
+    transport: target.transport, seed: saved.seed, sig: r.diff.sig, op: describe(r.diff.op), plugin: last?.[0], tmpfs: last?.[1],
+    sequence: r.ops.map(describe), confirmed: true, report: report({ seed: saved.seed, ops: r.count, target }, r.diff, shown, undefined),
+  });
 }
 
 /** An executor failing outside an op: the run directory could not be made, most often. */
@@ -236,7 +271,7 @@ async function shrunk(pair: Pair, target: Target, seed: number, ops: Op[], count
     tmpfs: s ? last?.[1] : d.b,
     sequence: (s?.ops ?? ops.slice(0, d.index + 1)).map(describe),
     confirmed: s?.confirmed ?? false,
-    report: report({ seed, ops: count, target, replayHint: (f) => `Replay file: ${f}` }, d, s, file),
+    report: report({ seed, ops: count, target, replayHint: (f) => `Replay: furing check ${o.plugin}${o.pluginArgs?.length ? " " + o.pluginArgs.join(" ") : ""} --transport ${target.transport} --replay ${f}` }, d, s, file),
     replayFile: file,
   };
 }

@@ -32,6 +32,7 @@ once. Exit status: 0 when no difference was found, 1 when one was (or nothing co
   --ref-size SIZE      the tmpfs's size= (default 2g)
   --ref-inodes N       the tmpfs's nr_inodes= (default 100000)
   --replay-dir DIR     where replay files of differences go (default: the temp dir)
+  --replay FILE        run the ops of a replay file once (on each transport) instead of seeds
   --json               print the result as one JSON object on stdout
   -q, --quiet          no progress lines
   -h, --help           this help
@@ -41,7 +42,7 @@ Other --name [value] options, and everything after --, go to the plugin.
 Families (default: all but space):
 ${FAMILY_NAMES.map((f) => `  ${f.padEnd(12)} ${FAMILIES[f].help}`).join("\n")}`;
 
-const VALUED = ["--transport", "--seed", "--seeds", "--ops", "--only", "--skip", "--writers", "--writer-ops", "--shrink-seconds", "--ref-size", "--ref-inodes", "--replay-dir"];
+const VALUED = ["--transport", "--seed", "--seeds", "--ops", "--only", "--skip", "--writers", "--writer-ops", "--shrink-seconds", "--ref-size", "--ref-inodes", "--replay-dir", "--replay"];
 
 function count(name: string, v: string, min = 0): number {
   const n = Number(v);
@@ -123,6 +124,7 @@ export async function checkCommand(argv: string[]): Promise<number> {
       shrinkMs: (opt.has("--shrink-seconds") ? count("--shrink-seconds", opt.get("--shrink-seconds")!) : 30) * 1000,
       refSize, refInodes: opt.has("--ref-inodes") ? count("--ref-inodes", opt.get("--ref-inodes")!, 1) : undefined,
       replayDir: opt.get("--replay-dir"),
+      replay: opt.get("--replay"),
       log,
     });
   } catch (e) {
