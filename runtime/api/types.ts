@@ -214,7 +214,11 @@ export interface Filesystem {
    * implements this: a hot reload that changes it is rejected (it is fixed at INIT).
    */
   killPrivileges?: boolean;
-  /** Called once the kernel connection is initialised, before any other op. */
+  /**
+   * Called once the kernel connection is initialised (FUSE_INIT answered), before any other op of
+   * this generation. A throw or rejection fails the mount (or, on a hot reload, rejects the new
+   * generation and keeps the old one serving).
+   */
   init?(): void | Promise<void>;
   /**
    * Release what this generation holds (flush, close databases). Runs exactly once per
@@ -224,23 +228,72 @@ export interface Filesystem {
    */
   destroy?(): void | Promise<void>;
 
-  /** Find `name` in directory `parent`. Throw ENOENT if absent. Counts as one lookup. */
+  /**
+   * Find `name` in directory `parent`. Throw ENOENT if absent (cached for `negative_timeout`,
+   * default 0), ENOTDIR if `parent` is not a directory. Counts as one lookup. The kernel caches
+   * the name for `entryTimeout` and the attributes for `attrTimeout`, and asks only when they
+   * expire; "." and ".." never arrive here.
+   */
   lookup?(req: Request, parent: number, name: string): Entry | Promise<Entry>;
   /** The kernel dropped `nlookup` references to `ino`; at zero the node id may be reused. No reply. */
   forget?(ino: number, nlookup: number): void;
+  /**
+   * stat(2) and the kernel's revalidation once `attrTimeout` expired. `fh` is set when asked
+   * through an open file (fstat). Return the current attributes; the kernel keeps the file type
+   * it learned at lookup and takes only the permission bits of `mode`. Throw ENOENT/ESTALE for a
+   * node that is gone. Without it the kernel gets ENOSYS for every stat: implement it.
+   */
   getattr?(req: Request, ino: number, fh: number | undefined): AttrReply | Promise<AttrReply>;
-  /** chmod, chown, truncate, utimens. Return the new attributes. */
+  /**
+   * chmod, chown, truncate/ftruncate, utimens (and the kernel's own clearing of setuid bits).
+   * Apply only the fields present and return the new attributes. `mode` is the kernel's ia_mode:
+   * the new permission bits together with the file-type bits (keep the type, take `& 0o7777`).
+   * Update ctime yourself. Throw EPERM/EACCES only for checks the kernel cannot make (with
+   * default_permissions it has already checked ownership); EFBIG/EINVAL for a bad size.
+   */
   setattr?(req: Request, ino: number, changes: SetAttr): AttrReply | Promise<AttrReply>;
+  /** The target of symlink `ino` (bytes or a string, not NUL-terminated); EINVAL for other nodes. Not cached by the kernel. */
   readlink?(req: Request, ino: number): string | Uint8Array | Promise<string | Uint8Array>;
-  /** Create a non-directory, non-symlink node (regular, fifo, socket, device). */
+  /**
+   * Create a non-directory, non-symlink node (regular, fifo, socket, device) named `name` in
+   * `parent`; `mode` carries the type bits and has the caller's umask applied (`umask` is what it
+   * was). Throw EEXIST if the name exists. Counts as one lookup. Owner: `req.uid`/`req.gid` (or
+   * the directory's group when it is setgid).
+   */
   mknod?(req: Request, parent: number, name: string, mode: number, rdev: number, umask: number): Entry | Promise<Entry>;
+  /**
+   * Create a directory. `mode` has the umask applied; it may lack S_IFDIR (add it). New
+   * directories have nlink 2, and the parent's nlink grows by one. EEXIST if the name exists.
+   * Counts as one lookup.
+   */
   mkdir?(req: Request, parent: number, name: string, mode: number, umask: number): Entry | Promise<Entry>;
+  /**
+   * Remove the name `name` (not a directory: the kernel checks the type it cached, answer EISDIR
+   * if you find one). Drop the node's nlink but keep its data while it is open or the kernel still
+   * holds lookups on it (see `forget`): an unlinked file stays readable through open descriptors.
+   */
   unlink?(req: Request, parent: number, name: string): void | Promise<void>;
+  /** Remove an empty directory: ENOTEMPTY if it has entries, ENOTDIR if it is not one. Lower the parent's nlink. */
   rmdir?(req: Request, parent: number, name: string): void | Promise<void>;
+  /**
+   * Create a symlink to `target` (stored verbatim: it need not exist). Mode S_IFLNK | 0o777,
+   * size = the target's byte length. EEXIST if the name exists. Counts as one lookup.
+   */
   symlink?(req: Request, parent: number, name: string, target: string): Entry | Promise<Entry>;
-  /** `flags`: RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT (0 for plain rename). */
+  /**
+   * Move `name` in `parent` to `newName` in `newParent`, replacing what is there (a file by a
+   * file, an empty directory by a directory: ENOTEMPTY, EISDIR, ENOTDIR otherwise; renaming a
+   * name onto another name of the same node does nothing). The kernel has refused moving a
+   * directory into itself. `flags`: RENAME_NOREPLACE (EEXIST if the target exists) |
+   * RENAME_EXCHANGE (swap the two; ENOENT if the target is missing) | RENAME_WHITEOUT; throw
+   * EINVAL for flags you do not support. A replaced node is unlinked as by `unlink`.
+   */
   rename?(req: Request, parent: number, name: string, newParent: number, newName: string, flags: number): void | Promise<void>;
-  /** Make `newName` in `newParent` another name of `ino`. */
+  /**
+   * Make `newName` in `newParent` another name of `ino` (never a directory: the kernel refuses
+   * that): raise its nlink and ctime, return its entry. EEXIST if the name exists. Counts as one
+   * lookup. Also gives an O_TMPFILE node its first name (see `tmpfile`).
+   */
   link?(req: Request, ino: number, newParent: number, newName: string): Entry | Promise<Entry>;
 
   /**
@@ -266,27 +319,53 @@ export interface Filesystem {
   flush?(req: Request, ino: number, fh: number, lockOwner: number): void | Promise<void>;
   /** The last descriptor of an open is gone. Errors are ignored by the kernel. */
   release?(req: Request, ino: number, fh: number, flags: number): void | Promise<void>;
+  /**
+   * fsync/fdatasync (`datasync`: the data only, not the metadata) of an open file: return once
+   * what was written is durable. Without it (ENOSYS) the kernel stops asking and fsync succeeds.
+   */
   fsync?(req: Request, ino: number, fh: number, datasync: boolean): void | Promise<void>;
 
+  /**
+   * Open directory `ino` for listing; the reply's `fh` comes back to readdir/releasedir (set
+   * `cacheDir` to let the kernel cache listings). Without it every opendir succeeds with fh 0.
+   */
   opendir?(req: Request, ino: number, flags: number): OpenReply | void | Promise<OpenReply | void>;
   /** List entries after cookie `offset` (0 = from the start) until `out.add` returns false. */
   readdir?(req: Request, ino: number, fh: number, offset: number, out: DirList): void | Promise<void>;
   /** As readdir, with attributes; when present the kernel uses it (READDIRPLUS). */
   readdirplus?(req: Request, ino: number, fh: number, offset: number, out: DirListPlus): void | Promise<void>;
+  /** The directory handle `fh` is closed (once per opendir); free what opendir allocated. */
   releasedir?(req: Request, ino: number, fh: number): void | Promise<void>;
+  /** fsync of an open directory: make its entries durable. ENOSYS: the kernel stops asking and succeeds. */
   fsyncdir?(req: Request, ino: number, fh: number, datasync: boolean): void | Promise<void>;
 
+  /**
+   * statfs(2)/df for the filesystem (`ino` is the node asked about). Never cached. Without it
+   * the runtime answers zeros with bsize 512 and namelen 255.
+   */
   statfs?(req: Request, ino: number): StatFs | Promise<StatFs>;
 
-  /** `flags`: XATTR_CREATE (1) / XATTR_REPLACE (2). */
+  /**
+   * Set extended attribute `name` (`value` views the request buffer: copy it). `flags`:
+   * XATTR_CREATE (1: EEXIST if it exists) / XATTR_REPLACE (2: ENODATA if it does not). Answer
+   * EOPNOTSUPP for namespaces you do not store — always for `system.posix_acl_*` unless you
+   * implement ACLs (accepting them made `cp -a` copies `-rw-------`). The kernel checks
+   * `trusted.*` (CAP_SYS_ADMIN) and `user.*` permissions (regular files and directories only).
+   * Not cached. ENOSYS: the kernel answers EOPNOTSUPP to every xattr call and stops asking.
+   */
   setxattr?(req: Request, ino: number, name: string, value: Uint8Array, flags: number): void | Promise<void>;
   /** Return the value; throw ENODATA if absent. The runtime handles size probing and ERANGE. */
   getxattr?(req: Request, ino: number, name: string): Uint8Array | string | Promise<Uint8Array | string>;
   /** Return all attribute names. The runtime handles size probing and ERANGE. */
   listxattr?(req: Request, ino: number): string[] | Promise<string[]>;
+  /** Remove extended attribute `name`; ENODATA if absent. */
   removexattr?(req: Request, ino: number, name: string): void | Promise<void>;
 
-  /** Only sent with -o no_default_permissions (the kernel checks modes itself otherwise). */
+  /**
+   * access(2)/faccessat: may the caller `mask` (R_OK 4 | W_OK 2 | X_OK 1, or F_OK 0) this node?
+   * Throw EACCES if not. Only sent with -o no_default_permissions (the kernel checks modes itself
+   * otherwise); ENOSYS: the kernel stops asking and allows.
+   */
   access?(req: Request, ino: number, mask: number): void | Promise<void>;
   /**
    * Create and open a regular file. Counts as one lookup. Without it the kernel uses mknod + open.
@@ -306,15 +385,39 @@ export interface Filesystem {
    */
   tmpfile?(req: Request, parent: number, mode: number, flags: number, umask: number): CreateReply | Promise<CreateReply>;
 
-  /** `mode`: FALLOC_FL_* flags (KEEP_SIZE 1, PUNCH_HOLE 2, ZERO_RANGE 16). */
+  /**
+   * fallocate(2) on an open file: reserve (mode 0: grow the size to offset + length if larger),
+   * or with `mode` FALLOC_FL_* flags (KEEP_SIZE 1: do not change the size, PUNCH_HOLE 2 (always
+   * with KEEP_SIZE): zero the range and free it, ZERO_RANGE 16). Throw EOPNOTSUPP for modes you do
+   * not support, ENOSPC when full. ENOSYS: the kernel answers EOPNOTSUPP and stops asking.
+   */
   fallocate?(req: Request, ino: number, fh: number, offset: number, length: number, mode: number): void | Promise<void>;
-  /** SEEK_DATA (3) / SEEK_HOLE (4); return the resulting offset. */
+  /**
+   * lseek with SEEK_DATA (3) / SEEK_HOLE (4) (the kernel handles SET/CUR/END itself): return the
+   * offset of the next data / hole at or after `offset`; ENXIO past the end. ENOSYS: the kernel
+   * stops asking and treats the whole file as data.
+   */
   lseek?(req: Request, ino: number, fh: number, offset: number, whence: number): number | Promise<number>;
+  /**
+   * copy_file_range(2) between two open files of this filesystem: copy up to `length` bytes and
+   * return the count (0 at end of the source). `flags` is 0 today. ENOSYS: the kernel stops asking
+   * and copies through read and write.
+   */
   copyFileRange?(req: Request, inoIn: number, fhIn: number, offIn: number, inoOut: number, fhOut: number, offOut: number, length: number, flags: number): number | Promise<number>;
 
+  /**
+   * F_GETLK: return the first lock that conflicts with `lock` held by another `owner`, or `lock`
+   * with type F_UNLCK when none does. Only with `setlk` too: then POSIX and flock locks are
+   * negotiated and the kernel leaves them to the filesystem; without both it keeps them locally.
+   */
   getlk?(req: Request, ino: number, fh: number, owner: number, lock: FileLock): FileLock | Promise<FileLock>;
-  /** `sleep`: SETLKW (wait for the lock). `flock`: BSD flock rather than POSIX lock. */
+  /**
+   * F_SETLK/F_SETLKW/flock: take or release (type F_UNLCK) `lock` for `owner`. EAGAIN when it
+   * conflicts and `sleep` is false; with `sleep` (SETLKW) wait until it can be taken, and stop
+   * with EINTR when `req.signal` aborts. `flock`: a BSD flock rather than a POSIX lock.
+   */
   setlk?(req: Request, ino: number, fh: number, owner: number, lock: FileLock, sleep: boolean, flock: boolean): void | Promise<void>;
+  /** syncfs(2) on the mount: make everything written durable. ENOSYS: the kernel stops asking and succeeds. */
   syncfs?(req: Request, ino: number): void | Promise<void>;
 }
 

@@ -18,6 +18,8 @@ import {
 } from "../kernel/codec.ts";
 import { nameFromBytes, nameByteLength, writeName, nameStringError } from "../api/names.ts";
 import type { Call, Encoder } from "./call.ts";
+import { oct, describeSetAttr } from "./trace.ts";
+import { foldStack } from "../host/sourcemap.ts";
 
 /** Mount-wide reply parameters the handlers need. */
 export interface OpConfig {
@@ -232,12 +234,13 @@ function forget(c: Call, cfg: OpConfig, ino: number, n: number): void {
   if (f === undefined) return;
   try {
     const r = f.call(c.fs, ino, n) as unknown;
-    if (r instanceof Promise) r.catch((e) => cfg.log?.(`furing: forget (node ${ino}) failed: ${(e as Error)?.stack ?? String(e)}`));
+    if (r instanceof Promise) r.catch((e) => cfg.log?.(`furing: forget (node ${ino}) failed: ${e instanceof Error ? foldStack(e.stack ?? e.message) : String(e)}`));
   } catch (e) {
-    cfg.log?.(`furing: forget (node ${ino}) threw: ${(e as Error)?.stack ?? String(e)}`);
+    cfg.log?.(`furing: forget (node ${ino}) threw: ${e instanceof Error ? foldStack(e.stack ?? e.message) : String(e)}`);
   }
 }
 h(Op.FORGET, (c, cfg) => {
+  if (cfg.trace) c.trace = `nlookup=${u64(c, 0)}`;
   forget(c, cfg, c.nodeid, u64(c, 0));
   return NO_REPLY;
 });
@@ -246,6 +249,11 @@ h(Op.BATCH_FORGET, (c, cfg) => {
   const d = c.slot.data;
   let o = argBase(c, cfg);
   const end = argEnd(c);
+  if (cfg.trace) {
+    const first: string[] = [];
+    for (let i = 0, p = o; i < count && i < 8 && p + 16 <= end; i++, p += 16) first.push(`${getU64(d, p)}:${getU64(d, p + 8)}`);
+    c.trace = `count=${count} [ino:nlookup ${first.join(" ")}${count > 8 ? " ..." : ""}]`;
+  }
   for (let i = 0; i < count && o + 16 <= end; i++, o += 16) {
     forget(c, cfg, getU64(d, o), getU64(d, o + 8));
   }
@@ -276,7 +284,7 @@ h(Op.SETATTR, (c, cfg) => {
   // fallocate, copy_file_range, the first write; chown(f, -1, -1)) and what is left is a SETATTR
   // with nothing to change (fuse_setattr): the filesystem is to kill privileges itself.
   if ((valid & FATTR_KILL_SUIDGID) !== 0 || (cfg.killPriv === true && (valid & FATTR_CHANGES) === 0)) ch.killSuidgid = true;
-  if (cfg.trace) c.trace = JSON.stringify(ch);
+  if (cfg.trace) c.trace = describeSetAttr(ch);
   c.enc = encAttr;
   return f.call(c.fs, c, c.nodeid, ch);
 });
@@ -300,7 +308,7 @@ h(Op.MKNOD, (c, cfg) => {
   if (f === undefined) return NOSYS;
   const name = str(c, argBase(c, cfg));
   const mode = u32(c, 0);
-  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${mode.toString(8)}`;
+  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${oct(mode)}`;
   c.enc = encEntry;
   return f.call(c.fs, c, c.nodeid, name, mode, u32(c, 4), u32(c, 8));
 });
@@ -309,7 +317,7 @@ h(Op.MKDIR, (c, cfg) => {
   if (f === undefined) return NOSYS;
   const name = str(c, argBase(c, cfg));
   const mode = u32(c, 0);
-  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${mode.toString(8)}`;
+  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${oct(mode)}`;
   c.enc = encEntry;
   return f.call(c.fs, c, c.nodeid, name, mode, u32(c, 4));
 });
@@ -353,7 +361,7 @@ h(Op.LINK, (c, cfg) => {
 h(Op.OPEN, (c, cfg) => {
   const flags = u32(c, 0);
   const kill = (u32(c, 4) & FUSE_OPEN_KILL_SUIDGID) !== 0;
-  if (cfg.trace) c.trace = `flags=0${flags.toString(8)}${kill ? " kill_suidgid" : ""}`;
+  if (cfg.trace) c.trace = `flags=${oct(flags)}${kill ? " kill_suidgid" : ""}`;
   c.enc = encOpen;
   const f = c.fs.open;
   return f === undefined ? undefined : f.call(c.fs, c, c.nodeid, flags, kill);
@@ -500,7 +508,7 @@ h(Op.CREATE, (c, cfg) => {
   const name = str(c, argBase(c, cfg));
   const flags = u32(c, 0), mode = u32(c, 4);
   const kill = (u32(c, 12) & FUSE_OPEN_KILL_SUIDGID) !== 0;
-  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${mode.toString(8)} flags=0${flags.toString(8)}${kill ? " kill_suidgid" : ""}`;
+  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${oct(mode)} flags=${oct(flags)}${kill ? " kill_suidgid" : ""}`;
   c.enc = encCreate;
   return f.call(c.fs, c, c.nodeid, name, mode, flags, u32(c, 8), kill);
 });
@@ -509,7 +517,7 @@ h(Op.TMPFILE, (c) => {
   const f = c.fs.tmpfile;
   if (f === undefined) return NOSYS;
   const flags = u32(c, 0), mode = u32(c, 4);
-  if (c.cfg.trace) c.trace = `mode=${mode.toString(8)} flags=0${flags.toString(8)}`;
+  if (c.cfg.trace) c.trace = `mode=${oct(mode)} flags=${oct(flags)}`;
   c.enc = encCreate;
   return f.call(c.fs, c, c.nodeid, mode, flags, u32(c, 8));
 });

@@ -1,0 +1,182 @@
+/**
+ * The high-level layer (runtime/api/tree.ts) called as the runtime calls a Filesystem: node ids,
+ * lookup and open counts behind `forget(node)`, READDIRPLUS cookies, attribute defaults, O_TRUNC,
+ * SetAttr.mode, posix_acl refusal, EROFS, and the table kept across generations.
+ */
+import { describe, expect, test } from "bun:test";
+import { defineTree, O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_TRUNC, S_IFDIR, S_IFREG, type Changes, type DirListPlus, type Entry, type Filesystem, type PluginContext, type Request, type Tree } from "furing";
+
+const req: Request = { op: "test", uid: 0, gid: 0, pid: 1, signal: new AbortController().signal };
+
+function context(kept: Map<string, unknown>, generation = 1): PluginContext {
+  return {
+    options: {}, mountpoint: "/m", generation, log() {},
+    keep<T>(key: string, init: () => T): T {
+      if (!kept.has(key)) kept.set(key, init());
+      return kept.get(key) as T;
+    },
+    notify: {} as PluginContext["notify"], io: {} as PluginContext["io"],
+    shared: () => new SharedArrayBuffer(0), reactor: { index: 0, count: 0, primary: true },
+    passthrough: () => false, onDestroy() {},
+  };
+}
+
+interface Obj { name: string; dir?: Map<string, Obj>; data?: string; mode?: number }
+
+/** A small writable tree of objects, recording what the layer asked of it. */
+function objects() {
+  const file: Obj = { name: "f", data: "0123456789" };
+  const root: Obj = { name: "/", dir: new Map([["f", file], ["g", { name: "g", data: "x" }]]) };
+  const forgotten: string[] = [];
+  const setattrs: Changes[] = [];
+  const tree: Tree<Obj> = {
+    root,
+    lookup: (d, name) => d.dir!.get(name),
+    stat: (n) => (n.dir ? { mode: S_IFDIR | 0o755 } : { mode: S_IFREG | (n.mode ?? 0o644), size: n.data!.length }),
+    readdir: (d) => d.dir!,
+    read: (n, off, size) => n.data!.slice(off, off + size),
+    write(n, off, data) {
+      n.data = n.data!.slice(0, off) + Buffer.from(data).toString() + n.data!.slice(off + data.length);
+      return data.length;
+    },
+    setattr(n, ch) {
+      setattrs.push(ch);
+      if (ch.size !== undefined) n.data = n.data!.slice(0, ch.size);
+      if (ch.mode !== undefined) n.mode = ch.mode;
+    },
+    unlink: (d, name) => void d.dir!.delete(name),
+    forget: (n) => void forgotten.push(n.name),
+  };
+  return { tree, root, file, forgotten, setattrs };
+}
+
+async function serve<N>(tree: Tree<N>, kept = new Map<string, unknown>(), generation = 1): Promise<Filesystem> {
+  return (await defineTree(tree).setup(context(kept, generation))) as Filesystem;
+}
+
+/** Collects READDIRPLUS output; stops after `room` entries. */
+function sink(room = Infinity) {
+  const got: { name: string; ino: number; next: number }[] = [];
+  const out: DirListPlus = {
+    add(name, entry, next) {
+      if (got.length >= room) return false;
+      got.push({ name, ino: entry?.ino ?? 0, next });
+      return true;
+    },
+  };
+  return { got, out };
+}
+
+describe("defineTree", () => {
+  test("lookups, listings and opens are counted: forget(node) comes once all are returned", async () => {
+    const { tree, forgotten } = objects();
+    const fs = await serve(tree);
+    const e = (await fs.lookup!(req, 1, "f")) as Entry;
+    expect((await fs.lookup!(req, 1, "f")).ino).toBe(e.ino); // same node, same id
+    const { got, out } = sink();
+    const dh = (await fs.opendir!(req, 1, 0))!.fh!;
+    await fs.readdirplus!(req, 1, dh, 0, out);
+    expect(got.map((g) => g.name)).toEqual([".", "..", "f", "g"]);
+    expect(got[2]!.ino).toBe(e.ino);
+    await fs.releasedir!(req, 1, dh);
+    const fh = (await fs.open!(req, e.ino, O_RDONLY))!.fh!;
+    fs.forget!(e.ino, 2);
+    expect(forgotten).toEqual([]);
+    fs.forget!(e.ino, 1); // the listing's count
+    expect(forgotten).toEqual([]); // still open
+    await fs.release!(req, e.ino, fh, 0);
+    expect(forgotten).toEqual(["f"]);
+    await expect(Promise.resolve().then(() => fs.getattr!(req, e.ino, undefined))).rejects.toMatchObject({ code: "ESTALE" });
+    // a key keeps its id after being forgotten
+    expect((await fs.lookup!(req, 1, "f")).ino).toBe(e.ino);
+  });
+
+  test("listing cookies: '.', '..', then entries; resuming at any cookie; the last cookie is the largest; a full buffer is not counted", async () => {
+    const { tree, root, forgotten } = objects();
+    const fs = await serve(tree);
+    const dh = (await fs.opendir!(req, 1, 0))!.fh!;
+    const first = sink(3);
+    await fs.readdirplus!(req, 1, dh, 0, first.out);
+    expect(first.got.map((g) => [g.name, g.next])).toEqual([[".", 1], ["..", 2], ["f", 3]]);
+    // a name removed meanwhile shifts nothing: the handle lists its snapshot to the end
+    const f = root.dir!.get("f")!;
+    root.dir!.delete("f");
+    const rest = sink();
+    await fs.readdirplus!(req, 1, dh, 3, rest.out);
+    expect(rest.got.map((g) => [g.name, g.next])).toEqual([["g", 4]]);
+    const again = sink();
+    await fs.readdirplus!(req, 1, dh, 2, again.out); // seekdir back
+    expect(again.got.map((g) => g.name)).toEqual(["f", "g"]);
+    root.dir!.set("f", f);
+    // "g" was refused by a full buffer once (not counted), listed twice: two forgets release it
+    const g = again.got[1]!.ino;
+    fs.forget!(g, 1);
+    expect(forgotten).toEqual([]);
+    fs.forget!(g, 1);
+    expect(forgotten).toEqual(["g"]);
+  });
+
+  test("attribute defaults: owner = the mounting user, times = mount time, nlink by type", async () => {
+    const fs = await serve(objects().tree);
+    const before = Date.now() / 1000;
+    const root = await fs.getattr!(req, 1, undefined);
+    const f = (await fs.lookup!(req, 1, "f")) as Entry;
+    expect([root.uid, root.gid, root.nlink, f.nlink, f.size]).toEqual([process.getuid!(), process.getgid!(), 2, 1, 10]);
+    expect(Math.abs(f.mtimeSec - before)).toBeLessThan(5);
+    expect([f.ctimeSec, f.atimeSec]).toEqual([f.mtimeSec, f.mtimeSec]);
+  });
+
+  test("O_TRUNC truncates before open; SetAttr.mode arrives without the type bits; times resolve 'now'", async () => {
+    const { tree, file, setattrs } = objects();
+    const fs = await serve(tree);
+    const e = (await fs.lookup!(req, 1, "f")) as Entry;
+    await fs.open!(req, e.ino, O_RDWR | O_TRUNC);
+    expect(file.data).toBe("");
+    expect(setattrs).toEqual([{ size: 0 }]);
+    const a = await fs.setattr!(req, e.ino, { mode: S_IFREG | 0o4750, mtime: "now" });
+    expect(setattrs[1]!.mode).toBe(0o4750);
+    expect(Math.abs(setattrs[1]!.mtime!.sec - Date.now() / 1000)).toBeLessThan(5);
+    expect(a.mode).toBe(S_IFREG | 0o4750);
+  });
+
+  test("system.posix_acl_* is EOPNOTSUPP; a tree without changes answers EROFS", async () => {
+    const xattrs = new Map<string, Uint8Array>();
+    const rw = await serve({ ...objects().tree, setxattr: (_n, name, v) => void xattrs.set(name, v.slice()) });
+    await expect(Promise.resolve().then(() => rw.setxattr!(req, 1, "system.posix_acl_access", new Uint8Array(4), 0))).rejects.toMatchObject({ code: "EOPNOTSUPP" });
+    await rw.setxattr!(req, 1, "user.a", new Uint8Array([1]), 0);
+    expect([...xattrs.keys()]).toEqual(["user.a"]);
+    await expect(Promise.resolve().then(() => rw.getxattr!(req, 1, "user.none"))).rejects.toMatchObject({ code: "ENODATA" });
+    const { root } = objects();
+    const ro = await serve<Obj>({ root, lookup: (d, n) => d.dir!.get(n), stat: () => ({ mode: S_IFDIR | 0o755 }) });
+    await expect(Promise.resolve().then(() => ro.mkdir!(req, 1, "d", 0o755, 0))).rejects.toMatchObject({ code: "EROFS" });
+    await expect(Promise.resolve().then(() => ro.open!(req, 1, O_RDWR))).rejects.toMatchObject({ code: "EROFS" });
+  });
+
+  test("integer keys are the node ids; a new generation keeps the table and open handles", async () => {
+    const data = new Map([[1, ""], [42, "forty-two"]]);
+    const tree = (gen: string): Tree<number> => ({
+      root: 1,
+      lookup: (_d, name) => (name === "x" ? 42 : undefined),
+      stat: (n) => (n === 1 ? { mode: S_IFDIR | 0o755 } : { mode: S_IFREG | 0o644, size: data.get(n)!.length }),
+      read: (n, off, size) => `${gen}:${data.get(n)!.slice(off, off + size)}`,
+    });
+    const kept = new Map<string, unknown>();
+    const g1 = await serve(tree("g1"), kept, 1);
+    expect((await g1.lookup!(req, 1, "x")).ino).toBe(42);
+    const fh = (await g1.open!(req, 42, O_RDONLY))!.fh!;
+    const g2 = await serve(tree("g2"), kept, 2);
+    const dest = new Uint8Array(64);
+    const n = (await g2.read!(req, 42, fh, 0, 64, dest)) as number;
+    expect(Buffer.from(dest.subarray(0, n)).toString()).toBe("g2:forty-two");
+  });
+  test("create of a name that appeared meanwhile opens it (truncating with O_TRUNC) unless O_EXCL", async () => {
+    const { tree, file } = objects();
+    const fs = await serve({ ...tree, create: () => { throw Object.assign(new Error("exists"), { code: "EEXIST" }); } });
+    await expect(Promise.resolve().then(() => fs.create!(req, 1, "f", 0o644, O_CREAT | O_EXCL | O_RDWR, 0))).rejects.toMatchObject({ code: "EEXIST" });
+    expect(file.data).toBe("0123456789");
+    const r = await fs.create!(req, 1, "f", 0o644, O_CREAT | O_RDWR | O_TRUNC, 0);
+    expect(r.entry.ino).toBe((await fs.lookup!(req, 1, "f")).ino);
+    expect(file.data).toBe("");
+    expect(r.fh).toBeGreaterThan(0);
+  });
+});
