@@ -183,6 +183,17 @@ export class Handles {
     return this.table().size;
   }
 
+  /** The descriptor of some open file of node `ino` (any thread's), or -1 (a scan: only for rare requests). */
+  fileFdOf(ino: number): number {
+    const t = this.table();
+    const h = this.s.heap;
+    for (let c = t.next(0); c >= 0; c = t.next(c)) {
+      const p = t.valueAt(c);
+      if (h.u32[(p >>> 2) + H_KIND] === 1 && h.f64[(p >>> 3) + H_INO] === ino) return h.f64[(p >>> 3) + H_FD] as number;
+    }
+    return -1;
+  }
+
   /** Node `ino` is open for writing through some handle (a scan: only for rare requests). */
   openForWriting(ino: number): boolean {
     const t = this.table();

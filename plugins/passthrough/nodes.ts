@@ -242,8 +242,33 @@ export class NodeTable {
     }
     const pinned = this.pinned(node.ino);
     if (pinned >= 0) return pinned;
-    const fd = this.reopen(node);
+    let fd: number;
+    try {
+      fd = this.reopen(node);
+    } catch (e) {
+      // gone from the source (unlinked while open): the thread that opened it had a cached
+      // descriptor, this one has none; any open file of it will do (descriptors are process-wide)
+      fd = (e as FuseError).errno === 116 ? this.viaOpenFile(node) : -1;
+      if (fd < 0) throw e;
+    }
     this.cacheFd(node, fd);
+    return fd;
+  }
+
+  /** The descriptor of an open file of a node (shared handle table, handles.ts), or -1. */
+  openFileOf: (ino: number) => number = () => -1;
+
+  /** An O_PATH descriptor of `node` through one of its open files, or -1 if none is open. */
+  private viaOpenFile(node: PNode): number {
+    const ofd = this.openFileOf(node.ino);
+    if (ofd < 0) return -1;
+    // not O_NOFOLLOW: that would open the /proc magic link itself
+    const fd = sys.openat(sys.AT_FDCWD, sys.procPath(ofd), sys.O_PATH | sys.O_CLOEXEC);
+    const st = sys.fstat(fd, this.st);
+    if (st.dev !== node.dev || st.ino !== node.sino) {
+      sys.close(fd);
+      return -1;
+    }
     return fd;
   }
 

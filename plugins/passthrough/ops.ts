@@ -52,6 +52,7 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
     s.lock.unlock();
   }
   const handles = new Handles(s);
+  nodes.openFileOf = (ino) => handles.fileFdOf(ino);
   const st = nodes.st;
   const io = ctx.io;
 

@@ -953,6 +953,23 @@ describe("passthrough plugin: ops on a real directory", () => {
     throwsErrno(() => a.fs.link!(REQ(), ino, 1, "late"), "ESTALE");
   });
 
+  test("two instances on one table: a file unlinked while open is still reached through the other instance", async () => {
+    const d = dir("unlinked-open");
+    // re-opened by name (file handles may still open an unlinked inode, depending on the filesystem)
+    const a = await instance(d, { "file-handles": false });
+    const b = await instance(d, { "file-handles": false }, a.kept);
+    const r = a.fs.create!(REQ(), 1, "f", 0o644, sys.O_RDWR, 0) as { entry: Entry; fh: number };
+    const ino = r.entry.ino;
+    a.fs.unlink!(REQ(), 1, "f");
+    // b has no descriptor of it cached, and neither its name nor its file handle opens it now
+    expect(b.fs.nodes.isCached(ino)).toBe(false);
+    expect((b.fs.getattr!(REQ(), ino, undefined) as Entry).nlink).toBe(0);
+    expect(b.fs.listxattr!(REQ(), ino)).toEqual([]);
+    b.fs.release!(REQ(), ino, r.fh, 0);
+    b.fs.forget!(ino, 1);
+    expect(a.fs.nodes.size).toBe(1);
+  });
+
   test("two instances on one table under kernel passthrough: opens of one inode follow the open already there, whichever instance made it", async () => {
     const d = dir("suid-two");
     const file = join(d, "f");
