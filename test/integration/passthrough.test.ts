@@ -445,13 +445,18 @@ describe.each(transports())("passthrough over %s", (transport) => {
             await sh(["diff", "-r", "--no-dereference", tree, join(m.dir, "copy")], { timeoutMs: 60_000 });
             expect(await fsp.readlink(join(m.dir, "copy", "a", "link"))).toBe("../big.bin");
             expect(sha256(await fsp.readFile(join(m.dir, "copy", "big.bin")))).toBe(sha256(readFileSync(join(tree, "big.bin"))));
-            // and back out with cp -a (modes and times preserved both ways)
-            await sh(["cp", "-a", join(m.dir, "copy"), join(tree, "..", "back")], { timeoutMs: 60_000 });
-            await sh(["diff", "-r", "--no-dereference", tree, join(tree, "..", "back")], { timeoutMs: 60_000 });
-            const a = statSync(join(src, "copy", "a", "b", "f5"), { bigint: true }), b = statSync(join(tree, "..", "back", "a", "b", "f5"), { bigint: true });
-            expect(b.mtimeNs).toBe(a.mtimeNs);
-            expect(b.mode).toBe(a.mode);
-            rmSync(join(tree, "..", "back"), { recursive: true, force: true });
+            // and back out with cp -a (modes and times preserved both ways), beside the tree: a
+            // fixed /tmp/back was shared by concurrent runs and left behind by a failed one
+            const back = `${tree}-back`;
+            try {
+              await sh(["cp", "-a", join(m.dir, "copy"), back], { timeoutMs: 60_000 });
+              await sh(["diff", "-r", "--no-dereference", tree, back], { timeoutMs: 60_000 });
+              const a = statSync(join(src, "copy", "a", "b", "f5"), { bigint: true }), b = statSync(join(back, "a", "b", "f5"), { bigint: true });
+              expect(b.mtimeNs).toBe(a.mtimeNs);
+              expect(b.mode).toBe(a.mode);
+            } finally {
+              rmSync(back, { recursive: true, force: true });
+            }
           });
         });
       }, "tree");
