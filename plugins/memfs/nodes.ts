@@ -275,9 +275,18 @@ export function checkName(name: string): void {
   if (name.length > 85 && nameByteLength(name) > NAME_MAX) throw ENAMETOOLONG;
 }
 
-/** Name must be new in `dir`: ENAMETOOLONG, EEXIST. */
+/**
+ * `dir` has a cookie left for a new entry (ENOSPC): tmpfs reuses offsets cyclically; memfs never
+ * reuses one, so a directory hands out 2^31 - 4 of them. Checked before anything changes.
+ */
+export function checkCookie(dir: Node): void {
+  if ((dir.s.heap.f64[(dir.dir >>> 3) + D_NEXT_COOKIE_F64] as number) >= DIR_EOD - 1) throw ENOSPC;
+}
+
+/** Name must be new in `dir`: ENAMETOOLONG, EEXIST, ENOSPC (no cookie left). */
 export function checkNewName(dir: Node, name: string): void {
   checkName(name);
+  checkCookie(dir);
   if (name === "." || name === ".." || dirCookie(dir, name) >= 0) throw EEXIST;
 }
 
@@ -361,6 +370,34 @@ export function entryName(dir: Node, i: number): string {
   const h = dir.s.heap;
   const w = ((h.u32[(dir.dir >>> 2) + D_LIST] as number) + i * ENT_BYTES) >>> 2;
   return readUnits(h.u16, h.u32[w + 4] as number, h.u32[w + 5] as number);
+}
+
+/**
+ * The directory offset that ends a listing: the offset after the last entry, as tmpfs's
+ * DIR_OFFSET_EOD (S32_MAX, so 32-bit telldir can hold every offset). Cookies stay below it.
+ */
+export const DIR_EOD = 0x7fffffff;
+
+/**
+ * Where a listing resumes from offset `off`, as tmpfs: the end of the list (newest entry) for 0,
+ * 1, 2 and any offset that is not a cookie above them all; after that, the entry whose cookie is
+ * `off` (or the next older one, if it was removed): the kernel passes back the cookie of the
+ * entry that was next. Nothing for DIR_EOD. Returns the index one past the first entry to list.
+ */
+export function listStart(dir: Node, off: number): number {
+  if (off === DIR_EOD) return 0;
+  return off < 3 ? listLength(dir) : indexBefore(dir, off + 1);
+}
+
+/** The live entry before index `i` (the next one a listing shows), or -1. */
+export function prevLive(dir: Node, i: number): number {
+  while (--i >= 0) if (entryNode(dir, i) !== 0) return i;
+  return -1;
+}
+
+/** The offset a listing reports after entry... `i` (-1: none left): its cookie, or DIR_EOD. */
+export function offsetOf(dir: Node, i: number): number {
+  return i < 0 ? DIR_EOD : entryCookie(dir, i);
 }
 
 /** Number of entries in the list (live or not) whose cookie is less than `cookie`. */

@@ -15,8 +15,11 @@
  * - Directory offsets are per-directory cookies (see nodes.ts): "." is 1, ".." is 2, entries
  *   get increasing cookies from 3 as they are added and never reuse them. Listings show "." and
  *   "..", then the newest entry first, as tmpfs does (Linux 6.14 and later); a renamed entry
- *   counts as new. A listing resumes after any cookie while entries are added and removed:
- *   entries present throughout are listed exactly once, entries added meanwhile are not.
+ *   counts as new. As on tmpfs, an entry's offset is the cookie of the entry listed after it
+ *   (DIR_EOD, 2^31 - 1, after the last), so the end is above every other offset; resuming from
+ *   an offset lists the entries whose cookies are at most it, and an offset that was never a
+ *   cookie (other than DIR_EOD) never ends a listing early. Entries present throughout are
+ *   listed exactly once, entries added meanwhile are not.
  */
 import {
   defineFilesystem,
@@ -76,6 +79,10 @@ import {
   addEntry,
   checkName,
   checkNewName,
+  checkCookie,
+  listStart,
+  prevLive,
+  offsetOf,
   dirChild,
   dirSize,
   dropLink,
@@ -348,6 +355,8 @@ export function createOps(state: MemfsState): Filesystem {
       if (dst !== null && dst.isDir && isAncestor(state, dst, op)) throw exchange ? EINVAL : ENOTEMPTY;
       if (src === dst) return; // two names of one node: nothing to do
       if (np.nlink === 0) throw ENOENT;
+      checkCookie(np);
+      if (exchange) checkCookie(op);
 
       if (exchange) {
         // Both names are re-added (they list as the newest entries, the new name first).
@@ -476,15 +485,19 @@ export function createOps(state: MemfsState): Filesystem {
       if (!n.isDir) throw ENOTDIR;
       if (n.nlink === 0) return; // removed while open: no entries
       accessed(n);
+      // Each entry's offset is where the listing goes on: the next entry's cookie (DIR_EOD after
+      // the last), as tmpfs reports them; listStart maps it back.
+      let i = prevLive(n, listStart(n, offset));
       if (offset < 1 && !out.add(".", n.ino, n.mode, 1)) return;
       if (offset < 2) {
         const up = nodeById(state, n.parent) ?? n;
-        if (!out.add("..", up.ino, up.mode, 2)) return;
+        if (!out.add("..", up.ino, up.mode, offsetOf(n, i))) return;
       }
-      for (let i = (offset < 3 ? listLength(n) : indexBefore(n, offset)) - 1; i >= 0; i--) {
+      while (i >= 0) {
         const c = entryNode(n, i);
-        if (c === 0) continue;
-        if (!out.add(entryName(n, i), c, (nodeById(state, c) as Node).mode, entryCookie(n, i))) return;
+        const next = prevLive(n, i);
+        if (!out.add(entryName(n, i), c, (nodeById(state, c) as Node).mode, offsetOf(n, next))) return;
+        i = next;
       }
     },
 
@@ -494,14 +507,15 @@ export function createOps(state: MemfsState): Filesystem {
       if (n.nlink === 0) return;
       accessed(n);
       // "." and ".." do not count as lookups.
+      let i = prevLive(n, listStart(n, offset));
       if (offset < 1 && !out.add(".", n, 1)) return;
-      if (offset < 2 && !out.add("..", nodeById(state, n.parent) ?? n, 2)) return;
-      for (let i = (offset < 3 ? listLength(n) : indexBefore(n, offset)) - 1; i >= 0; i--) {
-        const id = entryNode(n, i);
-        if (id === 0) continue;
-        const c = nodeById(state, id) as Node;
-        if (!out.add(entryName(n, i), c, entryCookie(n, i))) return;
+      if (offset < 2 && !out.add("..", nodeById(state, n.parent) ?? n, offsetOf(n, i))) return;
+      while (i >= 0) {
+        const c = nodeById(state, entryNode(n, i)) as Node;
+        const next = prevLive(n, i);
+        if (!out.add(entryName(n, i), c, offsetOf(n, next))) return;
         c.nlookup++;
+        i = next;
       }
     },
 

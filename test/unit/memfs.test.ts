@@ -767,20 +767,31 @@ describe("readdir", () => {
     fs.symlink(req, d.ino, "c", "b");
     const l = new Listing(4096);
     fs.readdir(req, d.ino, 0, 0, l);
-    expect(l.entries.map((e) => [e.name, e.off])).toEqual([[".", 1], ["..", 2], ["c", 5], ["a", 4], ["b", 3]]);
+    // Cookies b 3, a 4, c 5; each entry's offset is the next entry's cookie, the last's is above
+    // every other (tmpfs's DIR_OFFSET_EOD).
+    expect(l.entries.map((e) => [e.name, e.off])).toEqual([[".", 1], ["..", 5], ["c", 4], ["a", 3], ["b", 0x7fffffff]]);
     expect(l.entries[0]!.ino).toBe(d.ino);
     expect(l.entries[1]!.ino).toBe(ROOT);
     expect(l.entries[3]!.mode & S_IFMT).toBe(S_IFDIR);
     expect(l.entries[2]!.mode & S_IFMT).toBe(S_IFLNK);
-    // Resume from any cookie.
+    // Resume from any cookie: the entry with that cookie comes next.
     const m = new Listing(4096);
-    fs.readdir(req, d.ino, 0, 5, m);
+    fs.readdir(req, d.ino, 0, 4, m);
     expect(m.entries.map((e) => e.name)).toEqual(["a", "b"]);
+    const last = new Listing(4096);
+    fs.readdir(req, d.ino, 0, 3, last);
+    expect(last.entries.map((e) => e.name)).toEqual(["b"]);
+    // An offset that was never a cookie (above them all) lists everything, as tmpfs.
+    for (const off of [6, 1000, 0x7ffffffe, 0x80000000]) {
+      const all = new Listing(4096);
+      fs.readdir(req, d.ino, 0, off, all);
+      expect(all.entries.map((e) => e.name)).toEqual(["c", "a", "b"]);
+    }
     const m2 = new Listing(4096);
     fs.readdir(req, d.ino, 0, 2, m2);
     expect(m2.entries.map((e) => e.name)).toEqual(["c", "a", "b"]);
     const end = new Listing(4096);
-    fs.readdir(req, d.ino, 0, 3, end);
+    fs.readdir(req, d.ino, 0, 0x7fffffff, end);
     expect(end.entries).toEqual([]);
     expect(errnoOf(() => fs.readdir(req, (fs.lookup(req, d.ino, "b") as Entry).ino, 0, 0, new Listing(100)))).toBe(Errno.ENOTDIR);
   });
@@ -829,7 +840,7 @@ describe("readdir", () => {
     for (let i = 0; i < 1000; i++) createFile(fs, d.ino, `f${i}`);
     for (let i = 0; i < 990; i++) fs.unlink(req, d.ino, `f${i}`);
     const l = new Listing(4096);
-    fs.readdir(req, d.ino, 0, 3 + 995, l); // after f995's cookie
+    fs.readdir(req, d.ino, 0, 3 + 994, l); // f994's cookie: f994 is next
     expect(l.entries.map((e) => e.name)).toEqual(["f994", "f993", "f992", "f991", "f990"]);
     expect(listAll(fs, d.ino, 100).length).toBe(12);
   });
