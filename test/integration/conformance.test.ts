@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { cleanupAll, isMounted, makeTempDir, removeTempDir, REPO, transports, withMount, type Mount, type Transport } from "../helpers/mount.ts";
 import { describeResult, run, sh } from "../helpers/run.ts";
 import { needsRoot, skipIf } from "../helpers/skip.ts";
+import { Rng } from "../differential/rng.ts";
 
 afterAll(cleanupAll);
 
@@ -56,6 +57,29 @@ async function bigDir(root: string): Promise<void> {
   for (let i = 5; i < 400; i += 7) await Bun.$`rm ${join(root, "big", `f${i}`)}`.quiet();
 }
 
+/** Seeded random data ops within 1 MiB: offsets at pages, half pages and odd bytes. */
+function randomOps(seed: number, count: number): string[] {
+  const rng = new Rng(seed);
+  const at = () => [rng.int(256) * 4096, rng.int(512) * 2048, rng.int(1 << 20)][rng.int(3)]!;
+  const len = () => [4096, 8192, 2048, 1 + rng.int(70_000), 65536][rng.int(5)]!;
+  const ops: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const k = ["w", "w", "w", "p", "p", "a", "k", "t"][rng.int(8)]!;
+    ops.push(k === "t" ? `t:${at()}` : `${k}:${at()}:${len()}`);
+  }
+  return ops;
+}
+
+/** "" if equal, else `what` and the first line that differs (outputs run to thousands of lines). */
+function firstDifference(a: string, b: string, what: string): string {
+  if (a === b) return "";
+  const la = a.split("\n");
+  const lb = b.split("\n");
+  let i = 0;
+  while (la[i] === lb[i]) i++;
+  return `${what}\nline ${i + 1}: memfs "${la[i]}", tmpfs "${lb[i]}"`;
+}
+
 const skip = needsRoot("memfs vs tmpfs conformance", "mounts a tmpfs reference") || skipIf(Bun.which("gcc") === null, "memfs vs tmpfs conformance", "needs gcc for its C client");
 
 for (const transport of transports()) {
@@ -90,6 +114,27 @@ for (const transport of transports()) {
             for (let i = 0; i < 400; i++) await writeFile(join(root, "mut", `f${i}`), "");
           }
         }
+      });
+    });
+
+    test("holes: SEEK_DATA/SEEK_HOLE and st_blocks exact at 4 KiB pages, as tmpfs", async () => {
+      await withPair(transport, [], async (m, ref) => {
+        const cases: Array<[string, string[]]> = [
+          // the issue's cases: data from the middle of a large hole; one page punched in a chunk
+          ["far", ["w:4243456:100"]],
+          ["punch1", ["w:0:65536", "p:4096:4096"]],
+          ["pages", ["w:20480:1", "w:53248:4096", "w:131072:10", "p:131072:4096"]],
+          ["partial", ["w:0:65536", "p:1000:10000", "p:30000:4096", "t:50000", "t:90000"]],
+          ["alloc", ["k:8192:4096", "a:204800:100", "w:300000:5", "p:0:1000000"]],
+        ];
+        for (let seed = 1; seed <= 30; seed++) cases.push([`seed${seed}`, randomOps(seed, 60)]);
+        for (const [name, ops] of cases) {
+          const a = await client(m.dir, "holes", `@/${name}`, ...ops);
+          const b = await client(ref, "holes", `@/${name}`, ...ops);
+          expect(firstDifference(a, b, `${name}: ${ops.join(" ")}`)).toBe("");
+        }
+        expect(await client(m.dir, "holes", "@/far")).toContain("\n0 data 4243456 hole 0\n");
+        expect(await client(m.dir, "holes", "@/punch1")).toContain("\n4096 data 8192 hole 4096\n");
       });
     });
   });
