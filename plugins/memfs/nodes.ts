@@ -213,15 +213,21 @@ export function setMtime(n: Node): void {
   n.mtimeNsec = n.ctimeNsec = tNsec;
 }
 
+/** The mount's atime mode (ctx.atime, ctx.nodiratime), as a number for the access path. */
+export const ATIME_RELATIME = 0, ATIME_NOATIME = 1, ATIME_STRICT = 2;
+
 /**
- * An access (read, readdir, readlink), with relatime (tmpfs's default mount behaviour): atime is
- * updated when it is not newer than mtime or ctime, or is more than a day old, and only if the
- * current time differs from it (touch_atime). Reads the clock only when the rule may update.
+ * An access (read, readdir, readlink) under the mount's atime mode `mode`, as touch_atime: never
+ * with noatime; always with strictatime; with relatime (the default) when atime is not newer than
+ * mtime or ctime, or is more than a day old; and only if the current time differs from it. Reads
+ * the clock only when the rule may update. (nodiratime is the caller's: readdir.)
  */
-export function accessed(n: Node): void {
+export function accessed(n: Node, mode: number): void {
+  if (mode === ATIME_NOATIME) return;
   const a = n.atimeSec;
   const an = n.atimeNsec;
   if (
+    mode === ATIME_STRICT ||
     a < n.mtimeSec || (a === n.mtimeSec && an <= n.mtimeNsec) ||
     a < n.ctimeSec || (a === n.ctimeSec && an <= n.ctimeNsec) ||
     Date.now() / 1000 - a >= 86400

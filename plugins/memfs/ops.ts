@@ -5,8 +5,9 @@
  * Behaviour follows tmpfs, errno for errno, with the kernel's default_permissions doing the
  * mode checks (only `access` checks modes here, for mounts without default_permissions).
  * Notes:
- * - atime follows relatime (tmpfs's default mount option): read, readdir and readlink update it
- *   when it is not newer than mtime/ctime or is a day old.
+ * - atime follows the mount's mode (ctx.atime, ctx.nodiratime) as tmpfs: read, readdir and
+ *   readlink update it with relatime (the default) when it is not newer than mtime/ctime or is a
+ *   day old, always with strictatime, never with noatime (nodiratime: never for directories).
  * - No file handles (fh 0): the per-node `opens` count is all the state an open needs; it keeps
  *   unlinked files alive until their last release. O_APPEND is left to the kernel, which sends
  *   appends at its i_size (exact, since memfs changes only through this mount). Repositioning
@@ -32,6 +33,7 @@ import {
   type OpenReply,
   type SetAttr,
   type StatFs,
+  type AtimeMode,
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
   O_ACCMODE,
@@ -76,6 +78,9 @@ import {
   type Node,
   INODE_SPACE,
   accessed,
+  ATIME_NOATIME,
+  ATIME_RELATIME,
+  ATIME_STRICT,
   addEntry,
   checkName,
   checkNewName,
@@ -161,7 +166,16 @@ const O_NOATIME = 0o1000000;
 const NOATIME_FH = 1;
 const NOATIME_OPEN: OpenReply = Object.freeze({ fh: NOATIME_FH });
 
-export function createOps(state: MemfsState): Filesystem {
+/** The mount's atime mode (ctx.atime and ctx.nodiratime); relatime when not given. */
+export interface AtimeOptions {
+  atime?: AtimeMode;
+  nodiratime?: boolean;
+}
+
+export function createOps(state: MemfsState, mount: AtimeOptions = {}): Filesystem {
+  // atime mode for files, and for directories (nodiratime: never)
+  const fileAtime = mount.atime === "noatime" ? ATIME_NOATIME : mount.atime === "strictatime" ? ATIME_STRICT : ATIME_RELATIME;
+  const dirAtime = mount.nodiratime === true ? ATIME_NOATIME : fileAtime;
   return lockOps(state.lock, defineFilesystem({
     // setuid/setgid are cleared here (privileges.ts), when the kernel says so (killSuidgid)
     killPrivileges: true,
@@ -262,7 +276,7 @@ export function createOps(state: MemfsState): Filesystem {
     readlink(req: Request, ino: number): string {
       const n = getNode(state, ino);
       if (n.targetPtr === 0) throw EINVAL;
-      accessed(n);
+      accessed(n, fileAtime);
       return targetOf(n);
     },
 
@@ -437,7 +451,7 @@ export function createOps(state: MemfsState): Filesystem {
       if (n === undefined) throw ENOENT;
       if (n.isDir) throw EISDIR;
       const count = readData(n, offset, size, dest);
-      if (fh !== NOATIME_FH) accessed(n);
+      if (fh !== NOATIME_FH) accessed(n, fileAtime);
       return count;
     },
 
@@ -484,7 +498,7 @@ export function createOps(state: MemfsState): Filesystem {
       const n = getNode(state, ino);
       if (!n.isDir) throw ENOTDIR;
       if (n.nlink === 0) return; // removed while open: no entries
-      accessed(n);
+      accessed(n, dirAtime);
       // Each entry's offset is where the listing goes on: the next entry's cookie (DIR_EOD after
       // the last), as tmpfs reports them; listStart maps it back.
       let i = prevLive(n, listStart(n, offset));
@@ -505,7 +519,7 @@ export function createOps(state: MemfsState): Filesystem {
       const n = getNode(state, ino);
       if (!n.isDir) throw ENOTDIR;
       if (n.nlink === 0) return;
-      accessed(n);
+      accessed(n, dirAtime);
       // "." and ".." do not count as lookups.
       let i = prevLive(n, listStart(n, offset));
       if (offset < 1 && !out.add(".", n, 1)) return;

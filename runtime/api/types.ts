@@ -410,7 +410,21 @@ export interface PluginContext<O = Record<string, unknown>> {
   shared(key: string, byteLength: number, maxByteLength?: number): SharedArrayBuffer;
   /** Which reactor this `setup` runs for (see {@link Plugin.concurrency}). */
   readonly reactor: ReactorInfo;
+  /**
+   * The mount's access-time mode (`-o noatime|relatime|strictatime`, default relatime). The kernel
+   * never updates atime on a FUSE mount: a filesystem that keeps atime applies it on reads,
+   * readdirs and readlinks, as the kernel's touch_atime does (see the plugin guide).
+   */
+  readonly atime: AtimeMode;
+  /** `-o nodiratime`: directories' atime never changes (on top of {@link atime}). */
+  readonly nodiratime: boolean;
 }
+
+/**
+ * A mount's access-time mode: "relatime" updates atime when it is not newer than mtime or ctime,
+ * or is a day old; "strictatime" on every access; "noatime" never.
+ */
+export type AtimeMode = "relatime" | "strictatime" | "noatime";
 
 /** Where a plugin instance runs. */
 export interface ReactorInfo {

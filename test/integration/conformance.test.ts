@@ -4,7 +4,7 @@
  * process, on a memfs mount and on a tmpfs mounted alongside; their printed results must match.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdir, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cleanupAll, isMounted, makeTempDir, removeTempDir, REPO, transports, withMount, type Mount, type Transport } from "../helpers/mount.ts";
 import { describeResult, run, sh } from "../helpers/run.ts";
@@ -80,6 +80,35 @@ function firstDifference(a: string, b: string, what: string): string {
   return `${what}\nline ${i + 1}: memfs "${la[i]}", tmpfs "${lb[i]}"`;
 }
 
+/**
+ * Which accesses change atime on `root`: a file read (a fresh open: memfs keeps no page cache
+ * across opens, so the read reaches it) and a directory listing, right after creation, again, and
+ * after the file is written to; each step waits 30 ms so the clock moves.
+ */
+async function atimeSteps(root: string): Promise<string[]> {
+  const d = join(root, "d");
+  const f = join(d, "f");
+  await mkdir(d);
+  await writeFile(f, "x");
+  const times = async () => [(await stat(f, { bigint: true })).atimeNs, (await stat(d, { bigint: true })).atimeNs];
+  const out: string[] = [];
+  const step = async (name: string) => {
+    const [fa, da] = await times();
+    await Bun.sleep(30);
+    await sh(["cat", f]);
+    await sh(["ls", d]);
+    const [fb, db] = await times();
+    out.push(`${name}: file ${fa !== fb ? "updated" : "kept"}, dir ${da !== db ? "updated" : "kept"}`);
+  };
+  await step("first access");
+  await step("second access");
+  await appendFile(f, "y");
+  await writeFile(join(d, "g"), "");
+  await step("after a change");
+  await step("again");
+  return out;
+}
+
 const skip = needsRoot("memfs vs tmpfs conformance", "mounts a tmpfs reference") || skipIf(Bun.which("gcc") === null, "memfs vs tmpfs conformance", "needs gcc for its C client");
 
 for (const transport of transports()) {
@@ -137,5 +166,19 @@ for (const transport of transports()) {
         expect(await client(m.dir, "holes", "@/punch1")).toContain("\n4096 data 8192 hole 4096\n");
       });
     });
+
+    for (const mode of ["relatime", "noatime", "strictatime", "nodiratime", "strictatime,nodiratime"]) {
+      test(`atime: -o ${mode} updates access times as tmpfs does`, async () => {
+        await withPair(transport, [mode], async (m, ref) => {
+          const a = await atimeSteps(m.dir);
+          const b = await atimeSteps(ref);
+          expect(a).toEqual(b);
+          // what tmpfs does, so the comparison above is not vacuous
+          const file = mode.startsWith("noatime") ? "kept" : "updated";
+          expect(b[0]).toBe(`first access: file ${file}, dir ${mode.includes("nodiratime") || mode === "noatime" ? "kept" : "updated"}`);
+          expect(b[1]!.startsWith(`second access: file ${mode.startsWith("strictatime") ? "updated" : "kept"}`)).toBe(true);
+        });
+      });
+    }
   });
 }

@@ -347,6 +347,36 @@ describe("file data", () => {
     expect(stamp(n, "atime")).toEqual(at);
   });
 
+  test("atime modes: relatime's day-old rule, strictatime, noatime, nodiratime", async () => {
+    for (const [atime, nodiratime] of [["relatime", false], ["strictatime", false], ["noatime", false], ["relatime", true]] as const) {
+      const state = createState({ maxBytes: GiB, maxInodes: 1000, rootMode: 0o755, uid: 0, gid: 0 });
+      const fs = createOps(state, { atime, nodiratime }) as Fs;
+      const f = createFile(fs, ROOT, "f", "x");
+      const n = attr(fs, f.ino);
+      const d = attr(fs, ROOT);
+      await Bun.sleep(12); // past a coarse clock tick
+      read(fs, f.ino, 0, 1);
+      fs.readdir(req, ROOT, 0, 0, new Listing(4096));
+      const first = stamp(n, "atime");
+      expect(after(n, "atime", ...stamp(n, "mtime"))).toBe(atime !== "noatime");
+      expect(after(d, "atime", ...stamp(d, "mtime"))).toBe(atime !== "noatime" && !nodiratime);
+      // newer than mtime and ctime: only strictatime updates
+      await Bun.sleep(12); // past a coarse clock tick
+      read(fs, f.ino, 0, 1);
+      expect(stamp(n, "atime")[0] !== first[0] || stamp(n, "atime")[1] !== first[1]).toBe(atime === "strictatime");
+      // a day old (yet newer than mtime and ctime, set back with it): relatime updates too
+      const past = Math.floor(Date.now() / 1000) - 2 * 86400;
+      n.atimeSec = past + 10;
+      n.mtimeSec = n.ctimeSec = past;
+      d.atimeSec = past + 10;
+      d.mtimeSec = d.ctimeSec = past;
+      read(fs, f.ino, 0, 1);
+      fs.readdir(req, ROOT, 0, 0, new Listing(4096));
+      expect(n.atimeSec > past + 10).toBe(atime !== "noatime");
+      expect(d.atimeSec > past + 10).toBe(atime !== "noatime" && !nodiratime);
+    }
+  });
+
   test("copyFileRange copies data, writes holes as zeros (as tmpfs's splice fallback), stops at EOF", () => {
     const { fs, state } = memfs();
     const data = pattern(100_000);
@@ -1180,6 +1210,8 @@ describe("plugin", () => {
       io: {} as PluginContext["io"],
       shared: (key, n, max) => sharedRegion(regions, key, n, max, true),
       reactor: { index: 0, count: 0, primary: true },
+      atime: "relatime",
+      nodiratime: false,
       passthrough: () => false,
       onDestroy() {},
     };
