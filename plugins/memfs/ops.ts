@@ -179,20 +179,26 @@ export function createOps(state: MemfsState, mount: AtimeOptions = {}): Filesyst
   return lockOps(state.lock, defineFilesystem({
     // setuid/setgid are cleared here (privileges.ts), when the kernel says so (killSuidgid)
     killPrivileges: true,
+    // node ids are never reused (slot + generation), and lookup answers "." and ".." by id
+    exportSupport: true,
 
     lookup(req: Request, parent: number, name: string): Node {
       const p = nodeById(state, parent);
       if (p === undefined) throw ENOENT;
+      // "." (any node) and ".." by node id: only the kernel's export operations ask them, to
+      // re-find a node from a file handle; one with no name left is gone (ESTALE), as on tmpfs
+      if (name === "." || name === "..") {
+        if (name === ".." && !p.isDir) throw ENOTDIR;
+        if (p.nlink === 0) throw ENOENT;
+        const n = name === "." ? p : (nodeById(state, p.parent) ?? p);
+        n.nlookup++;
+        return n;
+      }
       if (!p.isDir) throw ENOTDIR;
       const c = dirChild(p, name);
       if (c !== undefined) {
         c.nlookup++;
         return c;
-      }
-      if (name === "." || name === "..") {
-        const n = name === "." ? p : (nodeById(state, p.parent) ?? p);
-        n.nlookup++;
-        return n;
       }
       checkName(name);
       throw ENOENT;

@@ -214,6 +214,18 @@ export interface Filesystem {
    * implements this: a hot reload that changes it is rejected (it is fixed at INIT).
    */
   killPrivileges?: boolean;
+  /**
+   * File handles of this filesystem outlive the kernel's inode cache (FUSE_EXPORT_SUPPORT,
+   * negotiated at INIT only when this is true): `open_by_handle_at` and NFS exports then work
+   * after the kernel has forgotten a node. A handle is (node id, generation); to open one whose
+   * node the kernel no longer caches it asks `lookup(ino, ".")` (for any type of node) and, for a
+   * directory's parent, `lookup(ino, "..")`, and answers ESTALE when the reply's generation differs
+   * or the lookup fails. Declare it only if every generation of the plugin: answers those lookups
+   * for every node id still in use (each reply counts as a lookup, like any entry), and ENOENT for
+   * one that is gone; and never lets one (node id, generation) pair name two different nodes over
+   * the filesystem's life (reusing an id needs a new `Entry.generation`).
+   */
+  exportSupport?: boolean;
   /** Called once the kernel connection is initialised, before any other op. */
   init?(): void | Promise<void>;
   /**

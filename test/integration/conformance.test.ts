@@ -4,7 +4,7 @@
  * process, on a memfs mount and on a tmpfs mounted alongside; their printed results must match.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { appendFile, mkdir, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cleanupAll, isMounted, makeTempDir, removeTempDir, REPO, transports, withMount, type Mount, type Transport } from "../helpers/mount.ts";
 import { describeResult, run, sh } from "../helpers/run.ts";
@@ -109,6 +109,13 @@ async function atimeSteps(root: string): Promise<string[]> {
   return out;
 }
 
+/** Make the kernel forget every node it does not need (FORGETs reach the daemon). */
+async function dropCaches(): Promise<void> {
+  await sh(["sync"]);
+  await writeFile("/proc/sys/vm/drop_caches", "3");
+  await Bun.sleep(100); // the FORGETs are asynchronous
+}
+
 const skip = needsRoot("memfs vs tmpfs conformance", "mounts a tmpfs reference") || skipIf(Bun.which("gcc") === null, "memfs vs tmpfs conformance", "needs gcc for its C client");
 
 for (const transport of transports()) {
@@ -125,7 +132,7 @@ for (const transport of transports()) {
         // The last entry's offset is above every other (tmpfs's end of directory).
         expect(a.split("\n")[344]).toBe("f0 2147483647");
       });
-    });
+    }, 60_000);
 
     test("directory offsets: entries removed and added during a listing, as tmpfs", async () => {
       await withPair(transport, [], async (m, ref) => {
@@ -144,7 +151,7 @@ for (const transport of transports()) {
           }
         }
       });
-    });
+    }, 60_000);
 
     test("holes: SEEK_DATA/SEEK_HOLE and st_blocks exact at 4 KiB pages, as tmpfs", async () => {
       await withPair(transport, [], async (m, ref) => {
@@ -165,7 +172,7 @@ for (const transport of transports()) {
         expect(await client(m.dir, "holes", "@/far")).toContain("\n0 data 4243456 hole 0\n");
         expect(await client(m.dir, "holes", "@/punch1")).toContain("\n4096 data 8192 hole 4096\n");
       });
-    });
+    }, 60_000);
 
     for (const mode of ["relatime", "noatime", "strictatime", "nodiratime", "strictatime,nodiratime"]) {
       test(`atime: -o ${mode} updates access times as tmpfs does`, async () => {
@@ -178,7 +185,54 @@ for (const transport of transports()) {
           expect(b[0]).toBe(`first access: file ${file}, dir ${mode.includes("nodiratime") || mode === "noatime" ? "kept" : "updated"}`);
           expect(b[1]!.startsWith(`second access: file ${mode.startsWith("strictatime") ? "updated" : "kept"}`)).toBe(true);
         });
-      });
+      }, 60_000);
     }
+
+    test("file handles: open_by_handle_at after the kernel dropped its caches (export support)", async () => {
+      await withMount({ transport }, async (m) => {
+        const p = (s: string) => join(m.dir, s);
+        await mkdir(p("d/e"), { recursive: true });
+        await writeFile(p("a"), "file a");
+        await writeFile(p("d/x"), "file x in d");
+        await writeFile(p("gone"), "deleted later");
+        const names = ["a", "d", "d/e", "d/x", "gone"];
+        const handles = new Map<string, string>();
+        const inos = new Map<string, bigint>();
+        for (const n of names) {
+          handles.set(n, (await client(m.dir, "handle", `@/${n}`)).trim());
+          inos.set(n, (await stat(p(n), { bigint: true })).ino);
+        }
+        const open = async (n: string) => (await client(m.dir, "openh", "@", handles.get(n)!)).trim();
+        await dropCaches();
+        expect(await open("a")).toBe(`ok ${inos.get("a")} 6 file a`);
+        expect(await open("d/x")).toBe(`ok ${inos.get("d/x")} 11 file x in d`);
+        expect(await open("d")).toBe(`ok ${inos.get("d")} dir 4`); // ., .., e, x
+        expect(await open("d/e")).toBe(`ok ${inos.get("d/e")} dir 2`);
+        // Deleted: ESTALE, also once its slot is reused by new files (never another file).
+        await rm(p("gone"));
+        for (let i = 0; i < 50; i++) await writeFile(p(`new${i}`), `new ${i}`);
+        await dropCaches();
+        expect(await open("gone")).toBe("ESTALE");
+        for (let i = 0; i < 50; i += 7) {
+          const h = (await client(m.dir, "handle", `@/new${i}`)).trim();
+          expect(h).not.toBe(handles.get("gone"));
+        }
+        // Many deletions and creations reusing slots: a stale handle never opens a new file.
+        const stale: string[] = [];
+        for (let round = 0; round < 3; round++) {
+          for (let i = 0; i < 20; i++) {
+            await writeFile(p(`r${i}`), `round ${round} file ${i}`);
+            stale.push((await client(m.dir, "handle", `@/r${i}`)).trim());
+          }
+          await dropCaches();
+          for (let i = 0; i < 20; i++) await rm(p(`r${i}`));
+          await dropCaches();
+        }
+        for (let i = 0; i < 20; i++) await writeFile(p(`r${i}`), `final ${i}`);
+        await dropCaches();
+        for (const h of stale) expect((await client(m.dir, "openh", "@", h)).trim()).toBe("ESTALE");
+        expect(await open("a")).toBe(`ok ${inos.get("a")} 6 file a`);
+      });
+    }, 90_000);
   });
 }

@@ -485,6 +485,17 @@ describe("namespace", () => {
     const d = fs.mkdir(req, ROOT, "d", 0o755, 0) as Entry;
     expect(fs.lookup(req, d.ino, "..")).toBe(attr(fs, ROOT));
     expect(fs.lookup(req, d.ino, ".")).toBe(d);
+    // Export support: "." by node id works for any node (counted), ".." only for directories,
+    // and a node without names is gone.
+    expect(fs.lookup(req, f.ino, ".")).toBe(f);
+    expect((f as Node).nlookup).toBe(before + 2);
+    expect(errnoOf(() => fs.lookup(req, f.ino, ".."))).toBe(Errno.ENOTDIR);
+    fs.unlink(req, ROOT, "f");
+    expect(errnoOf(() => fs.lookup(req, f.ino, "."))).toBe(Errno.ENOENT);
+    fs.rmdir(req, ROOT, "d");
+    expect(errnoOf(() => fs.lookup(req, d.ino, "."))).toBe(Errno.ENOENT);
+    expect(errnoOf(() => fs.lookup(req, d.ino, ".."))).toBe(Errno.ENOENT);
+    expect(createOps(createState({ maxBytes: GiB, maxInodes: 10, rootMode: 0o755, uid: 0, gid: 0 })).exportSupport).toBe(true);
   });
 
   test("create, mknod, mkdir, symlink: types, modes, owners, errors", () => {
