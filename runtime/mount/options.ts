@@ -50,7 +50,7 @@ export interface MountOptions {
   maxWrite: number;
   /** MS_* flags for mount(2). */
   mountFlags: number;
-  /** Access-time mode (noatime, relatime, strictatime; last one given wins), for the plugin: the kernel leaves atime to FUSE servers. */
+  /** Access-time mode, for the plugin (the kernel leaves atime to FUSE servers): from the flags, as the kernel derives it. */
   atime: AtimeMode;
   /** nodiratime: directories' atime never changes. */
   nodiratime: boolean;
@@ -125,9 +125,13 @@ const msFlag = (set: number, clear = 0): Setter => flag((o) => {
 });
 /** MS_STRICTATIME: the mount shows (and, for kernel filesystems, is) strictatime, not relatime. */
 const MS_STRICTATIME = 1 << 24;
-const atimeMode = (mode: AtimeMode): Setter => flag((o) => {
-  o.atime = mode;
-  o.mountFlags = (o.mountFlags & ~(MS_NOATIME | MS_STRICTATIME)) | (mode === "noatime" ? MS_NOATIME : mode === "strictatime" ? MS_STRICTATIME : 0);
+/**
+ * An atime flag; the mode follows from the flags as the kernel derives it (path_mount):
+ * strictatime overrides noatime, noatime overrides relatime (the default), whatever the order.
+ */
+const atimeFlag = (set: number, clear: number): Setter => flag((o) => {
+  o.mountFlags = (o.mountFlags | set) & ~clear;
+  o.atime = (o.mountFlags & MS_STRICTATIME) !== 0 ? "strictatime" : (o.mountFlags & MS_NOATIME) !== 0 ? "noatime" : "relatime";
 });
 const accepted: Setter = (o, v, name) => {
   o.ignored.push(v === undefined ? name : `${name}=${v}`);
@@ -185,10 +189,10 @@ const OPTIONS: Record<string, { set: Setter; help: string }> = {
   dev: { set: msFlag(0, MS_NODEV), help: "allow device files (root only)" },
   noexec: { set: msFlag(MS_NOEXEC), help: "no program execution" },
   exec: { set: msFlag(0, MS_NOEXEC), help: "allow program execution (default)" },
-  noatime: { set: atimeMode("noatime"), help: "do not update access times (the plugin is told: ctx.atime)" },
-  atime: { set: atimeMode("relatime"), help: "update access times (relatime)" },
-  relatime: { set: atimeMode("relatime"), help: "update access times when older than the last change or a day old (default)" },
-  strictatime: { set: atimeMode("strictatime"), help: "update access times on every access" },
+  noatime: { set: atimeFlag(MS_NOATIME, 0), help: "do not update access times (the plugin is told: ctx.atime)" },
+  atime: { set: atimeFlag(0, MS_NOATIME), help: "update access times (undoes noatime)" },
+  relatime: { set: atimeFlag(0, 0), help: "update access times when older than the last change or a day old (default; noatime overrides it)" },
+  strictatime: { set: atimeFlag(MS_STRICTATIME, 0), help: "update access times on every access (overrides noatime)" },
   nodiratime: { set: flag((o) => ((o.nodiratime = true), (o.mountFlags |= MS_NODIRATIME))), help: "do not update directory access times" },
   sync: { set: msFlag(MS_SYNCHRONOUS), help: "synchronous writes" },
   async: { set: msFlag(0, MS_SYNCHRONOUS), help: "asynchronous writes (default)" },
