@@ -26,7 +26,7 @@ export default definePlugin<MemfsOptions>({
     // (later generations find it there). Only the first run (main thread, first generation)
     // lays it out from the options; a layout this code cannot read is refused (remount).
     const state = createState(limitsFromOptions(ctx.options), (key, bytes, max) => ctx.shared(key, bytes, max));
-    return createOps(state);
+    return createOps(state, { atime: ctx.atime, nodiratime: ctx.nodiratime });
   },
 });
 

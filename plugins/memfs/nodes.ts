@@ -213,15 +213,21 @@ export function setMtime(n: Node): void {
   n.mtimeNsec = n.ctimeNsec = tNsec;
 }
 
+/** The mount's atime mode (ctx.atime, ctx.nodiratime), as a number for the access path. */
+export const ATIME_RELATIME = 0, ATIME_NOATIME = 1, ATIME_STRICT = 2;
+
 /**
- * An access (read, readdir, readlink), with relatime (tmpfs's default mount behaviour): atime is
- * updated when it is not newer than mtime or ctime, or is more than a day old, and only if the
- * current time differs from it (touch_atime). Reads the clock only when the rule may update.
+ * An access (read, readdir, readlink) under the mount's atime mode `mode`, as touch_atime: never
+ * with noatime; always with strictatime; with relatime (the default) when atime is not newer than
+ * mtime or ctime, or is more than a day old; and only if the current time differs from it. Reads
+ * the clock only when the rule may update. (nodiratime is the caller's: readdir.)
  */
-export function accessed(n: Node): void {
+export function accessed(n: Node, mode: number): void {
+  if (mode === ATIME_NOATIME) return;
   const a = n.atimeSec;
   const an = n.atimeNsec;
   if (
+    mode === ATIME_STRICT ||
     a < n.mtimeSec || (a === n.mtimeSec && an <= n.mtimeNsec) ||
     a < n.ctimeSec || (a === n.ctimeSec && an <= n.ctimeNsec) ||
     Date.now() / 1000 - a >= 86400
@@ -275,9 +281,18 @@ export function checkName(name: string): void {
   if (name.length > 85 && nameByteLength(name) > NAME_MAX) throw ENAMETOOLONG;
 }
 
-/** Name must be new in `dir`: ENAMETOOLONG, EEXIST. */
+/**
+ * `dir` has a cookie left for a new entry (ENOSPC): tmpfs reuses offsets cyclically; memfs never
+ * reuses one, so a directory hands out 2^31 - 4 of them. Checked before anything changes.
+ */
+export function checkCookie(dir: Node): void {
+  if ((dir.s.heap.f64[(dir.dir >>> 3) + D_NEXT_COOKIE_F64] as number) >= DIR_EOD - 1) throw ENOSPC;
+}
+
+/** Name must be new in `dir`: ENAMETOOLONG, EEXIST, ENOSPC (no cookie left). */
 export function checkNewName(dir: Node, name: string): void {
   checkName(name);
+  checkCookie(dir);
   if (name === "." || name === ".." || dirCookie(dir, name) >= 0) throw EEXIST;
 }
 
@@ -361,6 +376,34 @@ export function entryName(dir: Node, i: number): string {
   const h = dir.s.heap;
   const w = ((h.u32[(dir.dir >>> 2) + D_LIST] as number) + i * ENT_BYTES) >>> 2;
   return readUnits(h.u16, h.u32[w + 4] as number, h.u32[w + 5] as number);
+}
+
+/**
+ * The directory offset that ends a listing: the offset after the last entry, as tmpfs's
+ * DIR_OFFSET_EOD (S32_MAX, so 32-bit telldir can hold every offset). Cookies stay below it.
+ */
+export const DIR_EOD = 0x7fffffff;
+
+/**
+ * Where a listing resumes from offset `off`, as tmpfs: the end of the list (newest entry) for 0,
+ * 1, 2 and any offset that is not a cookie above them all; after that, the entry whose cookie is
+ * `off` (or the next older one, if it was removed): the kernel passes back the cookie of the
+ * entry that was next. Nothing for DIR_EOD. Returns the index one past the first entry to list.
+ */
+export function listStart(dir: Node, off: number): number {
+  if (off === DIR_EOD) return 0;
+  return off < 3 ? listLength(dir) : indexBefore(dir, off + 1);
+}
+
+/** The live entry before index `i` (the next one a listing shows), or -1. */
+export function prevLive(dir: Node, i: number): number {
+  while (--i >= 0) if (entryNode(dir, i) !== 0) return i;
+  return -1;
+}
+
+/** The offset a listing reports after entry... `i` (-1: none left): its cookie, or DIR_EOD. */
+export function offsetOf(dir: Node, i: number): number {
+  return i < 0 ? DIR_EOD : entryCookie(dir, i);
 }
 
 /** Number of entries in the list (live or not) whose cookie is less than `cookie`. */

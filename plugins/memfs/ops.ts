@@ -5,8 +5,9 @@
  * Behaviour follows tmpfs, errno for errno, with the kernel's default_permissions doing the
  * mode checks (only `access` checks modes here, for mounts without default_permissions).
  * Notes:
- * - atime follows relatime (tmpfs's default mount option): read, readdir and readlink update it
- *   when it is not newer than mtime/ctime or is a day old.
+ * - atime follows the mount's mode (ctx.atime, ctx.nodiratime) as tmpfs: read, readdir and
+ *   readlink update it with relatime (the default) when it is not newer than mtime/ctime or is a
+ *   day old, always with strictatime, never with noatime (nodiratime: never for directories).
  * - No file handles (fh 0): the per-node `opens` count is all the state an open needs; it keeps
  *   unlinked files alive until their last release. O_APPEND is left to the kernel, which sends
  *   appends at its i_size (exact, since memfs changes only through this mount). Repositioning
@@ -15,8 +16,11 @@
  * - Directory offsets are per-directory cookies (see nodes.ts): "." is 1, ".." is 2, entries
  *   get increasing cookies from 3 as they are added and never reuse them. Listings show "." and
  *   "..", then the newest entry first, as tmpfs does (Linux 6.14 and later); a renamed entry
- *   counts as new. A listing resumes after any cookie while entries are added and removed:
- *   entries present throughout are listed exactly once, entries added meanwhile are not.
+ *   counts as new. As on tmpfs, an entry's offset is the cookie of the entry listed after it
+ *   (DIR_EOD, 2^31 - 1, after the last), so the end is above every other offset; resuming from
+ *   an offset lists the entries whose cookies are at most it, and an offset that was never a
+ *   cookie (other than DIR_EOD) never ends a listing early. Entries present throughout are
+ *   listed exactly once, entries added meanwhile are not.
  */
 import {
   defineFilesystem,
@@ -29,6 +33,7 @@ import {
   type OpenReply,
   type SetAttr,
   type StatFs,
+  type AtimeMode,
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
   O_ACCMODE,
@@ -73,9 +78,16 @@ import {
   type Node,
   INODE_SPACE,
   accessed,
+  ATIME_NOATIME,
+  ATIME_RELATIME,
+  ATIME_STRICT,
   addEntry,
   checkName,
   checkNewName,
+  checkCookie,
+  listStart,
+  prevLive,
+  offsetOf,
   dirChild,
   dirSize,
   dropLink,
@@ -154,24 +166,39 @@ const O_NOATIME = 0o1000000;
 const NOATIME_FH = 1;
 const NOATIME_OPEN: OpenReply = Object.freeze({ fh: NOATIME_FH });
 
-export function createOps(state: MemfsState): Filesystem {
+/** The mount's atime mode (ctx.atime and ctx.nodiratime); relatime when not given. */
+export interface AtimeOptions {
+  atime?: AtimeMode;
+  nodiratime?: boolean;
+}
+
+export function createOps(state: MemfsState, mount: AtimeOptions = {}): Filesystem {
+  // atime mode for files, and for directories (nodiratime: never)
+  const fileAtime = mount.atime === "noatime" ? ATIME_NOATIME : mount.atime === "strictatime" ? ATIME_STRICT : ATIME_RELATIME;
+  const dirAtime = mount.nodiratime === true ? ATIME_NOATIME : fileAtime;
   return lockOps(state.lock, defineFilesystem({
     // setuid/setgid are cleared here (privileges.ts), when the kernel says so (killSuidgid)
     killPrivileges: true,
+    // node ids are never reused (slot + generation), and lookup answers "." and ".." by id
+    exportSupport: true,
 
     lookup(req: Request, parent: number, name: string): Node {
       const p = nodeById(state, parent);
       if (p === undefined) throw ENOENT;
+      // "." (any node) and ".." by node id: only the kernel's export operations ask them, to
+      // re-find a node from a file handle; one with no name left is gone (ESTALE), as on tmpfs
+      if (name === "." || name === "..") {
+        if (name === ".." && !p.isDir) throw ENOTDIR;
+        if (p.nlink === 0) throw ENOENT;
+        const n = name === "." ? p : (nodeById(state, p.parent) ?? p);
+        n.nlookup++;
+        return n;
+      }
       if (!p.isDir) throw ENOTDIR;
       const c = dirChild(p, name);
       if (c !== undefined) {
         c.nlookup++;
         return c;
-      }
-      if (name === "." || name === "..") {
-        const n = name === "." ? p : (nodeById(state, p.parent) ?? p);
-        n.nlookup++;
-        return n;
       }
       checkName(name);
       throw ENOENT;
@@ -255,7 +282,7 @@ export function createOps(state: MemfsState): Filesystem {
     readlink(req: Request, ino: number): string {
       const n = getNode(state, ino);
       if (n.targetPtr === 0) throw EINVAL;
-      accessed(n);
+      accessed(n, fileAtime);
       return targetOf(n);
     },
 
@@ -348,6 +375,8 @@ export function createOps(state: MemfsState): Filesystem {
       if (dst !== null && dst.isDir && isAncestor(state, dst, op)) throw exchange ? EINVAL : ENOTEMPTY;
       if (src === dst) return; // two names of one node: nothing to do
       if (np.nlink === 0) throw ENOENT;
+      checkCookie(np);
+      if (exchange) checkCookie(op);
 
       if (exchange) {
         // Both names are re-added (they list as the newest entries, the new name first).
@@ -428,7 +457,7 @@ export function createOps(state: MemfsState): Filesystem {
       if (n === undefined) throw ENOENT;
       if (n.isDir) throw EISDIR;
       const count = readData(n, offset, size, dest);
-      if (fh !== NOATIME_FH) accessed(n);
+      if (fh !== NOATIME_FH) accessed(n, fileAtime);
       return count;
     },
 
@@ -475,16 +504,20 @@ export function createOps(state: MemfsState): Filesystem {
       const n = getNode(state, ino);
       if (!n.isDir) throw ENOTDIR;
       if (n.nlink === 0) return; // removed while open: no entries
-      accessed(n);
+      accessed(n, dirAtime);
+      // Each entry's offset is where the listing goes on: the next entry's cookie (DIR_EOD after
+      // the last), as tmpfs reports them; listStart maps it back.
+      let i = prevLive(n, listStart(n, offset));
       if (offset < 1 && !out.add(".", n.ino, n.mode, 1)) return;
       if (offset < 2) {
         const up = nodeById(state, n.parent) ?? n;
-        if (!out.add("..", up.ino, up.mode, 2)) return;
+        if (!out.add("..", up.ino, up.mode, offsetOf(n, i))) return;
       }
-      for (let i = (offset < 3 ? listLength(n) : indexBefore(n, offset)) - 1; i >= 0; i--) {
+      while (i >= 0) {
         const c = entryNode(n, i);
-        if (c === 0) continue;
-        if (!out.add(entryName(n, i), c, (nodeById(state, c) as Node).mode, entryCookie(n, i))) return;
+        const next = prevLive(n, i);
+        if (!out.add(entryName(n, i), c, (nodeById(state, c) as Node).mode, offsetOf(n, next))) return;
+        i = next;
       }
     },
 
@@ -492,16 +525,17 @@ export function createOps(state: MemfsState): Filesystem {
       const n = getNode(state, ino);
       if (!n.isDir) throw ENOTDIR;
       if (n.nlink === 0) return;
-      accessed(n);
+      accessed(n, dirAtime);
       // "." and ".." do not count as lookups.
+      let i = prevLive(n, listStart(n, offset));
       if (offset < 1 && !out.add(".", n, 1)) return;
-      if (offset < 2 && !out.add("..", nodeById(state, n.parent) ?? n, 2)) return;
-      for (let i = (offset < 3 ? listLength(n) : indexBefore(n, offset)) - 1; i >= 0; i--) {
-        const id = entryNode(n, i);
-        if (id === 0) continue;
-        const c = nodeById(state, id) as Node;
-        if (!out.add(entryName(n, i), c, entryCookie(n, i))) return;
+      if (offset < 2 && !out.add("..", nodeById(state, n.parent) ?? n, offsetOf(n, i))) return;
+      while (i >= 0) {
+        const c = nodeById(state, entryNode(n, i)) as Node;
+        const next = prevLive(n, i);
+        if (!out.add(entryName(n, i), c, offsetOf(n, next))) return;
         c.nlookup++;
+        i = next;
       }
     },
 

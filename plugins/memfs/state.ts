@@ -35,8 +35,11 @@ export interface MemfsLimits {
 export type SharedRegions = (key: string, byteLength: number, maxByteLength?: number) => SharedArrayBuffer;
 
 const MAGIC = 0x4d454d46; // "MEMF"
-/** Layout version of the regions; a generation that finds another refuses to serve them. */
-export const LAYOUT = 2;
+/**
+ * Layout version of the regions; a generation that finds another refuses to serve them.
+ * 3: chunk table values carry a page map, unwritten-page maps under key 2^40 + index (data.ts).
+ */
+export const LAYOUT = 3;
 
 // meta: Int32 words
 const W_LOCK = 0, W_MAGIC = 1, W_LAYOUT = 2;

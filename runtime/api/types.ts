@@ -215,6 +215,18 @@ export interface Filesystem {
    */
   killPrivileges?: boolean;
   /**
+   * File handles of this filesystem outlive the kernel's inode cache (FUSE_EXPORT_SUPPORT,
+   * negotiated at INIT only when this is true): `open_by_handle_at` and NFS exports then work
+   * after the kernel has forgotten a node. A handle is (node id, generation); to open one whose
+   * node the kernel no longer caches it asks `lookup(ino, ".")` (for any type of node) and, for a
+   * directory's parent, `lookup(ino, "..")`, and answers ESTALE when the reply's generation differs
+   * or the lookup fails. Declare it only if every generation of the plugin: answers those lookups
+   * for every node id still in use (each reply counts as a lookup, like any entry), and ENOENT for
+   * one that is gone; and never lets one (node id, generation) pair name two different nodes over
+   * the filesystem's life (reusing an id needs a new `Entry.generation`).
+   */
+  exportSupport?: boolean;
+  /**
    * Called once the kernel connection is initialised (FUSE_INIT answered), before any other op of
    * this generation. A throw or rejection fails the mount (or, on a hot reload, rejects the new
    * generation and keeps the old one serving).
@@ -513,7 +525,21 @@ export interface PluginContext<O = Record<string, unknown>> {
   shared(key: string, byteLength: number, maxByteLength?: number): SharedArrayBuffer;
   /** Which reactor this `setup` runs for (see {@link Plugin.concurrency}). */
   readonly reactor: ReactorInfo;
+  /**
+   * The mount's access-time mode (`-o noatime|relatime|strictatime`, default relatime). The kernel
+   * never updates atime on a FUSE mount: a filesystem that keeps atime applies it on reads,
+   * readdirs and readlinks, as the kernel's touch_atime does (see the plugin guide).
+   */
+  readonly atime: AtimeMode;
+  /** `-o nodiratime`: directories' atime never changes (on top of {@link atime}). */
+  readonly nodiratime: boolean;
 }
+
+/**
+ * A mount's access-time mode: "relatime" updates atime when it is not newer than mtime or ctime,
+ * or is a day old; "strictatime" on every access; "noatime" never.
+ */
+export type AtimeMode = "relatime" | "strictatime" | "noatime";
 
 /** Where a plugin instance runs. */
 export interface ReactorInfo {

@@ -114,6 +114,8 @@ function rulesFor(families: Set<Family>): Rules {
   return {
     ...memfsRules,
     blocks: space ? "dense" : "never",
+    // any answer the content allows: a plugin may keep holes at its own granularity, or none
+    seek: "content",
     statfs: space ? memfsRules.statfs : [],
     statfsFree: space,
     xattrs: families.has("xattrs"),

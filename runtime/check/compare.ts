@@ -54,8 +54,8 @@ export interface Rules {
 export const memfsRules: Rules = {
   readdirOrder: true,
   xattrOrder: true,
-  blocks: "dense",
-  seek: "content",
+  blocks: "exact",
+  seek: "exact",
   statfs: ["bsize", "frsize", "blocks", "files", "ffree", "favail", "namemax"],
   statfsFree: true,
   fileAtime: "may-lag",

@@ -113,7 +113,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   const reactors = reactorCount(options, online.length, possible[possible.length - 1]! + 1);
   const host: PluginHost = new PluginHost({
     spec, pluginArgs, mountpoint, log, io: fileIO, passthrough: () => session?.passthrough ?? false, module: preloaded?.load,
-    reactors,
+    reactors, atime: options.atime, nodiratime: options.nodiratime,
     typecheck,
     startReactors: async (file, generation, shared) => {
       const pool = new ReactorPool({

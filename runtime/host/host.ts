@@ -12,7 +12,7 @@ import { mkdtempSync, writeFileSync, rmSync, readdirSync, watch, type FSWatcher 
 import { tmpdir } from "node:os";
 import { join, dirname, basename } from "node:path";
 import { createHash } from "node:crypto";
-import type { Filesystem, Notifier, Plugin, PluginContext, FileIO } from "../api/types.ts";
+import type { AtimeMode, Filesystem, Notifier, Plugin, PluginContext, FileIO } from "../api/types.ts";
 import { FuseError } from "../api/errno.ts";
 import { bundlePlugin } from "./bundle.ts";
 import { resolvePluginEntry, pluginFromModule, parsePluginOptions, instantiate, errorLocation, isBuiltinName, PluginError } from "./loader.ts";
@@ -37,6 +37,9 @@ export interface HostOptions {
   module?: () => Promise<Record<string, unknown>>;
   /** Reactor Workers for a plugin with `concurrency: "shared"` (0: the main thread serves all). */
   reactors?: number;
+  /** The mount's atime mode, for ctx.atime / ctx.nodiratime (default relatime). */
+  atime?: AtimeMode;
+  nodiratime?: boolean;
   /** Start the Workers with the first generation (its bundle file stays until they imported it). */
   startReactors?: (file: string, generation: number, shared: Map<string, SharedArrayBuffer>) => Promise<ReactorPool>;
   /** --typecheck: a generation with type errors is rejected before it is set up. */
@@ -236,6 +239,8 @@ export class PluginHost {
       },
       shared: (key: string, byteLength: number, maxByteLength?: number) => sharedRegion(this.sharedRegions, key, byteLength, maxByteLength, true),
       reactor: { index: 0, count: this.sharedPlugin(b.plugin) ? this.o.reactors! : 0, primary: true },
+      atime: this.o.atime ?? "relatime",
+      nodiratime: this.o.nodiratime ?? false,
       onDestroy: (fn) => {
         if (typeof fn !== "function") throw new TypeError("ctx.onDestroy needs a function");
         cleanups.push(fn);

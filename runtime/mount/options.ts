@@ -2,6 +2,7 @@
  * Mount options in libfuse's vocabulary (`-o a,b=c`). Unknown options and bad values are usage
  * errors that list what is valid.
  */
+import type { AtimeMode } from "../api/types.ts";
 import { MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_RDONLY, MS_NOATIME, MS_NODIRATIME, MS_SYNCHRONOUS, MS_DIRSYNC } from "../ffi/libc.ts";
 
 export interface MountOptions {
@@ -49,6 +50,10 @@ export interface MountOptions {
   maxWrite: number;
   /** MS_* flags for mount(2). */
   mountFlags: number;
+  /** Access-time mode, for the plugin (the kernel leaves atime to FUSE servers): from the flags, as the kernel derives it. */
+  atime: AtimeMode;
+  /** nodiratime: directories' atime never changes. */
+  nodiratime: boolean;
   /** Options accepted for fstab compatibility but without effect here, kept for `status`. */
   ignored: string[];
 }
@@ -65,7 +70,7 @@ export function defaultMountOptions(): MountOptions {
     allowOther: false, allowRoot: false, defaultPermissions: true, entryTimeout: 1, attrTimeout: 1,
     negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8, ringMemory: DEFAULT_RING_MEMORY, followCpu: true, reactors: undefined, passthrough: true, writebackCache: false, autoUnmount: false, opTimeout: 0, requestTimeout: 0,
     fsname: undefined, subtype: undefined, maxRead: undefined, maxWrite: 1 << 20,
-    mountFlags: MS_NOSUID | MS_NODEV, ignored: [],
+    mountFlags: MS_NOSUID | MS_NODEV, atime: "relatime", nodiratime: false, ignored: [],
   };
 }
 
@@ -117,6 +122,16 @@ const str = (set: (o: MountOptions, s: string) => void): Setter => (o, v, name) 
 };
 const msFlag = (set: number, clear = 0): Setter => flag((o) => {
   o.mountFlags = (o.mountFlags | set) & ~clear;
+});
+/** MS_STRICTATIME: the mount shows (and, for kernel filesystems, is) strictatime, not relatime. */
+const MS_STRICTATIME = 1 << 24;
+/**
+ * An atime flag; the mode follows from the flags as the kernel derives it (path_mount):
+ * strictatime overrides noatime, noatime overrides relatime (the default), whatever the order.
+ */
+const atimeFlag = (set: number, clear: number): Setter => flag((o) => {
+  o.mountFlags = (o.mountFlags | set) & ~clear;
+  o.atime = (o.mountFlags & MS_STRICTATIME) !== 0 ? "strictatime" : (o.mountFlags & MS_NOATIME) !== 0 ? "noatime" : "relatime";
 });
 const accepted: Setter = (o, v, name) => {
   o.ignored.push(v === undefined ? name : `${name}=${v}`);
@@ -174,9 +189,11 @@ const OPTIONS: Record<string, { set: Setter; help: string }> = {
   dev: { set: msFlag(0, MS_NODEV), help: "allow device files (root only)" },
   noexec: { set: msFlag(MS_NOEXEC), help: "no program execution" },
   exec: { set: msFlag(0, MS_NOEXEC), help: "allow program execution (default)" },
-  noatime: { set: msFlag(MS_NOATIME), help: "do not update access times" },
-  atime: { set: msFlag(0, MS_NOATIME), help: "update access times" },
-  nodiratime: { set: msFlag(MS_NODIRATIME), help: "do not update directory access times" },
+  noatime: { set: atimeFlag(MS_NOATIME, 0), help: "do not update access times (the plugin is told: ctx.atime)" },
+  atime: { set: atimeFlag(0, MS_NOATIME), help: "update access times (undoes noatime)" },
+  relatime: { set: atimeFlag(0, 0), help: "update access times when older than the last change or a day old (default; noatime overrides it)" },
+  strictatime: { set: atimeFlag(MS_STRICTATIME, 0), help: "update access times on every access (overrides noatime)" },
+  nodiratime: { set: flag((o) => ((o.nodiratime = true), (o.mountFlags |= MS_NODIRATIME))), help: "do not update directory access times" },
   sync: { set: msFlag(MS_SYNCHRONOUS), help: "synchronous writes" },
   async: { set: msFlag(0, MS_SYNCHRONOUS), help: "asynchronous writes (default)" },
   dirsync: { set: msFlag(MS_DIRSYNC), help: "synchronous directory changes" },
@@ -188,8 +205,6 @@ const OPTIONS: Record<string, { set: Setter; help: string }> = {
   users: { set: accepted, help: "accepted (fstab)" },
   _netdev: { set: accepted, help: "accepted (fstab)" },
   nofail: { set: accepted, help: "accepted (fstab)" },
-  relatime: { set: accepted, help: "accepted (fstab)" },
-  strictatime: { set: accepted, help: "accepted (fstab)" },
 };
 
 /** One line per valid option, for usage errors and --help. */

@@ -65,6 +65,8 @@ export function negotiate(init: InitIn, fs: Filesystem, o: MountOptions, ringQue
   // Only a plugin that kills privileges itself: otherwise the kernel must (a GETXATTR of
   // security.capability before writes, and a SETATTR of the mode when a bit must go).
   const killPriv = fs.killPrivileges === true && want(Init.HANDLE_KILLPRIV_V2);
+  // file handles that survive the inode cache: only a plugin that answers "." and ".." by node id
+  if (fs.exportSupport === true) want(Init.EXPORT_SUPPORT);
   if (typeof fs.readdirplus === "function") {
     want(Init.DO_READDIRPLUS);
     // let the kernel choose per call only when plain readdir exists too

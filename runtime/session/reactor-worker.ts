@@ -86,6 +86,8 @@ async function loadGeneration(n: number, file: string): Promise<Generation> {
     },
     shared: (key: string, byteLength: number, maxByteLength?: number) => sharedRegion(shared, key, byteLength, maxByteLength, false),
     reactor: { index: setup.index, count: setup.count, primary: false },
+    atime: setup.options.atime,
+    nodiratime: setup.options.nodiratime,
     onDestroy: (fn) => {
       if (typeof fn !== "function") throw new TypeError("ctx.onDestroy needs a function");
       cleanups.push(fn);

@@ -43,6 +43,8 @@ export async function passthroughTarget(transport: Transport, o: TargetOptions =
       ...memfsRules,
       // ext4 & co. hold extent-tree and preallocated blocks that depend on how the writes came in
       blocks: "never",
+      // and answer SEEK_DATA/SEEK_HOLE by those extents
+      seek: "content",
       // both directories share one filesystem, whose free counts move under both
       statfs: ["bsize", "frsize", "blocks", "files", "namemax"],
       statfsFree: false,

@@ -155,8 +155,8 @@ describe("hot reload of a memfs copy", () => {
         let from = m.log().length;
         await edit(
           join(plugin, "index.ts"),
-          "return createOps(state);",
-          "const fs = createOps(state);\n    const statfs = fs.statfs!;\n    fs.statfs = (req, ino) => ({ ...(statfs.call(fs, req, ino) as object), namelen: 123 }) as never;\n    return fs;",
+          "return createOps(state, { atime: ctx.atime, nodiratime: ctx.nodiratime });",
+          "const fs = createOps(state, { atime: ctx.atime, nodiratime: ctx.nodiratime });\n    const statfs = fs.statfs!;\n    fs.statfs = (req, ino) => ({ ...(statfs.call(fs, req, ino) as object), namelen: 123 }) as never;\n    return fs;",
         );
         await waitNamelen(m, 123);
         await waitLog(m, /generation 2 serving \(index\.ts changed/, from);
@@ -257,8 +257,8 @@ describe("hot reload of a memfs copy", () => {
         original = await readFile(join(plugin, "index.ts"), "utf8");
         const line = await edit(
           join(plugin, "index.ts"),
-          "return createOps(state);",
-          "const fs = createOps(state);\n    fs.init = () => {\n      throw new Error(\"init refused on purpose\");\n    };\n    return fs;",
+          "return createOps(state, { atime: ctx.atime, nodiratime: ctx.nodiratime });",
+          "const fs = createOps(state, { atime: ctx.atime, nodiratime: ctx.nodiratime });\n    fs.init = () => {\n      throw new Error(\"init refused on purpose\");\n    };\n    return fs;",
         );
         return new RegExp(`init of generation 2 failed at ${escape(join(plugin, "index.ts"))}:${line + 2}:\\d+: init refused on purpose`);
       },

@@ -262,6 +262,43 @@ describe("file data", () => {
     fs.release(req, f.ino, 0, 0);
   });
 
+  test("holes are exact at 4 KiB pages inside a chunk: SEEK_DATA/SEEK_HOLE, st_blocks, punch (as tmpfs)", () => {
+    const { fs, state } = memfs();
+    // Data from the middle of a large hole: the first data page, not its chunk's start.
+    const f = createFile(fs, ROOT, "far");
+    fs.write(req, f.ino, 0, 4243456, new Uint8Array(100).fill(1), 0);
+    expect(fs.lseek(req, f.ino, 0, 0, SEEK_DATA)).toBe(4243456);
+    expect(fs.lseek(req, f.ino, 0, 4194304, SEEK_DATA)).toBe(4243456);
+    expect(attr(fs, f.ino).blocks).toBe(8);
+    expect(state.usedBytes).toBe(4096);
+    // One page punched inside a chunk is a hole, freed.
+    const g = createFile(fs, ROOT, "punched", pattern(65536));
+    fs.fallocate(req, g.ino, 0, 4096, 4096, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+    expect(fs.lseek(req, g.ino, 0, 0, SEEK_HOLE)).toBe(4096);
+    expect(fs.lseek(req, g.ino, 0, 4096, SEEK_DATA)).toBe(8192);
+    expect(attr(fs, g.ino).blocks).toBe(15 * 8);
+    expect(read(fs, g.ino, 4096, 4096).every((b) => b === 0)).toBe(true);
+    expect(read(fs, g.ino, 8192, 10)).toEqual(pattern(65536).subarray(8192, 8202));
+    // A partial page stays data (zeroed); punching the rest of the chunk's pages frees it.
+    fs.fallocate(req, g.ino, 0, 8192, 100, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+    expect(fs.lseek(req, g.ino, 0, 8192, SEEK_DATA)).toBe(8192);
+    fs.fallocate(req, g.ino, 0, 0, 65536, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+    expect(attr(fs, g.ino).blocks).toBe(0);
+    expect(errnoOf(() => fs.lseek(req, g.ino, 0, 0, SEEK_DATA))).toBe(Errno.ENXIO);
+    // fallocated pages are held but read as holes until written (or fallocated again).
+    const h = createFile(fs, ROOT, "falloc");
+    fs.fallocate(req, h.ino, 0, 0, 16384, 0);
+    expect(attr(fs, h.ino).blocks).toBe(32);
+    expect(errnoOf(() => fs.lseek(req, h.ino, 0, 0, SEEK_DATA))).toBe(Errno.ENXIO);
+    fs.write(req, h.ino, 0, 8192, new Uint8Array([1]), 0);
+    expect(fs.lseek(req, h.ino, 0, 0, SEEK_DATA)).toBe(8192);
+    expect(fs.lseek(req, h.ino, 0, 8192, SEEK_HOLE)).toBe(12288);
+    fs.fallocate(req, h.ino, 0, 0, 4096, 0);
+    expect(fs.lseek(req, h.ino, 0, 0, SEEK_DATA)).toBe(0);
+    expect(attr(fs, h.ino).blocks).toBe(32);
+    expect(state.usedBytes).toBe(4096 + 15 * 4096 - 65536 + 16384 + 4096);
+  });
+
   test("sparse file beyond 8 GiB", () => {
     const { fs, state } = memfs({ maxBytes: 64 * MiB });
     const f = createFile(fs, ROOT, "big");
@@ -310,7 +347,37 @@ describe("file data", () => {
     expect(stamp(n, "atime")).toEqual(at);
   });
 
-  test("copyFileRange copies data, keeps holes, stops at EOF", () => {
+  test("atime modes: relatime's day-old rule, strictatime, noatime, nodiratime", async () => {
+    for (const [atime, nodiratime] of [["relatime", false], ["strictatime", false], ["noatime", false], ["relatime", true]] as const) {
+      const state = createState({ maxBytes: GiB, maxInodes: 1000, rootMode: 0o755, uid: 0, gid: 0 });
+      const fs = createOps(state, { atime, nodiratime }) as Fs;
+      const f = createFile(fs, ROOT, "f", "x");
+      const n = attr(fs, f.ino);
+      const d = attr(fs, ROOT);
+      await Bun.sleep(12); // past a coarse clock tick
+      read(fs, f.ino, 0, 1);
+      fs.readdir(req, ROOT, 0, 0, new Listing(4096));
+      const first = stamp(n, "atime");
+      expect(after(n, "atime", ...stamp(n, "mtime"))).toBe(atime !== "noatime");
+      expect(after(d, "atime", ...stamp(d, "mtime"))).toBe(atime !== "noatime" && !nodiratime);
+      // newer than mtime and ctime: only strictatime updates
+      await Bun.sleep(12); // past a coarse clock tick
+      read(fs, f.ino, 0, 1);
+      expect(stamp(n, "atime")[0] !== first[0] || stamp(n, "atime")[1] !== first[1]).toBe(atime === "strictatime");
+      // a day old (yet newer than mtime and ctime, set back with it): relatime updates too
+      const past = Math.floor(Date.now() / 1000) - 2 * 86400;
+      n.atimeSec = past + 10;
+      n.mtimeSec = n.ctimeSec = past;
+      d.atimeSec = past + 10;
+      d.mtimeSec = d.ctimeSec = past;
+      read(fs, f.ino, 0, 1);
+      fs.readdir(req, ROOT, 0, 0, new Listing(4096));
+      expect(n.atimeSec > past + 10).toBe(atime !== "noatime");
+      expect(d.atimeSec > past + 10).toBe(atime !== "noatime" && !nodiratime);
+    }
+  });
+
+  test("copyFileRange copies data, writes holes as zeros (as tmpfs's splice fallback), stops at EOF", () => {
     const { fs, state } = memfs();
     const data = pattern(100_000);
     const src = createFile(fs, ROOT, "src", data);
@@ -321,7 +388,9 @@ describe("file data", () => {
     expect(read(fs, dst.ino, 5, 99_000)).toEqual(data.subarray(1000));
     expect(read(fs, dst.ino, 5 + 299_000, 1)[0]).toBe(5);
     expect(read(fs, dst.ino, 200_000, 1000).every((b) => b === 0)).toBe(true);
-    expect(state.usedBytes).toBeLessThan(2 * 320_000); // the hole was not materialised
+    // The copy is all data, like tmpfs's: its pages are held and SEEK_HOLE finds no hole in it.
+    expect(attr(fs, dst.ino).blocks).toBe(Math.ceil((5 + 299_001) / 4096) * 8);
+    expect(fs.lseek(req, dst.ino, 0, 0, SEEK_HOLE)).toBe(5 + 299_001);
     expect(fs.copyFileRange(req, src.ino, 0, 400_000, dst.ino, 0, 0, 10, 0)).toBe(0);
     // Overlapping ranges in one file are refused; disjoint ones work.
     expect(errnoOf(() => fs.copyFileRange(req, src.ino, 0, 0, src.ino, 0, 50, 100, 0))).toBe(Errno.EINVAL);
@@ -416,6 +485,17 @@ describe("namespace", () => {
     const d = fs.mkdir(req, ROOT, "d", 0o755, 0) as Entry;
     expect(fs.lookup(req, d.ino, "..")).toBe(attr(fs, ROOT));
     expect(fs.lookup(req, d.ino, ".")).toBe(d);
+    // Export support: "." by node id works for any node (counted), ".." only for directories,
+    // and a node without names is gone.
+    expect(fs.lookup(req, f.ino, ".")).toBe(f);
+    expect((f as Node).nlookup).toBe(before + 2);
+    expect(errnoOf(() => fs.lookup(req, f.ino, ".."))).toBe(Errno.ENOTDIR);
+    fs.unlink(req, ROOT, "f");
+    expect(errnoOf(() => fs.lookup(req, f.ino, "."))).toBe(Errno.ENOENT);
+    fs.rmdir(req, ROOT, "d");
+    expect(errnoOf(() => fs.lookup(req, d.ino, "."))).toBe(Errno.ENOENT);
+    expect(errnoOf(() => fs.lookup(req, d.ino, ".."))).toBe(Errno.ENOENT);
+    expect(createOps(createState({ maxBytes: GiB, maxInodes: 10, rootMode: 0o755, uid: 0, gid: 0 })).exportSupport).toBe(true);
   });
 
   test("create, mknod, mkdir, symlink: types, modes, owners, errors", () => {
@@ -767,20 +847,31 @@ describe("readdir", () => {
     fs.symlink(req, d.ino, "c", "b");
     const l = new Listing(4096);
     fs.readdir(req, d.ino, 0, 0, l);
-    expect(l.entries.map((e) => [e.name, e.off])).toEqual([[".", 1], ["..", 2], ["c", 5], ["a", 4], ["b", 3]]);
+    // Cookies b 3, a 4, c 5; each entry's offset is the next entry's cookie, the last's is above
+    // every other (tmpfs's DIR_OFFSET_EOD).
+    expect(l.entries.map((e) => [e.name, e.off])).toEqual([[".", 1], ["..", 5], ["c", 4], ["a", 3], ["b", 0x7fffffff]]);
     expect(l.entries[0]!.ino).toBe(d.ino);
     expect(l.entries[1]!.ino).toBe(ROOT);
     expect(l.entries[3]!.mode & S_IFMT).toBe(S_IFDIR);
     expect(l.entries[2]!.mode & S_IFMT).toBe(S_IFLNK);
-    // Resume from any cookie.
+    // Resume from any cookie: the entry with that cookie comes next.
     const m = new Listing(4096);
-    fs.readdir(req, d.ino, 0, 5, m);
+    fs.readdir(req, d.ino, 0, 4, m);
     expect(m.entries.map((e) => e.name)).toEqual(["a", "b"]);
+    const last = new Listing(4096);
+    fs.readdir(req, d.ino, 0, 3, last);
+    expect(last.entries.map((e) => e.name)).toEqual(["b"]);
+    // An offset that was never a cookie (above them all) lists everything, as tmpfs.
+    for (const off of [6, 1000, 0x7ffffffe, 0x80000000]) {
+      const all = new Listing(4096);
+      fs.readdir(req, d.ino, 0, off, all);
+      expect(all.entries.map((e) => e.name)).toEqual(["c", "a", "b"]);
+    }
     const m2 = new Listing(4096);
     fs.readdir(req, d.ino, 0, 2, m2);
     expect(m2.entries.map((e) => e.name)).toEqual(["c", "a", "b"]);
     const end = new Listing(4096);
-    fs.readdir(req, d.ino, 0, 3, end);
+    fs.readdir(req, d.ino, 0, 0x7fffffff, end);
     expect(end.entries).toEqual([]);
     expect(errnoOf(() => fs.readdir(req, (fs.lookup(req, d.ino, "b") as Entry).ino, 0, 0, new Listing(100)))).toBe(Errno.ENOTDIR);
   });
@@ -829,7 +920,7 @@ describe("readdir", () => {
     for (let i = 0; i < 1000; i++) createFile(fs, d.ino, `f${i}`);
     for (let i = 0; i < 990; i++) fs.unlink(req, d.ino, `f${i}`);
     const l = new Listing(4096);
-    fs.readdir(req, d.ino, 0, 3 + 995, l); // after f995's cookie
+    fs.readdir(req, d.ino, 0, 3 + 994, l); // f994's cookie: f994 is next
     expect(l.entries.map((e) => e.name)).toEqual(["f994", "f993", "f992", "f991", "f990"]);
     expect(listAll(fs, d.ino, 100).length).toBe(12);
   });
@@ -1130,6 +1221,8 @@ describe("plugin", () => {
       io: {} as PluginContext["io"],
       shared: (key, n, max) => sharedRegion(regions, key, n, max, true),
       reactor: { index: 0, count: 0, primary: true },
+      atime: "relatime",
+      nodiratime: false,
       passthrough: () => false,
       onDestroy() {},
     };

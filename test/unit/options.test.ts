@@ -110,7 +110,7 @@ describe("each option", () => {
     expect(parse(opt).mountFlags).toBe(flags);
   });
 
-  test.each(["defaults", "auto", "noauto", "user", "nouser", "users", "_netdev", "nofail", "relatime", "strictatime"])(
+  test.each(["defaults", "auto", "noauto", "user", "nouser", "users", "_netdev", "nofail"])(
     "fstab option %s is accepted and recorded as ignored",
     (opt) => {
       const o = parse(opt);
@@ -118,6 +118,21 @@ describe("each option", () => {
       expect({ ...o, ignored: [] as string[] }).toEqual(defaultMountOptions());
     },
   );
+
+  test.each([
+    ["", "relatime", false, 0],
+    ["noatime", "noatime", false, MS_NOATIME],
+    ["strictatime", "strictatime", false, 1 << 24],
+    // as mount(8) and the kernel: relatime does not undo noatime; strictatime overrides noatime
+    ["noatime,relatime", "noatime", false, MS_NOATIME],
+    ["noatime,atime", "relatime", false, 0],
+    ["strictatime,noatime,nodiratime", "strictatime", true, (1 << 24) | MS_NOATIME | MS_NODIRATIME],
+  ] as const)("atime options %j: mode %s, nodiratime %s, flags %d", (opt, mode, nodir, flags) => {
+    const o = parse(opt);
+    expect(o.atime).toBe(mode);
+    expect(o.nodiratime).toBe(nodir);
+    expect(o.mountFlags).toBe(MS_NOSUID | MS_NODEV | flags);
+  });
 
   test("an ignored option keeps its value in the record", () => {
     expect(parse("user=alice").ignored).toEqual(["user=alice"]);

@@ -49,6 +49,8 @@ test("4 Workers and the main thread on one passthrough: lookup counts, child cou
       io: {} as PluginContext["io"],
       shared: (key: string, n: number, max?: number) => sharedRegion(regions, key, n, max, true),
       reactor: { index: 0, count: 4, primary: true },
+      atime: "relatime",
+      nodiratime: false,
       passthrough: () => false,
       onDestroy() {},
     } as PluginContext<PassthroughOptions>;

@@ -399,6 +399,8 @@ async function instance(source: string, opts: Partial<PassthroughOptions> = {}, 
     io: fakeIo,
     shared: (key, n, max) => sharedRegion(regions, key, n, max, true),
     reactor: { index: 0, count: 0, primary: true },
+    atime: "relatime",
+    nodiratime: false,
     passthrough: () => passthrough,
     onDestroy() {},
   };
