@@ -411,8 +411,13 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
       return sys.getxattr(sys.procPath(nodes.fd(nodes.get(ino))), name);
     },
 
-    listxattr(_req, ino) {
-      return sys.listxattr(sys.procPath(nodes.fd(nodes.get(ino))));
+    listxattr(req, ino) {
+      const names = sys.listxattr(sys.procPath(nodes.fd(nodes.get(ino))));
+      // the kernel checks trusted.* get/set itself but passes the list on as the daemon (root) got
+      // it: show those names to root callers only, as memfs does (tmpfs: CAP_SYS_ADMIN only)
+      if (req.uid === 0) return names;
+      for (const n of names) if (n.startsWith("trusted.")) return names.filter((x) => !x.startsWith("trusted."));
+      return names;
     },
 
     removexattr(_req, ino, name) {
