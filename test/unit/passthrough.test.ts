@@ -937,6 +937,26 @@ describe("passthrough plugin: ops on a real directory", () => {
     expect(b.fs.nodes.size).toBe(1);
   });
 
+  test("an O_TMPFILE file linked, then unlinked while open, still answers getattr (by file handle or by name), on either instance", async () => {
+    for (const handles of [true, false]) {
+      if (handles && !root) continue; // file handles need CAP_DAC_READ_SEARCH
+      const d = dir(`tmpfile-relinked-${handles}`);
+      const a = await instance(d, { "fd-cache": 16, "file-handles": handles });
+      const b = await instance(d, { "fd-cache": 16, "file-handles": handles }, a.kept);
+      const t = a.fs.tmpfile!(REQ(), 1, 0o600, sys.O_RDWR, 0) as { entry: Entry; fh: number };
+      expect(await a.fs.write!(REQ(), t.entry.ino, t.fh, 0, new TextEncoder().encode("tmp!"), 0)).toBe(4);
+      a.fs.link!(REQ(), t.entry.ino, 1, "named");
+      a.fs.unlink!(REQ(), 1, "named");
+      await Bun.sleep(0); // descriptors closed after the op
+      // fstat of the open file: from the instance that made it and from the other
+      expect({ handles, size: (a.fs.getattr!(REQ(), t.entry.ino, undefined) as Entry).size }).toEqual({ handles, size: 4 });
+      expect({ handles, size: (b.fs.getattr!(REQ(), t.entry.ino, undefined) as Entry).size }).toEqual({ handles, size: 4 });
+      a.fs.release!(REQ(), t.entry.ino, t.fh, 0);
+      a.fs.forget!(t.entry.ino, 2);
+      expect(a.fs.nodes.size).toBe(1);
+    }
+  });
+
   test("two instances on one table: an O_TMPFILE file closed and forgotten through the other without a name leaves no descriptor", async () => {
     const d = dir("tmpfile-gone");
     const a = await instance(d);
