@@ -31,6 +31,30 @@ const COPY_CHUNK = 64 << 20;
 
 const errnoOf = (e: unknown) => (e as { errno?: number }).errno ?? 0;
 
+/**
+ * copy_file_range(2) of regular files until `length` bytes are copied or the source ends (0).
+ * A short count is not the end of the source: the splice behind a copy between files stops at a
+ * pipe's worth (64 KiB) when a signal is pending, and the daemon's threads get the runtime's
+ * (GC) signals, so under load one call returned 65,536 of 101,648 bytes where the caller's own
+ * call copies everything. An error after some bytes were copied answers the count, as the
+ * syscall does. `copy` is sys.copy_file_range (a parameter for the tests).
+ */
+export function copyFileRangeFully(copy: typeof sys.copy_file_range, fdIn: number, offIn: number, fdOut: number, offOut: number, length: number, flags: number): number {
+  let done = 0;
+  while (done < length) {
+    let n: number;
+    try {
+      n = copy(fdIn, offIn + done, fdOut, offOut + done, length - done, flags);
+    } catch (e) {
+      if (done > 0) return done;
+      throw e;
+    }
+    if (n <= 0) break;
+    done += n;
+  }
+  return done;
+}
+
 /** Names the kernel sends are single components; refuse anything else outright. */
 function checkName(name: string): void {
   if (name === "" || name === "." || name === ".." || name.includes("/")) throw new FuseError("EINVAL", `bad name ${JSON.stringify(name)}`);
@@ -493,7 +517,7 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
     },
 
     copyFileRange(_req, _inoIn, fhIn, offIn, _inoOut, fhOut, offOut, length, flags) {
-      return sys.copy_file_range(handles.file(fhIn).fd, offIn, handles.file(fhOut).fd, offOut, Math.min(length, COPY_CHUNK), flags);
+      return copyFileRangeFully(sys.copy_file_range, handles.file(fhIn).fd, offIn, handles.file(fhOut).fd, offOut, Math.min(length, COPY_CHUNK), flags);
     },
 
     syncfs() {

@@ -5,13 +5,14 @@
 import { describe, test, expect, beforeAll, afterAll } from "bun:test";
 import {
   mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync, symlinkSync, statSync, lstatSync, statfsSync,
-  readSync, writeSync, fsyncSync, fdatasyncSync, readdirSync, renameSync, unlinkSync, existsSync, chmodSync, linkSync, readlinkSync,
+  readSync, writeSync, fsyncSync, fdatasyncSync, readdirSync, renameSync, unlinkSync, existsSync, chmodSync, linkSync, readlinkSync, openSync, closeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as sys from "furing/sys";
 import { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFCHR, type FileIO, type PluginContext, type Request, type DirList, type DirListPlus, type Entry } from "furing";
 import plugin, { type PassthroughFs, type PassthroughOptions } from "../../plugins/passthrough/index.ts";
+import { copyFileRangeFully } from "../../plugins/passthrough/ops.ts";
 import { sharedRegion } from "../../runtime/host/host.ts";
 /** `ctx.shared` regions per mount (one `kept` map plays one mount). */
 const regionsOf = new WeakMap<Map<string, unknown>, Map<string, SharedArrayBuffer>>();
@@ -651,6 +652,41 @@ describe("passthrough plugin: ops on a real directory", () => {
     // root callers: nothing changes hands
     const r = fs.mkdir!(REQ(), 1, "byroot", 0o700, 0) as Entry;
     expect([r.uid, r.gid]).toEqual([0, 0]);
+  });
+
+  test("copy_file_range: short counts are continued until the length is copied or the source ends", () => {
+    const d = dir("copy-short");
+    const data = Buffer.alloc(101_648, 0).map((_, i) => (i * 7) & 255);
+    writeFileSync(join(d, "in"), data);
+    writeFileSync(join(d, "out"), "");
+    const fdIn = openSync(join(d, "in"), "r"), fdOut = openSync(join(d, "out"), "r+");
+    try {
+      // the real call, cut to a pipe's worth as the splice does when a signal is pending
+      const calls: number[][] = [];
+      const short: typeof sys.copy_file_range = (a, offA, b, offB, len, flags) => {
+        calls.push([offA!, offB!, len]);
+        return sys.copy_file_range(a, offA, b, offB, Math.min(len, 65_536), flags);
+      };
+      expect(copyFileRangeFully(short, fdIn, 0, fdOut, 10, 101_648, 0)).toBe(101_648);
+      expect(calls).toEqual([[0, 10, 101_648], [65_536, 65_546, 36_112]]);
+      expect(readFileSync(join(d, "out")).subarray(10).equals(data)).toBe(true);
+      // past the end of the source: what there is, then 0 ends it
+      calls.length = 0;
+      expect(copyFileRangeFully(short, fdIn, 100_000, fdOut, 0, 200_000, 0)).toBe(1_648);
+      expect(calls.length).toBe(2);
+      // an error after some bytes answers the count; before any, the error
+      let n = 0;
+      const failing: typeof sys.copy_file_range = () => {
+        if (n++ > 0) throw Object.assign(new Error("copy_file_range: ENOSPC"), { errno: 28 });
+        return 4096;
+      };
+      expect(copyFileRangeFully(failing, fdIn, 0, fdOut, 0, 10_000, 0)).toBe(4096);
+      n = 1;
+      expect(() => copyFileRangeFully(failing, fdIn, 0, fdOut, 0, 10_000, 0)).toThrow("ENOSPC");
+    } finally {
+      closeSync(fdIn);
+      closeSync(fdOut);
+    }
   });
 
   test("xattrs, statfs, fallocate, lseek SEEK_DATA/SEEK_HOLE, copy_file_range through the ops", async () => {
