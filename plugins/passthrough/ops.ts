@@ -28,6 +28,8 @@ const O_PATH_FLAGS = sys.O_PATH | sys.O_NOFOLLOW | sys.O_CLOEXEC;
 const EMPTY_NOFOLLOW = sys.AT_EMPTY_PATH | sys.AT_SYMLINK_NOFOLLOW;
 /** Largest copy_file_range done in one request: it runs synchronously on the reactor thread. */
 const COPY_CHUNK = 64 << 20;
+/** How often an idle thread closes its descriptors of nodes dropped by another (ms). */
+const SWEEP_MS = 200;
 
 const errnoOf = (e: unknown) => (e as { errno?: number }).errno ?? 0;
 
@@ -66,7 +68,7 @@ export interface PassthroughFs extends Filesystem {
   readonly handles: Handles;
 }
 
-export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "passthrough"> & { reactor?: PluginContext["reactor"] }): PassthroughFs {
+export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "passthrough"> & Partial<Pick<PluginContext, "reactor" | "onDestroy">>): PassthroughFs {
   // the descriptor budget is split between the instances (the main thread and each reactor)
   s.lock.lock();
   let nodes: NodeTable;
@@ -77,6 +79,10 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
   }
   const handles = new Handles(s);
   nodes.openFileOf = (ino) => handles.fileFdOf(ino);
+  // descriptors of nodes forgotten through another thread are closed even while this one idles
+  const sweep = setInterval(() => nodes.sweepDropped(), SWEEP_MS);
+  sweep.unref();
+  ctx.onDestroy?.(() => clearInterval(sweep));
   const st = nodes.st;
   const io = ctx.io;
 

@@ -17,6 +17,7 @@ import { sharedRegion } from "../../runtime/host/host.ts";
 /** `ctx.shared` regions per mount (one `kept` map plays one mount). */
 const regionsOf = new WeakMap<Map<string, unknown>, Map<string, SharedArrayBuffer>>();
 import { needsRoot } from "../helpers/skip.ts";
+import { waitFor } from "../helpers/mount.ts";
 
 const root = process.getuid?.() === 0;
 let tmp = "";
@@ -900,6 +901,22 @@ describe("passthrough plugin: ops on a real directory", () => {
     expect(a.fs.nodes.isCached(f)).toBe(false);
     expect(a.fs.nodes.isCached(g)).toBe(true);
     a.fs.forget!(g, 1);
+  });
+
+  test("two instances on one table: an idle instance closes its descriptor of a node the other dropped without another op (an unlinked file's space is freed)", async () => {
+    const d = dir("two-instances-idle");
+    writeFileSync(join(d, "f"), "x");
+    const a = await instance(d);
+    const b = await instance(d, {}, a.kept);
+    const f = (a.fs.lookup!(REQ(), 1, "f") as Entry).ino;
+    a.fs.getattr!(REQ(), f, undefined);
+    expect(a.fs.nodes.isCached(f)).toBe(true);
+    b.fs.unlink!(REQ(), 1, "f");
+    b.fs.forget!(f, 1);
+    // no op on a: its descriptor of the unlinked file goes anyway
+    expect(await waitFor(() => !a.fs.nodes.isCached(f), 2000)).toBe(true);
+    await Bun.sleep(0);
+    expect(namelessFds(d)).toBe(0);
   });
 
   test("one directory stream read in turns by two instances lists every entry once, also when one repeats an offset after the other moved the descriptor", async () => {
