@@ -307,6 +307,21 @@ export class NodeTable {
     this.seenDrops = drops;
   }
 
+  /**
+   * Between ops (a timer): close this thread's descriptors of nodes another thread dropped. A
+   * FORGET reaches one thread (over io_uring the main thread, which reads them from /dev/fuse);
+   * the others would keep their descriptors of those nodes, unlinked files' space included,
+   * until their next op. The lock is only tried: a busy table is swept by the next op or tick.
+   */
+  sweepDropped(): void {
+    if (this.seenDrops === this.s.meta[M_DROPS] || !this.s.lock.tryLock()) return;
+    try {
+      this.closeDropped();
+    } finally {
+      this.s.lock.unlock();
+    }
+  }
+
   /** Whether `node` has a descriptor cached by this thread (tests, diagnostics). */
   isCached(id: number): boolean {
     return this.fdCache.has(id);

@@ -28,8 +28,34 @@ const O_PATH_FLAGS = sys.O_PATH | sys.O_NOFOLLOW | sys.O_CLOEXEC;
 const EMPTY_NOFOLLOW = sys.AT_EMPTY_PATH | sys.AT_SYMLINK_NOFOLLOW;
 /** Largest copy_file_range done in one request: it runs synchronously on the reactor thread. */
 const COPY_CHUNK = 64 << 20;
+/** How often an idle thread closes its descriptors of nodes dropped by another (ms). */
+const SWEEP_MS = 200;
 
 const errnoOf = (e: unknown) => (e as { errno?: number }).errno ?? 0;
+
+/**
+ * copy_file_range(2) of regular files until `length` bytes are copied or the source ends (0).
+ * A short count is not the end of the source: the splice behind a copy between files stops at a
+ * pipe's worth (64 KiB) when a signal is pending, and the daemon's threads get the runtime's
+ * (GC) signals, so under load one call returned 65,536 of 101,648 bytes where the caller's own
+ * call copies everything. An error after some bytes were copied answers the count, as the
+ * syscall does. `copy` is sys.copy_file_range (a parameter for the tests).
+ */
+export function copyFileRangeFully(copy: typeof sys.copy_file_range, fdIn: number, offIn: number, fdOut: number, offOut: number, length: number, flags: number): number {
+  let done = 0;
+  while (done < length) {
+    let n: number;
+    try {
+      n = copy(fdIn, offIn + done, fdOut, offOut + done, length - done, flags);
+    } catch (e) {
+      if (done > 0) return done;
+      throw e;
+    }
+    if (n <= 0) break;
+    done += n;
+  }
+  return done;
+}
 
 /** Names the kernel sends are single components; refuse anything else outright. */
 function checkName(name: string): void {
@@ -42,7 +68,7 @@ export interface PassthroughFs extends Filesystem {
   readonly handles: Handles;
 }
 
-export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "passthrough"> & { reactor?: PluginContext["reactor"] }): PassthroughFs {
+export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "passthrough"> & Partial<Pick<PluginContext, "reactor" | "onDestroy">>): PassthroughFs {
   // the descriptor budget is split between the instances (the main thread and each reactor)
   s.lock.lock();
   let nodes: NodeTable;
@@ -53,6 +79,10 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
   }
   const handles = new Handles(s);
   nodes.openFileOf = (ino) => handles.fileFdOf(ino);
+  // descriptors of nodes forgotten through another thread are closed even while this one idles
+  const sweep = setInterval(() => nodes.sweepDropped(), SWEEP_MS);
+  sweep.unref();
+  ctx.onDestroy?.(() => clearInterval(sweep));
   const st = nodes.st;
   const io = ctx.io;
 
@@ -411,8 +441,13 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
       return sys.getxattr(sys.procPath(nodes.fd(nodes.get(ino))), name);
     },
 
-    listxattr(_req, ino) {
-      return sys.listxattr(sys.procPath(nodes.fd(nodes.get(ino))));
+    listxattr(req, ino) {
+      const names = sys.listxattr(sys.procPath(nodes.fd(nodes.get(ino))));
+      // the kernel checks trusted.* get/set itself but passes the list on as the daemon (root) got
+      // it: show those names to root callers only, as memfs does (tmpfs: CAP_SYS_ADMIN only)
+      if (req.uid === 0) return names;
+      for (const n of names) if (n.startsWith("trusted.")) return names.filter((x) => !x.startsWith("trusted."));
+      return names;
     },
 
     removexattr(_req, ino, name) {
@@ -488,7 +523,7 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
     },
 
     copyFileRange(_req, _inoIn, fhIn, offIn, _inoOut, fhOut, offOut, length, flags) {
-      return sys.copy_file_range(handles.file(fhIn).fd, offIn, handles.file(fhOut).fd, offOut, Math.min(length, COPY_CHUNK), flags);
+      return copyFileRangeFully(sys.copy_file_range, handles.file(fhIn).fd, offIn, handles.file(fhOut).fd, offOut, Math.min(length, COPY_CHUNK), flags);
     },
 
     syncfs() {

@@ -29,10 +29,12 @@ export class Executor {
   /** Default timeout of one request (ms). */
   timeoutMs: number;
 
-  constructor(readonly name: string, timeoutMs = 20_000) {
+  /** `cpu`: pin the executor to that CPU (taskset), so its requests go to that CPU's queue. */
+  constructor(readonly name: string, timeoutMs = 20_000, cpu?: number) {
     this.timeoutMs = timeoutMs;
     const { cmd, cwd } = executorCommand();
-    this.proc = Bun.spawn(cmd, { cwd, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    const pin = cpu === undefined ? [] : ["taskset", "-c", String(cpu)];
+    this.proc = Bun.spawn([...pin, ...cmd], { cwd, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
     const proc = this.proc;
     void this.pump();
     void (async () => {

@@ -27,6 +27,8 @@ export interface ConcurrentOptions {
   files?: number;
   /** Share of steps that are shared writes. */
   sharedShare?: number;
+  /** Pin writer i to CPU i % cpus (taskset), spreading the writers over that many CPUs' queues. */
+  cpus?: number;
   /** Time allowed for shrinking a private difference (re-run alone). */
   shrinkMs?: number;
   log?: (s: string) => void;
@@ -50,6 +52,11 @@ interface SharedWrite {
 
 const SHARED_SPAN = 1 << 20;
 
+/** The CPU writer `i` is pinned to, if any. */
+function cpuOf(o: ConcurrentOptions, i: number): number | undefined {
+  return o.cpus ? i % o.cpus : undefined;
+}
+
 export async function runConcurrent(target: Target, o: ConcurrentOptions): Promise<ConcurrentResult> {
   const t0 = Date.now();
   const log = o.log ?? (() => {});
@@ -60,7 +67,7 @@ export async function runConcurrent(target: Target, o: ConcurrentOptions): Promi
   const sharedDir = `${tag}-shared`;
   // statfs totals move with the other writers' work: not comparable here
   const rules = { ...target.rules, statfs: [], statfsFree: false };
-  const pairs = Array.from({ length: W }, (_, i) => new Pair(target, `${tag}w${i}-`));
+  const pairs = Array.from({ length: W }, (_, i) => new Pair(target, `${tag}w${i}-`, 20_000, cpuOf(o, i)));
   const res: ConcurrentResult = { writers: W, count: 0, sharedWrites: 0, ms: 0, problems: [] };
   const writes: SharedWrite[][] = Array.from({ length: files }, () => []);
   try {
@@ -131,7 +138,7 @@ export async function runConcurrent(target: Target, o: ConcurrentOptions): Promi
       pendingShrinks.push(async () => {
         let s: ShrinkResult | undefined;
         try {
-          const alone = new Pair(target, `${tag}w${w}-alone-`);
+          const alone = new Pair(target, `${tag}w${w}-alone-`, 20_000, cpuOf(o, w));
           try {
             s = await shrink(alone, done, diff, rules, o.shrinkMs ?? 60_000, log, failed);
           } finally {

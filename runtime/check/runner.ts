@@ -25,9 +25,10 @@ export class Pair {
   rootA = "";
   rootB = "";
 
-  constructor(readonly target: Target, readonly tag = "run", opTimeoutMs = 20_000) {
-    this.A = new Executor(`A (${target.name} over ${target.transport})`, opTimeoutMs);
-    this.B = new Executor("B (reference)", opTimeoutMs);
+  /** `cpu`: pin both executors to that CPU. */
+  constructor(readonly target: Target, readonly tag = "run", opTimeoutMs = 20_000, cpu?: number) {
+    this.A = new Executor(`A (${target.name} over ${target.transport}${cpu === undefined ? "" : `, CPU ${cpu}`})`, opTimeoutMs, cpu);
+    this.B = new Executor("B (reference)", opTimeoutMs, cpu);
   }
 
   /** Closes all slots and switches both executors to new empty roots (named `name`, default tagN). */

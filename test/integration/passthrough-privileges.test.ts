@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { withMount, transports, withTempDir, isRoot, type Transport } from "../helpers/mount.ts";
 import { needsRoot } from "../helpers/skip.ts";
 import { sh } from "../helpers/run.ts";
+import * as sys from "furing/sys";
 
 const OWNER = 4321;
 const OTHER = 5555;
@@ -204,5 +205,36 @@ for f, mode in (("a", 0o755), ("b", 0o4755)):
         });
       }
     }, "killpriv");
+  });
+
+  test.skipIf(needsRoot(`trusted.* xattrs through passthrough over ${transport}`, "setting trusted.*, other users"))("trusted.* xattr names are listed only to root callers, as memfs does and as on the native directory", async () => {
+    await withTempDir(async (dir) => {
+      const ref = join(dir, "native"), src = join(dir, "source");
+      for (const d of [ref, src]) {
+        mkdirSync(d);
+        chmodSync(d, 0o777);
+        writeFileSync(join(d, "f"), "x");
+        chmodSync(join(d, "f"), 0o666);
+        for (const name of ["user.u", "trusted.t"]) sys.setxattr(join(d, "f"), name, new TextEncoder().encode("v"));
+      }
+      chmodSync(dir, 0o755);
+      await withMount({ plugin: "passthrough", transport, options: ["allow_other"], args: ["--source", src] }, async (m) => {
+        // listxattr, getxattr and setxattr of trusted.*, as another user and as root
+        const probe = `import os, sys
+p = sys.argv[1]
+def r(f):
+    try: return repr(f())
+    except OSError as e: return os.strerror(e.errno)
+print(r(lambda: sorted(os.listxattr(p))), r(lambda: os.getxattr(p, "trusted.t")), r(lambda: os.setxattr(p, "trusted.n", b"w")))`;
+        const as = async (who: string[], f: string) => (await sh([...(who.length ? ["setpriv", ...who] : []), "/usr/bin/python3", "-c", probe, f], { timeoutMs: 20_000 })).trim();
+        for (const who of [asOther, []]) {
+          const want = await as(who, join(ref, "f"));
+          expect({ who, got: await as(who, join(m.dir, "f")) }).toEqual({ who, got: want });
+        }
+        // the cases differ: another user sees neither the name nor the value, root sees both
+        expect(await as(asOther, join(ref, "f"))).toBe("['user.u'] No data available Operation not permitted");
+        expect(await as([], join(ref, "f"))).toBe("['trusted.n', 'trusted.t', 'user.u'] b'v' None");
+      });
+    }, "trusted");
   });
 });

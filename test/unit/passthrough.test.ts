@@ -5,17 +5,19 @@
 import { describe, test, expect, beforeAll, afterAll } from "bun:test";
 import {
   mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync, symlinkSync, statSync, lstatSync, statfsSync,
-  readSync, writeSync, fsyncSync, fdatasyncSync, readdirSync, renameSync, unlinkSync, existsSync, chmodSync, linkSync, readlinkSync,
+  readSync, writeSync, fsyncSync, fdatasyncSync, readdirSync, renameSync, unlinkSync, existsSync, chmodSync, linkSync, readlinkSync, openSync, closeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as sys from "furing/sys";
 import { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFCHR, type FileIO, type PluginContext, type Request, type DirList, type DirListPlus, type Entry } from "furing";
 import plugin, { type PassthroughFs, type PassthroughOptions } from "../../plugins/passthrough/index.ts";
+import { copyFileRangeFully } from "../../plugins/passthrough/ops.ts";
 import { sharedRegion } from "../../runtime/host/host.ts";
 /** `ctx.shared` regions per mount (one `kept` map plays one mount). */
 const regionsOf = new WeakMap<Map<string, unknown>, Map<string, SharedArrayBuffer>>();
 import { needsRoot } from "../helpers/skip.ts";
+import { waitFor } from "../helpers/mount.ts";
 
 const root = process.getuid?.() === 0;
 let tmp = "";
@@ -655,6 +657,41 @@ describe("passthrough plugin: ops on a real directory", () => {
     expect([r.uid, r.gid]).toEqual([0, 0]);
   });
 
+  test("copy_file_range: short counts are continued until the length is copied or the source ends", () => {
+    const d = dir("copy-short");
+    const data = Buffer.alloc(101_648, 0).map((_, i) => (i * 7) & 255);
+    writeFileSync(join(d, "in"), data);
+    writeFileSync(join(d, "out"), "");
+    const fdIn = openSync(join(d, "in"), "r"), fdOut = openSync(join(d, "out"), "r+");
+    try {
+      // the real call, cut to a pipe's worth as the splice does when a signal is pending
+      const calls: number[][] = [];
+      const short: typeof sys.copy_file_range = (a, offA, b, offB, len, flags) => {
+        calls.push([offA!, offB!, len]);
+        return sys.copy_file_range(a, offA, b, offB, Math.min(len, 65_536), flags);
+      };
+      expect(copyFileRangeFully(short, fdIn, 0, fdOut, 10, 101_648, 0)).toBe(101_648);
+      expect(calls).toEqual([[0, 10, 101_648], [65_536, 65_546, 36_112]]);
+      expect(readFileSync(join(d, "out")).subarray(10).equals(data)).toBe(true);
+      // past the end of the source: what there is, then 0 ends it
+      calls.length = 0;
+      expect(copyFileRangeFully(short, fdIn, 100_000, fdOut, 0, 200_000, 0)).toBe(1_648);
+      expect(calls.length).toBe(2);
+      // an error after some bytes answers the count; before any, the error
+      let n = 0;
+      const failing: typeof sys.copy_file_range = () => {
+        if (n++ > 0) throw Object.assign(new Error("copy_file_range: ENOSPC"), { errno: 28 });
+        return 4096;
+      };
+      expect(copyFileRangeFully(failing, fdIn, 0, fdOut, 0, 10_000, 0)).toBe(4096);
+      n = 1;
+      expect(() => copyFileRangeFully(failing, fdIn, 0, fdOut, 0, 10_000, 0)).toThrow("ENOSPC");
+    } finally {
+      closeSync(fdIn);
+      closeSync(fdOut);
+    }
+  });
+
   test("xattrs, statfs, fallocate, lseek SEEK_DATA/SEEK_HOLE, copy_file_range through the ops", async () => {
     const d = dir("misc");
     writeFileSync(join(d, "f"), "");
@@ -868,6 +905,22 @@ describe("passthrough plugin: ops on a real directory", () => {
     a.fs.forget!(g, 1);
   });
 
+  test("two instances on one table: an idle instance closes its descriptor of a node the other dropped without another op (an unlinked file's space is freed)", async () => {
+    const d = dir("two-instances-idle");
+    writeFileSync(join(d, "f"), "x");
+    const a = await instance(d);
+    const b = await instance(d, {}, a.kept);
+    const f = (a.fs.lookup!(REQ(), 1, "f") as Entry).ino;
+    a.fs.getattr!(REQ(), f, undefined);
+    expect(a.fs.nodes.isCached(f)).toBe(true);
+    b.fs.unlink!(REQ(), 1, "f");
+    b.fs.forget!(f, 1);
+    // no op on a: its descriptor of the unlinked file goes anyway
+    expect(await waitFor(() => !a.fs.nodes.isCached(f), 2000)).toBe(true);
+    await Bun.sleep(0);
+    expect(namelessFds(d)).toBe(0);
+  });
+
   test("one directory stream read in turns by two instances lists every entry once, also when one repeats an offset after the other moved the descriptor", async () => {
     const d = dir("stream-turns");
     const want: string[] = [];
@@ -937,6 +990,26 @@ describe("passthrough plugin: ops on a real directory", () => {
     expect((a.fs.getattr!(REQ(), ino, undefined) as Entry).nlink).toBe(1);
     a.fs.forget!(ino, 2);
     expect(b.fs.nodes.size).toBe(1);
+  });
+
+  test("an O_TMPFILE file linked, then unlinked while open, still answers getattr (by file handle or by name), on either instance", async () => {
+    for (const handles of [true, false]) {
+      if (handles && !root) continue; // file handles need CAP_DAC_READ_SEARCH
+      const d = dir(`tmpfile-relinked-${handles}`);
+      const a = await instance(d, { "fd-cache": 16, "file-handles": handles });
+      const b = await instance(d, { "fd-cache": 16, "file-handles": handles }, a.kept);
+      const t = a.fs.tmpfile!(REQ(), 1, 0o600, sys.O_RDWR, 0) as { entry: Entry; fh: number };
+      expect(await a.fs.write!(REQ(), t.entry.ino, t.fh, 0, new TextEncoder().encode("tmp!"), 0)).toBe(4);
+      a.fs.link!(REQ(), t.entry.ino, 1, "named");
+      a.fs.unlink!(REQ(), 1, "named");
+      await Bun.sleep(0); // descriptors closed after the op
+      // fstat of the open file: from the instance that made it and from the other
+      expect({ handles, size: (a.fs.getattr!(REQ(), t.entry.ino, undefined) as Entry).size }).toEqual({ handles, size: 4 });
+      expect({ handles, size: (b.fs.getattr!(REQ(), t.entry.ino, undefined) as Entry).size }).toEqual({ handles, size: 4 });
+      a.fs.release!(REQ(), t.entry.ino, t.fh, 0);
+      a.fs.forget!(t.entry.ino, 2);
+      expect(a.fs.nodes.size).toBe(1);
+    }
   });
 
   test("two instances on one table: an O_TMPFILE file closed and forgotten through the other without a name leaves no descriptor", async () => {
