@@ -105,7 +105,8 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   const possible = cpuList("possible"), online = cpuList("online");
   const reactors = reactorCount(options, online.length, possible[possible.length - 1]! + 1);
   const host: PluginHost = new PluginHost({
-    spec, pluginArgs, mountpoint, log, io: fileIO, passthrough: () => session?.passthrough ?? false, module: preloaded?.load,
+    spec, pluginArgs, mountpoint, log, io: fileIO, passthrough: () => session?.passthrough ?? false,
+    isOpen: (ino) => session?.dispatcher.isOpen(ino) ?? false, module: preloaded?.load,
     reactors,
     startReactors: async (file, generation, shared) => {
       const pool = new ReactorPool({

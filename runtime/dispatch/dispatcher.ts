@@ -4,7 +4,7 @@
  * (a reply that cannot be encoded becomes EIO, never a malformed message), FUSE_INTERRUPT, the
  * per-op statistics and the -d trace. It does not know which transport carried the request.
  */
-import type { Filesystem } from "../api/types.ts";
+import type { Filesystem, Request } from "../api/types.ts";
 import { errnoOf, errnoName, Errno } from "../api/errno.ts";
 import { Op, opName, IN_OPCODE, IN_NODEID, IN_UID, IN_GID, IN_PID, IN_UNIQUE, FUSE_KERNEL_MINOR_VERSION } from "../kernel/abi.ts";
 import { expectsReply, outSize, MAX_OPCODE } from "../kernel/opcodes.ts";
@@ -12,12 +12,23 @@ import { checkRequest, describeCheck, REQUEST_OK } from "./request-check.ts";
 import { getU64, encodeNegativeEntry, ReplyError } from "../kernel/codec.ts";
 import type { RequestSlot } from "../transport/slot.ts";
 import { Call, type CallOwner } from "./call.ts";
-import { runHandler, NOSYS, NO_REPLY, type OpConfig } from "./ops.ts";
+import { runHandler, forgotten, guarded, NOSYS, NO_REPLY, type OpConfig } from "./ops.ts";
 import { Stats } from "./stats.ts";
 import { mapStack, pluginFrames } from "../host/sourcemap.ts";
 
 const withFrames = (frames: string) => (frames === "" ? "" : "\n" + frames);
-import { KernelNodes } from "./kernel-nodes.ts";
+
+/** The Request of a release the runtime makes itself (a dropped handle): kernel-internal, never aborted. */
+const RUNTIME_REQUEST: Request = Object.freeze({ op: "release", uid: 0, gid: 0, pid: 0, signal: new AbortController().signal });
+
+const joined = (a: string, b: string) => (a === "" ? b : b === "" ? a : `${a}, ${b}`);
+
+/** An entry's node id, or 0 when `e` is not an entry. */
+function inoOf(e: unknown): number {
+  const ino = e !== null && typeof e === "object" ? (e as { ino?: unknown }).ino : undefined;
+  return typeof ino === "number" && Number.isSafeInteger(ino) && ino > 0 ? ino : 0;
+}
+import { KernelNodes, OpenHandles } from "./kernel-nodes.ts";
 
 /** Ops on already-open handles that allow_root never refuses (as libfuse). */
 const OPEN_HANDLE_OPS = new Set<number>([Op.READ, Op.WRITE, Op.FSYNC, Op.RELEASE, Op.READDIR, Op.READDIRPLUS, Op.FSYNCDIR, Op.RELEASEDIR, Op.FORGET, Op.BATCH_FORGET, Op.NOTIFY_REPLY, Op.FLUSH]);
@@ -86,6 +97,10 @@ export class Dispatcher implements CallOwner {
   readonly stats = new Stats();
   /** Node ids the kernel holds. */
   readonly nodes: KernelNodes;
+  /** Open handles per node. */
+  readonly opens: OpenHandles;
+  /** Results the kernel never got whose lookups/handles were given back (forget, release). */
+  compensated = 0;
   /** Requests currently being served. */
   inflight = 0;
   private readonly calls: Call[] = [];
@@ -105,7 +120,9 @@ export class Dispatcher implements CallOwner {
   constructor(readonly cfg: DispatchConfig, fs: Filesystem) {
     this.gen = new Generation(1, fs);
     this.nodes = new KernelNodes(cfg.signedNodeCounts === true);
+    this.opens = new OpenHandles(cfg.signedNodeCounts === true);
     cfg.onForget = (ino, n) => this.nodes.forget(ino, n);
+    cfg.onRelease = (ino) => this.opens.release(ino);
     const t = cfg.opTimeout ?? 0;
     if (t > 0) {
       this.sweeper = setInterval(() => this.sweep(t * 1000), Math.min(1000, Math.max(10, (t * 1000) / 4)));
@@ -245,37 +262,107 @@ export class Dispatcher implements CallOwner {
   }
 
   complete(c: Call, value: unknown): void {
-    if (!c.busy) return this.late(c, "result");
+    if (!c.busy) return this.late(c, "result", c.timedOut ? this.dropped(c, value) : "");
     let len: number;
     try {
       len = c.enc === null ? 0 : c.enc(c, value);
     } catch (e) {
-      this.fail(c, e);
+      this.fail(c, e, this.dropped(c, value));
       return;
     }
     const want = outSize(c.opcode);
     if (want >= 0 && len !== want) {
-      this.fail(c, new ReplyError(`${c.op} reply of ${len} bytes, the kernel expects ${want}`));
+      this.fail(c, new ReplyError(`${c.op} reply of ${len} bytes, the kernel expects ${want}`), this.dropped(c, value));
       return;
     }
     if (c.countsLookup) this.countLookup(c, value);
     else if (c.opcode === Op.READDIRPLUS) for (const ino of c.dirListPlus.added) this.nodes.add(ino);
+    else if (c.opcode === Op.OPEN || c.opcode === Op.OPENDIR) this.opens.open(c.nodeid);
     this.reply(c, 0, len);
   }
 
-  /** Entry replies add a kernel reference to the node (FORGET takes it back). */
+  /** Entry replies add a kernel reference to the node (FORGET takes it back); create's also an open handle. */
   private countLookup(c: Call, value: unknown): void {
-    const e = c.opcode === Op.CREATE || c.opcode === Op.TMPFILE ? (value as { entry: { ino: number } }).entry : (value as { ino: number });
-    this.nodes.add(e.ino);
+    if (c.opcode === Op.CREATE || c.opcode === Op.TMPFILE) {
+      const ino = (value as { entry: { ino: number } }).entry.ino;
+      this.nodes.add(ino);
+      this.opens.open(ino);
+    } else this.nodes.add((value as { ino: number }).ino);
   }
 
-  fail(c: Call, thrown: unknown): void {
-    if (!c.busy) return this.late(c, `error (${(thrown as Error)?.message ?? String(thrown)})`);
+  /** Whether `ino` has open handles (open/opendir/create/tmpfile replies not yet released). */
+  isOpen(ino: number): boolean {
+    if (this.cfg.signedNodeCounts === true) throw new Error("ctx.isOpen is not available to a concurrency: \"shared\" plugin served by reactor Workers: each reactor sees only part of the opens and releases");
+    return this.opens.count(ino) > 0;
+  }
+
+  /**
+   * A result the kernel never gets (it came after op_timeout, or its reply could not be encoded):
+   * the plugin has counted the lookups and allocated the handle, so give them back as the kernel
+   * would have: `forget(ino, 1)` per entry (then `forgotten` if the kernel does not hold the node),
+   * `release`/`releasedir` per handle. The serving generation gets them (it holds the kept state).
+   * Returns what was given back, for the log line that reports the drop ("" when nothing).
+   */
+  private dropped(c: Call, value: unknown): string {
+    const fs = this.gen.fs;
+    switch (c.opcode) {
+      case Op.LOOKUP: case Op.MKNOD: case Op.MKDIR: case Op.SYMLINK: case Op.LINK:
+        return this.dropEntry(fs, inoOf(value));
+      case Op.CREATE: case Op.TMPFILE: {
+        const ino = inoOf(value !== null && typeof value === "object" ? (value as { entry?: unknown }).entry : undefined);
+        if (ino === 0) return "";
+        return joined(this.dropHandle(fs, c, "release", ino, value), this.dropEntry(fs, ino));
+      }
+      case Op.OPEN:
+        return this.dropHandle(fs, c, "release", c.nodeid, value);
+      case Op.OPENDIR:
+        return this.dropHandle(fs, c, "releasedir", c.nodeid, value);
+      case Op.READDIRPLUS: {
+        let back = "";
+        const added = c.dirListPlus.added;
+        for (const ino of added) back = joined(back, this.dropEntry(fs, ino));
+        added.length = 0;
+        return back;
+      }
+    }
+    return "";
+  }
+
+  private dropEntry(fs: Filesystem, ino: number): string {
+    if (ino === 0 || ino === 1) return ""; // not a node id, or the root (never forgotten)
+    this.compensated++;
+    const f = fs.forget;
+    if (f !== undefined) guarded(this.cfg, "forget", ino, () => f.call(fs, ino, 1));
+    if (this.cfg.signedNodeCounts !== true && this.nodes.count(ino) === 0) forgotten(fs, this.cfg, ino);
+    return `forget(${ino}, 1)`;
+  }
+
+  private dropHandle(fs: Filesystem, c: Call, op: "release" | "releasedir", ino: number, value: unknown): string {
+    // void/undefined is fh 0; anything else that is not an OpenReply names no handle
+    if (value !== undefined && value !== null && typeof value !== "object") return "";
+    const fh = (value as { fh?: unknown } | null | undefined)?.fh ?? 0;
+    if (typeof fh !== "number") return "";
+    this.compensated++;
+    if (op === "release") {
+      const f = fs.release;
+      if (f !== undefined) guarded(this.cfg, op, ino, () => f.call(fs, RUNTIME_REQUEST, ino, fh, c.openFlags));
+    } else {
+      const f = fs.releasedir;
+      if (f !== undefined) guarded(this.cfg, op, ino, () => f.call(fs, RUNTIME_REQUEST, ino, fh));
+    }
+    return `${op}(${ino}, fh ${fh})`;
+  }
+
+  /** `back`: what a dropped result gave back to the plugin (for the log line). */
+  fail(c: Call, thrown: unknown, back = ""): void {
+    // readdirplus entries added before the op failed (or timed out) never reach the kernel
+    if (c.opcode === Op.READDIRPLUS && (c.busy || c.timedOut)) back = this.dropped(c, undefined);
+    if (!c.busy) return this.late(c, `error (${(thrown as Error)?.message ?? String(thrown)})`, back);
     let errno = errnoOf(thrown);
     if (errno === 0) {
       errno = Errno.EIO;
       const what = thrown instanceof ReplyError ? `returned an invalid reply: ${thrown.message}${withFrames(pluginFrames(thrown.stack))}` : `threw: ${thrown instanceof Error ? mapStack(thrown.stack ?? thrown.message) : String(thrown)}`;
-      this.cfg.log(`furing: ${c.op} (node ${c.nodeid}${c.trace ? ", " + c.trace : ""}) ${what} — answered EIO`);
+      this.cfg.log(`furing: ${c.op} (node ${c.nodeid}${c.trace ? ", " + c.trace : ""}) ${what} — answered EIO${back === "" ? "" : `; ${back} given back to the plugin`}`);
     }
     if (c.opcode === Op.LOOKUP && errno === Errno.ENOENT && this.cfg.negativeTimeout > 0) {
       return this.reply(c, 0, encodeNegativeEntry(c.slot.data, c.slot.replyOff, this.cfg.negativeTimeout));
@@ -283,11 +370,11 @@ export class Dispatcher implements CallOwner {
     this.reply(c, -errno, 0);
   }
 
-  /** A result for a request already answered (timed out): discarded, logged. */
-  private late(c: Call, what: string): void {
+  /** A result for a request already answered (timed out): discarded, logged (with what was given back). */
+  private late(c: Call, what: string, back: string): void {
     if (!c.timedOut) return;
     this.lateResults++;
-    this.cfg.log(`furing: ${c.op} (node ${c.nodeid}) settled after its timeout; its ${what} was discarded`);
+    this.cfg.log(`furing: ${c.op} (node ${c.nodeid}) settled after its timeout; its ${what} was discarded${back === "" ? "" : `; ${back} given back to the plugin`}`);
   }
 
   private done(c: Call): void {

@@ -77,6 +77,7 @@ async function loadGeneration(n: number, file: string): Promise<Generation> {
     notify,
     io: fileIO,
     passthrough: () => passthrough,
+    isOpen: (ino: number) => dispatcher?.isOpen(ino) ?? false,
     log: (...args: unknown[]) => log(`[${setup.name} ${prefix}] ${args.map((a) => (typeof a === "string" ? a : Bun.inspect(a))).join(" ")}`),
     keep: <T>(key: string, init: () => T): T => {
       if (kept.has(key)) return kept.get(key) as T;
