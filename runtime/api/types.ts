@@ -261,8 +261,8 @@ export interface Filesystem {
    * nodes at the next mount). An entry op for the node that began before this (a lookup that had
    * already found it) may still reply and make the kernel hold it again: free only nodes no op
    * can hand out any more, as nlink-0 nodes. With `concurrency: "shared"` served by reactor
-   * Workers it is not called (each reactor sees only part of the lookups and FORGETs: count in
-   * `ctx.shared` memory with `forget`). Errors are logged.
+   * Workers the counts are summed over every reactor (a table in shared memory), and `forgotten`
+   * runs once, on the instance whose FORGET brought the sum to 0. Errors are logged.
    */
   forgotten?(ino: number): void | Promise<void>;
   /**
@@ -549,9 +549,8 @@ export interface PluginContext<O = Record<string, unknown>> {
   /**
    * Whether node `ino` has open handles: open, opendir, create and tmpfile replies the kernel
    * got whose RELEASE/RELEASEDIR has not arrived (inside `release` the handle being released no
-   * longer counts). Counted by the runtime across generations; false before the mount. With
-   * `concurrency: "shared"` served by reactor Workers it throws, as each reactor sees only part of
-   * the opens and releases (count in `ctx.shared` memory instead).
+   * longer counts). Counted by the runtime across generations and, with reactor Workers, over
+   * every reactor (an open on one, its release on another); false before the mount.
    */
   isOpen(ino: number): boolean;
 }

@@ -29,6 +29,7 @@ function inoOf(e: unknown): number {
   return typeof ino === "number" && Number.isSafeInteger(ino) && ino > 0 ? ino : 0;
 }
 import { KernelNodes, OpenHandles } from "./kernel-nodes.ts";
+import { SharedCounts } from "./shared-counts.ts";
 
 /** Ops on already-open handles that allow_root never refuses (as libfuse). */
 const OPEN_HANDLE_OPS = new Set<number>([Op.READ, Op.WRITE, Op.FSYNC, Op.RELEASE, Op.READDIR, Op.READDIRPLUS, Op.FSYNCDIR, Op.RELEASEDIR, Op.FORGET, Op.BATCH_FORGET, Op.NOTIFY_REPLY, Op.FLUSH]);
@@ -89,6 +90,8 @@ export interface DispatchConfig extends OpConfig {
   onInterruptMiss?: (uniqueLo: number, uniqueHi: number) => void;
   /** KernelNodes keep signed counts (lookups and FORGETs of a node may reach different reactors). */
   signedNodeCounts?: boolean;
+  /** With signed counts: the table of counts every reactor shares, for `forgotten` and `isOpen`. */
+  sharedCounts?: SharedArrayBuffer;
 }
 
 export class Dispatcher implements CallOwner {
@@ -99,6 +102,8 @@ export class Dispatcher implements CallOwner {
   readonly nodes: KernelNodes;
   /** Open handles per node. */
   readonly opens: OpenHandles;
+  /** Lookups and handles summed over every reactor (reactor Workers), else null. */
+  private readonly shared: SharedCounts | null;
   /** Results the kernel never got whose lookups/handles were given back (forget, release). */
   compensated = 0;
   /** Requests currently being served. */
@@ -121,8 +126,15 @@ export class Dispatcher implements CallOwner {
     this.gen = new Generation(1, fs);
     this.nodes = new KernelNodes(cfg.signedNodeCounts === true);
     this.opens = new OpenHandles(cfg.signedNodeCounts === true);
-    cfg.onForget = (ino, n) => this.nodes.forget(ino, n);
-    cfg.onRelease = (ino) => this.opens.release(ino);
+    this.shared = cfg.sharedCounts !== undefined && cfg.signedNodeCounts === true ? new SharedCounts(cfg.sharedCounts) : null;
+    cfg.onForget = (ino, n) => {
+      const gone = this.nodes.forget(ino, n);
+      return this.shared === null || ino === 1 ? gone : this.shared.forget(ino, n);
+    };
+    cfg.onRelease = (ino) => {
+      this.opens.release(ino);
+      this.shared?.release(ino);
+    };
     const t = cfg.opTimeout ?? 0;
     if (t > 0) {
       this.sweeper = setInterval(() => this.sweep(t * 1000), Math.min(1000, Math.max(10, (t * 1000) / 4)));
@@ -276,8 +288,8 @@ export class Dispatcher implements CallOwner {
       return;
     }
     if (c.countsLookup) this.countLookup(c, value);
-    else if (c.opcode === Op.READDIRPLUS) for (const ino of c.dirListPlus.added) this.nodes.add(ino);
-    else if (c.opcode === Op.OPEN || c.opcode === Op.OPENDIR) this.opens.open(c.nodeid);
+    else if (c.opcode === Op.READDIRPLUS) for (const ino of c.dirListPlus.added) this.held(ino);
+    else if (c.opcode === Op.OPEN || c.opcode === Op.OPENDIR) this.opened(c.nodeid);
     this.reply(c, 0, len);
   }
 
@@ -285,15 +297,34 @@ export class Dispatcher implements CallOwner {
   private countLookup(c: Call, value: unknown): void {
     if (c.opcode === Op.CREATE || c.opcode === Op.TMPFILE) {
       const ino = (value as { entry: { ino: number } }).entry.ino;
-      this.nodes.add(ino);
-      this.opens.open(ino);
-    } else this.nodes.add((value as { ino: number }).ino);
+      this.held(ino);
+      this.opened(ino);
+    } else this.held((value as { ino: number }).ino);
+  }
+
+  /** The kernel is about to get a reference to `ino` (counted before the reply is written). */
+  private held(ino: number): void {
+    this.nodes.add(ino);
+    if (this.shared !== null && ino !== 1) this.shared.lookup(ino);
+  }
+
+  /** The kernel is about to get a handle on `ino`. */
+  private opened(ino: number): void {
+    this.opens.open(ino);
+    this.shared?.open(ino);
   }
 
   /** Whether `ino` has open handles (open/opendir/create/tmpfile replies not yet released). */
   isOpen(ino: number): boolean {
-    if (this.cfg.signedNodeCounts === true) throw new Error("ctx.isOpen is not available to a concurrency: \"shared\" plugin served by reactor Workers: each reactor sees only part of the opens and releases");
+    if (this.shared !== null) return this.shared.opens(ino) > 0;
+    if (this.cfg.signedNodeCounts === true) throw new Error("ctx.isOpen: this reactor's counts are partial and no shared table was given");
     return this.opens.count(ino) > 0;
+  }
+
+  /** Whether the kernel holds no reference to `ino` (over every reactor); false when unknown. */
+  private unheld(ino: number): boolean {
+    if (this.shared !== null) return this.shared.lookups(ino) === 0;
+    return this.cfg.signedNodeCounts !== true && this.nodes.count(ino) === 0;
   }
 
   /**
@@ -333,7 +364,7 @@ export class Dispatcher implements CallOwner {
     this.compensated++;
     const f = fs.forget;
     if (f !== undefined) guarded(this.cfg, "forget", ino, () => f.call(fs, ino, 1));
-    if (this.cfg.signedNodeCounts !== true && this.nodes.count(ino) === 0) forgotten(fs, this.cfg, ino);
+    if (this.unheld(ino)) forgotten(fs, this.cfg, ino);
     return `forget(${ino}, 1)`;
   }
 

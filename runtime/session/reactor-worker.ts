@@ -233,6 +233,7 @@ try {
   adopt(setup.shared);
   const first = await loadGeneration(setup.generation, setup.file);
   const cfg = dispatchConfig(setup.options, setup.debug, log, true);
+  cfg.sharedCounts = setup.nodeCounts;
   cfg.onInterruptMiss = (lo, hi) => post({ t: "interrupt", lo, hi });
   cfg.onNotifyReply = (lo, hi, data) => post({ t: "notifyReply", lo, hi, data: data.slice() });
   dispatcher = new Dispatcher(cfg, first.fs);

@@ -4,6 +4,8 @@
  * forget(ino, 1) for a late lookup, release/releasedir for a late open/opendir — so the plugin's
  * own counts end where the kernel's are; `forgotten` runs when the kernel forgets a node entirely;
  * `ctx.isOpen` follows open and close. Plugin: test/fixtures/lifetimes.ts (counts in /counts).
+ * Then the same served by two reactor Workers (lifetimes-shared.ts), where lookups, FORGETs, opens
+ * and releases of a node reach different reactors and only the shared count table is exact.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { open, readdir, readFile, stat, unlink } from "node:fs/promises";
@@ -13,6 +15,7 @@ import { cleanupAll, mountFs, transports, unmountFs, waitFor, type Mount } from 
 afterAll(cleanupAll);
 
 const PLUGIN = resolve(import.meta.dir, "../fixtures/lifetimes.ts");
+const SHARED = resolve(import.meta.dir, "../fixtures/lifetimes-shared.ts");
 const LIMIT = 30_000;
 
 interface Counts {
@@ -90,6 +93,46 @@ for (const transport of transports()) {
       expect(c.isOpen["4"]).toBe(false);
       expect(c.lookups["4"]).toBeUndefined();
       expect(m.log()).toContain("lifetimes] forgotten 4 (isOpen false)");
+    }, LIMIT);
+  });
+}
+
+/** How many log lines of any plugin instance match `re` ("[lifetimes w1] forgotten 4 ..."). */
+const lines = (log: string, re: RegExp) => log.split("\n").filter((l) => re.test(l)).length;
+
+for (const transport of transports()) {
+  describe(`node lifetimes with reactor Workers over ${transport} (lifetimes-shared.ts, reactors=2)`, () => {
+    let m: Mount;
+    const counts = async (): Promise<Counts> => JSON.parse(await readFile(join(m.dir, "counts"), "utf8"));
+    beforeAll(async () => {
+      m = await mountFs({ plugin: SHARED, transport, reactors: 2, options: ["op_timeout=1"], args: ["--delay-ms", "1600"] });
+      expect(m.ready).toContain("reactor Workers");
+    }, LIMIT);
+    afterAll(async () => {
+      if (m) await unmountFs(m);
+    }, LIMIT);
+
+    test("isOpen is exact over every reactor; an unlinked file is forgotten exactly once, after its close", async () => {
+      const f = join(m.dir, "f");
+      const h = await open(f, "r");
+      try {
+        for (let i = 0; i < 6; i++) expect((await counts()).isOpen["4"]).toBe(true); // whichever reactor serves the read
+        await unlink(f);
+        await Bun.sleep(200);
+        expect(lines(m.log(), /lifetimes[^\]]*\] forgotten 4 /)).toBe(0);
+      } finally {
+        await h.close();
+      }
+      expect(await waitFor(() => lines(m.log(), /lifetimes[^\]]*\] forgotten 4 \(isOpen false\)/) === 1, 5000), m.log()).toBe(true);
+      await Bun.sleep(200);
+      expect(lines(m.log(), /lifetimes[^\]]*\] forgotten 4 /)).toBe(1);
+      for (let i = 0; i < 6; i++) expect((await counts()).isOpen["4"]).toBe(false);
+    }, LIMIT);
+
+    test("a late lookup is given back and the node forgotten once", async () => {
+      expect(await code(stat(join(m.dir, "slow")))).toBe("ETIMEDOUT");
+      expect(await waitFor(() => lines(m.log(), /lifetimes[^\]]*\] forgotten 2 /) === 1, 5000), m.log()).toBe(true);
+      expect(m.log()).toContain("forget(2, 1) given back to the plugin");
     }, LIMIT);
   });
 }

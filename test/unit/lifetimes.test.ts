@@ -9,6 +9,7 @@ import { describe, expect, test } from "bun:test";
 import { Dispatcher, type DispatchConfig } from "../../runtime/dispatch/dispatcher.ts";
 import type { Filesystem, Entry, Attr, DirListPlus, OpenReply, PluginContext, Request } from "../../runtime/api/types.ts";
 import { defineTree } from "../../runtime/api/tree.ts";
+import { createSharedCounts } from "../../runtime/dispatch/shared-counts.ts";
 import { S_IFDIR, S_IFREG } from "../../runtime/api/constants.ts";
 import { FakeTransport, LAYOUTS, makeSlot, writeRequest, cstr, struct, rwIn, type Layout, type RequestSpec } from "../helpers/fake-transport.ts";
 import type { RequestSlot } from "../../runtime/transport/slot.ts";
@@ -287,14 +288,36 @@ for (const layout of LAYOUTS) {
       expect(f.d.isOpen(63)).toBe(false);
     });
 
-    test("with reactor Workers (signed counts) forgotten is not called and isOpen says why it cannot answer", () => {
+    test("reactors sharing one count table: forgotten runs where the sum reaches 0, isOpen sees every reactor's opens", () => {
+      const table = createSharedCounts();
+      const a = recorder(), b = recorder();
+      a.fs.lookup = () => attr(70);
+      a.fs.open = () => ({ fh: 1 });
+      const w = rig(layout, a.fs, { signedNodeCounts: true, sharedCounts: table }); // a Worker: lookups, opens
+      const m = rig(layout, b.fs, { signedNodeCounts: true, sharedCounts: table }); // the main thread: FORGETs
+      w.send({ opcode: OP.LOOKUP, args: cstr("x") });
+      w.send({ opcode: OP.LOOKUP, args: cstr("x") });
+      m.send({ opcode: OP.FORGET, nodeid: 70, opHeader: forgetIn(1) });
+      expect(b.events).toEqual([["forget", 70, 1]]); // one reference left (on another reactor)
+      w.send({ opcode: OP.OPEN, nodeid: 70, opHeader: openIn(0) });
+      expect([w.d.isOpen(70), m.d.isOpen(70)]).toEqual([true, true]);
+      m.send({ opcode: OP.RELEASE, nodeid: 70, opHeader: releaseIn(1) });
+      expect([w.d.isOpen(70), m.d.isOpen(70)]).toEqual([false, false]);
+      m.send({ opcode: OP.FORGET, nodeid: 70, opHeader: forgetIn(1) });
+      expect(b.events).toEqual([["forget", 70, 1], ["release", 70, 1, 0, 4242], ["forget", 70, 1], ["forgotten", 70]]);
+      expect(a.events).toEqual([]);
+      // each reactor's own counts are partial (signed): only the table knows
+      expect([w.d.nodes.count(70), m.d.nodes.count(70)]).toEqual([2, -2]);
+    });
+
+    test("signed counts without a shared table: forgotten is not called and isOpen refuses to guess", () => {
       const { events, fs } = recorder();
-      fs.lookup = () => attr(70);
+      fs.lookup = () => attr(71);
       const { d, send } = rig(layout, fs, { signedNodeCounts: true });
       send({ opcode: OP.LOOKUP, args: cstr("x") });
-      send({ opcode: OP.FORGET, nodeid: 70, opHeader: forgetIn(1) });
-      expect(events).toEqual([["forget", 70, 1]]);
-      expect(() => d.isOpen(70)).toThrow(/concurrency: "shared".*reactor Workers/);
+      send({ opcode: OP.FORGET, nodeid: 71, opHeader: forgetIn(1) });
+      expect(events).toEqual([["forget", 71, 1]]);
+      expect(() => d.isOpen(71)).toThrow(/partial/);
     });
   });
 
