@@ -4,7 +4,7 @@
  * (a reply that cannot be encoded becomes EIO, never a malformed message), FUSE_INTERRUPT, the
  * per-op statistics and the -d trace. It does not know which transport carried the request.
  */
-import type { Filesystem, Request } from "../api/types.ts";
+import type { Filesystem } from "../api/types.ts";
 import { errnoOf, errnoName, Errno } from "../api/errno.ts";
 import { Op, opName, IN_OPCODE, IN_NODEID, IN_UID, IN_GID, IN_PID, IN_UNIQUE, FUSE_KERNEL_MINOR_VERSION } from "../kernel/abi.ts";
 import { expectsReply, outSize, MAX_OPCODE } from "../kernel/opcodes.ts";
@@ -12,24 +12,13 @@ import { checkRequest, describeCheck, REQUEST_OK } from "./request-check.ts";
 import { getU64, encodeNegativeEntry, ReplyError } from "../kernel/codec.ts";
 import type { RequestSlot } from "../transport/slot.ts";
 import { Call, type CallOwner } from "./call.ts";
-import { runHandler, forgotten, guarded, NOSYS, NO_REPLY, type OpConfig } from "./ops.ts";
+import { runHandler, NOSYS, NO_REPLY, type OpConfig } from "./ops.ts";
 import { Stats } from "./stats.ts";
 import { mapStack, pluginFrames } from "../host/sourcemap.ts";
 
 const withFrames = (frames: string) => (frames === "" ? "" : "\n" + frames);
-
-/** The Request of a release the runtime makes itself (a dropped handle): kernel-internal, never aborted. */
-const RUNTIME_REQUEST: Request = Object.freeze({ op: "release", uid: 0, gid: 0, pid: 0, signal: new AbortController().signal });
-
-const joined = (a: string, b: string) => (a === "" ? b : b === "" ? a : `${a}, ${b}`);
-
-/** An entry's node id, or 0 when `e` is not an entry. */
-function inoOf(e: unknown): number {
-  const ino = e !== null && typeof e === "object" ? (e as { ino?: unknown }).ino : undefined;
-  return typeof ino === "number" && Number.isSafeInteger(ino) && ino > 0 ? ino : 0;
-}
-import { KernelNodes, OpenHandles } from "./kernel-nodes.ts";
-import { SharedCounts } from "./shared-counts.ts";
+import type { KernelNodes } from "./kernel-nodes.ts";
+import { Lifetimes } from "./lifetimes.ts";
 
 /** Ops on already-open handles that allow_root never refuses (as libfuse). */
 const OPEN_HANDLE_OPS = new Set<number>([Op.READ, Op.WRITE, Op.FSYNC, Op.RELEASE, Op.READDIR, Op.READDIRPLUS, Op.FSYNCDIR, Op.RELEASEDIR, Op.FORGET, Op.BATCH_FORGET, Op.NOTIFY_REPLY, Op.FLUSH]);
@@ -100,12 +89,8 @@ export class Dispatcher implements CallOwner {
   readonly stats = new Stats();
   /** Node ids the kernel holds. */
   readonly nodes: KernelNodes;
-  /** Open handles per node. */
-  readonly opens: OpenHandles;
-  /** Lookups and handles summed over every reactor (reactor Workers), else null. */
-  private readonly shared: SharedCounts | null;
-  /** Results the kernel never got whose lookups/handles were given back (forget, release). */
-  compensated = 0;
+  /** What the kernel holds and has open; what dropped results are given back. */
+  readonly lifetimes: Lifetimes;
   /** Requests currently being served. */
   inflight = 0;
   private readonly calls: Call[] = [];
@@ -124,17 +109,8 @@ export class Dispatcher implements CallOwner {
 
   constructor(readonly cfg: DispatchConfig, fs: Filesystem) {
     this.gen = new Generation(1, fs);
-    this.nodes = new KernelNodes(cfg.signedNodeCounts === true);
-    this.opens = new OpenHandles(cfg.signedNodeCounts === true);
-    this.shared = cfg.sharedCounts !== undefined && cfg.signedNodeCounts === true ? new SharedCounts(cfg.sharedCounts) : null;
-    cfg.onForget = (ino, n) => {
-      const gone = this.nodes.forget(ino, n);
-      return this.shared === null || ino === 1 ? gone : this.shared.forget(ino, n);
-    };
-    cfg.onRelease = (ino) => {
-      this.opens.release(ino);
-      this.shared?.release(ino);
-    };
+    this.lifetimes = new Lifetimes(cfg);
+    this.nodes = this.lifetimes.nodes;
     const t = cfg.opTimeout ?? 0;
     if (t > 0) {
       this.sweeper = setInterval(() => this.sweep(t * 1000), Math.min(1000, Math.max(10, (t * 1000) / 4)));
@@ -287,101 +263,18 @@ export class Dispatcher implements CallOwner {
       this.fail(c, new ReplyError(`${c.op} reply of ${len} bytes, the kernel expects ${want}`), this.dropped(c, value));
       return;
     }
-    if (c.countsLookup) this.countLookup(c, value);
-    else if (c.opcode === Op.READDIRPLUS) for (const ino of c.dirListPlus.added) this.held(ino);
-    else if (c.opcode === Op.OPEN || c.opcode === Op.OPENDIR) this.opened(c.nodeid);
+    this.lifetimes.replied(c, value);
     this.reply(c, 0, len);
   }
 
-  /** Entry replies add a kernel reference to the node (FORGET takes it back); create's also an open handle. */
-  private countLookup(c: Call, value: unknown): void {
-    if (c.opcode === Op.CREATE || c.opcode === Op.TMPFILE) {
-      const ino = (value as { entry: { ino: number } }).entry.ino;
-      this.held(ino);
-      this.opened(ino);
-    } else this.held((value as { ino: number }).ino);
-  }
-
-  /** The kernel is about to get a reference to `ino` (counted before the reply is written). */
-  private held(ino: number): void {
-    this.nodes.add(ino);
-    if (this.shared !== null && ino !== 1) this.shared.lookup(ino);
-  }
-
-  /** The kernel is about to get a handle on `ino`. */
-  private opened(ino: number): void {
-    this.opens.open(ino);
-    this.shared?.open(ino);
-  }
-
-  /** Whether `ino` has open handles (open/opendir/create/tmpfile replies not yet released). */
+  /** Whether `ino` has open handles (over every reactor). */
   isOpen(ino: number): boolean {
-    if (this.shared !== null) return this.shared.opens(ino) > 0;
-    if (this.cfg.signedNodeCounts === true) throw new Error("ctx.isOpen: this reactor's counts are partial and no shared table was given");
-    return this.opens.count(ino) > 0;
+    return this.lifetimes.isOpen(ino);
   }
 
-  /** Whether the kernel holds no reference to `ino` (over every reactor); false when unknown. */
-  private unheld(ino: number): boolean {
-    if (this.shared !== null) return this.shared.lookups(ino) === 0;
-    return this.cfg.signedNodeCounts !== true && this.nodes.count(ino) === 0;
-  }
-
-  /**
-   * A result the kernel never gets (it came after op_timeout, or its reply could not be encoded):
-   * the plugin has counted the lookups and allocated the handle, so give them back as the kernel
-   * would have: `forget(ino, 1)` per entry (then `forgotten` if the kernel does not hold the node),
-   * `release`/`releasedir` per handle. The serving generation gets them (it holds the kept state).
-   * Returns what was given back, for the log line that reports the drop ("" when nothing).
-   */
+  /** Give back what a result the kernel never gets handed out; returns what, for the log line. */
   private dropped(c: Call, value: unknown): string {
-    const fs = this.gen.fs;
-    switch (c.opcode) {
-      case Op.LOOKUP: case Op.MKNOD: case Op.MKDIR: case Op.SYMLINK: case Op.LINK:
-        return this.dropEntry(fs, inoOf(value));
-      case Op.CREATE: case Op.TMPFILE: {
-        const ino = inoOf(value !== null && typeof value === "object" ? (value as { entry?: unknown }).entry : undefined);
-        if (ino === 0) return "";
-        return joined(this.dropHandle(fs, c, "release", ino, value), this.dropEntry(fs, ino));
-      }
-      case Op.OPEN:
-        return this.dropHandle(fs, c, "release", c.nodeid, value);
-      case Op.OPENDIR:
-        return this.dropHandle(fs, c, "releasedir", c.nodeid, value);
-      case Op.READDIRPLUS: {
-        let back = "";
-        const added = c.dirListPlus.added;
-        for (const ino of added) back = joined(back, this.dropEntry(fs, ino));
-        added.length = 0;
-        return back;
-      }
-    }
-    return "";
-  }
-
-  private dropEntry(fs: Filesystem, ino: number): string {
-    if (ino === 0 || ino === 1) return ""; // not a node id, or the root (never forgotten)
-    this.compensated++;
-    const f = fs.forget;
-    if (f !== undefined) guarded(this.cfg, "forget", ino, () => f.call(fs, ino, 1));
-    if (this.unheld(ino)) forgotten(fs, this.cfg, ino);
-    return `forget(${ino}, 1)`;
-  }
-
-  private dropHandle(fs: Filesystem, c: Call, op: "release" | "releasedir", ino: number, value: unknown): string {
-    // void/undefined is fh 0; anything else that is not an OpenReply names no handle
-    if (value !== undefined && value !== null && typeof value !== "object") return "";
-    const fh = (value as { fh?: unknown } | null | undefined)?.fh ?? 0;
-    if (typeof fh !== "number") return "";
-    this.compensated++;
-    if (op === "release") {
-      const f = fs.release;
-      if (f !== undefined) guarded(this.cfg, op, ino, () => f.call(fs, RUNTIME_REQUEST, ino, fh, c.openFlags));
-    } else {
-      const f = fs.releasedir;
-      if (f !== undefined) guarded(this.cfg, op, ino, () => f.call(fs, RUNTIME_REQUEST, ino, fh));
-    }
-    return `${op}(${ino}, fh ${fh})`;
+    return this.lifetimes.dropped(c, value, this.gen.fs);
   }
 
   /** `back`: what a dropped result gave back to the plugin (for the log line). */

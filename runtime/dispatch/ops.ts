@@ -90,10 +90,7 @@ const i64 = (c: Call, rel: number) => getI64(c.slot.hdr, c.slot.opInOff + rel);
 
 
 const encNone: Encoder = () => 0;
-const encEntry: Encoder = (c, e: Entry) => {
-  c.countsLookup = true;
-  return encodeEntry(c.slot.data, c.slot.replyOff, e, c.cfg.entryTimeout, c.cfg.attrTimeout);
-};
+const encEntry: Encoder = (c, e: Entry) => encodeEntry(c.slot.data, c.slot.replyOff, e, c.cfg.entryTimeout, c.cfg.attrTimeout);
 const encAttr: Encoder = (c, a) => encodeAttrOut(c.slot.data, c.slot.replyOff, a, c.cfg.attrTimeout);
 /** Backing id for an open reply that asks for kernel passthrough (0 = none). */
 function backingId(c: Call, r: OpenReply | void | null | undefined, nodeid: number): number {
@@ -109,7 +106,6 @@ const encCreate: Encoder = (c, r: { entry: Entry } & OpenReply) => {
   if (typeof r !== "object" || r === null || typeof r.entry !== "object") throw new ReplyError(`${c.op} must return { entry, fh?, ... }`);
   encodeEntry(c.slot.data, c.slot.replyOff, r.entry, c.cfg.entryTimeout, c.cfg.attrTimeout);
   encodeOpenOut(c.slot.data, c.slot.replyOff + ENTRY_OUT_SIZE, r, c.cfg.openDefaults, backingId(c, r, r.entry.ino));
-  c.countsLookup = true;
   return ENTRY_OUT_SIZE + OPEN_OUT_SIZE;
 };
 /** fuse_write_out: a byte count no larger than what was asked. */

@@ -99,7 +99,7 @@ for (const layout of LAYOUTS) {
       await flush();
       expect(events).toEqual([["forget", 7, 1], ["forgotten", 7]]);
       expect(d.nodes.count(7)).toBe(0);
-      expect(d.compensated).toBe(1);
+      expect(d.lifetimes.compensated).toBe(1);
       expect(t.replies.length).toBe(1); // the late result is never sent
       expect(logs.some((l) => l.includes("forget(7, 1) given back"))).toBe(true);
       d.close();
@@ -213,11 +213,11 @@ for (const layout of LAYOUTS) {
       await timedOut(t, 1);
       rejectIt(Object.assign(new Error("gone"), { code: "ENOENT" }));
       await flush();
-      expect(d.compensated).toBe(0);
+      expect(d.lifetimes.compensated).toBe(0);
       send({ opcode: OP.OPEN, nodeid: 2, opHeader: openIn(0) });
       await timedOut(t, 2);
       await Bun.sleep(80);
-      expect(d.compensated).toBe(1); // counted and logged even with no release to call
+      expect(d.lifetimes.compensated).toBe(1); // counted and logged even with no release to call
       expect(logs.filter((l) => l.includes("given back")).length).toBe(1);
       d.close();
     });
