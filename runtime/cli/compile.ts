@@ -27,7 +27,7 @@ ${COMPILE_USAGE}
 Builds <plugin> (a plugin directory or a .ts/.js file) with the furing runtime into one
 executable <file> (default ./<plugin name>) that mounts that filesystem:
 
-  <file> <mountpoint> [-o opt[,opt...]] [-f|--background] [-d] [plugin options]
+  <file> <mountpoint> [-o opt[,opt...]] [-f|--foreground] [--background] [-d] [plugin options]
 
 The executable needs no Bun and no source tree (only liburing, and fusermount3 for unprivileged
 mounts), and does not hot-reload. compile works from source (bun runtime/cli/main.ts compile ...)

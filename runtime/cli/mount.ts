@@ -17,7 +17,7 @@ import { serveControl } from "../control/socket.ts";
 import { ensureRuntimeDir } from "../control/rundir.ts";
 import { createSharedCounts } from "../dispatch/shared-counts.ts";
 
-export const MOUNT_USAGE = "  furing mount <plugin> <mountpoint> [-o opt[,opt...]] [-f|--background] [-d] [--no-watch] [plugin options]";
+export const MOUNT_USAGE = "  furing mount <plugin> <mountpoint> [-o opt[,opt...]] [-f|--foreground] [--background] [-d] [--typecheck] [--no-watch] [plugin options]";
 
 const HELP = `Usage:
 ${MOUNT_USAGE}
@@ -26,13 +26,16 @@ Serves <plugin> (memfs, passthrough, a plugin directory or a .ts/.js file) at <m
 in the foreground, until it is unmounted (Ctrl-C, SIGTERM, umount, furing unmount).
 Editing the plugin's source swaps the new code in without unmounting.
 
-  -o opt,...   mount options (below)
-  -f           foreground (the default)
-  --background return once mounted; the daemon logs to --log FILE
-               (default: next to its control socket)
-  -d, --debug  trace every request and reply
-  --no-watch   do not reload the plugin when its files change
-  -h, --help   this help
+  -o opt,...        mount options (below)
+  -f, --foreground  stay in the foreground, serving until unmounted (the default,
+                    as libfuse's -f)
+  --background      return once mounted; the daemon logs to --log FILE (default: next
+                    to its control socket). mount.fuse3 and fstab entries run this way
+  -d, --debug       trace every request and its decoded reply
+  --typecheck       type-check the plugin (tsc) before each generation serves; a
+                    type error rejects it and the old generation keeps serving
+  --no-watch        do not reload the plugin when its files change
+  -h, --help        this help
 
 Mount options:
 ${optionHelp()}`;
@@ -51,7 +54,9 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   const pluginArgs: string[] = [];
   let debug = false;
   let watch = true;
+  let typecheck = false;
   let background = false;
+  let foreground = false;
   let logFile: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -64,7 +69,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
       optLists.push(v);
     } else if (a.startsWith("-o") && a.length > 2) optLists.push(a.slice(2));
     else if (a === "-f" || a === "--foreground") {
-      background = false;
+      foreground = true;
       continue;
     } else if (a === "--background") {
       background = true;
@@ -75,6 +80,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
       continue;
     } else if (a === "-d" || a === "--debug") debug = true;
     else if (a === "--no-watch") watch = false;
+    else if (a === "--typecheck") typecheck = true;
     else if (a.startsWith("--")) {
       pluginArgs.push(a);
       // `--key value` unless the next word is another flag; the plugin's option spec decides later
@@ -82,6 +88,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
     } else if (a.startsWith("-")) throw new UsageError(`unknown flag '${a}'\n\n${HELP}`);
     else positional.push(a);
   }
+  if (foreground && background) throw new UsageError("-f/--foreground and --background contradict each other: -f serves in this process (the default), --background returns once mounted");
   if (preloaded !== undefined) {
     if (positional.length !== 1) throw new UsageError(`needs one <mountpoint> (got ${positional.length} arguments); see --help`);
     positional.unshift(preloaded.name);
@@ -94,7 +101,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   ensureRuntimeDir();
   if (background) {
     const log = logFile ?? backgroundLogPath(mountpoint);
-    const args = [spec, mountpoint, ...optLists.flatMap((l) => ["-o", l]), ...(debug ? ["-d"] : []), ...(watch ? [] : ["--no-watch"]), ...pluginArgs];
+    const args = [spec, mountpoint, ...optLists.flatMap((l) => ["-o", l]), ...(debug ? ["-d"] : []), ...(watch ? [] : ["--no-watch"]), ...(typecheck ? ["--typecheck"] : []), ...pluginArgs];
     const pid = await startInBackground(args, mountpoint, log);
     console.error(`furing: ${mountpoint} mounted in the background (pid ${pid}, log ${log})`);
     return 0;
@@ -111,6 +118,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
     spec, pluginArgs, mountpoint, log, io: fileIO, passthrough: () => session?.passthrough ?? false,
     isOpen: (ino) => session?.dispatcher.isOpen(ino) ?? false, module: preloaded?.load,
     reactors,
+    typecheck,
     startReactors: async (file, generation, shared) => {
       nodeCounts = createSharedCounts();
       const pool = new ReactorPool({
@@ -153,7 +161,10 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
 
   session = new Session({ reactor, fileIO, mountpoint, options, debug, pluginName: first.name, fs: first.fs, log, pool: host.pool ?? undefined, nodeCounts });
   session.dispatcher.gen.cleanups.push(...host.takeFirstCleanups());
-  session.extraStatus = () => ({ generation: host.generation, reloads: host.reloads, rejectedReloads: host.rejected, lastReloadError: host.lastError, watching: watch });
+  session.extraStatus = () => ({
+    generation: host.generation, generationLoadedAt: new Date(host.loadedAt).toISOString(), reloads: host.reloads, rejectedReloads: host.rejected,
+    lastReloadError: host.lastError, lastReloadErrorAt: host.lastErrorAt === 0 ? null : new Date(host.lastErrorAt).toISOString(), watching: watch,
+  });
   await session.start();
   if (options.autoUnmount) spawnAutoUnmount(mountpoint);
   const control = serveControl(mountpoint, () => session.statusWithWorkers());

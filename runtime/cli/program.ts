@@ -1,7 +1,7 @@
 /**
  * The program `furing compile` makes of a plugin:
  *
- *   <prog> <mountpoint> [-o opt[,opt...]] [-f|--background] [-d] [plugin options]
+ *   <prog> <mountpoint> [-o opt[,opt...]] [-f|--foreground] [--background] [-d] [plugin options]
  *
  * The generated entry links the plugin statically and calls {@link runPluginProgram}; the plugin's
  * `furing` import resolves to this module, which re-exports the API, so plugin and runtime share
@@ -28,17 +28,18 @@ function help(prog: string, mod: Record<string, unknown>, name: string): string 
     pluginOpts = `\n(${(e as Error).message})`;
   }
   return `Usage:
-  ${prog} <mountpoint> [-o opt[,opt...]] [-f|--background] [-d] [plugin options]
+  ${prog} <mountpoint> [-o opt[,opt...]] [-f|--foreground] [--background] [-d] [plugin options]
   ${prog} --version
 
 Serves the ${name} filesystem (built with furing ${VERSION}) at <mountpoint>, in the foreground,
 until it is unmounted (Ctrl-C, SIGTERM, umount).
 
-  -o opt,...   mount options (below)
-  -f           foreground (the default)
-  --background return once mounted; the daemon logs to --log FILE
-  -d, --debug  trace every request and reply
-  -h, --help   this help
+  -o opt,...        mount options (below)
+  -f, --foreground  stay in the foreground, serving until unmounted (the default,
+                    as libfuse's -f)
+  --background      return once mounted; the daemon logs to --log FILE
+  -d, --debug       trace every request and its decoded reply
+  -h, --help        this help
 ${pluginOpts}
 
 Mount options:

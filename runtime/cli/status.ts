@@ -3,6 +3,13 @@ import { resolve } from "node:path";
 import { UsageError } from "../mount/options.ts";
 import { queryStatus, querySocket, listControlSockets } from "../control/socket.ts";
 import { MountError } from "../mount/mount.ts";
+import { isExpectedError } from "../dispatch/stats.ts";
+import { Errno } from "../api/errno.ts";
+import { Op } from "../kernel/abi.ts";
+
+const opcodeOf = (name: string): number => (Op as Record<string, number>)[name.toUpperCase()] ?? -1;
+/** "ENOENT" → 2; unnamed ones are "E<n>" (the last slot "E255+"). */
+const errnoOf = (name: string): number => (Errno as Record<string, number>)[name] ?? Number(/^E(\d+)/.exec(name)?.[1] ?? -1);
 
 export const STATUS_USAGE = "  furing status [<mountpoint>] [--json]";
 
@@ -22,18 +29,63 @@ interface Status {
     main: { requests: number; serves: string };
     workers: ({ index: number; cpus: number[]; queues?: string; transport?: string; requests?: { io_uring: number; classic: number }; inflight?: number; generation?: number; error?: string })[];
   };
-  ops: Record<string, { count: number; errors: number; p50_us: number; p99_us: number }>;
+  generation?: number;
+  generationLoadedAt?: string;
+  reloads?: number;
+  rejectedReloads?: number;
+  lastReloadError?: string | null;
+  lastReloadErrorAt?: string | null;
+  watching?: boolean;
+  ops: Record<string, { count: number; errors: number; failures: number; expected: number; errnos: Record<string, number>; p50_us: number; p99_us: number }>;
+}
+
+/** "2026-12-07 15:20:01 UTC (41 s ago)". */
+function when(iso: string, now = Date.now()): string {
+  const t = Date.parse(iso);
+  const ago = Math.max(0, Math.round((now - t) / 1000));
+  return `${iso.slice(0, 19).replace("T", " ")} UTC (${ago < 120 ? `${ago} s` : ago < 7200 ? `${Math.round(ago / 60)} min` : `${Math.round(ago / 3600)} h`} ago)`;
+}
+
+/** The plugin's generation, when it loaded, reloads, and the last reload error. */
+function generationLines(s: Status): string[] {
+  if (s.generation === undefined) return [];
+  const lines = [`  generation ${s.generation}${s.generationLoadedAt ? `, loaded ${when(s.generationLoadedAt)}` : ""}; ${s.reloads ?? 0} reloads, ${s.rejectedReloads ?? 0} rejected; ${s.watching === false ? "not watching (--no-watch)" : "reloads on edit"}`];
+  if (s.lastReloadError) lines.push(`  last reload error${s.lastReloadErrorAt ? ` (${when(s.lastReloadErrorAt)})` : ""}: ${s.lastReloadError.replaceAll("\n", "\n    ")}`);
+  else lines.push("  last reload error: none");
+  return lines;
+}
+
+/** Error replies by errno, per op: failures first, then expected answers (ENOENT from lookup, ...). */
+function errnoLines(s: Status): string[] {
+  const lines: string[] = [];
+  const list = (e: [string, number][]) => e.map(([n, k]) => `${n} ${k}`).join(", ");
+  for (const [op, o] of Object.entries(s.ops)) {
+    if (o.errors === 0 || o.errnos === undefined) continue;
+    const all = Object.entries(o.errnos).sort((a, b) => b[1] - a[1]);
+    const exp = new Set(expectedNames(op, o));
+    const failed = all.filter(([n]) => !exp.has(n)), expected = all.filter(([n]) => exp.has(n));
+    const parts = [...(failed.length > 0 ? [`failed ${list(failed)}`] : []), ...(expected.length > 0 ? [`expected ${list(expected)}`] : [])];
+    lines.push(`    ${op}: ${parts.join("; ")}`);
+  }
+  return lines.length === 0 ? [] : ["  error replies by errno:", ...lines];
+}
+
+/** Which of an op's errnos the daemon counted as expected (its counts tell: failures + expected = errors). */
+function expectedNames(op: string, o: Status["ops"][string]): string[] {
+  return Object.keys(o.errnos).filter((n) => isExpectedError(opcodeOf(op), errnoOf(n)));
 }
 
 function render(s: Status): string {
   const lines = [
     `${s.mountpoint}: ${s.plugin} (pid ${s.pid}), transport ${s.transport}${s.transport === "io_uring" ? ` ${s.queues}x${s.depth}` : ""}, up ${s.uptime_s}s`,
     `  ${s.transportReason}`,
+    ...generationLines(s),
     `  requests: io_uring ${s.requests.io_uring}, classic ${s.requests.classic}`,
     ...(s.reactors !== undefined ? reactorLines(s) : s.reactor && s.transport === "io_uring" ? [`  reactor CPU: ${s.reactor.cpu}, ${s.reactor.cpuMoves} moves`] : []),
-    `  ${"op".padEnd(16)}${"count".padStart(10)}${"errors".padStart(8)}${"p50µs".padStart(8)}${"p99µs".padStart(8)}`,
+    `  ${"op".padEnd(16)}${"count".padStart(10)}${"failed".padStart(8)}${"expected".padStart(10)}${"p50µs".padStart(8)}${"p99µs".padStart(8)}`,
   ];
-  for (const [op, o] of Object.entries(s.ops)) lines.push(`  ${op.padEnd(16)}${String(o.count).padStart(10)}${String(o.errors).padStart(8)}${String(o.p50_us).padStart(8)}${String(o.p99_us).padStart(8)}`);
+  for (const [op, o] of Object.entries(s.ops)) lines.push(`  ${op.padEnd(16)}${String(o.count).padStart(10)}${String(o.failures ?? o.errors).padStart(8)}${String(o.expected ?? 0).padStart(10)}${String(o.p50_us).padStart(8)}${String(o.p99_us).padStart(8)}`);
+  lines.push(...errnoLines(s));
   return lines.join("\n");
 }
 
@@ -55,7 +107,9 @@ export async function statusCommand(argv: string[]): Promise<number> {
   for (const a of argv) {
     if (a === "--json") json = true;
     else if (a === "-h" || a === "--help") {
-      console.log(`Usage:\n${STATUS_USAGE}\n\nShows plugin, transport, queue layout, uptime and per-op counts and latencies.`);
+      console.log(`Usage:\n${STATUS_USAGE}\n\nShows plugin, transport, queue layout, uptime, the plugin's generation (when it loaded, the last
+reload error), per-op counts and latencies, and error replies by errno: failures apart from
+expected answers (ENOENT from lookup, ENODATA from getxattr, ENOSYS for ops the plugin lacks, ...).`);
       return 0;
     } else if (a.startsWith("-")) throw new UsageError(`status: unknown flag '${a}'`);
     else dirs.push(a);

@@ -14,11 +14,12 @@ import type { RequestSlot } from "../transport/slot.ts";
 import { Call, type CallOwner } from "./call.ts";
 import { runHandler, NOSYS, NO_REPLY, type OpConfig } from "./ops.ts";
 import { Stats } from "./stats.ts";
-import { mapStack, pluginFrames } from "../host/sourcemap.ts";
-
-const withFrames = (frames: string) => (frames === "" ? "" : "\n" + frames);
+import { foldStack, pluginFrames } from "../host/sourcemap.ts";
 import type { KernelNodes } from "./kernel-nodes.ts";
 import { Lifetimes } from "./lifetimes.ts";
+import { describeReply } from "./trace.ts";
+
+const withFrames = (frames: string) => (frames === "" ? "" : "\n" + frames);
 
 /** Ops on already-open handles that allow_root never refuses (as libfuse). */
 const OPEN_HANDLE_OPS = new Set<number>([Op.READ, Op.WRITE, Op.FSYNC, Op.RELEASE, Op.READDIR, Op.READDIRPLUS, Op.FSYNCDIR, Op.RELEASEDIR, Op.FORGET, Op.BATCH_FORGET, Op.NOTIFY_REPLY, Op.FLUSH]);
@@ -285,11 +286,12 @@ export class Dispatcher implements CallOwner {
     let errno = errnoOf(thrown);
     if (errno === 0) {
       errno = Errno.EIO;
-      const what = thrown instanceof ReplyError ? `returned an invalid reply: ${thrown.message}${withFrames(pluginFrames(thrown.stack))}` : `threw: ${thrown instanceof Error ? mapStack(thrown.stack ?? thrown.message) : String(thrown)}`;
+      const what = thrown instanceof ReplyError ? `returned an invalid reply: ${thrown.message}${withFrames(pluginFrames(thrown.stack))}` : `threw: ${thrown instanceof Error ? foldStack(thrown.stack ?? thrown.message) : String(thrown)}`;
       this.cfg.log(`furing: ${c.op} (node ${c.nodeid}${c.trace ? ", " + c.trace : ""}) ${what} — answered EIO${back === "" ? "" : `; ${back} given back to the plugin`}`);
     }
     if (c.opcode === Op.LOOKUP && errno === Errno.ENOENT && this.cfg.negativeTimeout > 0) {
-      return this.reply(c, 0, encodeNegativeEntry(c.slot.data, c.slot.replyOff, this.cfg.negativeTimeout));
+      // counted as the ENOENT it answers (status keeps it apart from failures)
+      return this.reply(c, 0, encodeNegativeEntry(c.slot.data, c.slot.replyOff, this.cfg.negativeTimeout), -Errno.ENOENT);
     }
     this.reply(c, -errno, 0);
   }
@@ -308,10 +310,11 @@ export class Dispatcher implements CallOwner {
     if (--g.inflight === 0 && g.retired) g.onIdle?.();
   }
 
-  private reply(c: Call, error: number, len: number): void {
+  /** `counted`: the errno the statistics record (a negative entry is a successful reply to ENOENT). */
+  private reply(c: Call, error: number, len: number, counted = error): void {
     this.done(c);
     const us = (performance.now() - c.t0) * 1000;
-    this.stats.record(c.opcode, error, us);
+    this.stats.record(c.opcode, counted, us);
     if (this.cfg.trace) this.traceLine(c, error, len, us);
     c.slot.transport.reply(c.slot, error, len);
   }
@@ -367,7 +370,11 @@ export class Dispatcher implements CallOwner {
 
   private traceLine(c: Call, error: number, len: number, us: number): void {
     const unique = c.uniqueLo + c.uniqueHi * 4294967296;
-    const res = len < 0 ? "(no reply)" : error < 0 ? `-${errnoName(-error)}` : `OK ${len} bytes`;
+    let res = len < 0 ? "(no reply)" : error < 0 ? `-${errnoName(-error)}` : `OK ${len} bytes`;
+    if (error === 0 && len > 0) {
+      const d = describeReply(c.opcode, c.slot.data, c.slot.replyOff, len, c.limit);
+      if (d !== "") res += ` {${d}}`;
+    }
     this.cfg.log(`[${unique}] ${c.op.toUpperCase()} node=${c.nodeid}${c.trace ? " " + c.trace : ""} uid=${c.uid} pid=${c.pid} → ${res} ${us.toFixed(0)}µs [${c.slot.transport.name}]`);
   }
 }

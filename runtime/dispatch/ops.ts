@@ -18,6 +18,8 @@ import {
 } from "../kernel/codec.ts";
 import { nameFromBytes, nameByteLength, writeName, nameStringError } from "../api/names.ts";
 import type { Call, Encoder } from "./call.ts";
+import { oct, describeSetAttr } from "./trace.ts";
+import { foldStack } from "../host/sourcemap.ts";
 
 /** Mount-wide reply parameters the handlers need. */
 export interface OpConfig {
@@ -244,12 +246,13 @@ export function forgotten(fs: Filesystem, cfg: OpConfig, ino: number): void {
 export function guarded(cfg: OpConfig, op: string, ino: number, run: () => unknown): void {
   try {
     const r = run();
-    if (r instanceof Promise) r.catch((e) => cfg.log?.(`furing: ${op} (node ${ino}) failed: ${(e as Error)?.stack ?? String(e)}`));
+    if (r instanceof Promise) r.catch((e) => cfg.log?.(`furing: ${op} (node ${ino}) failed: ${e instanceof Error ? foldStack(e.stack ?? e.message) : String(e)}`));
   } catch (e) {
-    cfg.log?.(`furing: ${op} (node ${ino}) threw: ${(e as Error)?.stack ?? String(e)}`);
+    cfg.log?.(`furing: ${op} (node ${ino}) threw: ${e instanceof Error ? foldStack(e.stack ?? e.message) : String(e)}`);
   }
 }
 h(Op.FORGET, (c, cfg) => {
+  if (cfg.trace) c.trace = `nlookup=${u64(c, 0)}`;
   forget(c, cfg, c.nodeid, u64(c, 0));
   return NO_REPLY;
 });
@@ -258,6 +261,11 @@ h(Op.BATCH_FORGET, (c, cfg) => {
   const d = c.slot.data;
   let o = argBase(c, cfg);
   const end = argEnd(c);
+  if (cfg.trace) {
+    const first: string[] = [];
+    for (let i = 0, p = o; i < count && i < 8 && p + 16 <= end; i++, p += 16) first.push(`${getU64(d, p)}:${getU64(d, p + 8)}`);
+    c.trace = `count=${count} [ino:nlookup ${first.join(" ")}${count > 8 ? " ..." : ""}]`;
+  }
   for (let i = 0; i < count && o + 16 <= end; i++, o += 16) {
     forget(c, cfg, getU64(d, o), getU64(d, o + 8));
   }
@@ -288,7 +296,7 @@ h(Op.SETATTR, (c, cfg) => {
   // fallocate, copy_file_range, the first write; chown(f, -1, -1)) and what is left is a SETATTR
   // with nothing to change (fuse_setattr): the filesystem is to kill privileges itself.
   if ((valid & FATTR_KILL_SUIDGID) !== 0 || (cfg.killPriv === true && (valid & FATTR_CHANGES) === 0)) ch.killSuidgid = true;
-  if (cfg.trace) c.trace = JSON.stringify(ch);
+  if (cfg.trace) c.trace = describeSetAttr(ch);
   c.enc = encAttr;
   return f.call(c.fs, c, c.nodeid, ch);
 });
@@ -312,7 +320,7 @@ h(Op.MKNOD, (c, cfg) => {
   if (f === undefined) return NOSYS;
   const name = str(c, argBase(c, cfg));
   const mode = u32(c, 0);
-  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${mode.toString(8)}`;
+  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${oct(mode)}`;
   c.enc = encEntry;
   return f.call(c.fs, c, c.nodeid, name, mode, u32(c, 4), u32(c, 8));
 });
@@ -321,7 +329,7 @@ h(Op.MKDIR, (c, cfg) => {
   if (f === undefined) return NOSYS;
   const name = str(c, argBase(c, cfg));
   const mode = u32(c, 0);
-  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${mode.toString(8)}`;
+  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${oct(mode)}`;
   c.enc = encEntry;
   return f.call(c.fs, c, c.nodeid, name, mode, u32(c, 4));
 });
@@ -365,7 +373,7 @@ h(Op.LINK, (c, cfg) => {
 h(Op.OPEN, (c, cfg) => {
   const flags = u32(c, 0);
   const kill = (u32(c, 4) & FUSE_OPEN_KILL_SUIDGID) !== 0;
-  if (cfg.trace) c.trace = `flags=0${flags.toString(8)}${kill ? " kill_suidgid" : ""}`;
+  if (cfg.trace) c.trace = `flags=${oct(flags)}${kill ? " kill_suidgid" : ""}`;
   c.openFlags = flags;
   c.enc = encOpen;
   const f = c.fs.open;
@@ -515,7 +523,7 @@ h(Op.CREATE, (c, cfg) => {
   const name = str(c, argBase(c, cfg));
   const flags = u32(c, 0), mode = u32(c, 4);
   const kill = (u32(c, 12) & FUSE_OPEN_KILL_SUIDGID) !== 0;
-  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${mode.toString(8)} flags=0${flags.toString(8)}${kill ? " kill_suidgid" : ""}`;
+  if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${oct(mode)} flags=${oct(flags)}${kill ? " kill_suidgid" : ""}`;
   c.openFlags = flags;
   c.enc = encCreate;
   return f.call(c.fs, c, c.nodeid, name, mode, flags, u32(c, 8), kill);
@@ -525,7 +533,7 @@ h(Op.TMPFILE, (c) => {
   const f = c.fs.tmpfile;
   if (f === undefined) return NOSYS;
   const flags = u32(c, 0), mode = u32(c, 4);
-  if (c.cfg.trace) c.trace = `mode=${mode.toString(8)} flags=0${flags.toString(8)}`;
+  if (c.cfg.trace) c.trace = `mode=${oct(mode)} flags=${oct(flags)}`;
   c.openFlags = flags;
   c.enc = encCreate;
   return f.call(c.fs, c, c.nodeid, mode, flags, u32(c, 8));

@@ -20,6 +20,7 @@ import { EMBEDDED_PLUGINS, isStandalone } from "./builtin.ts";
 import { registerSourceMap, unregisterSourceMap, mapStack } from "./sourcemap.ts";
 import { Generation, destroyFilesystem, type Dispatcher } from "../dispatch/dispatcher.ts";
 import type { ReactorPool } from "../session/reactors.ts";
+import { TypeChecker } from "./typecheck.ts";
 
 export interface HostOptions {
   /** Plugin argument: memfs, passthrough, a directory or a file. */
@@ -40,6 +41,8 @@ export interface HostOptions {
   reactors?: number;
   /** Start the Workers with the first generation (its bundle file stays until they imported it). */
   startReactors?: (file: string, generation: number, shared: Map<string, SharedArrayBuffer>) => Promise<ReactorPool>;
+  /** --typecheck: a generation with type errors is rejected before it is set up. */
+  typecheck?: boolean;
 }
 
 /** Notifier handed to plugins before the kernel connection exists; calls wait until it does. */
@@ -146,13 +149,21 @@ export class PluginHost {
   reloads = 0;
   rejected = 0;
   lastError: string | null = null;
+  /** When the serving generation was loaded, and when the last reload was rejected (ms since the epoch). */
+  loadedAt = 0;
+  lastErrorAt = 0;
 
   /** Serving a plugin embedded in the binary (no files to bundle or watch). */
   readonly embedded: boolean;
+  private readonly checker: TypeChecker | null;
 
   constructor(private readonly o: HostOptions) {
     this.embedded = o.module !== undefined || (isStandalone() && isBuiltinName(o.spec));
     this.entry = this.embedded ? `embedded:${o.spec}` : resolvePluginEntry(o.spec);
+    if (o.typecheck === true && this.embedded) throw new PluginError(`--typecheck needs the plugin's source files, and ${o.spec} is built into this program`);
+    // typescript is a development dependency: the single-file binary does not carry it
+    if (o.typecheck === true && isStandalone()) throw new PluginError("--typecheck is not available in the furing binary (it does not include the TypeScript compiler); run from source (bun furing mount --typecheck ...) to type-check on reload");
+    this.checker = o.typecheck === true ? new TypeChecker() : null;
     process.on("exit", () => this.genDir && rmSync(this.genDir, { recursive: true, force: true }));
   }
 
@@ -248,6 +259,12 @@ export class PluginHost {
   /** Build and set up the first generation (errors are PluginErrors: nothing is mounted). */
   async start(): Promise<{ name: string; fs: Filesystem; options: Record<string, unknown>; plugin: Plugin<Record<string, unknown>> }> {
     const b = await this.build(1);
+    try {
+      await this.typecheck(b, 1);
+    } catch (e) {
+      this.releaseFile(b);
+      throw e;
+    }
     this.name = b.name;
     if (b.plugin.concurrency === "shared" && (this.o.reactors ?? 0) > 0 && this.embedded) {
       this.o.log(`furing: ${b.name} is built into this program: reactor Workers need its source file, so the main thread serves every queue`);
@@ -270,6 +287,7 @@ export class PluginHost {
     }
     this.currentFile = b.file;
     this.generation = 1;
+    this.loadedAt = Date.now();
     this.name = b.name;
     this.inputs = b.inputs;
     this.hash = b.hash;
@@ -350,6 +368,8 @@ export class PluginHost {
       const b = (built = await this.build(n));
       const inner = b.inputs.find((f) => this.isForbidden(f));
       if (inner !== undefined) throw new PluginError(`${inner} lies inside the mountpoint ${this.forbidden}: the plugin cannot import files it serves`);
+      // before the identical-bundle check: an edit of types alone bundles the same code
+      await this.typecheck(b, n);
       if (b.hash === this.hash) {
         unregisterSourceMap(b.file);
         this.o.log(`furing: ${basename(trigger)} changed but the bundle is identical; generation ${this.generation} keeps serving (${(performance.now() - t0).toFixed(0)} ms)`);
@@ -389,6 +409,7 @@ export class PluginHost {
         void old.destroy(this.o.log);
       });
       this.generation = n;
+      this.loadedAt = Date.now();
       this.name = b.name;
       this.hash = b.hash;
       this.lastError = null;
@@ -405,6 +426,7 @@ export class PluginHost {
       this.rejected++;
       const msg = e instanceof PluginError || e instanceof FuseError ? mapStack(e.message) : mapStack(`${(e as Error)?.stack ?? String(e)}`);
       this.lastError = msg;
+      this.lastErrorAt = Date.now();
       this.o.log(`furing: reload rejected, generation ${this.generation} keeps serving: ${msg}`);
       return false;
     } finally {
@@ -417,7 +439,15 @@ export class PluginHost {
     }
   }
 
+  /** --typecheck of generation `n`'s own files; type errors throw (the generation is rejected). */
+  private async typecheck(b: Built, n: number): Promise<void> {
+    if (this.checker === null) return;
+    const ms = await this.checker.check(b.inputs, `generation ${n}`);
+    this.o.log(`furing: generation ${n} type-checks clean (${ms.toFixed(0)} ms)`);
+  }
+
   close(): void {
+    this.checker?.close();
     for (const w of this.watchers) w.close();
     this.watchers = [];
     if (this.timer !== null) clearTimeout(this.timer);

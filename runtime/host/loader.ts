@@ -35,7 +35,7 @@ export function isBuiltinName(spec: string): boolean {
 export function resolvePluginEntry(spec: string): string {
   const looksBuiltin = isBuiltinName(spec);
   const p = looksBuiltin ? join(PLUGINS_DIR, spec) : resolve(spec);
-  if (!existsSync(p)) throw new PluginError(`plugin ${spec}: ${p} does not exist`);
+  if (!existsSync(p)) throw new PluginError(notFound(spec, p));
   if (statSync(p).isDirectory()) {
     const pkg = join(p, "package.json");
     if (existsSync(pkg)) {
@@ -56,6 +56,16 @@ export function resolvePluginEntry(spec: string): string {
   }
   if (!/\.(ts|js|mts|mjs|tsx|jsx)$/.test(p)) throw new PluginError(`plugin ${spec}: ${p} is not a .ts or .js file`);
   return p;
+}
+
+/**
+ * A plugin argument that names nothing: a bare word may be a mistyped built-in, so the message
+ * lists the built-ins; every form says which path was tried.
+ */
+function notFound(spec: string, tried: string): string {
+  const bare = !spec.includes("/") && !spec.startsWith(".");
+  if (!bare) return `plugin ${spec}: ${tried} does not exist`;
+  return `plugin ${spec}: not a built-in plugin (built-ins: ${BUILTIN_PLUGINS.join(", ")}), nor a plugin path: tried ${tried}, which does not exist`;
 }
 
 /** Where in the plugin's source an error happened ("file:line:col"), if known. */

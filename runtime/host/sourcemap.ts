@@ -98,3 +98,50 @@ export function pluginFrames(stack: string | undefined): string {
   }
   return out.join("\n");
 }
+
+/** The runtime's own source (frames here are furing's, not the plugin's). */
+const RUNTIME_DIR = resolve(import.meta.dir, "..") + "/";
+const FRAME = /^\s+at /;
+const FRAME_FILE = /((?:\/|file:\/\/)[^\s():]+):(\d+):(\d+)/;
+
+/**
+ * A plugin error's stack for the log: the message, the plugin's frames (mapped to its files) and
+ * whatever it called that is not furing (node:fs, native), with furing's own frames folded into
+ * one "(+N furing frames)" line per run. A stack with no plugin frame is only mapped.
+ */
+export function foldStack(stack: string): string {
+  if (maps.size === 0) return stack;
+  const lines = stack.split("\n");
+  const fileOf = (l: string) => FRAME_FILE.exec(l)?.[1]?.replace(/^file:\/\//, "");
+  const isPlugin = (l: string) => {
+    const f = fileOf(l);
+    return f !== undefined && maps.has(f);
+  };
+  let last = -1;
+  for (let i = 0; i < lines.length; i++) if (FRAME.test(lines[i]!) && isPlugin(lines[i]!)) last = i;
+  if (last < 0) return mapStack(stack);
+  const out: string[] = [];
+  let folded = 0;
+  const flush = () => {
+    if (folded > 0) out.push(`    (+${folded} furing frame${folded === 1 ? "" : "s"})`);
+    folded = 0;
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!;
+    if (!FRAME.test(l)) {
+      flush();
+      out.push(mapStack(l));
+      continue;
+    }
+    const f = fileOf(l);
+    // after the plugin's outermost frame everything is the runtime calling it
+    const furing = i > last || (f !== undefined && !maps.has(f) && (f.startsWith(RUNTIME_DIR) || f.startsWith("/$bunfs/")));
+    if (furing) folded++;
+    else {
+      flush();
+      out.push(mapStack(l));
+    }
+  }
+  flush();
+  return out.join("\n");
+}

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import type { MountOptions } from "../mount/options.ts";
 import type { Notifier } from "../api/types.ts";
 import { PluginError } from "../host/loader.ts";
+import type { RawStats } from "../dispatch/stats.ts";
 
 /** What a Worker needs to start: its place, the mount's options and the plugin's first generation. */
 export interface WorkerSetup {
@@ -92,7 +93,8 @@ export interface WorkerStatus {
   reactor: { wakeups: number; completions: number; rescues: number };
   kernelNodes: number;
   memory: { heap_kib: number };
-  stats: { count: Float64Array; errors: Float64Array; maxUs: Float64Array; hist: Uint32Array };
+  /** `dispatcher.stats.raw()` of the Worker (summed into the main thread's status). */
+  stats: RawStats;
 }
 
 /** Worker `w` of `count` serves possible CPUs [first, first + queues) and runs on the online ones. */

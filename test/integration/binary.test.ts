@@ -20,7 +20,7 @@ import { bunNativePlugin } from "../helpers/bun-native.ts";
 const READY = "furing: ready ";
 const HAVE_PASSTHROUGH = existsSync(join(REPO, "plugins/passthrough/index.ts"));
 /** Tools the daemon may run (unmount in a child, fusermount3 for non-root, sh+cat for auto_unmount). */
-const TOOLS = ["umount", "mount", "fusermount3", "sh", "cat"];
+const TOOLS = ["umount", "mount", "fusermount3", "sh", "cat", "rm"];
 /** A small system tree to copy in (first that exists). */
 const TREE = ["/usr/include/linux", "/usr/share/zoneinfo", join(REPO, "runtime")].find((d) => existsSync(d))!;
 
@@ -308,6 +308,16 @@ describe("dist/furing (single-file binary)", () => {
       expect(await readText(join(dir, "greeting"))).toBe("from the binary\n");
     });
   });
+
+  test("furing check runs inside the binary (its executors are the binary itself) and leaves nothing mounted", async () => {
+    // both transports, the concurrency family included: daemons and executors are copies of the binary
+    const r = await run([furing, "check", "memfs", "--ops", "300", "--seed", "5", "--writers", "2", "--writer-ops", "100"], { cwd: home, env, timeoutMs: 120_000 });
+    if (r.code !== 0) throw new Error(describeResult(r));
+    expect(r.stdout).toMatch(/furing check memfs: 4 runs, \d+ ops compared with tmpfs, 0 differences/);
+    const dirs = [...r.stderr.matchAll(/over \S+ \((\S+)\) vs tmpfs \((\S+)\)/g)].flatMap((m) => [m[1]!, m[2]!]);
+    expect(dirs.length).toBe(4);
+    for (const d of dirs) expect(await isMounted(d)).toBe(false);
+  }, 120_000);
 });
 
 describe("furing compile (from source)", () => {

@@ -681,7 +681,7 @@ describe("mount options", () => {
 // ---------------------------------------------------------------------------------------------
 
 describe("-d trace", () => {
-  const LINE = /^\[(\d+)\] ([A-Z_]+) node=(\d+)(.*) uid=(\d+) pid=(\d+) → (OK \d+ bytes|-E[A-Z0-9]+|\(no reply\)) (\d+)µs \[(\w+)\]$/;
+  const LINE = /^\[(\d+)\] ([A-Z_]+) node=(\d+)(.*) uid=(\d+) pid=(\d+) → (OK \d+ bytes(?: \{.*\})?|-E[A-Z0-9]+|\(no reply\)) (\d+)µs \[(\w+)\]$/;
 
   test("prints one readable line per request: opcode, node, arguments, result or errno, latency", async () => {
     await withDaemon(
@@ -701,11 +701,11 @@ describe("-d trace", () => {
         const miss = find("LOOKUP", (m) => m[4]!.includes('"no-such-name"'));
         expect(miss?.[3]).toBe("1");
         expect(miss?.[7]).toBe("-ENOENT");
-        expect(find("CREATE", (m) => m[4]!.includes('"traced"'))?.[7]).toMatch(/^OK \d+ bytes$/);
+        expect(find("CREATE", (m) => m[4]!.includes('"traced"'))?.[7]).toMatch(/^OK \d+ bytes \{ino=\d+ .*\}$/);
         const write = find("WRITE");
         expect(write?.[4]).toContain("size=5");
         expect(write?.[5]).toBe(String(process.getuid!()));
-        expect(find("READ")?.[7]).toMatch(/^OK 5 bytes$/);
+        expect(find("READ")?.[7]).toMatch(/^OK 5 bytes$/); // data replies: the byte count says it all
         for (const m of parsed) expect(Number(m[8])).toBeLessThan(10_000_000);
       },
     );

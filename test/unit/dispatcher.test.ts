@@ -1238,6 +1238,36 @@ describe.each(LAYOUTS)("%s layout", (layout) => {
       expect(d.inflight).toBe(0);
     });
 
+    test("error replies are counted by errno, expected answers apart from failures (a negative entry counts as ENOENT)", () => {
+      const { send, d } = rig(layout, {
+        lookup: (_r, _p, n) => {
+          if (n === "io") throw new FuseError("EIO");
+          throw new FuseError("ENOENT");
+        },
+      }, { negativeTimeout: 5 });
+      send({ opcode: OP.LOOKUP, args: cstr("missing") }); // answered with a negative entry (error 0 on the wire)
+      send({ opcode: OP.LOOKUP, args: cstr("io") });
+      send({ opcode: OP.GETATTR, opHeader: getattrIn() }); // ENOSYS: the plugin lacks getattr
+      const s = d.stats.snapshot();
+      expect(s.lookup).toMatchObject({ count: 2, errors: 2, failures: 1, expected: 1, errnos: { ENOENT: 1, EIO: 1 } });
+      expect(s.getattr).toMatchObject({ count: 1, errors: 1, failures: 0, expected: 1, errnos: { ENOSYS: 1 } });
+    });
+
+    test("trace: SETATTR's mode in octal, FORGET and BATCH_FORGET counts, replies decoded", () => {
+      const { send, logs } = rig(layout, { setattr: (_r, ino) => attr(ino), forget: () => {} }, { trace: true });
+      const hdr = struct(88, (d) => {
+        d.setUint32(0, (1 << 0) | (1 << 3), true); // MODE | SIZE
+        d.setBigUint64(16, 7n, true);
+        d.setUint32(68, S_IFREG | 0o4751, true);
+      });
+      send({ opcode: OP.SETATTR, nodeid: 3, opHeader: hdr });
+      send({ opcode: OP.FORGET, nodeid: 5, opHeader: forgetIn(4) });
+      send({ opcode: OP.BATCH_FORGET, nodeid: 0, opHeader: batchForgetIn(2), args: cat(forgetOne(10, 1), forgetOne(12, 3)) });
+      expect(logs[0]).toMatch(/ SETATTR node=3 mode=0104751 size=7 .*→ OK 104 bytes \{attr_valid=1s ino=3 mode=0\d+ nlink=\d+ uid=\d+ gid=\d+ size=\d+ mtime=-?\d+\.\d{9}\}/);
+      expect(logs[1]).toContain("FORGET node=5 nlookup=4 ");
+      expect(logs[2]).toContain("BATCH_FORGET node=0 count=2 [ino:nlookup 10:1 12:3] ");
+    });
+
     test("trace logs one line per request with op, node, args, result and transport", () => {
       const { t, send, logs } = rig(layout, { lookup: (_r, _p, n) => { if (n === "no") throw new FuseError("ENOENT"); return attr(2); } }, { trace: true });
       send({ opcode: OP.LOOKUP, unique: 0x1_0000_0004n, nodeid: 1, uid: 7, pid: 8, args: cstr("yes") });

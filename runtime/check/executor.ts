@@ -1,7 +1,8 @@
 /**
  * The executor: a child process that performs differential-test ops on one root.
  *
- *   bun test/differential/executor.ts
+ *   bun runtime/check/executor.ts          (from source)
+ *   furing __check-executor                (inside the binary)
  *
  * Reads requests as JSON lines on stdin and answers each with one JSON line on stdout:
  *   {"i":1,"c":"root","path":"/tmp/x/run1"}      set (and create) the root ops are relative to
@@ -13,7 +14,7 @@
  * Syscalls on a FUSE mount are made here, never in the test runner: a blocking FFI call on a
  * hung mount cannot be interrupted, but this process can be killed.
  */
-import * as sys from "furing/sys";
+import * as sys from "../api/sys.ts";
 import { rmSync } from "node:fs";
 import * as ffi from "./ffi.ts";
 import {
@@ -528,7 +529,8 @@ function handle(req: Request): unknown {
   }
 }
 
-if (import.meta.main) {
+/** Serves requests from stdin until it closes (the executor process's main). */
+export async function serveExecutor(): Promise<void> {
   process.setgroups?.([]);
   sys.umask(0o022);
   const decoder = new TextDecoder();
@@ -558,3 +560,5 @@ if (import.meta.main) {
     if (replies) out(replies);
   }
 }
+
+if (import.meta.main) await serveExecutor();

@@ -8,8 +8,8 @@
  * the executor child process, never on a test runner's thread.
  */
 import { dlopen, FFIType as T, ptr, read as peek, type Pointer } from "bun:ffi";
-import { errnoName } from "../../runtime/api/errno.ts";
-import { nameByteLength, writeName } from "../../runtime/api/names.ts";
+import { errnoName } from "../api/errno.ts";
+import { nameByteLength, writeName } from "../api/names.ts";
 
 const lib = dlopen("libc.so.6", {
   read: { args: [T.i32, T.ptr, T.u64], returns: T.i64_fast },

@@ -7,9 +7,16 @@ import type { Subprocess } from "bun";
 import { join, resolve } from "node:path";
 import type { Op, Result } from "./ops.ts";
 import type { Snapshot } from "./executor.ts";
+import { isStandalone } from "../host/builtin.ts";
 
-const EXECUTOR = join(import.meta.dir, "executor.ts");
-const REPO = resolve(import.meta.dir, "../..");
+/** The hidden command of the furing binary that runs an executor (runtime/cli/main.ts). */
+export const EXECUTOR_COMMAND = "__check-executor";
+
+/** How to start an executor: bun with executor.ts from source, the binary itself when compiled. */
+function executorCommand(): { cmd: string[]; cwd?: string } {
+  if (isStandalone()) return { cmd: [process.execPath, EXECUTOR_COMMAND] };
+  return { cmd: [process.execPath, join(import.meta.dir, "executor.ts")], cwd: resolve(import.meta.dir, "../..") };
+}
 
 export class ExecutorError extends Error {}
 
@@ -24,7 +31,8 @@ export class Executor {
 
   constructor(readonly name: string, timeoutMs = 20_000) {
     this.timeoutMs = timeoutMs;
-    this.proc = Bun.spawn([process.execPath, EXECUTOR], { cwd: REPO, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    const { cmd, cwd } = executorCommand();
+    this.proc = Bun.spawn(cmd, { cwd, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
     const proc = this.proc;
     void this.pump();
     void (async () => {
