@@ -20,6 +20,7 @@
  */
 import {
   defineFilesystem,
+  lockOps,
   type CreateReply,
   type DirList,
   type DirListPlus,
@@ -69,27 +70,34 @@ import {
   EPERM,
 } from "./errors.ts";
 import {
-  type Dir,
-  type DirEnt,
   type Node,
   INODE_SPACE,
   accessed,
   addEntry,
   checkName,
   checkNewName,
+  dirChild,
+  dirSize,
   dropLink,
+  entryCookie,
+  entryName,
+  entryNode,
   forgetNode,
   getDir,
   getNode,
   indexBefore,
   isAncestor,
-  keepClockFloor,
+  listLength,
+  markLinkable,
   maybeFree,
   newNode,
   removeEntry,
   setAtime,
   setCtime,
   setMtime,
+  setTarget,
+  takeLinkable,
+  targetOf,
   tick,
   utf8Length,
 } from "./nodes.ts";
@@ -109,7 +117,7 @@ import {
 } from "./data.ts";
 import { getXattr, listXattrs, removeXattr, setXattr } from "./xattr.ts";
 import { killPrivileges } from "./privileges.ts";
-import type { MemfsState } from "./state.ts";
+import { nodeById, type MemfsState } from "./state.ts";
 
 /** Symlink targets up to this length (with the NUL) live in the inode, longer ones take a page. */
 const SHORT_SYMLINK_LEN = 128;
@@ -134,7 +142,7 @@ function make(state: MemfsState, req: Request, p: Node, name: string, mode: numb
     gid = p.gid;
     if ((mode & S_IFMT) === S_IFDIR) mode |= S_ISGID;
   }
-  tick();
+  tick(state);
   const n = newNode(state, mode, req.uid, gid);
   addEntry(p, name, n);
   setMtime(p);
@@ -147,32 +155,21 @@ const NOATIME_FH = 1;
 const NOATIME_OPEN: OpenReply = Object.freeze({ fh: NOATIME_FH });
 
 export function createOps(state: MemfsState): Filesystem {
-  const nodes = state.nodes;
-  keepClockFloor((state.clockFloor ??= { sec: 0, nsec: 0 }));
-
-  /** A tmpfile node that was freed without ever being linked leaves the linkable set. */
-  function unlinkable(ino: number): void {
-    const l = state.linkable;
-    if (l !== undefined && l.size !== 0 && !nodes.has(ino)) l.delete(ino);
-  }
-
-  return defineFilesystem({
+  return lockOps(state.lock, defineFilesystem({
     // setuid/setgid are cleared here (privileges.ts), when the kernel says so (killSuidgid)
     killPrivileges: true,
 
     lookup(req: Request, parent: number, name: string): Node {
-      const p = nodes.get(parent);
+      const p = nodeById(state, parent);
       if (p === undefined) throw ENOENT;
-      const d = p.dir;
-      if (d === null) throw ENOTDIR;
-      const e = d.names.get(name);
-      if (e !== undefined) {
-        const n = e.node as Node;
-        n.nlookup++;
-        return n;
+      if (!p.isDir) throw ENOTDIR;
+      const c = dirChild(p, name);
+      if (c !== undefined) {
+        c.nlookup++;
+        return c;
       }
       if (name === "." || name === "..") {
-        const n = name === "." ? p : (nodes.get(p.parent) ?? p);
+        const n = name === "." ? p : (nodeById(state, p.parent) ?? p);
         n.nlookup++;
         return n;
       }
@@ -182,11 +179,10 @@ export function createOps(state: MemfsState): Filesystem {
 
     forget(ino: number, nlookup: number): void {
       forgetNode(state, ino, nlookup);
-      unlinkable(ino);
     },
 
     getattr(req: Request, ino: number): Node {
-      const n = nodes.get(ino);
+      const n = nodeById(state, ino);
       if (n === undefined) throw ENOENT;
       return n;
     },
@@ -195,11 +191,11 @@ export function createOps(state: MemfsState): Filesystem {
       const n = getNode(state, ino);
       const size = ch.size;
       if (size !== undefined) {
-        if (n.dir !== null) throw EISDIR;
+        if (n.isDir) throw EISDIR;
         if (!isReg(n) || size < 0 || !Number.isInteger(size)) throw EINVAL;
         if (size > MAX_FILE_SIZE) throw EFBIG;
       }
-      tick();
+      tick(state);
       let changed = false;
       // before a chown: the rule looks at the group the file had
       // (an empty request is the kernel's file_remove_privs() for a writer, or anyone's chown(f, -1, -1):
@@ -258,9 +254,9 @@ export function createOps(state: MemfsState): Filesystem {
 
     readlink(req: Request, ino: number): string {
       const n = getNode(state, ino);
-      if (n.target === null) throw EINVAL;
+      if (n.targetPtr === 0) throw EINVAL;
       accessed(n);
-      return n.target;
+      return targetOf(n);
     },
 
     mknod(req: Request, parent: number, name: string, mode: number, rdev: number, umask: number): Node {
@@ -286,15 +282,14 @@ export function createOps(state: MemfsState): Filesystem {
 
     unlink(req: Request, parent: number, name: string): void {
       const p = getDir(state, parent, false);
-      const e = (p.dir as Dir).names.get(name);
-      if (e === undefined) {
+      const n = dirChild(p, name);
+      if (n === undefined) {
         checkName(name);
         throw ENOENT;
       }
-      const n = e.node as Node;
-      if (n.dir !== null) throw EISDIR;
-      tick();
-      removeEntry(p, e);
+      if (n.isDir) throw EISDIR;
+      tick(state);
+      removeEntry(p, name);
       setMtime(p);
       dropLink(state, n);
     },
@@ -303,16 +298,15 @@ export function createOps(state: MemfsState): Filesystem {
       const p = getDir(state, parent, false);
       if (name === ".") throw EINVAL;
       if (name === "..") throw ENOTEMPTY;
-      const e = (p.dir as Dir).names.get(name);
-      if (e === undefined) {
+      const n = dirChild(p, name);
+      if (n === undefined) {
         checkName(name);
         throw ENOENT;
       }
-      const n = e.node as Node;
-      if (n.dir === null) throw ENOTDIR;
-      if (n.dir.names.size !== 0) throw ENOTEMPTY;
-      tick();
-      removeEntry(p, e);
+      if (!n.isDir) throw ENOTDIR;
+      if (dirSize(n) !== 0) throw ENOTEMPTY;
+      tick(state);
+      removeEntry(p, name);
       setMtime(p);
       dropLink(state, n);
     },
@@ -326,7 +320,7 @@ export function createOps(state: MemfsState): Filesystem {
       const long = len + 1 > SHORT_SYMLINK_LEN;
       if (long && freeBytes(state) < PAGE) throw ENOSPC;
       const n = make(state, req, p, name, S_IFLNK | 0o777);
-      n.target = target;
+      setTarget(n, target);
       n.size = len;
       if (long) chargePage(state, n);
       n.nlookup++;
@@ -340,29 +334,27 @@ export function createOps(state: MemfsState): Filesystem {
       const op = getDir(state, parent, false);
       const np = getDir(state, newParent, false);
       if (name === "." || name === ".." || newName === "." || newName === "..") throw EBUSY;
-      const se = (op.dir as Dir).names.get(name);
-      if (se === undefined) {
+      const src = dirChild(op, name);
+      if (src === undefined) {
         checkName(name);
         throw ENOENT;
       }
       checkName(newName);
-      const te = (np.dir as Dir).names.get(newName);
-      if (te !== undefined && (flags & RENAME_NOREPLACE) !== 0) throw EEXIST;
-      if (exchange && te === undefined) throw ENOENT;
-      const src = se.node as Node;
-      const dst = te === undefined ? null : (te.node as Node);
+      const dst = dirChild(np, newName) ?? null;
+      if (dst !== null && (flags & RENAME_NOREPLACE) !== 0) throw EEXIST;
+      if (exchange && dst === null) throw ENOENT;
       // The checks the kernel makes with lock_rename's "trap", in its order.
-      if (src.dir !== null && isAncestor(state, src, np)) throw EINVAL;
-      if (dst !== null && dst.dir !== null && isAncestor(state, dst, op)) throw exchange ? EINVAL : ENOTEMPTY;
+      if (src.isDir && isAncestor(state, src, np)) throw EINVAL;
+      if (dst !== null && dst.isDir && isAncestor(state, dst, op)) throw exchange ? EINVAL : ENOTEMPTY;
       if (src === dst) return; // two names of one node: nothing to do
       if (np.nlink === 0) throw ENOENT;
 
       if (exchange) {
         // Both names are re-added (they list as the newest entries, the new name first).
         const other = dst as Node;
-        tick();
-        removeEntry(op, se);
-        removeEntry(np, te as DirEnt);
+        tick(state);
+        removeEntry(op, name);
+        removeEntry(np, newName);
         addEntry(op, name, other);
         addEntry(np, newName, src);
         setMtime(op);
@@ -373,18 +365,18 @@ export function createOps(state: MemfsState): Filesystem {
       }
 
       if (dst !== null) {
-        if (src.dir !== null) {
-          if (dst.dir === null) throw ENOTDIR;
-          if (dst.dir.names.size !== 0) throw ENOTEMPTY;
-        } else if (dst.dir !== null) throw EISDIR;
+        if (src.isDir) {
+          if (!dst.isDir) throw ENOTDIR;
+          if (dirSize(dst) !== 0) throw ENOTEMPTY;
+        } else if (dst.isDir) throw EISDIR;
       }
       const whiteout = (flags & RENAME_WHITEOUT) !== 0;
       if (whiteout && state.ispaceFree < INODE_SPACE) throw ENOSPC;
 
-      tick();
-      removeEntry(op, se);
-      if (te !== undefined && dst !== null) {
-        removeEntry(np, te);
+      tick(state);
+      removeEntry(op, name);
+      if (dst !== null) {
+        removeEntry(np, newName);
         dropLink(state, dst);
       }
       // A whiteout is a 0/0 character device left at the old name (overlayfs).
@@ -399,15 +391,15 @@ export function createOps(state: MemfsState): Filesystem {
       const n = getNode(state, ino);
       const p = getDir(state, newParent, true);
       checkNewName(p, newName);
-      if (n.dir !== null) throw EPERM;
+      if (n.isDir) throw EPERM;
       // an unlinked file stays so; an O_TMPFILE file gets its first name (charged as the node already)
       const first = n.nlink === 0;
-      if (first && state.linkable?.delete(ino) !== true) throw ENOENT;
+      if (first && !takeLinkable(n)) throw ENOENT;
       if (!first) {
         if (state.ispaceFree < INODE_SPACE) throw ENOSPC;
         state.ispaceFree -= INODE_SPACE; // tmpfs charges every extra link like a node
       }
-      tick();
+      tick(state);
       n.nlink++;
       addEntry(p, newName, n);
       setMtime(p);
@@ -418,9 +410,9 @@ export function createOps(state: MemfsState): Filesystem {
 
     open(req: Request, ino: number, flags: number, killSuidgid = false): OpenReply | undefined {
       const n = getNode(state, ino);
-      if (n.dir !== null && (flags & O_ACCMODE) !== O_RDONLY) throw EISDIR;
+      if (n.isDir && (flags & O_ACCMODE) !== O_RDONLY) throw EISDIR;
       if ((flags & O_TRUNC) !== 0 && isReg(n)) {
-        tick();
+        tick(state);
         if (killSuidgid) killPrivileges(req, n, false);
         setSize(state, n, 0);
         setMtime(n);
@@ -432,18 +424,18 @@ export function createOps(state: MemfsState): Filesystem {
     },
 
     read(req: Request, ino: number, fh: number, offset: number, size: number, dest: Uint8Array): number {
-      const n = nodes.get(ino);
+      const n = nodeById(state, ino);
       if (n === undefined) throw ENOENT;
-      if (n.dir !== null) throw EISDIR;
+      if (n.isDir) throw EISDIR;
       const count = readData(n, offset, size, dest);
       if (fh !== NOATIME_FH) accessed(n);
       return count;
     },
 
     write(req: Request, ino: number, fh: number, offset: number, data: Uint8Array, flags: number, killSuidgid = false): number {
-      const n = nodes.get(ino);
+      const n = nodeById(state, ino);
       if (n === undefined) throw ENOENT;
-      if (n.dir !== null) throw EISDIR;
+      if (n.isDir) throw EISDIR;
       if (!isReg(n)) throw EINVAL;
       const len = data.length;
       if (offset < 0) throw EINVAL;
@@ -451,7 +443,7 @@ export function createOps(state: MemfsState): Filesystem {
       if (len === 0) return 0;
       // as tmpfs: privileges go and the times change before the data goes in (even when none fits)
       if (killSuidgid && (n.mode & (S_ISUID | S_ISGID)) !== 0) killPrivileges(req, n, false);
-      tick();
+      tick(state);
       setMtime(n);
       const written = writeData(state, n, offset, data, 0, len);
       if (written === 0) throw ENOSPC;
@@ -463,63 +455,58 @@ export function createOps(state: MemfsState): Filesystem {
     // close (one request fewer per create+close).
 
     release(req: Request, ino: number, fh: number, flags: number): void {
-      const n = nodes.get(ino);
+      const n = nodeById(state, ino);
       if (n === undefined) return;
       if (n.opens > 0) n.opens--;
       if ((flags & O_ACCMODE) !== O_RDONLY && n.writers > 0) n.writers--;
       maybeFree(state, n);
-      unlinkable(ino);
     },
 
     fsync(): void {},
 
     opendir(req: Request, ino: number): undefined {
       const n = getNode(state, ino);
-      if (n.dir === null) throw ENOTDIR;
+      if (!n.isDir) throw ENOTDIR;
       n.opens++;
       return undefined;
     },
 
     readdir(req: Request, ino: number, fh: number, offset: number, out: DirList): void {
       const n = getNode(state, ino);
-      const d = n.dir;
-      if (d === null) throw ENOTDIR;
+      if (!n.isDir) throw ENOTDIR;
       if (n.nlink === 0) return; // removed while open: no entries
       accessed(n);
       if (offset < 1 && !out.add(".", n.ino, n.mode, 1)) return;
       if (offset < 2) {
-        const up = nodes.get(n.parent) ?? n;
+        const up = nodeById(state, n.parent) ?? n;
         if (!out.add("..", up.ino, up.mode, 2)) return;
       }
-      const list = d.list;
-      for (let i = (offset < 3 ? list.length : indexBefore(d, offset)) - 1; i >= 0; i--) {
-        const e = list[i] as DirEnt;
-        const c = e.node;
-        if (c !== null && !out.add(e.name, c.ino, c.mode, e.cookie)) return;
+      for (let i = (offset < 3 ? listLength(n) : indexBefore(n, offset)) - 1; i >= 0; i--) {
+        const c = entryNode(n, i);
+        if (c === 0) continue;
+        if (!out.add(entryName(n, i), c, (nodeById(state, c) as Node).mode, entryCookie(n, i))) return;
       }
     },
 
     readdirplus(req: Request, ino: number, fh: number, offset: number, out: DirListPlus): void {
       const n = getNode(state, ino);
-      const d = n.dir;
-      if (d === null) throw ENOTDIR;
+      if (!n.isDir) throw ENOTDIR;
       if (n.nlink === 0) return;
       accessed(n);
       // "." and ".." do not count as lookups.
       if (offset < 1 && !out.add(".", n, 1)) return;
-      if (offset < 2 && !out.add("..", nodes.get(n.parent) ?? n, 2)) return;
-      const list = d.list;
-      for (let i = (offset < 3 ? list.length : indexBefore(d, offset)) - 1; i >= 0; i--) {
-        const e = list[i] as DirEnt;
-        const c = e.node;
-        if (c === null) continue;
-        if (!out.add(e.name, c, e.cookie)) return;
+      if (offset < 2 && !out.add("..", nodeById(state, n.parent) ?? n, 2)) return;
+      for (let i = (offset < 3 ? listLength(n) : indexBefore(n, offset)) - 1; i >= 0; i--) {
+        const id = entryNode(n, i);
+        if (id === 0) continue;
+        const c = nodeById(state, id) as Node;
+        if (!out.add(entryName(n, i), c, entryCookie(n, i))) return;
         c.nlookup++;
       }
     },
 
     releasedir(req: Request, ino: number): void {
-      const n = nodes.get(ino);
+      const n = nodeById(state, ino);
       if (n === undefined) return;
       if (n.opens > 0) n.opens--;
       maybeFree(state, n);
@@ -547,22 +534,22 @@ export function createOps(state: MemfsState): Filesystem {
     setxattr(req: Request, ino: number, name: string, value: Uint8Array, flags: number): void {
       const n = getNode(state, ino);
       setXattr(state, n, name, value, flags);
-      tick();
+      tick(state);
       setCtime(n);
     },
 
     getxattr(req: Request, ino: number, name: string): Uint8Array {
-      return getXattr(getNode(state, ino), name);
+      return getXattr(state, getNode(state, ino), name);
     },
 
     listxattr(req: Request, ino: number): string[] {
-      return listXattrs(getNode(state, ino), req.uid);
+      return listXattrs(state, getNode(state, ino), req.uid);
     },
 
     removexattr(req: Request, ino: number, name: string): void {
       const n = getNode(state, ino);
       removeXattr(state, n, name);
-      tick();
+      tick(state);
       setCtime(n);
     },
 
@@ -573,7 +560,7 @@ export function createOps(state: MemfsState): Filesystem {
       const m = n.mode;
       if (req.uid === 0) {
         // root may read and write anything, and execute what has an x bit (or is a directory).
-        if ((mask & X_OK) !== 0 && n.dir === null && (m & 0o111) === 0) throw EACCES;
+        if ((mask & X_OK) !== 0 && !n.isDir && (m & 0o111) === 0) throw EACCES;
         return;
       }
       const bits = req.uid === n.uid ? (m >> 6) & 7 : req.gid === n.gid ? (m >> 3) & 7 : m & 7;
@@ -582,15 +569,15 @@ export function createOps(state: MemfsState): Filesystem {
 
     create(req: Request, parent: number, name: string, mode: number, flags: number, umask: number, killSuidgid = false): CreateReply {
       const p = getDir(state, parent, true);
-      const e = (p.dir as Dir).names.get(name);
+      const e = dirChild(p, name);
       let n: Node;
       if (e !== undefined) {
         // The kernel looks the name up first, so this is a race with another creator.
         if ((flags & O_EXCL) !== 0) throw EEXIST;
-        n = e.node as Node;
-        if (n.dir !== null) throw EISDIR;
+        n = e;
+        if (n.isDir) throw EISDIR;
         if ((flags & O_TRUNC) !== 0 && isReg(n)) {
-          tick();
+          tick(state);
           if (killSuidgid) killPrivileges(req, n, false);
           setSize(state, n, 0);
           setMtime(n);
@@ -610,10 +597,10 @@ export function createOps(state: MemfsState): Filesystem {
     // once closed and forgotten, unless `link` names it first. The parent directory is unchanged.
     tmpfile(req: Request, parent: number, mode: number, flags: number, umask: number): CreateReply {
       const p = getDir(state, parent, true);
-      tick();
+      tick(state);
       const n = newNode(state, S_IFREG | (mode & 0o7777 & ~umask), req.uid, (p.mode & S_ISGID) !== 0 ? p.gid : req.gid);
       n.nlink = 0;
-      if ((flags & O_EXCL) === 0) (state.linkable ??= new Set()).add(n.ino);
+      if ((flags & O_EXCL) === 0) markLinkable(n);
       n.nlookup++;
       n.opens++;
       if ((flags & O_ACCMODE) !== O_RDONLY) n.writers = (n.writers | 0) + 1;
@@ -622,7 +609,7 @@ export function createOps(state: MemfsState): Filesystem {
 
     fallocate(req: Request, ino: number, fh: number, offset: number, length: number, mode: number): void {
       const n = getNode(state, ino);
-      if (n.dir !== null) throw EISDIR;
+      if (n.isDir) throw EISDIR;
       if (!isReg(n)) throw ENODEV;
       if (offset < 0 || length <= 0) throw EINVAL;
       const end = offset + length;
@@ -636,7 +623,7 @@ export function createOps(state: MemfsState): Filesystem {
         allocate(state, n, offset, end);
         if ((mode & FALLOC_FL_KEEP_SIZE) === 0 && end > n.size) n.size = end;
       }
-      tick();
+      tick(state);
       setMtime(n);
     },
 
@@ -664,7 +651,7 @@ export function createOps(state: MemfsState): Filesystem {
       if (flags !== 0) throw EINVAL;
       const src = getNode(state, inoIn);
       const dst = getNode(state, inoOut);
-      if (src.dir !== null || dst.dir !== null) throw EISDIR;
+      if (src.isDir || dst.isDir) throw EISDIR;
       if (!isReg(src) || !isReg(dst)) throw EINVAL;
       if (offIn < 0 || offOut < 0) throw EINVAL;
       let len = length;
@@ -675,11 +662,11 @@ export function createOps(state: MemfsState): Filesystem {
       if (offOut + len > MAX_FILE_SIZE) throw EFBIG;
       const copied = copyRange(state, src, offIn, dst, offOut, len);
       if (copied === 0) throw ENOSPC;
-      tick();
+      tick(state);
       setMtime(dst);
       return copied;
     },
 
     syncfs(): void {},
-  });
+  }));
 }

@@ -25,43 +25,116 @@
  * Lookup counts. Every entry reply counts one lookup; `forget` returns them. A node is dropped
  * when the kernel has forgotten it and no child node refers to it.
  *
+ * Sharing. Node records live in the shared heap (state.ts): a table from node id to record, and
+ * an identity index (st_dev → st_ino → node id); a PNode is a thread's view of a record. The
+ * descriptor cache is per thread: a thread closes only descriptors it opened, so no thread can
+ * close one another is using; each cached descriptor remembers the record's incarnation
+ * (`gen`), so a node id reused for another file is never served from a stale descriptor. Dropped
+ * nodes are announced in a shared ring, and each thread closes its descriptors of them at its
+ * next descriptor lookup (an O_PATH descriptor of an unlinked file would keep its space in use).
+ * Every call here runs under the state's lock (ops.ts).
+ *
  * Safety. Names come from the kernel one component at a time and are resolved with
  * AT_SYMLINK_NOFOLLOW / O_NOFOLLOW relative to a directory descriptor: the server never follows a
  * symlink and never walks "..", so nothing outside the source is reached by name.
  */
-import { FuseError, S_IFMT, S_IFDIR, type Entry } from "furing";
+import { FuseError, S_IFMT, S_IFDIR, readUnits, writeUnits, type Entry } from "furing";
 import * as sys from "furing/sys";
-import { SYNTHETIC_BASE, type PassthroughState } from "./state.ts";
+import { DROP_RING, M_DROPS, M_DROP_RING, M_IDENTITY, M_NEXT_SYNTHETIC, M_NODES, M_NODE_GEN, M_UNNAMED, SYNTHETIC_BASE, type PassthroughState } from "./state.ts";
 
-/** A node: the attributes the kernel sees (it is returned as the Entry/Attr itself) plus bookkeeping. */
-export interface PNode extends Entry {
-  ino: number;
-  mode: number;
-  nlink: number;
-  uid: number;
-  gid: number;
-  size: number;
-  blocks: number;
-  blksize: number;
-  rdev: number;
-  atimeSec: number;
-  atimeNsec: number;
-  mtimeSec: number;
-  mtimeNsec: number;
-  ctimeSec: number;
-  ctimeNsec: number;
+// A node record in the heap: Float64 slots, then Uint32 words from U0.
+const F_ID = 0, F_SIZE = 1, F_BLOCKS = 2, F_ATIME = 3, F_MTIME = 4, F_CTIME = 5, F_DEV = 6, F_SINO = 7, F_PARENT = 8, F_NLOOKUP = 9, F_CHILDREN = 10, F_GEN = 11;
+const U0 = 24;
+const U_MODE = 0, U_NLINK = 1, U_UID = 2, U_GID = 3, U_BLKSIZE = 4, U_RDEV = 5, U_ATIME_NS = 6, U_MTIME_NS = 7, U_CTIME_NS = 8;
+const U_NAME = 9, U_NAME_LEN = 10, U_HANDLE = 11, U_HANDLE_LEN = 12;
+const RECORD_BYTES = (U0 + 13) * 4;
+
+/**
+ * A node: the attributes the kernel sees (it is returned as the Entry/Attr itself) plus
+ * bookkeeping; a thread's view of a shared record (accessors installed from FIELDS).
+ */
+export class PNode implements Entry {
+  declare readonly ino: number;
+  declare mode: number;
+  declare nlink: number;
+  declare uid: number;
+  declare gid: number;
+  declare size: number;
+  declare blocks: number;
+  declare blksize: number;
+  declare rdev: number;
+  declare atimeSec: number;
+  declare atimeNsec: number;
+  declare mtimeSec: number;
+  declare mtimeNsec: number;
+  declare ctimeSec: number;
+  declare ctimeNsec: number;
   /** Source identity. */
-  dev: number;
-  sino: number;
-  /** Parent node id and name of the last known link (parent 0: none, the root). */
-  parent: number;
-  name: string;
+  declare dev: number;
+  declare sino: number;
+  /** Parent node id of the last known link (0: none, the root). */
+  declare parent: number;
   /** Lookups the kernel holds. */
-  nlookup: number;
+  declare nlookup: number;
   /** Nodes whose `parent` is this one. */
-  children: number;
-  /** struct file_handle bytes, or null (re-open by parent and name). */
-  handle: Uint8Array | null;
+  declare children: number;
+  /** Incarnation of the record (ids can come back for another file). */
+  declare readonly gen: number;
+  readonly f: number;
+  readonly u: number;
+  constructor(
+    readonly s: PassthroughState,
+    /** The record's offset in the heap. */
+    readonly ptr: number,
+  ) {
+    this.f = ptr >>> 3;
+    this.u = (ptr >>> 2) + U0;
+  }
+  /** Name of the last known link. */
+  get name(): string {
+    const h = this.s.heap;
+    return readUnits(h.u16, h.u32[this.u + U_NAME] as number, h.u32[this.u + U_NAME_LEN] as number);
+  }
+  set name(v: string) {
+    const h = this.s.heap;
+    h.free(h.u32[this.u + U_NAME] as number);
+    const p = h.alloc(v.length * 2);
+    writeUnits(h.u16, p, v);
+    h.u32[this.u + U_NAME] = p;
+    h.u32[this.u + U_NAME_LEN] = v.length;
+  }
+  /** struct file_handle bytes (a view of the shared copy), or null (re-open by parent and name). */
+  get handle(): Uint8Array | null {
+    const h = this.s.heap;
+    const len = h.u32[this.u + U_HANDLE_LEN] as number;
+    if (len === 0) return null;
+    const p = h.u32[this.u + U_HANDLE] as number;
+    return h.u8.subarray(p, p + len - 1);
+  }
+  set handle(v: Uint8Array | null) {
+    const h = this.s.heap;
+    h.free(h.u32[this.u + U_HANDLE] as number);
+    h.u32[this.u + U_HANDLE] = 0;
+    h.u32[this.u + U_HANDLE_LEN] = 0;
+    if (v === null) return;
+    const p = h.alloc(v.length);
+    h.u8.set(v, p);
+    h.u32[this.u + U_HANDLE] = p;
+    h.u32[this.u + U_HANDLE_LEN] = v.length + 1;
+  }
+}
+
+const FIELDS: [string, boolean, number][] = [
+  ["ino", true, F_ID], ["size", true, F_SIZE], ["blocks", true, F_BLOCKS], ["atimeSec", true, F_ATIME], ["mtimeSec", true, F_MTIME],
+  ["ctimeSec", true, F_CTIME], ["dev", true, F_DEV], ["sino", true, F_SINO], ["parent", true, F_PARENT], ["nlookup", true, F_NLOOKUP],
+  ["children", true, F_CHILDREN], ["gen", true, F_GEN],
+  ["mode", false, U_MODE], ["nlink", false, U_NLINK], ["uid", false, U_UID], ["gid", false, U_GID], ["blksize", false, U_BLKSIZE],
+  ["rdev", false, U_RDEV], ["atimeNsec", false, U_ATIME_NS], ["mtimeNsec", false, U_MTIME_NS], ["ctimeNsec", false, U_CTIME_NS],
+];
+for (const [name, wide, k] of FIELDS) {
+  Object.defineProperty(PNode.prototype, name, wide
+    ? { get(this: PNode) { return this.s.heap.f64[this.f + k]; }, set(this: PNode, v: number) { this.s.heap.f64[this.f + k] = v; } }
+    : { get(this: PNode) { return this.s.heap.u32[this.u + k]; }, set(this: PNode, v: number) { this.s.heap.u32[this.u + k] = v; } });
 }
 
 const O_PATH_FLAGS = sys.O_PATH | sys.O_NOFOLLOW | sys.O_CLOEXEC;
@@ -77,7 +150,7 @@ export function glibcDev(fuse: number): number {
   return sys.makedev((fuse & 0xfff00) >>> 8, (fuse & 0xff) | ((fuse >>> 12) & 0xfff00));
 }
 
-/** The per-generation code over the kept node state. */
+/** One thread's code over the shared node table. */
 export class NodeTable {
   /** Scratch stat buffer: every fstat/fstatat decodes into it (no allocation). */
   readonly st = sys.newStat();
@@ -90,30 +163,62 @@ export class NodeTable {
     }
     this.graveyard.length = 0;
   };
+  /** This thread's O_PATH descriptors by node id, least recently used first, and the incarnation each belongs to. */
+  private readonly fdCache = new Map<number, number>();
+  private readonly fdGen = new Map<number, number>();
+  /** This thread's share of the descriptor budget. */
+  private readonly fdCacheMax: number;
+  /** This thread's view objects by node id. */
+  private readonly views = new Map<number, PNode>();
+  /** Drops announced so far that this thread has acted on. */
+  private seenDrops: number;
 
-  constructor(readonly s: PassthroughState) {
-    if (!s.nodes.has(1)) {
+  constructor(
+    readonly s: PassthroughState,
+    /** Instances sharing the table (the descriptor budget is split between them). */
+    instances = 1,
+  ) {
+    this.fdCacheMax = Math.max(16, Math.floor(s.fdCacheMax / instances));
+    this.seenDrops = s.meta[M_DROPS] as number;
+    if (!this.nodes().has(1)) {
       const st = sys.fstat(s.rootFd, this.st);
       const root = this.newNode(1, st, 0, "");
       root.nlookup = 1; // the kernel never forgets the root
-      s.nodes.set(1, root);
-      this.identityMap(st.dev).set(st.ino, root);
+      this.nodes().set(1, root.ptr);
+      this.identitySet(st.dev, st.ino, 1);
     }
+  }
+
+  /** The shared node table (the state's map object pointed at it). */
+  private nodes() {
+    return this.s.map.at(this.s.meta[M_NODES] as number);
+  }
+
+  /** The node with id `id`, or undefined. */
+  find(id: number): PNode | undefined {
+    const ptr = this.nodes().get(id);
+    if (ptr === undefined) return undefined;
+    let v = this.views.get(id);
+    if (v === undefined || v.ptr !== ptr) {
+      v = new PNode(this.s, ptr);
+      this.views.set(id, v);
+    }
+    return v;
   }
 
   /** The node with id `id`; ESTALE if the kernel names one we do not know. */
   get(id: number): PNode {
-    const n = this.s.nodes.get(id);
+    const n = this.find(id);
     if (n === undefined) throw new FuseError("ESTALE", `unknown node ${id}`);
     return n;
   }
 
   get root(): PNode {
-    return this.s.nodes.get(1)!;
+    return this.find(1)!;
   }
 
   get size(): number {
-    return this.s.nodes.size;
+    return this.nodes().size;
   }
 
   // ---- descriptors ---------------------------------------------------------------------------
@@ -124,34 +229,100 @@ export class NodeTable {
    */
   fd(node: PNode): number {
     if (node.ino === 1) return this.s.rootFd;
-    const cache = this.s.fdCache;
+    if (this.seenDrops !== this.s.meta[M_DROPS]) this.closeDropped();
+    const cache = this.fdCache;
     const cached = cache.get(node.ino);
     if (cached !== undefined) {
-      cache.delete(node.ino); // most recently used goes last
-      cache.set(node.ino, cached);
-      return cached;
+      if (this.fdGen.get(node.ino) === node.gen) {
+        cache.delete(node.ino); // most recently used goes last
+        cache.set(node.ino, cached);
+        return cached;
+      }
+      this.dropFd(node.ino); // the id now names another file
     }
-    const pinned = this.s.unnamed?.get(node.ino);
-    if (pinned !== undefined) return pinned;
-    const fd = this.reopen(node);
-    this.cacheFd(node.ino, fd);
+    const pinned = this.pinned(node.ino);
+    if (pinned >= 0) return pinned;
+    let fd: number;
+    try {
+      fd = this.reopen(node);
+    } catch (e) {
+      // gone from the source (unlinked while open): the thread that opened it had a cached
+      // descriptor, this one has none; any open file of it will do (descriptors are process-wide)
+      fd = (e as FuseError).errno === 116 ? this.viaOpenFile(node) : -1;
+      if (fd < 0) throw e;
+    }
+    this.cacheFd(node, fd);
     return fd;
   }
 
-  /** Whether `node` has a cached descriptor (tests, diagnostics). */
-  isCached(id: number): boolean {
-    return this.s.fdCache.has(id);
+  /** The descriptor of an open file of a node (shared handle table, handles.ts), or -1. */
+  openFileOf: (ino: number) => number = () => -1;
+
+  /** An O_PATH descriptor of `node` through one of its open files, or -1 if none is open. */
+  private viaOpenFile(node: PNode): number {
+    const ofd = this.openFileOf(node.ino);
+    if (ofd < 0) return -1;
+    // not O_NOFOLLOW: that would open the /proc magic link itself
+    const fd = sys.openat(sys.AT_FDCWD, sys.procPath(ofd), sys.O_PATH | sys.O_CLOEXEC);
+    const st = sys.fstat(fd, this.st);
+    if (st.dev !== node.dev || st.ino !== node.sino) {
+      sys.close(fd);
+      return -1;
+    }
+    return fd;
   }
 
-  private cacheFd(id: number, fd: number): void {
-    const cache = this.s.fdCache;
-    while (cache.size >= this.s.fdCacheMax) {
+  /**
+   * The O_PATH descriptor pinned for nameless node `id` (shared: the thread serving LINK may not
+   * be the one that served TMPFILE), or -1.
+   */
+  private pinned(id: number): number {
+    const t = this.s.meta[M_UNNAMED] as number;
+    if (t === 0) return -1;
+    const m = this.s.map.at(t);
+    return m.size === 0 ? -1 : (m.get(id) ?? -1);
+  }
+
+  /**
+   * Take node `id`'s pin out of the shared table and close it after this op (it got a name, or
+   * was dropped). Only here, under the lock: no other thread can hold the descriptor past its op.
+   */
+  private unpin(id: number): void {
+    const fd = this.pinned(id);
+    if (fd < 0) return;
+    this.s.map.at(this.s.meta[M_UNNAMED] as number).delete(id);
+    this.closeLater(fd);
+  }
+
+  /** Close this thread's descriptors of nodes dropped (by any thread) since it last looked. */
+  private closeDropped(): void {
+    const drops = this.s.meta[M_DROPS] as number;
+    if (drops - this.seenDrops > DROP_RING) {
+      for (const id of [...this.fdCache.keys()]) this.dropFd(id);
+    } else {
+      const ring = (this.s.meta[M_DROP_RING] as number) >>> 3;
+      const f64 = this.s.heap.f64;
+      for (let k = this.seenDrops; k < drops; k++) this.dropFd(f64[ring + (k % DROP_RING)] as number);
+    }
+    this.seenDrops = drops;
+  }
+
+  /** Whether `node` has a descriptor cached by this thread (tests, diagnostics). */
+  isCached(id: number): boolean {
+    return this.fdCache.has(id);
+  }
+
+  private cacheFd(node: PNode, fd: number): void {
+    const cache = this.fdCache;
+    while (cache.size >= this.fdCacheMax) {
       const oldest = cache.keys().next().value as number;
       this.closeLater(cache.get(oldest)!);
       cache.delete(oldest);
+      this.fdGen.delete(oldest);
       this.s.stats.evictions++;
     }
-    cache.set(id, fd);
+    cache.set(node.ino, fd);
+    this.fdGen.set(node.ino, node.gen);
   }
 
   /**
@@ -176,14 +347,10 @@ export class NodeTable {
   }
 
   private dropFd(id: number): void {
-    const pinned = this.s.unnamed?.get(id);
-    if (pinned !== undefined) {
-      this.s.unnamed!.delete(id);
-      this.closeLater(pinned);
-    }
-    const fd = this.s.fdCache.get(id);
+    const fd = this.fdCache.get(id);
     if (fd === undefined) return;
-    this.s.fdCache.delete(id);
+    this.fdCache.delete(id);
+    this.fdGen.delete(id);
     this.closeLater(fd);
   }
 
@@ -208,7 +375,7 @@ export class NodeTable {
       }
     }
     if (node.parent === 0) throw this.stale(node);
-    const parent = s.nodes.get(node.parent);
+    const parent = this.find(node.parent);
     if (parent === undefined) throw this.stale(node);
     const pfd = this.fd(parent);
     let fd: number;
@@ -244,18 +411,40 @@ export class NodeTable {
 
   // ---- identity and attributes ------------------------------------------------------------------
 
-  private identityMap(dev: number): Map<number, PNode> {
-    let m = this.s.byIdentity.get(dev);
-    if (m === undefined) {
-      m = new Map();
-      this.s.byIdentity.set(dev, m);
+  /** The node id of source inode (dev, ino), or undefined. */
+  private identityGet(dev: number, ino: number): number | undefined {
+    const m = this.s.map;
+    const t = m.at(this.s.meta[M_IDENTITY] as number).get(dev);
+    return t === undefined ? undefined : m.at(t).get(ino);
+  }
+
+  private identitySet(dev: number, ino: number, id: number): void {
+    const m = this.s.map;
+    const top = this.s.meta[M_IDENTITY] as number;
+    let t = m.at(top).get(dev);
+    if (t === undefined) {
+      t = m.create();
+      m.at(top).set(dev, t);
     }
-    return m;
+    m.at(t).set(ino, id);
+  }
+
+  private identityDelete(dev: number, ino: number, id: number): void {
+    const m = this.s.map;
+    const top = this.s.meta[M_IDENTITY] as number;
+    const t = m.at(top).get(dev);
+    if (t === undefined || m.at(t).get(ino) !== id) return;
+    m.delete(ino);
+    if (m.size === 0) {
+      m.destroy();
+      m.at(top).delete(dev);
+    }
   }
 
   /** The node of source inode (dev, ino), if the table has one. */
   byIdentity(dev: number, ino: number): PNode | undefined {
-    return this.s.byIdentity.get(dev)?.get(ino);
+    const id = this.identityGet(dev, ino);
+    return id === undefined ? undefined : this.find(id);
   }
 
   /** d_ino to report for a directory entry on `dev`: the node id it has or would get. */
@@ -266,17 +455,27 @@ export class NodeTable {
 
   private newId(dev: number, ino: number): number {
     const s = this.s;
-    if (dev === s.rootDev && ino > 1 && ino < SYNTHETIC_BASE && !s.nodes.has(ino)) return ino;
-    return s.nextSynthetic++;
+    if (dev === s.rootDev && ino > 1 && ino < SYNTHETIC_BASE && !this.nodes().has(ino)) return ino;
+    const id = s.nextSynthetic;
+    s.meta[M_NEXT_SYNTHETIC] = id + 1;
+    return id;
   }
 
+  /** A new record (not in the table yet). */
   private newNode(id: number, st: sys.Stat, parent: number, name: string): PNode {
-    const n: PNode = {
-      ino: id, mode: 0, nlink: 0, uid: 0, gid: 0, size: 0, blocks: 0, blksize: 0, rdev: 0,
-      atimeSec: 0, atimeNsec: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0,
-      dev: st.dev, sino: st.ino, parent, name, nlookup: 0, children: 0, handle: null,
-    };
+    const h = this.s.heap;
+    const ptr = h.calloc(RECORD_BYTES);
+    const n = new PNode(this.s, ptr);
+    h.f64[n.f + F_ID] = id;
+    const gen = (this.s.meta[M_NODE_GEN] as number) + 1;
+    this.s.meta[M_NODE_GEN] = gen;
+    h.f64[n.f + F_GEN] = gen;
+    n.dev = st.dev;
+    n.sino = st.ino;
+    n.parent = parent;
+    n.name = name;
     this.fill(n, st);
+    this.views.set(id, n);
     return n;
   }
 
@@ -323,7 +522,7 @@ export class NodeTable {
    */
   lookup(parent: PNode, name: string, pfd = -1): PNode {
     if (name === "." || name === "..") {
-      const n = name === "." || parent.ino === 1 ? parent : (this.s.nodes.get(parent.parent) ?? this.root);
+      const n = name === "." || parent.ino === 1 ? parent : (this.find(parent.parent) ?? this.root);
       n.nlookup++;
       return n;
     }
@@ -355,8 +554,8 @@ export class NodeTable {
     const known = this.byIdentity(st.dev, st.ino);
     if (known !== undefined) {
       if (own) {
-        if (known.ino === 1 || this.s.fdCache.has(known.ino)) this.closeLater(fd);
-        else this.cacheFd(known.ino, fd);
+        if (known.ino === 1 || this.fdCache.has(known.ino)) this.closeLater(fd);
+        else this.cacheFd(known, fd);
       }
       return this.found(known, parent, name, st);
     }
@@ -373,11 +572,13 @@ export class NodeTable {
     const st = sys.fstat(fd, this.st);
     // not O_NOFOLLOW: that would open the /proc magic link itself
     const pin = sys.openat(sys.AT_FDCWD, sys.procPath(fd), sys.O_PATH | sys.O_CLOEXEC);
-    const n = this.newNode(this.newId(st.dev, st.ino), st, 0, "");
+    const dev = st.dev, sino = st.ino;
+    const n = this.newNode(this.newId(dev, sino), st, 0, "");
     n.nlookup = 1;
-    s.nodes.set(n.ino, n);
-    this.identityMap(n.dev).set(n.sino, n);
-    (s.unnamed ??= new Map()).set(n.ino, pin);
+    this.nodes().set(n.ino, n.ptr);
+    this.identitySet(dev, sino, n.ino);
+    if (s.meta[M_UNNAMED] === 0) s.meta[M_UNNAMED] = s.map.create();
+    s.map.at(s.meta[M_UNNAMED] as number).set(n.ino, pin);
     return n;
   }
 
@@ -389,14 +590,15 @@ export class NodeTable {
 
   private insert(st: sys.Stat, parent: PNode, name: string, fd: number, own = false): PNode {
     const s = this.s;
-    const n = this.newNode(this.newId(st.dev, st.ino), st, parent.ino, name);
+    const dev = st.dev, sino = st.ino;
+    const n = this.newNode(this.newId(dev, sino), st, parent.ino, name);
     n.nlookup = 1;
     parent.children++;
-    s.nodes.set(n.ino, n);
-    this.identityMap(n.dev).set(n.sino, n);
+    this.nodes().set(n.ino, n.ptr);
+    this.identitySet(dev, sino, n.ino);
     if (fd >= 0) {
       if (s.useHandles) this.takeHandle(n, fd);
-      if (own) this.cacheFd(n.ino, fd);
+      if (own) this.cacheFd(n, fd);
     }
     return n;
   }
@@ -407,19 +609,14 @@ export class NodeTable {
       node.name = name;
       return;
     }
-    const s = this.s;
-    const np = s.nodes.get(parentId);
+    const np = this.find(parentId);
     if (np === undefined) return;
     node.name = name;
-    const pinned = s.unnamed?.get(node.ino);
-    if (pinned !== undefined) {
-      // an O_TMPFILE node got its first name: re-opened like any other node from now on (the
-      // pinned descriptor still names the unlinked dentry, "#ino (deleted)")
-      s.unnamed!.delete(node.ino);
-      this.closeLater(pinned);
-    }
+    // an O_TMPFILE node got its first name: re-opened like any other node from now on (the
+    // pinned descriptor still names the unlinked dentry, "#ino (deleted)")
+    if (node.parent === 0) this.unpin(node.ino);
     np.children++;
-    const old = s.nodes.get(node.parent);
+    const old = this.find(node.parent);
     node.parent = parentId;
     if (old !== undefined) {
       old.children--;
@@ -438,23 +635,29 @@ export class NodeTable {
 
   /** The kernel dropped `count` lookups of `id`. */
   forget(id: number, count: number): void {
-    const n = this.s.nodes.get(id);
+    const n = this.find(id);
     if (n === undefined || id === 1) return;
     n.nlookup = Math.max(0, n.nlookup - count);
     this.maybeDrop(n);
   }
 
   private maybeDrop(n: PNode): void {
-    const s = this.s;
+    const h = this.s.heap;
     while (n.ino !== 1 && n.nlookup === 0 && n.children === 0) {
-      s.nodes.delete(n.ino);
-      const m = s.byIdentity.get(n.dev);
-      if (m !== undefined && m.get(n.sino) === n) {
-        m.delete(n.sino);
-        if (m.size === 0) s.byIdentity.delete(n.dev);
-      }
-      this.dropFd(n.ino);
-      const p = s.nodes.get(n.parent);
+      const id = n.ino;
+      const parent = n.parent;
+      this.nodes().delete(id);
+      this.identityDelete(n.dev, n.sino, id);
+      this.dropFd(id);
+      this.unpin(id); // an O_TMPFILE node closed and forgotten without a name
+      this.views.delete(id);
+      const drops = this.s.meta[M_DROPS] as number;
+      h.f64[((this.s.meta[M_DROP_RING] as number) >>> 3) + (drops % DROP_RING)] = id;
+      this.s.meta[M_DROPS] = drops + 1;
+      h.free(h.u32[n.u + U_NAME] as number);
+      h.free(h.u32[n.u + U_HANDLE] as number);
+      h.free(n.ptr);
+      const p = this.find(parent);
       if (p === undefined) return;
       p.children--;
       n = p;

@@ -16,7 +16,7 @@
  *   (it has CAP_FSETID). Declaring it is also what lets kernel passthrough writes bypass the
  *   daemon: without it the kernel asks for security.capability (a GETXATTR) before every write.
  */
-import { FuseError, Errno, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_ISUID, S_ISGID, callerInGroup, modeAfterKill, type Filesystem, type PluginContext, type StatFs } from "furing";
+import { FuseError, Errno, lockOps, S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_ISUID, S_ISGID, callerInGroup, modeAfterKill, type Filesystem, type PluginContext, type StatFs } from "furing";
 import * as sys from "furing/sys";
 import { NodeTable, glibcDev, type PNode } from "./nodes.ts";
 import { Handles } from "./handles.ts";
@@ -42,9 +42,17 @@ export interface PassthroughFs extends Filesystem {
   readonly handles: Handles;
 }
 
-export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "passthrough">): PassthroughFs {
-  const nodes = new NodeTable(s);
+export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "passthrough"> & { reactor?: PluginContext["reactor"] }): PassthroughFs {
+  // the descriptor budget is split between the instances (the main thread and each reactor)
+  s.lock.lock();
+  let nodes: NodeTable;
+  try {
+    nodes = new NodeTable(s, 1 + (ctx.reactor?.count ?? 0));
+  } finally {
+    s.lock.unlock();
+  }
   const handles = new Handles(s);
+  nodes.openFileOf = (ino) => handles.fileFdOf(ino);
   const st = nodes.st;
   const io = ctx.io;
 
@@ -171,7 +179,7 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
     return daemonIo ? { fh } : { fh, backingFd: fd };
   }
 
-  const fs: PassthroughFs = {
+  const fs: PassthroughFs = lockOps(s.lock, {
     nodes,
     handles,
     killPrivileges: true,
@@ -357,7 +365,7 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
       for (let e = handles.peek(d); e !== null; e = handles.peek(d)) {
         if (e.name === "." || e.name === "..") {
           // the kernel takes no reference for these, but needs their ids (d_ino 0 hides an entry)
-          const dot = e.name === "." || node.ino === 1 ? node : (s.nodes.get(node.parent) ?? nodes.root);
+          const dot = e.name === "." || node.ino === 1 ? node : (nodes.find(node.parent) ?? nodes.root);
           if (!out.add(e.name, dot, d.next + 1)) break;
           handles.advance(d);
           continue;
@@ -486,6 +494,6 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
     syncfs() {
       sys.syncfs(s.rootFd);
     },
-  };
+  });
   return fs;
 }

@@ -1,8 +1,9 @@
 /**
- * The whole state of one passthrough mount, in one plain object kept across hot reloads
- * (`ctx.keep`): the source's root descriptor, the node table, the descriptor cache and the table
- * of open files and directories. Later generations of the code get this object and wrap it in
- * their own NodeTable / Handles (nodes.ts, handles.ts), so node ids and file handles stay valid.
+ * The whole state of one passthrough mount, in `ctx.shared` regions that every reactor sees and
+ * that outlive the code (hot reload): the source's root descriptor, the node table and the table
+ * of open files and directories. Each thread and generation wraps them in its own NodeTable /
+ * Handles (nodes.ts, handles.ts), so node ids and file handles stay valid everywhere. The
+ * descriptor cache is each thread's own (nodes.ts).
  *
  * Opening the source (first generation only) also validates `--source`: it must exist, be a
  * directory, and neither be the mountpoint nor lie inside it.
@@ -10,8 +11,7 @@
 import { statSync, realpathSync, lstatSync } from "node:fs";
 import { resolve, dirname, basename } from "node:path";
 import * as sys from "furing/sys";
-import type { PNode } from "./nodes.ts";
-import type { Handle } from "./handles.ts";
+import { Mutex, NumberMap, SharedHeap, readUnits, writeUnits } from "furing";
 
 export interface PassthroughOptions {
   source: string;
@@ -19,68 +19,120 @@ export interface PassthroughOptions {
   "file-handles": boolean;
 }
 
-export interface PassthroughState {
-  /** Identifies the object when handed to another generation of the code. */
-  readonly kind: "passthrough";
-  /** Layout version of this object and of the node and handle objects in it. */
-  readonly version: 1;
+const MAGIC = 0x50415353; // "PASS"
+/** Layout version of the regions; a generation that finds another refuses to serve them. */
+export const LAYOUT = 2;
+// meta: Int32 words 0..3 (lock, magic, layout), then Float64 slots:
+const M_ROOT_FD = 2, M_ROOT_DEV = 3, M_ROOT_INO = 4, M_USE_HANDLES = 5, M_ROOT_MOUNT_ID = 6, M_DAEMON_UID = 7, M_DAEMON_GID = 8;
+const M_FD_CACHE_MAX = 9, M_HIDDEN_DEV = 10, M_HIDDEN_INO = 11, M_HIDDEN_NAME = 12, M_SOURCE = 13, M_REASON = 14;
+export const M_NEXT_SYNTHETIC = 15, M_NEXT_FH = 16, M_NODES = 17, M_IDENTITY = 18, M_HANDLES = 19, M_NODE_GEN = 20;
+const M_STATS = 21; // reopenByHandle, reopenByName, evictions, stale
+/** Nodes dropped so far, and a ring of the last DROP_RING dropped ids (nodes.ts). */
+export const M_DROPS = 25, M_DROP_RING = 26;
+/**
+ * Tables made on first use (0 until then), NumberMaps in the heap: node id → the O_PATH descriptor
+ * pinned for a node with no name in the source (an O_TMPFILE file not linked yet: neither a file
+ * handle nor a name can re-open it; descriptors are process-wide, so any thread may use it), and
+ * node id → its open files the daemon serves under kernel passthrough (handles.ts).
+ */
+export const M_UNNAMED = 27, M_DAEMON_IO = 28;
+export const DROP_RING = 256;
+const META_BYTES = 4096;
+
+/** The counters kept for tests and diagnostics, in shared memory. */
+class Stats {
+  constructor(private readonly m: Float64Array) {}
+  get reopenByHandle(): number { return this.m[M_STATS] as number; }
+  set reopenByHandle(v: number) { this.m[M_STATS] = v; }
+  get reopenByName(): number { return this.m[M_STATS + 1] as number; }
+  set reopenByName(v: number) { this.m[M_STATS + 1] = v; }
+  get evictions(): number { return this.m[M_STATS + 2] as number; }
+  set evictions(v: number) { this.m[M_STATS + 2] = v; }
+  get stale(): number { return this.m[M_STATS + 3] as number; }
+  set stale(v: number) { this.m[M_STATS + 3] = v; }
+}
+
+/**
+ * One thread's handle on a passthrough mount's shared state (regions "passthrough.meta" and
+ * "passthrough.heap"): the source's root descriptor and identity (descriptors are process-wide),
+ * the node table, the identity index and the open files, plus the lock every op holds. The
+ * tables live in a SharedHeap (nodes.ts, handles.ts); node ids and file handles stay valid across
+ * hot reloads and on every reactor.
+ */
+export class PassthroughState {
+  readonly kind = "passthrough";
+  readonly version = LAYOUT;
+  readonly lock: Mutex;
+  readonly meta: Float64Array;
+  readonly heap: SharedHeap;
+  /** Map objects to work on tables in the heap (see NumberMap.at). */
+  readonly map: NumberMap;
+  readonly stats: Stats;
   /** Real path of the source directory. */
   readonly source: string;
-  /**
-   * The source root, opened O_RDONLY|O_DIRECTORY (not O_PATH: open_by_handle_at needs a real
-   * descriptor for its mount argument). Node 1's descriptor; never closed.
-   */
-  readonly rootFd: number;
-  /** Device and inode of the source root. */
-  readonly rootDev: number;
-  readonly rootIno: number;
-  /**
-   * Nodes are re-opened from file handles (name_to_handle_at / open_by_handle_at: root only, on
-   * filesystems that export handles) rather than by parent descriptor and name.
-   */
-  readonly useHandles: boolean;
   /** Why file handles are not used ("" when they are). */
   readonly handlesReason: string;
-  /** Mount id of the source root; only nodes on this mount get file handles. */
-  readonly rootMountId: number;
   /**
    * The mountpoint, when it lies inside the source: its parent directory's identity and its name.
    * Looking it up would make the daemon stat its own mount and wait on itself, so it is hidden.
    */
   readonly hidden: { dev: number; ino: number; name: string } | null;
-  /** Effective ids of the daemon: new nodes are handed over to the caller when they differ. */
-  readonly daemonUid: number;
-  readonly daemonGid: number;
-  /** Every live node by node id; the root is 1. */
-  readonly nodes: Map<number, PNode>;
-  /** Nodes by source identity: st_dev → st_ino → node (hard links share a node). */
-  readonly byIdentity: Map<number, Map<number, PNode>>;
-  /** Next node id for nodes whose inode number cannot serve as their id (>= 2^48). */
-  nextSynthetic: number;
-  /** O_PATH descriptors of nodes, by node id, least recently used first. */
-  readonly fdCache: Map<number, number>;
-  /** Bound on fdCache's size. */
-  readonly fdCacheMax: number;
+
+  constructor(regions: { meta: SharedArrayBuffer; heap: SharedArrayBuffer }) {
+    const w = new Int32Array(regions.meta);
+    if (w[1] !== MAGIC) throw new Error("passthrough: the shared state is not a passthrough mount's");
+    if (w[2] !== LAYOUT) throw new Error(`passthrough: the shared state has an incompatible layout (${w[2]}; this code reads ${LAYOUT}); remount to upgrade`);
+    this.lock = new Mutex(w, 0);
+    this.meta = new Float64Array(regions.meta);
+    this.heap = new SharedHeap(regions.heap);
+    this.map = new NumberMap(this.heap);
+    this.stats = new Stats(this.meta);
+    const m = this.meta;
+    this.source = this.str(M_SOURCE);
+    this.handlesReason = this.str(M_REASON);
+    this.hidden = m[M_HIDDEN_NAME] === 0 ? null : { dev: m[M_HIDDEN_DEV] as number, ino: m[M_HIDDEN_INO] as number, name: this.str(M_HIDDEN_NAME) };
+  }
+
+  private str(slot: number): string {
+    const p = this.meta[slot] as number;
+    return p === 0 ? "" : readUnits(this.heap.u16, p, this.heap.sizeOf(p) >>> 1);
+  }
+
   /**
-   * O_PATH descriptors pinned for nodes that have no name in the source (O_TMPFILE files not
-   * linked yet): neither a file handle nor a name can re-open them. Made on first use.
+   * The source root, opened O_RDONLY|O_DIRECTORY (not O_PATH: open_by_handle_at needs a real
+   * descriptor for its mount argument). Node 1's descriptor; never closed.
    */
-  unnamed?: Map<number, number>;
-  /** Open files and directories by file handle. */
-  readonly handles: Map<number, Handle>;
-  /** Per node, its open files served by the daemon under kernel passthrough (handles.ts). Made on first use. */
-  daemonIo?: Map<number, number>;
-  nextFh: number;
-  /** Counters (for tests and diagnostics). */
-  readonly stats: { reopenByHandle: number; reopenByName: number; evictions: number; stale: number };
+  get rootFd(): number { return this.meta[M_ROOT_FD] as number; }
+  /** Device and inode of the source root. */
+  get rootDev(): number { return this.meta[M_ROOT_DEV] as number; }
+  get rootIno(): number { return this.meta[M_ROOT_INO] as number; }
+  /**
+   * Nodes are re-opened from file handles (name_to_handle_at / open_by_handle_at: root only, on
+   * filesystems that export handles) rather than by parent descriptor and name.
+   */
+  get useHandles(): boolean { return this.meta[M_USE_HANDLES] === 1; }
+  /** Mount id of the source root; only nodes on this mount get file handles. */
+  get rootMountId(): number { return this.meta[M_ROOT_MOUNT_ID] as number; }
+  /** Effective ids of the daemon: new nodes are handed over to the caller when they differ. */
+  get daemonUid(): number { return this.meta[M_DAEMON_UID] as number; }
+  get daemonGid(): number { return this.meta[M_DAEMON_GID] as number; }
+  /** Bound on the O_PATH descriptors kept open (all threads together). */
+  get fdCacheMax(): number { return this.meta[M_FD_CACHE_MAX] as number; }
+  /** Next node id for nodes whose inode number cannot serve as their id (>= 2^48). */
+  get nextSynthetic(): number { return this.meta[M_NEXT_SYNTHETIC] as number; }
+  set nextSynthetic(v: number) { this.meta[M_NEXT_SYNTHETIC] = v; }
+  get nextFh(): number { return this.meta[M_NEXT_FH] as number; }
+  set nextFh(v: number) { this.meta[M_NEXT_FH] = v; }
 }
+
+/** `ctx.shared`'s signature. */
+export type SharedRegions = (key: string, byteLength: number, maxByteLength?: number) => SharedArrayBuffer;
 
 /** First node id not derived from an inode number. */
 export const SYNTHETIC_BASE = 2 ** 48;
 
 export function isPassthroughState(v: unknown): v is PassthroughState {
-  const s = v as PassthroughState | null;
-  return typeof s === "object" && s !== null && s.kind === "passthrough" && s.version === 1;
+  return v instanceof PassthroughState || (typeof v === "object" && v !== null && (v as PassthroughState).kind === "passthrough" && (v as PassthroughState).version === LAYOUT);
 }
 
 function describe(e: unknown): string {
@@ -92,10 +144,14 @@ function describe(e: unknown): string {
 }
 
 /**
- * Validate `--source` against the mountpoint and open it. Runs before the mount exists (first
- * generation), so statting the mountpoint here cannot wait on this daemon.
+ * This thread's handle on the mount's shared state: the regions from `shared` (ctx.shared) when
+ * an earlier run laid them out (a Worker, a later generation), else validate `--source` against
+ * the mountpoint, open it and lay them out. The first run comes before the mount exists, so
+ * statting the mountpoint here cannot wait on this daemon; later runs touch neither.
  */
-export function openSource(opts: PassthroughOptions, mountpoint: string, log: (...a: unknown[]) => void): PassthroughState {
+export function openSource(opts: PassthroughOptions, mountpoint: string, log: (...a: unknown[]) => void, shared: SharedRegions): PassthroughState {
+  const regions = { meta: shared("passthrough.meta", META_BYTES), heap: shared("passthrough.heap", 64 * 1024, 4 * 2 ** 30) };
+  if (new Int32Array(regions.meta)[1] !== 0) return new PassthroughState(regions);
   if (typeof opts.source !== "string" || opts.source === "") throw new Error("passthrough needs --source <directory>");
   const given = resolve(opts.source);
   let st;
@@ -113,7 +169,7 @@ export function openSource(opts: PassthroughOptions, mountpoint: string, log: (.
   const inside = (child: string, parent: string) => parent === "/" || child.startsWith(parent + "/");
   if (real === mnt) throw new Error(`--source ${given} is the mountpoint itself (${mnt}): a filesystem cannot mirror itself`);
   if (inside(real, mnt)) throw new Error(`--source ${given} is inside the mountpoint ${mnt}: it would be hidden by the mount`);
-  let hidden: PassthroughState["hidden"] = null;
+  let hidden: { dev: number; ino: number; name: string } | null = null;
   if (inside(mnt, real)) {
     const p = lstatSync(dirname(mnt), { bigint: false });
     hidden = { dev: p.dev, ino: p.ino, name: basename(mnt) };
@@ -148,26 +204,37 @@ export function openSource(opts: PassthroughOptions, mountpoint: string, log: (.
     `serving ${real}: nodes re-opened ${useHandles ? "from file handles" : `by parent and name (${handlesReason})`}, ` +
       `at most ${cacheMax} cached O_PATH descriptors`,
   );
-  return {
-    kind: "passthrough",
-    version: 1,
-    source: real,
-    rootFd,
-    rootDev: rs.dev,
-    rootIno: rs.ino,
-    useHandles,
-    handlesReason,
-    rootMountId,
-    hidden,
-    daemonUid,
-    daemonGid,
-    nodes: new Map(),
-    byIdentity: new Map(),
-    nextSynthetic: SYNTHETIC_BASE,
-    fdCache: new Map(),
-    fdCacheMax: cacheMax,
-    handles: new Map(),
-    nextFh: 1,
-    stats: { reopenByHandle: 0, reopenByName: 0, evictions: 0, stale: 0 },
+  const heap = SharedHeap.format(regions.heap);
+  const m = new Float64Array(regions.meta);
+  const str = (v: string) => {
+    const p = heap.alloc(v.length * 2);
+    writeUnits(heap.u16, p, v);
+    return p;
   };
+  m[M_ROOT_FD] = rootFd;
+  m[M_ROOT_DEV] = rs.dev;
+  m[M_ROOT_INO] = rs.ino;
+  m[M_USE_HANDLES] = useHandles ? 1 : 0;
+  m[M_ROOT_MOUNT_ID] = rootMountId;
+  m[M_DAEMON_UID] = daemonUid;
+  m[M_DAEMON_GID] = daemonGid;
+  m[M_FD_CACHE_MAX] = cacheMax;
+  m[M_SOURCE] = str(real);
+  m[M_REASON] = str(handlesReason);
+  if (hidden !== null) {
+    m[M_HIDDEN_DEV] = hidden.dev;
+    m[M_HIDDEN_INO] = hidden.ino;
+    m[M_HIDDEN_NAME] = str(hidden.name);
+  }
+  m[M_NEXT_SYNTHETIC] = SYNTHETIC_BASE;
+  m[M_NEXT_FH] = 1;
+  const tables = new NumberMap(heap);
+  m[M_NODES] = tables.create();
+  m[M_IDENTITY] = tables.create();
+  m[M_HANDLES] = tables.create();
+  m[M_DROP_RING] = heap.calloc(DROP_RING * 8);
+  const w = new Int32Array(regions.meta);
+  w[2] = LAYOUT;
+  Atomics.store(w, 1, MAGIC);
+  return new PassthroughState(regions);
 }

@@ -19,4 +19,5 @@ export function defineFilesystem<F extends Filesystem>(fs: F): F {
 export function definePlugin<O = Record<string, unknown>>(plugin: Plugin<O>): Plugin<O> {
   return plugin;
 }
+export { Mutex, AtomicCounter, SharedHeap, NumberMap, StringMap, hashString, equalUnits, writeUnits, readUnits, lockOps } from "./shared.ts";
 export { defineTree, staticTree, timespec, timeNs, now, fail, type Tree, type TreePlugin, type Stat, type Changes, type Time, type StaticDir } from "./tree.ts";

@@ -5,7 +5,7 @@
  * every page, and the host backs it), a rewrite of touched memory at ~8 GB/s.
  * Exported through `furing/sys`.
  */
-import type { Pointer } from "bun:ffi";
+import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { libc, errno, SyscallError } from "../ffi/libc.ts";
 import { allocNative, nativeInfo, registerNative, PAGE_SIZE } from "../ffi/memory.ts";
 
@@ -37,4 +37,30 @@ export function discardPages(view: Uint8Array, offset = 0, length = view.length 
   }
   if (length === 0) return;
   if (libc.madvise(start as unknown as Pointer, length, MADV_DONTNEED) !== 0) throw new SyscallError("madvise", errno());
+}
+
+/**
+ * The address of the first byte of `view`, which must be memory from {@link mapPages}: a number
+ * that means the same memory on every thread of the process (keep it in shared memory, e.g. a
+ * `ctx.shared` table, and make a view of it on another Worker with {@link viewPages}).
+ */
+export function pagesAddress(view: Uint8Array): number {
+  const info = nativeInfo(view.buffer as ArrayBuffer);
+  if (info === undefined) throw new TypeError("pagesAddress: not memory from mapPages");
+  return info.ptr + view.byteOffset;
+}
+
+/**
+ * A view of `bytes` at `address`, an address {@link pagesAddress} gave for memory that
+ * {@link mapPages} mapped in this process (on any thread: mappings are process-wide and never
+ * unmapped). Make one per region and thread and keep it: each call makes a new view. The address
+ * cannot be checked here (another thread's mappings are not known to this one), and a wrong one
+ * crashes the process when the view is touched.
+ */
+export function viewPages(address: number, bytes: number): Uint8Array {
+  if (!Number.isSafeInteger(address) || address <= 0 || address % PAGE_SIZE !== 0) throw new RangeError(`viewPages: bad address ${address} (a page-aligned address from pagesAddress)`);
+  if (!(bytes > 0) || !Number.isSafeInteger(bytes)) throw new RangeError(`viewPages: bad size ${bytes}`);
+  const b = toArrayBuffer(address as Pointer, 0, bytes);
+  registerNative(b, address);
+  return new Uint8Array(b);
 }

@@ -704,4 +704,4 @@ export function umask(mask: number): number {
 }
 
 // ---- page memory ---------------------------------------------------------------------------------
-export { mapPages, discardPages } from "./pages.ts";
+export { mapPages, discardPages, pagesAddress, viewPages } from "./pages.ts";

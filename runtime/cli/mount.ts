@@ -167,7 +167,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   });
   await session.start();
   if (options.autoUnmount) spawnAutoUnmount(mountpoint);
-  const control = serveControl(mountpoint, () => session.statusWithWorkers());
+  const control = serveControl(mountpoint, () => session.statusWithWorkers(), () => session.gcWorkers());
   const onSignal = (sig: string) => () => void session!.onSignal(sig);
   process.on("SIGINT", onSignal("SIGINT"));
   process.on("SIGTERM", onSignal("SIGTERM"));

@@ -19,10 +19,11 @@ export interface ControlServer {
 }
 
 /**
- * Serve control requests for a mount: `status`, and `gc` (a full garbage collection, then the
- * status: how the heap settles, for leak checks).
+ * Serve control requests for a mount: `status`, and `gc` (a full garbage collection on this
+ * thread and, through `gcOthers`, on every reactor Worker, then the status: how the heap
+ * settles, for leak checks).
  */
-export function serveControl(mountpoint: string, status: () => unknown | Promise<unknown>): ControlServer {
+export function serveControl(mountpoint: string, status: () => unknown | Promise<unknown>, gcOthers: () => Promise<void> = async () => {}): ControlServer {
   ensureRuntimeDir();
   const path = controlPath(mountpoint);
   rmSync(path, { force: true }); // a stale socket from a killed daemon
@@ -43,7 +44,7 @@ export function serveControl(mountpoint: string, status: () => unknown | Promise
           const t0 = performance.now();
           Bun.gc(true);
           const gcMs = Math.round((performance.now() - t0) * 100) / 100;
-          reply = Promise.resolve(status()).then((v) => JSON.stringify({ ...(v as object), gc_ms: gcMs }));
+          reply = gcOthers().then(() => status()).then((v) => JSON.stringify({ ...(v as object), gc_ms: gcMs }));
         }
         else reply = Promise.resolve(JSON.stringify({ error: `unknown command ${JSON.stringify(cmd)}` }));
         // (status with reactor Workers asks each of them: it answers asynchronously)

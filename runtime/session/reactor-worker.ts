@@ -118,7 +118,7 @@ function allocate(plan: TransportPlan): void {
   cfg.setxattrExt = plan.setxattrExt;
   cfg.killPriv = plan.killPriv;
   passthrough = plan.passthrough;
-  if (plan.passthrough) cfg.backing = new BackingFiles(plan.fd, log);
+  if (plan.passthrough) cfg.backing = new BackingFiles(plan.fd, log, plan.backing);
   const sink = (s: Parameters<Dispatcher["dispatch"]>[0]) => dispatcher.dispatch(s);
   const closed = (reason: string) => post({ t: "closed", reason });
   if (plan.mode === "io_uring") {
@@ -202,6 +202,10 @@ async function onMessage(msg: ToWorker): Promise<void> {
     }
     case "status":
       post({ t: "reply", id: msg.id, value: status() });
+      return;
+    case "gc":
+      Bun.gc(true);
+      post({ t: "reply", id: msg.id });
       return;
     case "nodes":
       post({ t: "reply", id: msg.id, value: dispatcher.nodes.flat() });

@@ -9,6 +9,7 @@
  * online CPUs of its group (a group with none runs where the scheduler puts it: its queues are
  * those of CPUs that are not there, whose entries must still exist or the mount hangs).
  */
+import type { BackingTable } from "./backing.ts";
 import { Worker } from "node:worker_threads";
 import { join } from "node:path";
 import type { MountOptions } from "../mount/options.ts";
@@ -56,6 +57,8 @@ export interface TransportPlan {
   setxattrExt: boolean;
   killPriv: boolean;
   passthrough: boolean;
+  /** Kernel passthrough's backing-file table, shared by every thread serving the connection (backing.ts). */
+  backing?: BackingTable;
 }
 
 /** Main → Worker. Messages with an `id` are answered with the same id. */
@@ -67,6 +70,7 @@ export type ToWorker =
   | { t: "commit"; n: number }
   | { t: "discard"; n: number }
   | { t: "status"; id: number }
+  | { t: "gc"; id: number }
   | { t: "nodes"; id: number }
   | { t: "close"; id: number }
   | { t: "notified"; id: number; ok: boolean; value?: unknown; error?: string; errno?: number };
@@ -274,6 +278,15 @@ export class ReactorPool {
         return { index: m.index, cpus: m.cpus, error: `no answer within ${ms} ms (an op is blocking its thread?)` };
       });
       return Promise.race([this.ask<WorkerStatus>(m, { t: "status", id }), late]);
+    }));
+  }
+
+  /** A full garbage collection on every Worker (the control socket's `gc`): each has its own heap. */
+  async gc(ms = 10_000): Promise<void> {
+    await Promise.all(this.members.map((m) => {
+      const id = this.nextId++;
+      const late = Bun.sleep(ms).then(() => void this.waiting.delete(id));
+      return Promise.race([this.ask(m, { t: "gc", id }).catch(() => {}), late]);
     }));
   }
 

@@ -265,7 +265,7 @@ export class Session {
     }
     const plan = {
       fd: this.fd, depth, payloadSize: n.payloadSize, pinBudget: Math.floor(o.ringMemory / queues), devSlots: Math.max(4, o.queueDepth), bufSize: Math.max(8192, o.maxWrite + 4096),
-      minor: n.out.minor, setxattrExt: n.setxattrExt, killPriv: n.killPriv, passthrough: n.passthrough,
+      minor: n.out.minor, setxattrExt: n.setxattrExt, killPriv: n.killPriv, passthrough: n.passthrough, backing: this.backing?.table,
     };
     let mode: "io_uring" | "classic" = "classic";
     if (n.uringOffered && o.ioUring) {
@@ -361,6 +361,11 @@ export class Session {
     pool.nodes().then((flats) => {
       for (const ino of [1, ...sumHeld([this.dispatcher.nodes.flat(), ...flats])]) n.invalInode(ino, 0, 0).catch(log);
     }, log);
+  }
+
+  /** A full garbage collection on every reactor Worker (the main thread collects its own). */
+  async gcWorkers(): Promise<void> {
+    await this.cfg.pool?.gc();
   }
 
   /** `status` with the reactor Workers' figures (their requests, counts and op statistics summed in). */

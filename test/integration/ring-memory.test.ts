@@ -35,7 +35,9 @@ describe.skipIf(!(await uringEnabled()))("io_uring entry memory", () => {
     await withTempDir(async (src) => {
       await writeFile(join(src, "f"), "x".repeat(100_000));
       const opts = ["ring_memory=4M", "no_passthrough"]; // reads go through ctx.io (READ_FIXED)
-      await withMount({ plugin: "passthrough", transport: "io_uring", options: opts, args: ["--source", src] }, async (m) => {
+      // one ring, the main thread's (passthrough is served by reactor Workers by default, each
+      // with a ring of its own queues, and status reports the main thread's fixed buffers)
+      await withMount({ plugin: "passthrough", transport: "io_uring", reactors: 0, options: opts, args: ["--source", src] }, async (m) => {
         const st = await m.status();
         expect(st.depth).toBe(Math.max(1, Math.floor(4 / st.queues)));
         expect(String(st.fixedBuffers)).toMatch(/^not yet/);

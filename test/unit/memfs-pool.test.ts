@@ -4,18 +4,18 @@
  * beyond the pool's dirty limit goes back to the kernel.
  */
 import { describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
 import { O_CREAT, O_RDWR, type Entry, type Filesystem, type Request } from "../../runtime/api/index.ts";
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, mapPages, discardPages } from "../../runtime/api/sys.ts";
+import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, mapPages, discardPages, pagesAddress, viewPages } from "../../runtime/api/sys.ts";
 import { createOps } from "../../plugins/memfs/ops.ts";
 import { createState } from "../../plugins/memfs/state.ts";
-import { ChunkPool } from "../../plugins/memfs/pool.ts";
 import { CHUNK } from "../../plugins/memfs/data.ts";
 
 const req: Request = { op: "test", uid: 0, gid: 0, pid: 1, signal: new AbortController().signal };
 const ROOT = 1;
 
-function memfs() {
-  const state = createState({ maxBytes: 1 << 30, maxInodes: 1000, rootMode: 0o755, uid: 0, gid: 0 });
+function memfs(maxInodes = 1000) {
+  const state = createState({ maxBytes: 1 << 30, maxInodes, rootMode: 0o755, uid: 0, gid: 0 });
   return { fs: createOps(state) as Required<Filesystem>, state };
 }
 function fill(n: number, v: number): Uint8Array {
@@ -45,18 +45,61 @@ describe("page memory (furing/sys)", () => {
   });
 });
 
+describe("page memory across threads (furing/sys)", () => {
+  test("viewPages(pagesAddress(m)) is the same memory, on this thread and on a Worker", async () => {
+    const m = mapPages(1 << 20);
+    const a = pagesAddress(m.subarray(8192));
+    expect(a % 4096).toBe(0);
+    const v = viewPages(a, 4096);
+    m[8192 + 7] = 42;
+    expect(v[7]).toBe(42);
+    v[8] = 43;
+    expect(m[8192 + 8]).toBe(43);
+    discardPages(v); // a view from viewPages is page memory too
+    expect(m[8192 + 7]).toBe(0);
+    // a Worker writes through its own view of the address
+    const src = `import { viewPages } from ${JSON.stringify(new URL("../../runtime/api/sys.ts", import.meta.url).pathname)};
+      self.onmessage = (e) => { viewPages(e.data, 4096).fill(9, 0, 100); postMessage("done"); };`;
+    const file = `${process.env.TMPDIR ?? "/tmp"}/furing-viewpages-${process.pid}.ts`;
+    await Bun.write(file, src);
+    try {
+      const w = new Worker(file);
+      const done = new Promise((r) => (w.onmessage = (e) => r(e.data)));
+      w.postMessage(a);
+      expect(await done).toBe("done");
+      w.terminate();
+    } finally {
+      rmSync(file, { force: true });
+    }
+    expect(m.subarray(8192, 8192 + 100).every((x) => x === 9)).toBe(true);
+    expect(m[8192 + 100]).toBe(0);
+    expect(() => viewPages(a + 1, 4096)).toThrow(/bad address/);
+    expect(() => viewPages(a, 0)).toThrow(/bad size/);
+    expect(() => pagesAddress(new Uint8Array(8))).toThrow(/not memory from mapPages/);
+  });
+});
+
 describe("memfs chunk pool", () => {
-  test("take() is zeroed even for a reused dirty chunk; give() of a short array is ignored", () => {
-    const p = new ChunkPool();
+  test("take() is zeroed even for a reused dirty chunk; short blocks are reused by size and zeroed too", () => {
+    const p = memfs().state.pool;
     const a = p.take();
-    expect(a.length).toBe(CHUNK);
-    a.fill(9);
+    const v = p.view(a);
+    const o = p.offset(a);
+    v.fill(9, o, o + CHUNK);
     p.give(a);
-    p.give(new Uint8Array(4096));
     expect(p.idle).toBeGreaterThan(0);
     const b = p.take();
     expect(b).toBe(a);
-    expect(b.every((x) => x === 0)).toBe(true);
+    expect(v.subarray(o, o + CHUNK).every((x) => x === 0)).toBe(true);
+    // blocks of 1..15 pages come from other slabs and go back to a list per size
+    const s = p.takePages(3);
+    expect(p.view(s)).not.toBe(v);
+    const so = p.offset(s);
+    p.view(s).fill(5, so, so + 3 * 4096);
+    p.givePages(s, 3);
+    expect(p.takePages(2)).not.toBe(s);
+    expect(p.takePages(3)).toBe(s);
+    expect(p.view(s).subarray(so, so + 3 * 4096).every((x) => x === 0)).toBe(true);
   });
 
   test("full chunks of an unlinked file are reused by the next file, with no new mapping", () => {
@@ -111,5 +154,35 @@ describe("memfs chunk pool", () => {
     fs.fallocate(req, f.ino, f.fh, 0, n * CHUNK, 0);
     const back = readAll(fs, f.ino, f.fh, 10, n * CHUNK - 10);
     expect(back.every((x) => x === 0)).toBe(true);
+  });
+});
+
+describe("short blocks", () => {
+  test("copy_file_range inside one file whose chunk grows and moves copies the source bytes (the old block may be discarded)", () => {
+    const { fs, state } = memfs(10_000);
+    // fill the pool's short-block reserve (64 MiB) with 2-page blocks, so that the next freed
+    // block of another size goes back to the kernel
+    const two = fill(8192, 7);
+    const held: number[] = [];
+    for (let i = 0; i < 8192; i++) {
+      const f = create(fs, `s${i}`);
+      fs.write(req, f.ino, f.fh, 0, two, 0);
+      fs.release(req, f.ino, f.fh, 0);
+      held.push(f.ino);
+    }
+    for (let i = 0; i < 8192; i++) {
+      fs.unlink(req, ROOT, `s${i}`);
+      fs.forget(held[i]!, 1);
+    }
+    const discarded = state.pool.discarded;
+    const f = create(fs, "f");
+    fs.write(req, f.ino, f.fh, 0, fill(4096, 0x41), 0); // chunk 0: one page
+    // copy page 0 to page 2: chunk 0 grows to 3 pages, moves to a new block, the old one is discarded
+    expect(fs.copyFileRange(req, f.ino, f.fh, 0, f.ino, f.fh, 8192, 4096, 0)).toBe(4096);
+    expect(state.pool.discarded).toBe(discarded + 1);
+    const back = readAll(fs, f.ino, f.fh, 0, 3 * 4096);
+    expect(back.subarray(0, 4096).every((x) => x === 0x41)).toBe(true);
+    expect(back.subarray(4096, 8192).every((x) => x === 0)).toBe(true);
+    expect(back.subarray(8192).every((x) => x === 0x41)).toBe(true);
   });
 });

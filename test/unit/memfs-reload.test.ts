@@ -10,6 +10,7 @@ import * as sys from "furing/sys";
 import { O_RDWR, type Filesystem, type Plugin, type PluginContext, type Request, type Entry } from "furing";
 import { bundlePlugin } from "../../runtime/host/bundle.ts";
 import { REPO } from "../helpers/mount.ts";
+import { sharedRegion } from "../../runtime/host/host.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "furing-test-memfs-reload-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -22,6 +23,8 @@ async function generation(n: number): Promise<Plugin> {
 }
 
 const kept = new Map<string, unknown>();
+// memfs keeps its tree (and the clock floor) in ctx.shared regions, which outlive a generation
+const shared = new Map<string, SharedArrayBuffer>();
 function ctx(generation: number): PluginContext {
   return {
     options: { size: "0", inodes: "0" },
@@ -31,6 +34,8 @@ function ctx(generation: number): PluginContext {
       if (!kept.has(key)) kept.set(key, init());
       return kept.get(key) as T;
     },
+    shared: (key: string, n: number, max?: number) => sharedRegion(shared, key, n, max, true),
+    onDestroy() {},
     generation,
   } as unknown as PluginContext;
 }

@@ -44,7 +44,6 @@ import { createState, type MemfsState } from "../../plugins/memfs/state.ts";
 import { parseInodes, parseMode, parseSize, type MemfsOptions } from "../../plugins/memfs/options.ts";
 import type { Node } from "../../plugins/memfs/nodes.ts";
 import { sharedRegion } from "../../runtime/host/host.ts";
-const shared = new Map<string, SharedArrayBuffer>();
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -100,6 +99,12 @@ function read(fs: Fs, ino: number, offset: number, size: number): Uint8Array {
 function text(fs: Fs, ino: number): string {
   const n = fs.getattr(req, ino, undefined) as Entry;
   return new TextDecoder().decode(read(fs, ino, 0, n.size));
+}
+
+/** The attributes of a node as a plain object (nodes are views of shared records). */
+function attrsOf(n: Entry): Record<string, unknown> {
+  const { ino, mode, nlink, uid, gid, size, blocks, rdev, atimeSec, atimeNsec, mtimeSec, mtimeNsec, ctimeSec, ctimeNsec } = n;
+  return { ino, mode, nlink, uid, gid, size, blocks, rdev, atimeSec, atimeNsec, mtimeSec, mtimeNsec, ctimeSec, ctimeNsec };
 }
 
 function attr(fs: Fs, ino: number): Node {
@@ -730,6 +735,29 @@ describe("lookup counting and freeing", () => {
   });
 });
 
+describe("names are stored exactly", () => {
+  test("any JS string (lone surrogates, NUL-free control characters, long) round-trips through create, readdir, lookup, rename, symlink and xattr names", () => {
+    const { fs } = memfs();
+    const names = ["a\ud800b", "\udfff", "\ud83d\ude00", "tab\there", "\u00e9t\u00e9", "x".repeat(85)];
+    const inos = names.map((n) => createFile(fs, ROOT, n).ino);
+    const l = new Listing(65536);
+    fs.readdir(req, ROOT, 0, 0, l);
+    expect(l.entries.slice(2).map((e) => e.name).reverse()).toEqual(names);
+    names.forEach((n, i) => expect((fs.lookup(req, ROOT, n) as Entry).ino).toBe(inos[i]!));
+    // names that differ only in one code unit are different names
+    expect(errnoOf(() => fs.lookup(req, ROOT, "a\ud801b"))).toBe(Errno.ENOENT);
+    fs.rename(req, ROOT, "a\ud800b", ROOT, "\udc00\ud800", 0);
+    expect((fs.lookup(req, ROOT, "\udc00\ud800") as Entry).ino).toBe(inos[0]!);
+    expect(errnoOf(() => fs.lookup(req, ROOT, "a\ud800b"))).toBe(Errno.ENOENT);
+    const target = "../\ud800/\u00e9/" + "y".repeat(300);
+    const sl = fs.symlink(req, ROOT, "s", target) as Entry;
+    expect(fs.readlink(req, sl.ino)).toBe(target);
+    fs.setxattr(req, inos[1]!, "user.\ud800", new Uint8Array([1, 2]), 0);
+    expect(fs.listxattr(req, inos[1]!)).toEqual(["user.\ud800"]);
+    expect([...(fs.getxattr(req, inos[1]!, "user.\ud800") as Uint8Array)]).toEqual([1, 2]);
+  });
+});
+
 describe("readdir", () => {
   test("lists . and .. first, then the newest entry first (as tmpfs)", () => {
     const { fs } = memfs();
@@ -1082,8 +1110,13 @@ describe("lseek", () => {
 });
 
 describe("plugin", () => {
+  /** `ctx.shared` regions per mount (one `kept` map plays one mount). */
+  const regionsOf = new WeakMap<Map<string, unknown>, Map<string, SharedArrayBuffer>>();
   /** A PluginContext as the host gives it; `kept` plays the host's store across generations. */
   function context(options: Record<string, string>, kept: Map<string, unknown>, generation: number): PluginContext<MemfsOptions> {
+    let shared = regionsOf.get(kept);
+    if (shared === undefined) regionsOf.set(kept, (shared = new Map()));
+    const regions = shared;
     return {
       options,
       mountpoint: "/m",
@@ -1096,7 +1129,7 @@ describe("plugin", () => {
       },
       notify: {} as PluginContext["notify"],
       io: {} as PluginContext["io"],
-      shared: (key, n, max) => sharedRegion(shared, key, n, max, true),
+      shared: (key, n, max) => sharedRegion(regions, key, n, max, true),
       reactor: { index: 0, count: 0, primary: true },
       passthrough: () => false,
       onDestroy() {},
@@ -1115,12 +1148,14 @@ describe("plugin", () => {
     const kept = new Map<string, unknown>();
     const gen1 = (await plugin.setup(context({}, kept, 1))) as Fs;
     const f = createFile(gen1, ROOT, "f", "kept");
-    const gen2 = (await plugin.setup(context({}, kept, 2))) as Fs;
-    expect(gen2.lookup(req, ROOT, "f")).toBe(f);
+    // the tree lives in the ctx.shared regions: a new generation (new objects) serves the same nodes
+    const gen2 = (await plugin.setup(context({ inodes: "5" }, kept, 2))) as Fs;
+    expect({ ...attrsOf(gen2.lookup(req, ROOT, "f") as Node) }).toEqual({ ...attrsOf(f) });
     expect(text(gen2, f.ino)).toBe("kept");
     expect(createFile(gen2, ROOT, "g").ino).toBeGreaterThan(f.ino);
-    // Something else under the key is refused with a clear error.
-    kept.set("state", { kind: "memfs", version: 0 });
+    expect(gen2.statfs(req, ROOT)).toEqual(gen1.statfs(req, ROOT)); // the first run's limits, not these options
+    // A region laid out by other code is refused with a clear error.
+    new Int32Array(regionsOf.get(kept)!.get("memfs.meta")!)[2] = 99;
     expect(() => plugin.setup(context({}, kept, 3))).toThrow(/incompatible/);
   });
 
@@ -1139,6 +1174,44 @@ describe("plugin", () => {
     expect(() => parseInodes("-1")).toThrow(/--inodes/);
     expect(parseMode("1777")).toBe(0o1777);
     expect(() => parseMode("999")).toThrow(/--mode/);
+  });
+
+  test("two instances on one mount's regions: an O_TMPFILE file made through one is linked through the other, unless O_EXCL", async () => {
+    const kept = new Map<string, unknown>();
+    const a = (await plugin.setup(context({}, kept, 1))) as Fs;
+    const b = (await plugin.setup(context({}, kept, 2))) as Fs;
+    const t = a.tmpfile(req, ROOT, 0o644, O_RDWR, 0) as { entry: Entry };
+    const ino = t.entry.ino;
+    expect(t.entry.nlink).toBe(0);
+    a.write(req, ino, 0, 0, new TextEncoder().encode("unnamed"), 0);
+    a.release(req, ino, 0, O_RDWR);
+    // the LINK comes to the other instance: it must see that this node may get a first name
+    const named = b.link(req, ino, ROOT, "named") as Entry;
+    expect(named.ino).toBe(ino);
+    expect(named.nlink).toBe(1);
+    expect(text(a, (a.lookup(req, ROOT, "named") as Entry).ino)).toBe("unnamed");
+    // only once: unlinked again it stays unlinked
+    b.unlink(req, ROOT, "named");
+    expect(errnoOf(() => a.link(req, ino, ROOT, "again"))).toBe(Errno.ENOENT);
+    a.forget(ino, 2);
+    // O_EXCL: never linkable, from any instance; freed when closed and forgotten
+    const x = a.tmpfile(req, ROOT, 0o600, O_RDWR | O_EXCL, 0) as { entry: Entry };
+    const xino = x.entry.ino;
+    expect(errnoOf(() => b.link(req, xino, ROOT, "x"))).toBe(Errno.ENOENT);
+    const before = (b.statfs(req, ROOT) as { ffree: number }).ffree;
+    b.release(req, xino, 0, O_RDWR);
+    b.forget(xino, 1);
+    expect((a.statfs(req, ROOT) as { ffree: number }).ffree).toBe(before + 1);
+    // a never-linked tmpfile freed through the other instance leaves nothing linkable behind: a
+    // file unlinked while open (in whichever slot it lands) cannot be linked back
+    const y = a.tmpfile(req, ROOT, 0o600, O_RDWR, 0) as { entry: Entry };
+    b.release(req, y.entry.ino, 0, O_RDWR);
+    b.forget(y.entry.ino, 1);
+    const g = createFile(b, ROOT, "g");
+    const gino = g.ino;
+    a.open(req, gino, O_RDWR);
+    a.unlink(req, ROOT, "g");
+    expect(errnoOf(() => b.link(req, gino, ROOT, "g2"))).toBe(Errno.ENOENT);
   });
 
   test("ops can be rebuilt around an existing state (hot reload)", () => {

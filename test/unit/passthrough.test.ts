@@ -5,7 +5,7 @@
 import { describe, test, expect, beforeAll, afterAll } from "bun:test";
 import {
   mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync, symlinkSync, statSync, lstatSync, statfsSync,
-  readSync, writeSync, fsyncSync, fdatasyncSync, readdirSync, renameSync, unlinkSync, existsSync, chmodSync, linkSync,
+  readSync, writeSync, fsyncSync, fdatasyncSync, readdirSync, renameSync, unlinkSync, existsSync, chmodSync, linkSync, readlinkSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,8 +13,9 @@ import * as sys from "furing/sys";
 import { S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFCHR, type FileIO, type PluginContext, type Request, type DirList, type DirListPlus, type Entry } from "furing";
 import plugin, { type PassthroughFs, type PassthroughOptions } from "../../plugins/passthrough/index.ts";
 import { sharedRegion } from "../../runtime/host/host.ts";
+/** `ctx.shared` regions per mount (one `kept` map plays one mount). */
+const regionsOf = new WeakMap<Map<string, unknown>, Map<string, SharedArrayBuffer>>();
 import { needsRoot } from "../helpers/skip.ts";
-const shared = new Map<string, SharedArrayBuffer>();
 
 const root = process.getuid?.() === 0;
 let tmp = "";
@@ -380,10 +381,15 @@ interface Instance {
 
 async function instance(source: string, opts: Partial<PassthroughOptions> = {}, kept = new Map<string, unknown>(), mountpoint?: string, passthrough = false): Promise<Instance> {
   const logs: string[] = [];
+  let shared = regionsOf.get(kept);
+  if (shared === undefined) regionsOf.set(kept, (shared = new Map()));
+  const regions = shared;
+  const generation = kept.has("mounted") ? 2 : 1; // a second instance on these regions is a later generation
+  kept.set("mounted", true);
   const ctx: PluginContext<PassthroughOptions> = {
     options: { source, "fd-cache": 4096, "file-handles": true, ...opts },
     mountpoint: mountpoint ?? join(tmp, "no-such-mountpoint"),
-    generation: kept.size === 0 ? 1 : 2,
+    generation,
     log: (...a: unknown[]) => logs.push(a.join(" ")),
     isOpen: () => false,
     keep: <T>(key: string, init: () => T): T => {
@@ -392,9 +398,9 @@ async function instance(source: string, opts: Partial<PassthroughOptions> = {}, 
     },
     notify: {} as PluginContext["notify"],
     io: fakeIo,
-    shared: (key, n, max) => sharedRegion(shared, key, n, max, true),
-      reactor: { index: 0, count: 0, primary: true },
-      passthrough: () => passthrough,
+    shared: (key, n, max) => sharedRegion(regions, key, n, max, true),
+    reactor: { index: 0, count: 0, primary: true },
+    passthrough: () => passthrough,
     onDestroy() {},
   };
   const fs = (await plugin.setup(ctx)) as PassthroughFs;
@@ -830,14 +836,172 @@ describe("passthrough plugin: ops on a real directory", () => {
     expect(await readAll(g2.fs, f.ino, o.fh)).toBe("survives");
     g2.fs.release!(REQ(), f.ino, o.fh, 0);
     expect(g1.fs.handles.size).toBe(0); // one table, shared
-    // a kept state of another layout is refused
-    const bad = new Map<string, unknown>([["state", { kind: "passthrough", version: 0 }]]);
-    await rejectsErrno(() => 
-      instance(d, {}, bad).catch((e) => {
+    // shared state of another layout is refused
+    new Int32Array(regionsOf.get(g1.kept)!.get("passthrough.meta")!)[2] = 99;
+    await rejectsErrno(() =>
+      instance(d, {}, g1.kept).catch((e) => {
         throw Object.assign(e, { code: /incompatible/.test(e.message) ? "EINCOMPAT" : e.code });
       }),
       "EINCOMPAT",
     );
+  });
+
+  test("two instances on one table: a node dropped by one loses the other's cached descriptor at its next lookup", async () => {
+    const d = dir("two-instances");
+    writeFileSync(join(d, "f"), "x");
+    writeFileSync(join(d, "g"), "y");
+    const a = await instance(d);
+    const b = await instance(d, {}, a.kept);
+    const f = (a.fs.lookup!(REQ(), 1, "f") as Entry).ino; // (a node's view reads its record: keep the id)
+    a.fs.getattr!(REQ(), f, undefined);
+    expect(a.fs.nodes.isCached(f)).toBe(true);
+    // b unlinks it and the kernel forgets it through b: the node is dropped
+    b.fs.unlink!(REQ(), 1, "f");
+    b.fs.forget!(f, 1);
+    expect(b.fs.nodes.size).toBe(1);
+    // a's next descriptor lookup closes its descriptor of the dropped node
+    const g = (a.fs.lookup!(REQ(), 1, "g") as Entry).ino;
+    a.fs.getattr!(REQ(), g, undefined);
+    expect(a.fs.nodes.isCached(f)).toBe(false);
+    expect(a.fs.nodes.isCached(g)).toBe(true);
+    a.fs.forget!(g, 1);
+  });
+
+  test("one directory stream read in turns by two instances lists every entry once, also when one repeats an offset after the other moved the descriptor", async () => {
+    const d = dir("stream-turns");
+    const want: string[] = [];
+    // more than one getdents batch (32 KiB) of entries
+    for (let i = 0; i < 2000; i++) {
+      const n = `entry-${i}-${"x".repeat(40)}`;
+      writeFileSync(join(d, n), "");
+      want.push(n);
+    }
+    const a = await instance(d);
+    const b = await instance(d, {}, a.kept);
+    const o = a.fs.opendir!(REQ(), 1, 0) as { fh: number };
+    const seen: string[] = [];
+    let offset = 0;
+    for (let turn = 0; turn < 1000; turn++) {
+      const c = collector(45);
+      (turn % 3 === 1 ? b : a).fs.readdir!(REQ(), 1, o.fh, offset, c.list);
+      if (c.got.length === 0) break;
+      for (const e of c.got) seen.push(e.name);
+      offset = c.got[c.got.length - 1]!.off;
+    }
+    expect(seen.filter((n) => n !== "." && n !== "..").sort()).toEqual(want.sort());
+    // The same offset asked again on a after b read the stream to its end (a retried request):
+    // a's cached batch runs out part way, and the shared descriptor is at b's position by then.
+    const first = collector(45);
+    a.fs.readdir!(REQ(), 1, o.fh, 0, first.list);
+    const at = first.got[first.got.length - 1]!.off;
+    const rest = collector();
+    b.fs.readdir!(REQ(), 1, o.fh, at, rest.list);
+    const again = collector();
+    a.fs.readdir!(REQ(), 1, o.fh, at, again.list);
+    expect(again.got.map((e) => e.name)).toEqual(rest.got.map((e) => e.name));
+    expect(first.got.length + rest.got.length).toBe(want.length + 2);
+    a.fs.releasedir!(REQ(), 1, o.fh);
+    expect(b.fs.handles.size).toBe(0);
+  });
+
+  /** This process's descriptors of files under `d` that have no name any more ("... (deleted)"). */
+  function namelessFds(d: string): number {
+    let n = 0;
+    for (const fd of readdirSync("/proc/self/fd")) {
+      try {
+        const t = readlinkSync(`/proc/self/fd/${fd}`);
+        if (t.startsWith(d + "/") && t.endsWith(" (deleted)")) n++;
+      } catch {}
+    }
+    return n;
+  }
+
+  test("two instances on one table: an O_TMPFILE file made through one is named by a link through the other", async () => {
+    const d = dir("tmpfile-two");
+    const a = await instance(d);
+    const b = await instance(d, {}, a.kept);
+    const r = a.fs.tmpfile!(REQ(), 1, 0o640, sys.O_RDWR, 0) as { entry: Entry; fh: number };
+    const ino = r.entry.ino;
+    writeSync(a.fs.handles.file(r.fh).fd, "unnamed at first");
+    expect(readdirSync(d)).toEqual([]);
+    // the open file and the pinned O_PATH descriptor
+    expect(namelessFds(d)).toBe(2);
+    a.fs.release!(REQ(), ino, r.fh, 0);
+    // the LINK comes to the other instance: it needs the pinned descriptor (no name, no parent)
+    expect((b.fs.link!(REQ(), ino, 1, "named") as Entry).ino).toBe(ino);
+    expect(readFileSync(join(d, "named"), "utf8")).toBe("unnamed at first");
+    await Bun.sleep(0); // descriptors are closed after the op
+    expect(namelessFds(d)).toBe(0);
+    // named now: re-opened like any other node, through either instance
+    expect((a.fs.getattr!(REQ(), ino, undefined) as Entry).nlink).toBe(1);
+    a.fs.forget!(ino, 2);
+    expect(b.fs.nodes.size).toBe(1);
+  });
+
+  test("two instances on one table: an O_TMPFILE file closed and forgotten through the other without a name leaves no descriptor", async () => {
+    const d = dir("tmpfile-gone");
+    const a = await instance(d);
+    const b = await instance(d, {}, a.kept);
+    const r = a.fs.tmpfile!(REQ(), 1, 0o600, sys.O_RDWR, 0) as { entry: Entry; fh: number };
+    const ino = r.entry.ino;
+    expect(namelessFds(d)).toBe(2);
+    b.fs.release!(REQ(), ino, r.fh, 0);
+    b.fs.forget!(ino, 1);
+    expect(a.fs.nodes.size).toBe(1);
+    await Bun.sleep(0);
+    // the pin is closed too (an O_PATH descriptor of the nameless file would keep its space in use)
+    expect(namelessFds(d)).toBe(0);
+    throwsErrno(() => a.fs.link!(REQ(), ino, 1, "late"), "ESTALE");
+  });
+
+  test("two instances on one table: a file unlinked while open is still reached through the other instance", async () => {
+    const d = dir("unlinked-open");
+    // re-opened by name (file handles may still open an unlinked inode, depending on the filesystem)
+    const a = await instance(d, { "file-handles": false });
+    const b = await instance(d, { "file-handles": false }, a.kept);
+    const r = a.fs.create!(REQ(), 1, "f", 0o644, sys.O_RDWR, 0) as { entry: Entry; fh: number };
+    const ino = r.entry.ino;
+    a.fs.unlink!(REQ(), 1, "f");
+    // b has no descriptor of it cached, and neither its name nor its file handle opens it now
+    expect(b.fs.nodes.isCached(ino)).toBe(false);
+    expect((b.fs.getattr!(REQ(), ino, undefined) as Entry).nlink).toBe(0);
+    expect(b.fs.listxattr!(REQ(), ino)).toEqual([]);
+    b.fs.release!(REQ(), ino, r.fh, 0);
+    b.fs.forget!(ino, 1);
+    expect(a.fs.nodes.size).toBe(1);
+  });
+
+  test("two instances on one table under kernel passthrough: opens of one inode follow the open already there, whichever instance made it", async () => {
+    const d = dir("suid-two");
+    const file = join(d, "f");
+    writeFileSync(file, "x");
+    chmodSync(file, 0o644);
+    const a = await instance(d, {}, undefined, undefined, true);
+    const b = await instance(d, {}, a.kept, undefined, true);
+    const f = (a.fs.lookup!(REQ(), 1, "f") as Entry).ino;
+    type Open = { fh: number; backingFd?: number };
+    const o1 = a.fs.open!(REQ(), f, sys.O_RDWR) as Open;
+    expect(o1.backingFd).toBeDefined();
+    // setuid while a's passthrough open is held: b's open must pass through as well
+    chmodSync(file, 0o4755);
+    const o2 = b.fs.open!(REQ(), f, sys.O_RDWR) as Open;
+    expect(o2.backingFd).toBeDefined();
+    a.fs.release!(REQ(), f, o1.fh, 0);
+    b.fs.release!(REQ(), f, o2.fh, 0);
+    // nothing open: a setuid file is served by the daemon ...
+    const o3 = b.fs.open!(REQ(), f, sys.O_RDWR) as Open;
+    expect(o3.backingFd).toBeUndefined();
+    // ... and while that open is held, a's open follows it even though the bit is gone
+    chmodSync(file, 0o644);
+    const o4 = a.fs.open!(REQ(), f, sys.O_RDONLY) as Open;
+    expect(o4.backingFd).toBeUndefined();
+    b.fs.release!(REQ(), f, o3.fh, 0);
+    a.fs.release!(REQ(), f, o4.fh, 0);
+    // all closed: an ordinary file passes through again
+    const o5 = b.fs.open!(REQ(), f, sys.O_RDONLY) as Open;
+    expect(o5.backingFd).toBeDefined();
+    b.fs.release!(REQ(), f, o5.fh, 0);
+    a.fs.forget!(f, 1);
   });
 
   test("access (no_default_permissions): mode bits against the caller", async () => {
