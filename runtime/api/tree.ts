@@ -6,7 +6,9 @@
  *   integer key is used as the id itself (and so as st_ino: stable across mounts); other keys get
  *   an id that they keep for the mount's life (objects weakly, other values such as paths for good);
  * - lookup counts and open counts: `forget(node)` is called once the kernel holds the node by no
- *   name and no open file (where an unlinked file's data may go);
+ *   name and no open file (where an unlinked file's data may go). The counts are taken at the op
+ *   and stay exact when a result never reaches the kernel (late after op_timeout, or not
+ *   encodable): the runtime gives it back through this layer's `forget`/`release`/`releasedir`;
  * - directory listings: a snapshot per opendir (rewinddir takes a new one), `.` and `..`, cookies
  *   that stay valid for the handle and grow to the end (telldir/seekdir), READDIRPLUS;
  * - attribute defaults (owner = the mounting user, times = mount time, nlink, size) and Date/ns

@@ -20,6 +20,16 @@
  *   exact bytes (an unpaired surrogate outside U+DC80..U+DCFF) is refused with EIO, never changed.
  * - Objects the runtime passes in (the {@link Request}, data views, directory lists) are reused
  *   for later requests: they are valid until the op returns or its promise settles.
+ * - Dropped results are given back. When the kernel never gets an op's result — it settled after
+ *   `-o op_timeout` (the caller already got ETIMEDOUT), or its reply cannot be encoded (the
+ *   caller gets EIO) — the runtime undoes what the result handed out, as the kernel would have:
+ *   each entry (lookup, mknod, mkdir, symlink, link, create, tmpfile, each readdirplus entry
+ *   added, also when readdirplus then fails) gets `forget(ino, 1)`, then `forgotten(ino)` if
+ *   the kernel does not hold the node; each handle (open, create, tmpfile) gets
+ *   `release(req, ino, fh, flags)`, opendir's gets `releasedir(req, ino, fh)` (`req` has pid 0
+ *   and op "release"; create/tmpfile: release, then forget). So counting lookups and handles at
+ *   the op is exact; a plugin needs no timeout logic of its own. The serving generation gets these
+ *   calls, and each is logged.
  */
 
 /** Seconds and nanoseconds since the epoch (or a duration). */
@@ -244,11 +254,29 @@ export interface Filesystem {
    * Find `name` in directory `parent`. Throw ENOENT if absent (cached for `negative_timeout`,
    * default 0), ENOTDIR if `parent` is not a directory. Counts as one lookup. The kernel caches
    * the name for `entryTimeout` and the attributes for `attrTimeout`, and asks only when they
-   * expire; "." and ".." never arrive here.
+   * expire; "." and ".." never arrive here. A result the kernel never gets is given back with
+   * `forget(ino, 1)` (see "Dropped results" at the top).
    */
   lookup?(req: Request, parent: number, name: string): Entry | Promise<Entry>;
-  /** The kernel dropped `nlookup` references to `ino`; at zero the node id may be reused. No reply. */
+  /**
+   * The kernel dropped `nlookup` references to `ino`; at zero the node id may be reused. No reply.
+   * Also called by the runtime with nlookup 1 for an entry the kernel never got (a dropped
+   * result). Plugins that keep no counts of their own implement {@link forgotten} instead.
+   */
   forget?(ino: number, nlookup: number): void;
+  /**
+   * The kernel holds `ino` no more: every lookup it was given has come back through FORGET. The
+   * runtime keeps the counts, so a plugin need not: with {@link PluginContext.isOpen} this is where
+   * a node with no names left (nlink 0) is freed. Runs after `forget`, each time the count
+   * reaches 0 (a later entry reply starts a new count), and after a dropped entry of a node the
+   * kernel does not hold. Never for the root, nor at unmount (no FORGETs come then: free nlink-0
+   * nodes at the next mount). An entry op for the node that began before this (a lookup that had
+   * already found it) may still reply and make the kernel hold it again: free only nodes no op
+   * can hand out any more, as nlink-0 nodes. With `concurrency: "shared"` served by reactor
+   * Workers the counts are summed over every reactor (a table in shared memory), and `forgotten`
+   * runs once, on the instance whose FORGET brought the sum to 0. Errors are logged.
+   */
+  forgotten?(ino: number): void | Promise<void>;
   /**
    * stat(2) and the kernel's revalidation once `attrTimeout` expired. `fh` is set when asked
    * through an open file (fstat). Return the current attributes; the kernel keeps the file type
@@ -312,6 +340,8 @@ export interface Filesystem {
    * `flags`: open(2) flags (O_TRUNC included: atomic truncate-on-open is negotiated).
    * `killSuidgid` (FUSE_OPEN_KILL_SUIDGID, only with {@link Filesystem.killPrivileges}): an
    * O_TRUNC open by a caller without CAP_FSETID; truncate and clear setuid/setgid by the rule.
+   * A reply the kernel never gets is given back with `release` (see "Dropped results" at the top);
+   * {@link PluginContext.isOpen} tells whether a node has open handles.
    */
   open?(req: Request, ino: number, flags: number, killSuidgid?: boolean): OpenReply | void | Promise<OpenReply | void>;
   /**
@@ -329,7 +359,10 @@ export interface Filesystem {
   write?(req: Request, ino: number, fh: number, offset: number, data: Uint8Array, flags: number, killSuidgid?: boolean): number | Promise<number>;
   /** Called on each close(2) of a descriptor (may be several per open). */
   flush?(req: Request, ino: number, fh: number, lockOwner: number): void | Promise<void>;
-  /** The last descriptor of an open is gone. Errors are ignored by the kernel. */
+  /**
+   * The last descriptor of an open is gone (or the runtime gives back a handle the kernel never
+   * got: see "Dropped results"). Errors are ignored by the kernel.
+   */
   release?(req: Request, ino: number, fh: number, flags: number): void | Promise<void>;
   /**
    * fsync/fdatasync (`datasync`: the data only, not the metadata) of an open file: return once
@@ -533,6 +566,13 @@ export interface PluginContext<O = Record<string, unknown>> {
   readonly atime: AtimeMode;
   /** `-o nodiratime`: directories' atime never changes (on top of {@link atime}). */
   readonly nodiratime: boolean;
+  /**
+   * Whether node `ino` has open handles: open, opendir, create and tmpfile replies the kernel
+   * got whose RELEASE/RELEASEDIR has not arrived (inside `release` the handle being released no
+   * longer counts). Counted by the runtime across generations and, with reactor Workers, over
+   * every reactor (an open on one, its release on another); false before the mount.
+   */
+  isOpen(ino: number): boolean;
 }
 
 /**

@@ -15,6 +15,7 @@ import { RingFileIO } from "../io/file-io.ts";
 import { startInBackground, backgroundLogPath } from "./background.ts";
 import { serveControl } from "../control/socket.ts";
 import { ensureRuntimeDir } from "../control/rundir.ts";
+import { createSharedCounts } from "../dispatch/shared-counts.ts";
 
 export const MOUNT_USAGE = "  furing mount <plugin> <mountpoint> [-o opt[,opt...]] [-f|--foreground] [--background] [-d] [--typecheck] [--no-watch] [plugin options]";
 
@@ -109,16 +110,20 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   const reactor = createReactor(options);
   const fileIO = new RingFileIO(reactor);
   let session: Session | null = null;
+  // lookups and open handles summed over every reactor: only when Workers serve the plugin
+  let nodeCounts: SharedArrayBuffer | undefined;
   const possible = cpuList("possible"), online = cpuList("online");
   const reactors = reactorCount(options, online.length, possible[possible.length - 1]! + 1);
   const host: PluginHost = new PluginHost({
-    spec, pluginArgs, mountpoint, log, io: fileIO, passthrough: () => session?.passthrough ?? false, module: preloaded?.load,
+    spec, pluginArgs, mountpoint, log, io: fileIO, passthrough: () => session?.passthrough ?? false,
+    isOpen: (ino) => session?.dispatcher.isOpen(ino) ?? false, module: preloaded?.load,
     reactors, atime: options.atime, nodiratime: options.nodiratime,
     typecheck,
     startReactors: async (file, generation, shared) => {
+      nodeCounts = createSharedCounts();
       const pool = new ReactorPool({
         count: reactors, possible: possible[possible.length - 1]! + 1, online, log,
-        base: { options, debug, pluginArgs, mountpoint, name: host.name || spec, entry: host.entry },
+        base: { options, debug, pluginArgs, mountpoint, name: host.name || spec, entry: host.entry, nodeCounts },
         notify: host.notify,
         onNotifyReply: (lo, hi, data) => void session?.notifier?.onNotifyReply(lo, hi, data),
         onInterrupt: (lo, hi) => void session?.dispatcher.interruptUnique(lo, hi),
@@ -154,7 +159,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   host.forbidInputsUnder(mountpoint);
   void pluginOptionHelp;
 
-  session = new Session({ reactor, fileIO, mountpoint, options, debug, pluginName: first.name, fs: first.fs, log, pool: host.pool ?? undefined });
+  session = new Session({ reactor, fileIO, mountpoint, options, debug, pluginName: first.name, fs: first.fs, log, pool: host.pool ?? undefined, nodeCounts });
   session.dispatcher.gen.cleanups.push(...host.takeFirstCleanups());
   session.extraStatus = () => ({
     generation: host.generation, generationLoadedAt: new Date(host.loadedAt).toISOString(), reloads: host.reloads, rejectedReloads: host.rejected,

@@ -34,8 +34,8 @@ export class Call implements Request {
   /** Filesystem generation serving this request (hot reload swaps new requests only). */
   fs: Filesystem = {};
   gen: { inflight: number; retired: boolean; onIdle: (() => void) | null; destroy(log: (line: string) => void): Promise<void> } | null = null;
-  /** A successful reply to this request gives the kernel a reference to a node (entry ops). */
-  countsLookup = false;
+  /** open(2) flags of an open/create/tmpfile (a dropped handle's compensating release passes them). */
+  openFlags = 0;
   enc: Encoder | null = null;
   /** The mount's reply parameters (set at dispatch; encoders of async ops read them later). */
   cfg!: OpConfig;
@@ -73,7 +73,6 @@ export class Call implements Request {
     this.busy = true;
     this.enc = null;
     this.trace = "";
-    this.countsLookup = false;
   }
 
   /** The per-op timeout expired: abort the op and stop it writing into the slot's buffers. */

@@ -15,7 +15,8 @@ import { Call, type CallOwner } from "./call.ts";
 import { runHandler, NOSYS, NO_REPLY, type OpConfig } from "./ops.ts";
 import { Stats } from "./stats.ts";
 import { foldStack, pluginFrames } from "../host/sourcemap.ts";
-import { KernelNodes } from "./kernel-nodes.ts";
+import type { KernelNodes } from "./kernel-nodes.ts";
+import { Lifetimes } from "./lifetimes.ts";
 import { describeReply } from "./trace.ts";
 
 const withFrames = (frames: string) => (frames === "" ? "" : "\n" + frames);
@@ -79,6 +80,8 @@ export interface DispatchConfig extends OpConfig {
   onInterruptMiss?: (uniqueLo: number, uniqueHi: number) => void;
   /** KernelNodes keep signed counts (lookups and FORGETs of a node may reach different reactors). */
   signedNodeCounts?: boolean;
+  /** With signed counts: the table of counts every reactor shares, for `forgotten` and `isOpen`. */
+  sharedCounts?: SharedArrayBuffer;
 }
 
 export class Dispatcher implements CallOwner {
@@ -87,6 +90,8 @@ export class Dispatcher implements CallOwner {
   readonly stats = new Stats();
   /** Node ids the kernel holds. */
   readonly nodes: KernelNodes;
+  /** What the kernel holds and has open; what dropped results are given back. */
+  readonly lifetimes: Lifetimes;
   /** Requests currently being served. */
   inflight = 0;
   private readonly calls: Call[] = [];
@@ -105,8 +110,8 @@ export class Dispatcher implements CallOwner {
 
   constructor(readonly cfg: DispatchConfig, fs: Filesystem) {
     this.gen = new Generation(1, fs);
-    this.nodes = new KernelNodes(cfg.signedNodeCounts === true);
-    cfg.onForget = (ino, n) => this.nodes.forget(ino, n);
+    this.lifetimes = new Lifetimes(cfg);
+    this.nodes = this.lifetimes.nodes;
     const t = cfg.opTimeout ?? 0;
     if (t > 0) {
       this.sweeper = setInterval(() => this.sweep(t * 1000), Math.min(1000, Math.max(10, (t * 1000) / 4)));
@@ -246,37 +251,43 @@ export class Dispatcher implements CallOwner {
   }
 
   complete(c: Call, value: unknown): void {
-    if (!c.busy) return this.late(c, "result");
+    if (!c.busy) return this.late(c, "result", c.timedOut ? this.dropped(c, value) : "");
     let len: number;
     try {
       len = c.enc === null ? 0 : c.enc(c, value);
     } catch (e) {
-      this.fail(c, e);
+      this.fail(c, e, this.dropped(c, value));
       return;
     }
     const want = outSize(c.opcode);
     if (want >= 0 && len !== want) {
-      this.fail(c, new ReplyError(`${c.op} reply of ${len} bytes, the kernel expects ${want}`));
+      this.fail(c, new ReplyError(`${c.op} reply of ${len} bytes, the kernel expects ${want}`), this.dropped(c, value));
       return;
     }
-    if (c.countsLookup) this.countLookup(c, value);
-    else if (c.opcode === Op.READDIRPLUS) for (const ino of c.dirListPlus.added) this.nodes.add(ino);
+    this.lifetimes.replied(c, value);
     this.reply(c, 0, len);
   }
 
-  /** Entry replies add a kernel reference to the node (FORGET takes it back). */
-  private countLookup(c: Call, value: unknown): void {
-    const e = c.opcode === Op.CREATE || c.opcode === Op.TMPFILE ? (value as { entry: { ino: number } }).entry : (value as { ino: number });
-    this.nodes.add(e.ino);
+  /** Whether `ino` has open handles (over every reactor). */
+  isOpen(ino: number): boolean {
+    return this.lifetimes.isOpen(ino);
   }
 
-  fail(c: Call, thrown: unknown): void {
-    if (!c.busy) return this.late(c, `error (${(thrown as Error)?.message ?? String(thrown)})`);
+  /** Give back what a result the kernel never gets handed out; returns what, for the log line. */
+  private dropped(c: Call, value: unknown): string {
+    return this.lifetimes.dropped(c, value, this.gen.fs);
+  }
+
+  /** `back`: what a dropped result gave back to the plugin (for the log line). */
+  fail(c: Call, thrown: unknown, back = ""): void {
+    // readdirplus entries added before the op failed (or timed out) never reach the kernel
+    if (c.opcode === Op.READDIRPLUS && (c.busy || c.timedOut)) back = this.dropped(c, undefined);
+    if (!c.busy) return this.late(c, `error (${(thrown as Error)?.message ?? String(thrown)})`, back);
     let errno = errnoOf(thrown);
     if (errno === 0) {
       errno = Errno.EIO;
       const what = thrown instanceof ReplyError ? `returned an invalid reply: ${thrown.message}${withFrames(pluginFrames(thrown.stack))}` : `threw: ${thrown instanceof Error ? foldStack(thrown.stack ?? thrown.message) : String(thrown)}`;
-      this.cfg.log(`furing: ${c.op} (node ${c.nodeid}${c.trace ? ", " + c.trace : ""}) ${what} — answered EIO`);
+      this.cfg.log(`furing: ${c.op} (node ${c.nodeid}${c.trace ? ", " + c.trace : ""}) ${what} — answered EIO${back === "" ? "" : `; ${back} given back to the plugin`}`);
     }
     if (c.opcode === Op.LOOKUP && errno === Errno.ENOENT && this.cfg.negativeTimeout > 0) {
       // counted as the ENOENT it answers (status keeps it apart from failures)
@@ -285,11 +296,11 @@ export class Dispatcher implements CallOwner {
     this.reply(c, -errno, 0);
   }
 
-  /** A result for a request already answered (timed out): discarded, logged. */
-  private late(c: Call, what: string): void {
+  /** A result for a request already answered (timed out): discarded, logged (with what was given back). */
+  private late(c: Call, what: string, back: string): void {
     if (!c.timedOut) return;
     this.lateResults++;
-    this.cfg.log(`furing: ${c.op} (node ${c.nodeid}) settled after its timeout; its ${what} was discarded`);
+    this.cfg.log(`furing: ${c.op} (node ${c.nodeid}) settled after its timeout; its ${what} was discarded${back === "" ? "" : `; ${back} given back to the plugin`}`);
   }
 
   private done(c: Call): void {

@@ -19,18 +19,31 @@ export class KernelNodes {
     else this.counts.set(ino, n);
   }
 
-  forget(ino: number, nlookup: number): void {
+  /**
+   * The kernel dropped `nlookup` references to `ino`. True when that was the last of them (the
+   * kernel holds the node no more); never with signed counts, where this instance cannot know.
+   */
+  forget(ino: number, nlookup: number): boolean {
     const n = this.counts.get(ino);
     if (this.signed) {
-      if (ino === 1) return;
+      if (ino === 1) return false;
       const left = (n ?? 0) - nlookup;
       if (left === 0) this.counts.delete(ino);
       else this.counts.set(ino, left);
-      return;
+      return false;
     }
-    if (n === undefined) return;
-    if (n <= nlookup) this.counts.delete(ino);
-    else this.counts.set(ino, n - nlookup);
+    if (n === undefined) return false;
+    if (n <= nlookup) {
+      this.counts.delete(ino);
+      return true;
+    }
+    this.counts.set(ino, n - nlookup);
+    return false;
+  }
+
+  /** References the kernel holds to `ino` (signed: this instance's share, possibly negative). */
+  count(ino: number): number {
+    return this.counts.get(ino) ?? 0;
   }
 
   /** Nodes held (signed: nodes with a count, of either sign). */
@@ -47,6 +60,38 @@ export class KernelNodes {
     const out: number[] = [];
     for (const [ino, n] of this.counts) out.push(ino, n);
     return out;
+  }
+}
+
+/**
+ * Open handles per node: successful open, opendir, create and tmpfile replies minus the RELEASE
+ * and RELEASEDIR the kernel sends for them (so a plugin can ask whether a node is still open).
+ * Signed as KernelNodes are: with reactor Workers an open and its release may reach different ones.
+ */
+export class OpenHandles {
+  private readonly counts = new Map<number, number>();
+
+  constructor(private readonly signed = false) {}
+
+  open(ino: number): void {
+    const n = (this.counts.get(ino) ?? 0) + 1;
+    if (n === 0) this.counts.delete(ino);
+    else this.counts.set(ino, n);
+  }
+
+  release(ino: number): void {
+    const n = (this.counts.get(ino) ?? 0) - 1;
+    if (n === 0 || (n < 0 && !this.signed)) this.counts.delete(ino);
+    else this.counts.set(ino, n);
+  }
+
+  count(ino: number): number {
+    return this.counts.get(ino) ?? 0;
+  }
+
+  /** Nodes with open handles (signed: with a count of either sign). */
+  get size(): number {
+    return this.counts.size;
   }
 }
 

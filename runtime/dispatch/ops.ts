@@ -39,8 +39,13 @@ export interface OpConfig {
   killPriv?: boolean;
   /** -d: fill Call.trace with the arguments that matter. */
   trace: boolean;
-  /** Told of every FORGET so the runtime knows which nodes the kernel still holds. */
-  onForget?: (ino: number, nlookup: number) => void;
+  /**
+   * Told of every FORGET so the runtime knows which nodes the kernel still holds; true when the
+   * kernel holds `ino` no more (then the plugin's `forgotten` runs).
+   */
+  onForget?: (ino: number, nlookup: number) => boolean;
+  /** Told of every RELEASE/RELEASEDIR (the node's open-handle count). */
+  onRelease?: (ino: number) => void;
   /** Data for a RETRIEVE notification (NOTIFY_REPLY): unique halves and the retrieved bytes. */
   onNotifyReply?: (uniqueLo: number, uniqueHi: number, data: Uint8Array) => void;
   /** Kernel passthrough, when negotiated: registers backing files for open replies. */
@@ -87,10 +92,7 @@ const i64 = (c: Call, rel: number) => getI64(c.slot.hdr, c.slot.opInOff + rel);
 
 
 const encNone: Encoder = () => 0;
-const encEntry: Encoder = (c, e: Entry) => {
-  c.countsLookup = true;
-  return encodeEntry(c.slot.data, c.slot.replyOff, e, c.cfg.entryTimeout, c.cfg.attrTimeout);
-};
+const encEntry: Encoder = (c, e: Entry) => encodeEntry(c.slot.data, c.slot.replyOff, e, c.cfg.entryTimeout, c.cfg.attrTimeout);
 const encAttr: Encoder = (c, a) => encodeAttrOut(c.slot.data, c.slot.replyOff, a, c.cfg.attrTimeout);
 /** Backing id for an open reply that asks for kernel passthrough (0 = none). */
 function backingId(c: Call, r: OpenReply | void | null | undefined, nodeid: number): number {
@@ -106,7 +108,6 @@ const encCreate: Encoder = (c, r: { entry: Entry } & OpenReply) => {
   if (typeof r !== "object" || r === null || typeof r.entry !== "object") throw new ReplyError(`${c.op} must return { entry, fh?, ... }`);
   encodeEntry(c.slot.data, c.slot.replyOff, r.entry, c.cfg.entryTimeout, c.cfg.attrTimeout);
   encodeOpenOut(c.slot.data, c.slot.replyOff + ENTRY_OUT_SIZE, r, c.cfg.openDefaults, backingId(c, r, r.entry.ino));
-  c.countsLookup = true;
   return ENTRY_OUT_SIZE + OPEN_OUT_SIZE;
 };
 /** fuse_write_out: a byte count no larger than what was asked. */
@@ -229,14 +230,25 @@ h(Op.LOOKUP, (c, cfg) => {
 });
 /** FORGET is never answered: a plugin's forget that throws or rejects is only logged. */
 function forget(c: Call, cfg: OpConfig, ino: number, n: number): void {
-  cfg.onForget?.(ino, n);
+  const gone = cfg.onForget?.(ino, n) === true;
   const f = c.fs.forget;
-  if (f === undefined) return;
+  if (f !== undefined) guarded(cfg, "forget", ino, () => f.call(c.fs, ino, n));
+  if (gone) forgotten(c.fs, cfg, ino);
+}
+
+/** The kernel holds `ino` no more: the plugin's `forgotten` (after its `forget`), errors logged. */
+export function forgotten(fs: Filesystem, cfg: OpConfig, ino: number): void {
+  const f = fs.forgotten;
+  if (f !== undefined) guarded(cfg, "forgotten", ino, () => f.call(fs, ino));
+}
+
+/** Run a plugin op nobody awaits (forget, forgotten, compensations): a throw or rejection is only logged. */
+export function guarded(cfg: OpConfig, op: string, ino: number, run: () => unknown): void {
   try {
-    const r = f.call(c.fs, ino, n) as unknown;
-    if (r instanceof Promise) r.catch((e) => cfg.log?.(`furing: forget (node ${ino}) failed: ${e instanceof Error ? foldStack(e.stack ?? e.message) : String(e)}`));
+    const r = run();
+    if (r instanceof Promise) r.catch((e) => cfg.log?.(`furing: ${op} (node ${ino}) failed: ${e instanceof Error ? foldStack(e.stack ?? e.message) : String(e)}`));
   } catch (e) {
-    cfg.log?.(`furing: forget (node ${ino}) threw: ${e instanceof Error ? foldStack(e.stack ?? e.message) : String(e)}`);
+    cfg.log?.(`furing: ${op} (node ${ino}) threw: ${e instanceof Error ? foldStack(e.stack ?? e.message) : String(e)}`);
   }
 }
 h(Op.FORGET, (c, cfg) => {
@@ -362,6 +374,7 @@ h(Op.OPEN, (c, cfg) => {
   const flags = u32(c, 0);
   const kill = (u32(c, 4) & FUSE_OPEN_KILL_SUIDGID) !== 0;
   if (cfg.trace) c.trace = `flags=${oct(flags)}${kill ? " kill_suidgid" : ""}`;
+  c.openFlags = flags;
   c.enc = encOpen;
   const f = c.fs.open;
   return f === undefined ? undefined : f.call(c.fs, c, c.nodeid, flags, kill);
@@ -395,6 +408,7 @@ h(Op.STATFS, (c) => {
 });
 h(Op.RELEASE, (c, cfg) => {
   c.enc = encNone;
+  cfg.onRelease?.(c.nodeid);
   cfg.backing?.release(u64(c, 0));
   return c.fs.release?.(c, c.nodeid, u64(c, 0), u32(c, 8));
 });
@@ -469,8 +483,9 @@ h(Op.READDIRPLUS, (c, cfg) => {
   return f.call(c.fs, c, c.nodeid, fh, offset, c.dirListPlus);
 });
 const encDirListPlus: Encoder = (c) => c.dirListPlus.length;
-h(Op.RELEASEDIR, (c) => {
+h(Op.RELEASEDIR, (c, cfg) => {
   c.enc = encNone;
+  cfg.onRelease?.(c.nodeid);
   return c.fs.releasedir?.(c, c.nodeid, u64(c, 0));
 });
 h(Op.FSYNCDIR, (c) => {
@@ -509,6 +524,7 @@ h(Op.CREATE, (c, cfg) => {
   const flags = u32(c, 0), mode = u32(c, 4);
   const kill = (u32(c, 12) & FUSE_OPEN_KILL_SUIDGID) !== 0;
   if (cfg.trace) c.trace = `${JSON.stringify(name)} mode=${oct(mode)} flags=${oct(flags)}${kill ? " kill_suidgid" : ""}`;
+  c.openFlags = flags;
   c.enc = encCreate;
   return f.call(c.fs, c, c.nodeid, name, mode, flags, u32(c, 8), kill);
 });
@@ -518,6 +534,7 @@ h(Op.TMPFILE, (c) => {
   if (f === undefined) return NOSYS;
   const flags = u32(c, 0), mode = u32(c, 4);
   if (c.cfg.trace) c.trace = `mode=${oct(mode)} flags=${oct(flags)}`;
+  c.openFlags = flags;
   c.enc = encCreate;
   return f.call(c.fs, c, c.nodeid, mode, flags, u32(c, 8));
 });

@@ -33,6 +33,8 @@ export interface HostOptions {
   io: FileIO;
   /** Whether kernel passthrough is in effect (known after INIT). */
   passthrough: () => boolean;
+  /** Whether a node has open handles (the session's dispatcher; false before the mount). */
+  isOpen?: (ino: number) => boolean;
   /** The plugin's module, already linked into this program (`furing compile`): no files to bundle or watch. */
   module?: () => Promise<Record<string, unknown>>;
   /** Reactor Workers for a plugin with `concurrency: "shared"` (0: the main thread serves all). */
@@ -230,6 +232,7 @@ export class PluginHost {
       notify: this.notify,
       io: this.o.io,
       passthrough: this.o.passthrough,
+      isOpen: (ino: number) => this.o.isOpen?.(ino) ?? false,
       log: (...args: unknown[]) => this.o.log(`[${b.name}] ${args.map((a) => (typeof a === "string" ? a : Bun.inspect(a))).join(" ")}`),
       keep: <T>(key: string, init: () => T): T => {
         if (this.kept.has(key)) return this.kept.get(key) as T;

@@ -77,6 +77,7 @@ async function loadGeneration(n: number, file: string): Promise<Generation> {
     notify,
     io: fileIO,
     passthrough: () => passthrough,
+    isOpen: (ino: number) => dispatcher?.isOpen(ino) ?? false,
     log: (...args: unknown[]) => log(`[${setup.name} ${prefix}] ${args.map((a) => (typeof a === "string" ? a : Bun.inspect(a))).join(" ")}`),
     keep: <T>(key: string, init: () => T): T => {
       if (kept.has(key)) return kept.get(key) as T;
@@ -238,6 +239,7 @@ try {
   adopt(setup.shared);
   const first = await loadGeneration(setup.generation, setup.file);
   const cfg = dispatchConfig(setup.options, setup.debug, log, true);
+  cfg.sharedCounts = setup.nodeCounts;
   cfg.onInterruptMiss = (lo, hi) => post({ t: "interrupt", lo, hi });
   cfg.onNotifyReply = (lo, hi, data) => post({ t: "notifyReply", lo, hi, data: data.slice() });
   dispatcher = new Dispatcher(cfg, first.fs);

@@ -36,6 +36,8 @@ export interface WorkerSetup {
   /** The bundled module to import (deleted by the main thread once every Worker imported it). */
   file: string;
   shared: Map<string, SharedArrayBuffer>;
+  /** The node counts every reactor shares (dispatch/shared-counts.ts), created by the main thread. */
+  nodeCounts: SharedArrayBuffer;
 }
 
 /** INIT's outcome, for a Worker to allocate its transport. */

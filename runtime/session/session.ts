@@ -62,6 +62,8 @@ export interface SessionConfig {
   log: (line: string) => void;
   /** Reactor Workers serving the queues (a plugin with `concurrency: "shared"`); absent: this thread serves all. */
   pool?: ReactorPool;
+  /** With a pool: the node counts the reactors share (the one passed to the Workers). */
+  nodeCounts?: SharedArrayBuffer;
 }
 
 export interface SessionStatus {
@@ -123,7 +125,7 @@ export class Session {
   readonly done: Promise<number>;
 
   constructor(private readonly cfg: SessionConfig) {
-    this.dispatcher = new Dispatcher(dispatchConfig(cfg.options, cfg.debug, cfg.log, cfg.pool !== undefined), cfg.fs);
+    this.dispatcher = new Dispatcher({ ...dispatchConfig(cfg.options, cfg.debug, cfg.log, cfg.pool !== undefined), sharedCounts: cfg.nodeCounts }, cfg.fs);
     this.ready = new Promise((res, rej) => {
       this.readyResolve = res;
       this.readyReject = rej;

@@ -1213,6 +1213,7 @@ describe("plugin", () => {
       mountpoint: "/m",
       generation,
       log() {},
+      isOpen: () => false,
       keep<T>(key: string, init: () => T): T {
         if (!kept.has(key)) kept.set(key, init());
         return kept.get(key) as T;

@@ -53,6 +53,7 @@ test("4 Workers and the main thread on one passthrough: lookup counts, child cou
       nodiratime: false,
       passthrough: () => false,
       onDestroy() {},
+      isOpen: () => false,
     } as PluginContext<PassthroughOptions>;
     const fs = (await plugin.setup(ctx)) as PassthroughFs;
     const job = (id: number): PassthroughJob => ({ regions: Object.fromEntries(regions), source, id, iterations: 3000, dirs: ["a", "b", "c"] });

@@ -393,6 +393,7 @@ async function instance(source: string, opts: Partial<PassthroughOptions> = {}, 
     mountpoint: mountpoint ?? join(tmp, "no-such-mountpoint"),
     generation,
     log: (...a: unknown[]) => logs.push(a.join(" ")),
+    isOpen: () => false,
     keep: <T>(key: string, init: () => T): T => {
       if (!kept.has(key)) kept.set(key, init());
       return kept.get(key) as T;

@@ -17,7 +17,7 @@ function context(kept: Map<string, unknown>, generation = 1): PluginContext {
     },
     notify: {} as PluginContext["notify"], io: {} as PluginContext["io"],
     shared: () => new SharedArrayBuffer(0), reactor: { index: 0, count: 0, primary: true },
-    passthrough: () => false, onDestroy() {}, atime: "relatime", nodiratime: false,
+    passthrough: () => false, onDestroy() {}, isOpen: () => false, atime: "relatime", nodiratime: false,
   };
 }
 
