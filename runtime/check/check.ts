@@ -113,6 +113,11 @@ function rulesFor(families: Set<Family>): Rules {
   const space = families.has("space");
   return {
     ...memfsRules,
+    // POSIX leaves listing orders to the filesystem, and a node id may come back for a new node
+    // (with a new generation): only memfs promises tmpfs's order and never reuses an id
+    readdirOrder: false,
+    xattrOrder: false,
+    inodesReused: true,
     blocks: space ? "dense" : "never",
     // any answer the content allows: a plugin may keep holes at its own granularity, or none
     seek: "content",
