@@ -12,9 +12,11 @@ import { mkdtempSync, writeFileSync, rmSync, readdirSync, watch, type FSWatcher 
 import { tmpdir } from "node:os";
 import { join, dirname, basename } from "node:path";
 import { createHash } from "node:crypto";
-import type { AtimeMode, Filesystem, Notifier, Plugin, PluginContext, FileIO } from "../api/types.ts";
+import type { AtimeMode, Filesystem, Notifier, Plugin, FileIO } from "../api/types.ts";
 import { FuseError } from "../api/errno.ts";
 import { bundlePlugin } from "./bundle.ts";
+import { pluginContext } from "./context.ts";
+export { sharedRegion } from "./context.ts";
 import { resolvePluginEntry, pluginFromModule, parsePluginOptions, instantiate, errorLocation, isBuiltinName, PluginError } from "./loader.ts";
 import { EMBEDDED_PLUGINS, isStandalone } from "./builtin.ts";
 import { registerSourceMap, unregisterSourceMap, mapStack } from "./sourcemap.ts";
@@ -68,33 +70,6 @@ class DeferredNotifier implements Notifier {
   delete(parent: number, child: number, name: string) { return this.n.then((n) => n.delete(parent, child, name)); }
   store(ino: number, offset: number, data: Uint8Array) { return this.n.then((n) => n.store(ino, offset, data)); }
   retrieve(ino: number, offset: number, size: number) { return this.n.then((n) => n.retrieve(ino, offset, size)); }
-}
-
-/** Largest growable region JSC reserves address space for here. */
-const MAX_SHARED = 4 * 2 ** 30;
-
-/**
- * `ctx.shared`: the region under `key`, created (zero-filled) when `mayCreate` and absent. A
- * larger `byteLength` grows a growable region; anything else that does not fit is an error.
- */
-export function sharedRegion(regions: Map<string, SharedArrayBuffer>, key: string, byteLength: number, maxByteLength: number | undefined, mayCreate: boolean): SharedArrayBuffer {
-  if (typeof key !== "string" || key === "") throw new TypeError("ctx.shared: key must be a non-empty string");
-  if (!Number.isSafeInteger(byteLength) || byteLength < 0) throw new RangeError(`ctx.shared("${key}"): byteLength must be a non-negative integer, got ${byteLength}`);
-  if (maxByteLength !== undefined && (!Number.isSafeInteger(maxByteLength) || maxByteLength < byteLength || maxByteLength > MAX_SHARED)) {
-    throw new RangeError(`ctx.shared("${key}"): maxByteLength must be an integer from byteLength (${byteLength}) to 4 GiB, got ${maxByteLength}`);
-  }
-  let r = regions.get(key);
-  if (r === undefined) {
-    if (!mayCreate) throw new Error(`ctx.shared("${key}"): a Worker cannot create a region; create it in setup on the main thread (ctx.reactor.primary), which runs first`);
-    r = maxByteLength === undefined ? new SharedArrayBuffer(byteLength) : new SharedArrayBuffer(byteLength, { maxByteLength });
-    regions.set(key, r);
-    return r;
-  }
-  if (byteLength > r.byteLength) {
-    if (!r.growable || byteLength > r.maxByteLength) throw new RangeError(`ctx.shared("${key}"): the region holds ${r.byteLength} bytes${r.growable ? ` (at most ${r.maxByteLength})` : " and is not growable"}; ${byteLength} asked`);
-    r.grow(byteLength);
-  }
-  return r;
 }
 
 interface Built {
@@ -224,8 +199,7 @@ export class PluginHost {
   /** The generation's filesystem and the releases its setup registered (ctx.onDestroy). */
   private async setUp(b: Built, n: number): Promise<{ fs: Filesystem; cleanups: Array<() => unknown> }> {
     const options = parsePluginOptions(b.name, b.plugin.options, this.o.pluginArgs);
-    const cleanups: Array<() => unknown> = [];
-    const ctx: PluginContext<Record<string, unknown>> = {
+    const { ctx, cleanups } = pluginContext({
       options,
       mountpoint: this.o.mountpoint,
       generation: n,
@@ -233,22 +207,14 @@ export class PluginHost {
       io: this.o.io,
       passthrough: this.o.passthrough,
       isOpen: (ino: number) => this.o.isOpen?.(ino) ?? false,
-      log: (...args: unknown[]) => this.o.log(`[${b.name}] ${args.map((a) => (typeof a === "string" ? a : Bun.inspect(a))).join(" ")}`),
-      keep: <T>(key: string, init: () => T): T => {
-        if (this.kept.has(key)) return this.kept.get(key) as T;
-        const v = init();
-        this.kept.set(key, v);
-        return v;
-      },
-      shared: (key: string, byteLength: number, maxByteLength?: number) => sharedRegion(this.sharedRegions, key, byteLength, maxByteLength, true),
+      logName: b.name,
+      log: this.o.log,
+      kept: this.kept,
+      regions: this.sharedRegions,
       reactor: { index: 0, count: this.sharedPlugin(b.plugin) ? this.o.reactors! : 0, primary: true },
       atime: this.o.atime ?? "relatime",
       nodiratime: this.o.nodiratime ?? false,
-      onDestroy: (fn) => {
-        if (typeof fn !== "function") throw new TypeError("ctx.onDestroy needs a function");
-        cleanups.push(fn);
-      },
-    };
+    });
     try {
       return { fs: await instantiate({ name: b.name, entry: this.entry, plugin: b.plugin }, ctx), cleanups };
     } catch (e) {

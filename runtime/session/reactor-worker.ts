@@ -7,10 +7,10 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import "../host/bundle.ts"; // binds `furing` and `furing/sys` for bundled plugins on this thread
-import type { Notifier, PluginContext } from "../api/types.ts";
+import type { Notifier } from "../api/types.ts";
 import { FuseError } from "../api/errno.ts";
 import { pluginFromModule, parsePluginOptions, instantiate } from "../host/loader.ts";
-import { sharedRegion } from "../host/host.ts";
+import { pluginContext } from "../host/context.ts";
 import { registerSourceMap, mapStack } from "../host/sourcemap.ts";
 import { Reactor } from "../reactor/reactor.ts";
 import { RingFileIO } from "../io/file-io.ts";
@@ -69,8 +69,7 @@ async function loadGeneration(n: number, file: string): Promise<Generation> {
   registerSourceMap(file, await Bun.file(file).text());
   const mod = (await import(file)) as Record<string, unknown>;
   const plugin = pluginFromModule(mod, setup.entry);
-  const cleanups: Array<() => unknown> = [];
-  const ctx: PluginContext<Record<string, unknown>> = {
+  const { ctx, cleanups } = pluginContext({
     options: parsePluginOptions(setup.name, plugin.options, setup.pluginArgs),
     mountpoint: setup.mountpoint,
     generation: n,
@@ -78,22 +77,14 @@ async function loadGeneration(n: number, file: string): Promise<Generation> {
     io: fileIO,
     passthrough: () => passthrough,
     isOpen: (ino: number) => dispatcher?.isOpen(ino) ?? false,
-    log: (...args: unknown[]) => log(`[${setup.name} ${prefix}] ${args.map((a) => (typeof a === "string" ? a : Bun.inspect(a))).join(" ")}`),
-    keep: <T>(key: string, init: () => T): T => {
-      if (kept.has(key)) return kept.get(key) as T;
-      const v = init();
-      kept.set(key, v);
-      return v;
-    },
-    shared: (key: string, byteLength: number, maxByteLength?: number) => sharedRegion(shared, key, byteLength, maxByteLength, false),
+    logName: `${setup.name} ${prefix}`,
+    log,
+    kept,
+    regions: shared,
     reactor: { index: setup.index, count: setup.count, primary: false },
     atime: setup.options.atime,
     nodiratime: setup.options.nodiratime,
-    onDestroy: (fn) => {
-      if (typeof fn !== "function") throw new TypeError("ctx.onDestroy needs a function");
-      cleanups.push(fn);
-    },
-  };
+  });
   try {
     const g = new Generation(n, await instantiate({ name: setup.name, entry: setup.entry, plugin }, ctx));
     g.cleanups.push(...cleanups);
