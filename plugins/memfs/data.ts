@@ -21,7 +21,7 @@
  *
  * Invariants: bytes at or past `node.size` and in unmapped pages are zero; every chunk in a
  * table maps at least one page, its last page among them; `node.blocks * 512` is the node's
- * mapped pages (plus a page for long symlinks, see ops.ts); `state.usedBytes` is the sum over
+ * mapped pages (plus a page for long symlinks, see ops/names.ts); `state.usedBytes` is the sum over
  * all nodes. Every allocation is checked against `state.maxBytes` before anything is changed,
  * so ENOSPC never damages data already written.
  */

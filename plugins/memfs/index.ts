@@ -5,7 +5,9 @@
  *
  * Split by concern: state.ts (the shared regions and a thread's handle on them), nodes.ts (node
  * table, directory entries, lookup/link counting), data.ts (file data in chunks), pool.ts (page
- * memory for the chunks), xattr.ts (extended attributes), ops.ts (the FUSE operations), options.ts (command-line options).
+ * memory for the chunks), xattr.ts (extended attributes), ops.ts (the FUSE operations, assembled
+ * from ops/ by concern: names, attributes, file data, handles, directories, xattrs), options.ts
+ * (command-line options).
  */
 import { definePlugin } from "furing";
 import { createOps } from "./ops.ts";
