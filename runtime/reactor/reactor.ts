@@ -1,9 +1,12 @@
 /**
- * The reactor: the one JS thread that owns the io_uring instance. It never blocks in the kernel.
- * An eventfd registered with the ring is read through Bun's epoll-driven file stream; each wake
- * drains the CQ until empty, routes every completion to the component that submitted it, and
- * submits once. Replies produced later (async ops) schedule a single microtask flush, so one
- * tick still costs one io_uring_submit.
+ * The reactor: a JS thread's io_uring instance (the main thread's, or a reactor Worker's), driven
+ * without ever blocking in the kernel. An eventfd registered with the ring is read through Bun's
+ * epoll-driven file stream; each wake drains the CQ until empty, routes every completion to the
+ * component that submitted it, and submits what the handlers queued. When that submit brings new
+ * completions at once (a caller answered and already asking again), the drain reaps and submits
+ * again, up to MAX_ROUNDS rounds before it yields to the event loop. Replies produced later
+ * (async ops) schedule a single microtask flush, so the replies of one tick share one
+ * io_uring_submit.
  */
 import { Ring } from "../ffi/liburing.ts";
 import { libc, errno, SyscallError, EFD_CLOEXEC, EFD_NONBLOCK } from "../ffi/libc.ts";

@@ -180,6 +180,11 @@ export class UringTransport implements Transport {
       }
       return;
     }
+    // What the kernel does then (fs/fuse/dev_uring.c, fuse_uring_cmd): a failed REGISTER clears
+    // fc->io_uring, so while the ring is not yet ready requests keep coming through /dev/fuse. A
+    // failed COMMIT_AND_FETCH changes nothing else: its entry is lost to the queue, whose requests
+    // wait for the queue's other entries (with none left, until the connection is aborted). The
+    // fallback the log line names holds for REGISTER only.
     const why = `${this.fetched[i] ? "COMMIT_AND_FETCH" : "REGISTER"} on queue ${this.qids[i]} failed: errno ${-res}`;
     if (this.failure === null) {
       this.failure = why;
