@@ -7,11 +7,11 @@
  * come from slabs with transparent huge pages requested; shorter blocks (1..15 pages: small
  * files are charged page by page, like tmpfs) from slabs without, so that one touched page does
  * not fault in 2 MiB. Freed blocks are reused: reusing page memory costs no page fault, while
- * fresh memory made sequential writes fault on every page (the kernel zeroes each one): 65% of
- * the daemon's time in a 128 KiB write loop went to clear_page. Up to MAX_DIRTY freed chunks
- * (and MAX_SMALL_IDLE bytes of short blocks) are kept as they are and zeroed when reused; past
- * that, freed pages go back to the kernel (MADV_DONTNEED), so the daemon's memory follows the
- * data it holds. Blocks are never merged or split once carved.
+ * fresh memory made sequential writes fault on every page (the kernel zeroes each one), which
+ * took most of the daemon's time in a write loop (ARCHITECTURE.md, "File data in memfs"). Up to
+ * MAX_DIRTY freed chunks (and MAX_SMALL_IDLE bytes of short blocks) are kept as they are and
+ * zeroed when reused; past that, freed pages go back to the kernel (MADV_DONTNEED), so the
+ * daemon's memory follows the data it holds. Blocks are never merged or split once carved.
  *
  * The lists live in the meta region (see state.ts, M_POOL) and are used under the state's lock.
  */

@@ -1,8 +1,9 @@
 /**
  * Page memory for plugins that keep file data themselves (memfs): anonymous mmap'd memory outside
  * the JS heap. The garbage collector never moves or frees it, and reusing it costs no page fault:
- * on these VMs a first touch of fresh anonymous memory runs at 0.5-2.5 GB/s (the kernel zeroes
- * every page, and the host backs it), a rewrite of touched memory at ~8 GB/s.
+ * a first touch of fresh anonymous memory is several times slower than a rewrite of touched
+ * memory (the kernel zeroes every page, and the host backs it; figures: ARCHITECTURE.md, "File
+ * data in memfs").
  * Exported through `furing/sys`.
  */
 import { toArrayBuffer, type Pointer } from "bun:ffi";

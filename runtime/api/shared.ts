@@ -20,7 +20,7 @@
 // ---------------------------------------------------------------------------------------------
 // Mutex
 
-/** Spins before sleeping: most critical sections are shorter than a futex round trip (~40 µs). */
+/** Spins before sleeping: most critical sections are shorter than a futex sleep and wake-up. */
 const SPIN = 64;
 
 /**

@@ -126,8 +126,8 @@ export class Reactor {
         if (!this.replyWokeLocal) break;
         // A caller on this CPU was woken by a reply and waits for the CPU: let it run until it
         // blocks on its next request, which is then here when sched_yield returns, instead of
-        // sleeping on the eventfd and being woken through the event loop (measured: one wake-up
-        // per 20 create+close instead of one per create, p50 18.5 -> 15 us).
+        // sleeping on the eventfd and being woken through the event loop for almost every request
+        // (figures: ARCHITECTURE.md, "Reactor details that matter under load").
         this.replyWokeLocal = false;
         libc.sched_yield();
         if (!this.ring.ready()) break;

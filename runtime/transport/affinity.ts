@@ -4,8 +4,8 @@
  * FUSE-over-io_uring queues a request on the queue of the CPU its caller runs on (qid = CPU). When
  * the one JS thread that serves every queue runs on another vCPU, each request costs two cross-CPU
  * wake-ups: an IPI to run the request's task work on the reactor's CPU, and another to wake the
- * caller with the reply. On these VMs a wake-up across vCPUs is a VM exit (~20 µs each way);
- * measured: create+close 334 µs with the reactor on the other vCPU vs 36 µs on the caller's.
+ * caller with the reply. On these VMs a wake-up across vCPUs is a VM exit, and the two of them
+ * cost many times the request itself (figures: ARCHITECTURE.md, "Where the reactor runs").
  *
  * So the reactor thread moves itself (sched_setaffinity on its own thread) to the CPU whose queue
  * carried most of the last WINDOW requests, within the CPUs it was allowed at start (a `taskset`

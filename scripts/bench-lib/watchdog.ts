@@ -126,7 +126,8 @@ export class Watchdog {
       for (const [pid, w] of this.since) {
         if (now - w.t0 < this.thresholdMs) continue;
         // A client that sleeps in request_wait_answer at every sample may still be making
-        // progress (a stat storm with 100 µs replies spends 99% of its time there): if it was
+        // progress (a stat storm from another vCPU spends nearly all its time there, see
+        // docs/benchmarks.md, "Robustness"): if it was
         // woken since, it is slow, not stuck. A lost request leaves it asleep, never woken.
         const sw = switches(pid);
         if (sw !== w.switches) {
