@@ -24,6 +24,11 @@ export function track(dir: string, pid: () => number | undefined): void {
   tracked.set(dir, { pid });
 }
 
+/** `track` for a pid known now (undefined: none, only the mount is torn down). */
+export function trackPid(dir: string, pid: number | undefined): void {
+  track(dir, () => pid);
+}
+
 process.on("exit", () => {
   for (const [dir, t] of tracked) {
     try {
@@ -104,16 +109,6 @@ export async function mustFail(args: string[], dir: string, timeoutMs = 30_000):
   const mounted = await isMounted(dir);
   if (mounted) await run(["umount", "-l", dir], { timeoutMs: 10_000 });
   return { ...r, mounted };
-}
-
-export async function possibleCpus(): Promise<number> {
-  const text = (await readFile("/sys/devices/system/cpu/possible", "utf8")).trim();
-  let n = 0;
-  for (const part of text.split(",")) {
-    const [a, b] = part.split("-").map(Number);
-    n += b === undefined ? 1 : b - a! + 1;
-  }
-  return n;
 }
 
 /** `furing status --json` of every daemon (no mountpoint given): an array. */

@@ -8,9 +8,9 @@
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { cleanupAll, cli, isRoot, makeTempDir, removeTempDir, withMount } from "../helpers/mount.ts";
+import { cleanupAll, cli, isRoot, makeTempDir, possibleCpus, removeTempDir, withMount } from "../helpers/mount.ts";
 import { describeResult, run } from "../helpers/run.ts";
-import { ALL, FIRST, NOBODY, possibleCpus, statusOf } from "../helpers/cli-daemon.ts";
+import { ALL, FIRST, NOBODY, statusOf } from "../helpers/cli-daemon.ts";
 import { controlPath } from "../../runtime/control/socket.ts";
 
 afterAll(cleanupAll);

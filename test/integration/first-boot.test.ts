@@ -13,12 +13,13 @@
  * `umount -l`, SIGKILL) and by a process-exit net; the namespace's processes are killed by pid.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { chmod, chown, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CLI, REPO, isMounted, makeTempDir, removeTempDir, transports, waitFor, type Transport } from "../helpers/mount.ts";
 import { needsRoot } from "../helpers/skip.ts";
 import { describeResult, run, sh, type RunResult } from "../helpers/run.ts";
+import { pidAlive, teardown, trackPid, tracked } from "../helpers/cli-daemon.ts";
 
 setDefaultTimeout(90_000);
 
@@ -32,44 +33,10 @@ beforeAll(async () => {
   await chmod(base, 0o755);
 });
 afterAll(async () => {
-  for (const [dir, pid] of [...tracked]) await teardown(dir, pid);
+  for (const [dir, t] of [...tracked]) await teardown(dir, t.pid());
   for (const ns of [...namespaces]) await ns.close();
   if (base) await removeTempDir(base);
 });
-
-// ---------------------------------------------------------------------------------------------
-// Daemons known only by pid (--background), always torn down
-
-const tracked = new Map<string, number | undefined>();
-process.on("exit", () => {
-  for (const [dir, pid] of tracked) {
-    try { Bun.spawnSync(["umount", "-l", dir], { stdout: "ignore", stderr: "ignore", timeout: 5000 }); } catch {}
-    if (pid !== undefined) try { process.kill(pid, "SIGKILL"); } catch {}
-  }
-});
-
-function pidAlive(pid: number): boolean {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return s.slice(s.lastIndexOf(")") + 2, s.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-}
-
-/** SIGTERM, a lazy unmount, SIGKILL: whatever it takes. Never throws. */
-async function teardown(dir: string, pid: number | undefined): Promise<void> {
-  if (pid !== undefined && pidAlive(pid)) {
-    try { process.kill(pid, "SIGTERM"); } catch {}
-    await waitFor(() => !pidAlive(pid), 10_000);
-  }
-  if (await isMounted(dir)) await run(["umount", "-l", dir], { timeoutMs: 10_000 });
-  if (pid !== undefined && pidAlive(pid)) {
-    try { process.kill(pid, "SIGKILL"); } catch {}
-    await waitFor(() => !pidAlive(pid), 5000);
-  }
-  tracked.delete(dir);
-}
 
 /** `bun runtime/cli/main.ts <args>` as root with `env` added. */
 const furing = (args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 40_000) =>
@@ -113,7 +80,7 @@ describe.skipIf(needsRoot("fresh boot", "starts root and normal-user daemons on 
         expect(existsSync(rundir)).toBe(false);
         const r = await furing(["mount", "memfs", mnt, "--background", "-o", transportOpt(transport)], env);
         pid = backgroundPid(r);
-        tracked.set(mnt, pid);
+        trackPid(mnt, pid);
         expect(r.code, describeResult(r)).toBe(0);
         expect(pid).toBeNumber();
         expectPrivateDir(rundir, 0);
@@ -149,7 +116,7 @@ describe.skipIf(needsRoot("fresh boot", "starts root and normal-user daemons on 
     try {
       for (const m of mnts) await mkdir(m);
       const rs = await Promise.all(mnts.map((m) => furing(["mount", "memfs", m, "--background"], { FURING_RUNTIME_DIR: rundir })));
-      rs.forEach((r, i) => tracked.set(mnts[i]!, (pids[i] = backgroundPid(r))));
+      rs.forEach((r, i) => trackPid(mnts[i]!, (pids[i] = backgroundPid(r))));
       for (const r of rs) expect(r.code, describeResult(r)).toBe(0);
       expectPrivateDir(rundir, 0);
       for (const m of mnts) {
@@ -197,7 +164,7 @@ describe.skipIf(needsRoot("fresh boot", "starts root and normal-user daemons on 
           await rm(rundir, { recursive: true, force: true });
           const r = await furingAsNobody(["mount", "memfs", mnt, "--background", "-o", transportOpt(transport)]);
           pid = backgroundPid(r);
-          tracked.set(mnt, pid);
+          trackPid(mnt, pid);
           expect(r.code, describeResult(r)).toBe(0);
           expectPrivateDir(rundir, NOBODY);
           const s = await furingAsNobody(["status", mnt, "--json"]);
@@ -341,7 +308,7 @@ describe("the other first-run paths, from a clean state", () => {
         const env = { FURING_RUNTIME_DIR: rundir };
         for (const args of [["mount", "memfs", mnt, "--background"], ["mount", "memfs", mnt, "-f"]]) {
           const r = await furing(args, env);
-          tracked.set(mnt, undefined);
+          trackPid(mnt, undefined);
           expectOneLine(r, msg);
           expect(await isMounted(mnt), `${args.join(" ")} left a mount`).toBe(false);
         }
@@ -351,7 +318,7 @@ describe("the other first-run paths, from a clean state", () => {
       // `furing unmount` still unmounts (exit 0) when the runtime directory it would clean is not ours
       const ok = { FURING_RUNTIME_DIR: join(work, "ok") };
       const m = await furing(["mount", "memfs", mnt, "--background"], ok);
-      tracked.set(mnt, backgroundPid(m));
+      trackPid(mnt, backgroundPid(m));
       expect(m.code, describeResult(m)).toBe(0);
       const u = await furing(["unmount", mnt], { FURING_RUNTIME_DIR: join(work, "link") });
       expect(u.code, describeResult(u)).toBe(0);
@@ -377,7 +344,7 @@ describe("the other first-run paths, from a clean state", () => {
       const msg = new RegExp(`^furing: runtime directory ${rundir}: belongs to uid ${NOBODY}, not to uid 0; refusing to keep control sockets there`);
       for (const args of [["mount", "memfs", mnt, "--background"], ["mount", "memfs", mnt, "-f"], ["status"]]) {
         const r = await furing(args, { FURING_RUNTIME_DIR: rundir });
-        tracked.set(mnt, undefined);
+        trackPid(mnt, undefined);
         expectOneLine(r, msg);
         expect(await isMounted(mnt), `${args.join(" ")} left a mount`).toBe(false);
       }
@@ -402,7 +369,7 @@ describe("the other first-run paths, from a clean state", () => {
     try {
       const r = await furing(["mount", "memfs", mnt, "--background", "-o", transportOpt(transports()[0]!)], env);
       pid = backgroundPid(r);
-      tracked.set(mnt, pid);
+      trackPid(mnt, pid);
       expect(r.code, describeResult(r)).toBe(0);
       process.kill(pid!, "SIGKILL");
       expect(await waitFor(() => !pidAlive(pid!), 5000)).toBe(true);
@@ -426,7 +393,7 @@ describe("the other first-run paths, from a clean state", () => {
     const tmp = join(base, "no-such-tmp");
     try {
       const r = await furing(["mount", join(REPO, "test/fixtures/hello.ts"), mnt], { TMPDIR: tmp, FURING_RUNTIME_DIR: join(base, "run-notmp") });
-      tracked.set(mnt, undefined);
+      trackPid(mnt, undefined);
       expectOneLine(r, new RegExp(`^furing mount: mkdtemp ${tmp}/furing-gen-\\d+-\\S+: no such file or directory \\(ENOENT\\)$`));
       expect(await isMounted(mnt)).toBe(false);
       // the same through compile, which bundles under TMPDIR as well

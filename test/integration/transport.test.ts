@@ -4,23 +4,12 @@
  * requests.classic those read from /dev/fuse.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFile, stat, writeFile } from "node:fs/promises";
+import { stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { cleanupAll, transports, withMount } from "../helpers/mount.ts";
+import { cleanupAll, possibleCpus, transports, withMount } from "../helpers/mount.ts";
 import { skipIf } from "../helpers/skip.ts";
 
 afterAll(cleanupAll);
-
-/** Number of possible CPUs (/sys/devices/system/cpu/possible, e.g. "0-1" → 2). */
-async function possibleCpus(): Promise<number> {
-  const text = (await readFile("/sys/devices/system/cpu/possible", "utf8")).trim();
-  let n = 0;
-  for (const part of text.split(",")) {
-    const [a, b] = part.split("-").map(Number);
-    n += b === undefined ? 1 : b - a! + 1;
-  }
-  return n;
-}
 
 const WORK = 200;
 
