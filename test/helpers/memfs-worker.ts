@@ -7,6 +7,7 @@
 import { FuseError, O_CREAT, O_RDWR, RENAME_EXCHANGE, type Entry, type Filesystem, type Request } from "../../runtime/api/index.ts";
 import { createOps } from "../../plugins/memfs/ops.ts";
 import { createState } from "../../plugins/memfs/state.ts";
+import { lcg, postedRegions, serveJobs } from "./worker-job.ts";
 
 export interface MemfsJob {
   regions: Record<string, SharedArrayBuffer>;
@@ -26,17 +27,9 @@ export interface MemfsJobResult {
 const req: Request = { op: "test", uid: 0, gid: 0, pid: 1, signal: new AbortController().signal };
 
 export function runMemfsJob(job: MemfsJob): MemfsJobResult {
-  const state = createState({ maxBytes: Infinity, maxInodes: Infinity, rootMode: 0o755, uid: 0, gid: 0 }, (key) => {
-    const r = job.regions[key];
-    if (r === undefined) throw new Error(`no region ${key}`);
-    return r;
-  });
+  const state = createState({ maxBytes: Infinity, maxInodes: Infinity, rootMode: 0o755, uid: 0, gid: 0 }, postedRegions(job.regions));
   const fs = createOps(state) as Required<Filesystem>;
-  let x = (job.id + 1) * 2654435761;
-  const rnd = (n: number) => {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    return (x >>> 8) % n;
-  };
+  const rnd = lcg((job.id + 1) * 2654435761);
   const lookups = new Map<number, number>();
   const looked = (e: Entry) => lookups.set(e.ino, (lookups.get(e.ino) ?? 0) + 1);
   const opens: number[] = [];
@@ -118,13 +111,4 @@ export function runMemfsJob(job: MemfsJob): MemfsJobResult {
   return { ops: job.iterations, errors };
 }
 
-declare const self: Worker;
-if (!Bun.isMainThread) {
-  self.onmessage = (e: MessageEvent<MemfsJob>) => {
-    try {
-      self.postMessage(runMemfsJob(e.data));
-    } catch (err) {
-      self.postMessage({ error: `${(err as Error).stack ?? err}` });
-    }
-  };
-}
+serveJobs(runMemfsJob);

@@ -9,6 +9,7 @@ import { FuseError, O_CREAT, O_RDWR, type DirListPlus, type Entry, type FileIO, 
 import * as sys from "../../runtime/api/sys.ts";
 import { createOps } from "../../plugins/passthrough/ops.ts";
 import { openSource } from "../../plugins/passthrough/state.ts";
+import { lcg, postedRegions, serveJobs } from "./worker-job.ts";
 
 export interface PassthroughJob {
   regions: Record<string, SharedArrayBuffer>;
@@ -31,17 +32,9 @@ const io: FileIO = {
 };
 
 export async function runPassthroughJob(job: PassthroughJob): Promise<PassthroughJobResult> {
-  const state = openSource({ source: job.source, "fd-cache": 64, "file-handles": true }, "/nonexistent-mountpoint", () => {}, (key) => {
-    const r = job.regions[key];
-    if (r === undefined) throw new Error(`no region ${key}`);
-    return r;
-  });
+  const state = openSource({ source: job.source, "fd-cache": 64, "file-handles": true }, "/nonexistent-mountpoint", () => {}, postedRegions(job.regions));
   const fs = createOps(state, { io, passthrough: () => false, reactor: { index: job.id + 1, count: 4, primary: false } });
-  let x = (job.id + 7) * 2654435761;
-  const rnd = (n: number) => {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    return (x >>> 8) % n;
-  };
+  const rnd = lcg((job.id + 7) * 2654435761);
   const lookups = new Map<number, number>();
   const looked = (e: Entry) => lookups.set(e.ino, (lookups.get(e.ino) ?? 0) + 1);
   const errors: Record<string, number> = {};
@@ -126,13 +119,4 @@ export async function runPassthroughJob(job: PassthroughJob): Promise<Passthroug
   return { errors };
 }
 
-declare const self: Worker;
-if (!Bun.isMainThread) {
-  self.onmessage = async (e: MessageEvent<PassthroughJob>) => {
-    try {
-      self.postMessage(await runPassthroughJob(e.data));
-    } catch (err) {
-      self.postMessage({ error: `${(err as Error).stack ?? err}` });
-    }
-  };
-}
+serveJobs(runPassthroughJob);

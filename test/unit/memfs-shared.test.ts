@@ -13,27 +13,13 @@ import { createOps } from "../../plugins/memfs/ops.ts";
 import { createState } from "../../plugins/memfs/state.ts";
 import { INODE_SPACE, DIRENT_SIZE } from "../../plugins/memfs/nodes.ts";
 import { runMemfsJob, type MemfsJob, type MemfsJobResult } from "../helpers/memfs-worker.ts";
+import { runOnWorker } from "../helpers/worker-job.ts";
 
 const req: Request = { op: "test", uid: 0, gid: 0, pid: 1, signal: new AbortController().signal };
 const ROOT = 1;
 const MAX_INODES = 1_000_000;
 
-function inWorker(job: MemfsJob): Promise<MemfsJobResult> {
-  return new Promise((resolve, reject) => {
-    const w = new Worker(new URL("../helpers/memfs-worker.ts", import.meta.url).href);
-    w.onmessage = (e) => {
-      w.terminate();
-      const r = e.data as MemfsJobResult & { error?: string };
-      if (r.error !== undefined) reject(new Error(r.error));
-      else resolve(r);
-    };
-    w.onerror = (e) => {
-      w.terminate();
-      reject(new Error(e.message));
-    };
-    w.postMessage(job);
-  });
-}
+const inWorker = (job: MemfsJob) => runOnWorker<MemfsJob, MemfsJobResult>(new URL("../helpers/memfs-worker.ts", import.meta.url), job);
 
 function list(fs: Required<Filesystem>, dir: number): { name: string; ino: number }[] {
   const out: { name: string; ino: number }[] = [];

@@ -14,25 +14,11 @@ import type { Entry, PluginContext } from "../../runtime/api/index.ts";
 import plugin, { type PassthroughFs, type PassthroughOptions } from "../../plugins/passthrough/index.ts";
 import { sharedRegion } from "../../runtime/host/host.ts";
 import { runPassthroughJob, type PassthroughJob, type PassthroughJobResult } from "../helpers/passthrough-worker.ts";
+import { runOnWorker } from "../helpers/worker-job.ts";
 
 const req = { op: "test", uid: 0, gid: 0, pid: process.pid, signal: new AbortController().signal };
 
-function inWorker(job: PassthroughJob): Promise<PassthroughJobResult> {
-  return new Promise((resolve, reject) => {
-    const w = new Worker(new URL("../helpers/passthrough-worker.ts", import.meta.url).href);
-    w.onmessage = (e) => {
-      w.terminate();
-      const r = e.data as PassthroughJobResult & { error?: string };
-      if (r.error !== undefined) reject(new Error(r.error));
-      else resolve(r);
-    };
-    w.onerror = (e) => {
-      w.terminate();
-      reject(new Error(e.message));
-    };
-    w.postMessage(job);
-  });
-}
+const inWorker = (job: PassthroughJob) => runOnWorker<PassthroughJob, PassthroughJobResult>(new URL("../helpers/passthrough-worker.ts", import.meta.url), job);
 
 test("4 Workers and the main thread on one passthrough: lookup counts, child counts and handles add up", async () => {
   const source = mkdtempSync(join(tmpdir(), "furing-pt-shared-"));
