@@ -16,6 +16,7 @@ import { needsRoot } from "../helpers/skip.ts";
 import { runConcurrent } from "../differential/concurrent.ts";
 import { Pair, runSeed } from "../differential/runner.ts";
 import { memfsTarget, type Target } from "../differential/targets.ts";
+import { runSeeds } from "../helpers/differential.ts";
 
 afterAll(cleanupAll);
 
@@ -49,20 +50,7 @@ for (const transport of transports()) {
     }, 30_000);
 
     test("seeded op sequences give tmpfs's results, errnos, trees, contents and times", async () => {
-      const pair = new Pair(target!, "ci");
-      try {
-        for (const seed of SEEDS) {
-          const r = await runSeed(pair, { seed, ops: OPS, shrinkMs: SHRINK_MS, log });
-          ops += r.count;
-          log(`differential (${transport}): seed ${seed}: ${r.count} ops, ${r.checks} checkpoints, ${(r.ms / 1000).toFixed(1)} s, ${r.outcomes.get("check names-not-utf8") ?? 0} with names that are not UTF-8, ${r.outcomes.get("check invalid-byte-pair") ?? 0} with names differing only in such bytes`);
-          if (r.difference) throw new Error(r.difference);
-          expect(r.count).toBe(OPS + 1);
-          // names are bytes: the trees compared held non-UTF-8 names and pairs differing only in them
-          expect(r.outcomes.get("check invalid-byte-pair") ?? 0).toBeGreaterThan(0);
-        }
-      } finally {
-        await pair.close();
-      }
+      await runSeeds(target!, `differential (${transport})`, { seeds: SEEDS, ops: OPS, shrinkMs: SHRINK_MS, log, counted: (n) => (ops += n) });
     }, 300_000);
 
     test("concurrent writers: private files match tmpfs, shared files keep their invariants", async () => {

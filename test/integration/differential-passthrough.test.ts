@@ -5,11 +5,11 @@
  * attribute, content and xattr must match (times by their ordering rules). Per transport: 3 seeds
  * × 2000 ops. Long profiles: `scripts/difftest --target passthrough`.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, test } from "bun:test";
 import { cleanupAll, transports } from "../helpers/mount.ts";
 import { needsRoot } from "../helpers/skip.ts";
-import { Pair, runSeed } from "../differential/runner.ts";
 import { passthroughTarget, type Target } from "../differential/targets.ts";
+import { runSeeds } from "../helpers/differential.ts";
 
 afterAll(cleanupAll);
 
@@ -30,19 +30,7 @@ for (const transport of transports()) {
     }, 30_000);
 
     test("seeded op sequences give the native directory's results, errnos, trees and contents", async () => {
-      const pair = new Pair(target!, "ci");
-      try {
-        for (const seed of SEEDS) {
-          const r = await runSeed(pair, { seed, ops: OPS, shrinkMs: 30_000, log });
-          log(`differential passthrough (${transport}): seed ${seed}: ${r.count} ops, ${r.checks} checkpoints, ${(r.ms / 1000).toFixed(1)} s, ${r.outcomes.get("check names-not-utf8") ?? 0} with names that are not UTF-8, ${r.outcomes.get("check invalid-byte-pair") ?? 0} with names differing only in such bytes`);
-          if (r.difference) throw new Error(r.difference);
-          expect(r.count).toBe(OPS + 1);
-          // names are bytes: the trees compared held non-UTF-8 names and pairs differing only in them
-          expect(r.outcomes.get("check invalid-byte-pair") ?? 0).toBeGreaterThan(0);
-        }
-      } finally {
-        await pair.close();
-      }
+      await runSeeds(target!, `differential passthrough (${transport})`, { seeds: SEEDS, ops: OPS, shrinkMs: 30_000, log });
     }, 300_000);
   });
 }
