@@ -19,7 +19,20 @@ import {
 import { nameFromBytes, nameByteLength, writeName, nameStringError } from "../api/names.ts";
 import type { Call, Encoder } from "./call.ts";
 import { oct, describeSetAttr } from "./trace.ts";
-import { foldStack } from "../host/sourcemap.ts";
+
+/**
+ * How an error log shows a stack. The plugin host maps plugin frames through the generations'
+ * source maps and folds furing's own; it is handed in so the dispatcher knows nothing of the host.
+ */
+export interface StackFormat {
+  /** The whole stack, for a plugin's throw. */
+  fold(stack: string): string;
+  /** Only the frames in plugin code ("" if none), for a reply that failed validation. */
+  pluginFrames(stack: string | undefined): string;
+}
+
+/** Stacks as thrown (no plugin host: tests, tools). */
+export const RAW_STACKS: StackFormat = { fold: (stack) => stack, pluginFrames: () => "" };
 
 /** Mount-wide reply parameters the handlers need. */
 export interface OpConfig {
@@ -39,6 +52,8 @@ export interface OpConfig {
   killPriv?: boolean;
   /** -d: fill Call.trace with the arguments that matter. */
   trace: boolean;
+  /** How error logs show stacks (unset: {@link RAW_STACKS}). */
+  stacks?: StackFormat;
   /**
    * Told of every FORGET so the runtime knows which nodes the kernel still holds; true when the
    * kernel holds `ino` no more (then the plugin's `forgotten` runs).
@@ -246,9 +261,9 @@ export function forgotten(fs: Filesystem, cfg: OpConfig, ino: number): void {
 export function guarded(cfg: OpConfig, op: string, ino: number, run: () => unknown): void {
   try {
     const r = run();
-    if (r instanceof Promise) r.catch((e) => cfg.log?.(`furing: ${op} (node ${ino}) failed: ${e instanceof Error ? foldStack(e.stack ?? e.message) : String(e)}`));
+    if (r instanceof Promise) r.catch((e) => cfg.log?.(`furing: ${op} (node ${ino}) failed: ${e instanceof Error ? (cfg.stacks ?? RAW_STACKS).fold(e.stack ?? e.message) : String(e)}`));
   } catch (e) {
-    cfg.log?.(`furing: ${op} (node ${ino}) threw: ${e instanceof Error ? foldStack(e.stack ?? e.message) : String(e)}`);
+    cfg.log?.(`furing: ${op} (node ${ino}) threw: ${e instanceof Error ? (cfg.stacks ?? RAW_STACKS).fold(e.stack ?? e.message) : String(e)}`);
   }
 }
 h(Op.FORGET, (c, cfg) => {

@@ -12,6 +12,7 @@ import { DevTransport } from "../transport/fuse-dev.ts";
 import { UringTransport, possibleCpus } from "../transport/fuse-ring.ts";
 import type { RequestSlot } from "../transport/slot.ts";
 import { Dispatcher, type DispatchConfig } from "../dispatch/dispatcher.ts";
+import type { StackFormat } from "../dispatch/ops.ts";
 import { FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "../kernel/abi.ts";
 import type { Filesystem } from "../api/types.ts";
 import { entriesPerQueue, type MountOptions } from "../mount/options.ts";
@@ -57,6 +58,8 @@ export interface SessionConfig {
   options: MountOptions;
   /** -d: trace every request. */
   debug: boolean;
+  /** How error logs show plugin stacks (the plugin host's source maps). */
+  stacks?: StackFormat;
   pluginName: string;
   fs: Filesystem;
   log: (line: string) => void;
@@ -125,7 +128,7 @@ export class Session {
   readonly done: Promise<number>;
 
   constructor(private readonly cfg: SessionConfig) {
-    this.dispatcher = new Dispatcher({ ...dispatchConfig(cfg.options, cfg.debug, cfg.log, cfg.pool !== undefined), sharedCounts: cfg.nodeCounts }, cfg.fs);
+    this.dispatcher = new Dispatcher({ ...dispatchConfig(cfg.options, cfg.debug, cfg.log, cfg.pool !== undefined), sharedCounts: cfg.nodeCounts, stacks: cfg.stacks }, cfg.fs);
     this.ready = new Promise((res, rej) => {
       this.readyResolve = res;
       this.readyReject = rej;
@@ -205,7 +208,8 @@ export class Session {
     }
     if (n.uringOffered && o.ioUring) {
       try {
-        this.uring = new UringTransport(this.reactor, this.fd, queues, entriesPerQueue(o, queues, n.payloadSize), n.payloadSize, (s) => this.onRequest(s), (r) => this.onClosed(r), o.followCpu, 0, -1, o.ringMemory);
+        this.reactor.followCallers(queues, o.followCpu);
+        this.uring = new UringTransport(this.reactor, this.fd, queues, entriesPerQueue(o, queues, n.payloadSize), n.payloadSize, (s) => this.onRequest(s), (r) => this.onClosed(r), 0, o.ringMemory);
         n.out.flags |= 1 << Init.INIT_EXT;
         n.out.flags2 |= 1 << (Init.OVER_IO_URING - 32);
       } catch (e) {
@@ -312,7 +316,7 @@ export class Session {
     if (this.state === "closed") return;
     this.state = "closed";
     this.reactor.stop();
-    this.uring?.follower.release();
+    this.reactor.follower?.release();
     this.readyReject(new Error(`the kernel closed the connection before INIT completed (${reason})`));
     // the Workers' instances first, then every main-thread generation still alive, each once,
     // the serving one last (not cfg.fs: that is the first)
@@ -403,6 +407,7 @@ export class Session {
 
   status(): SessionStatus {
     const u = this.uring;
+    const f = u === null ? null : this.reactor.follower;
     return {
       mountpoint: this.cfg.mountpoint,
       plugin: this.cfg.pluginName,
@@ -422,8 +427,8 @@ export class Session {
         wakeups: this.reactor.wakeups,
         completions: this.reactor.completions,
         rescues: this.reactor.rescues,
-        cpu: u === null || !u.follower.enabled ? "scheduler" : u.follower.allowed.length < 2 ? `fixed by its affinity mask (CPU ${u.follower.allowed.join(",")})` : u.follower.pinned === -1 ? "follows callers (unpinned)" : `follows callers (on CPU ${u.follower.pinned})`,
-        cpuMoves: u?.follower.moves ?? 0,
+        cpu: f === null || !f.enabled ? "scheduler" : f.allowed.length < 2 ? `fixed by its affinity mask (CPU ${f.allowed.join(",")})` : f.pinned === -1 ? "follows callers (unpinned)" : `follows callers (on CPU ${f.pinned})`,
+        cpuMoves: f?.moves ?? 0,
       },
       kernelNodes: this.dispatcher.nodes.size,
       passthrough: this.passthrough ? `on (${this.backing?.opened ?? 0} backing files opened)` : "off",

@@ -4,7 +4,7 @@
  * nothing when only one CPU is allowed or the option is off.
  */
 import { afterEach, expect, test } from "bun:test";
-import { CallerCpuFollower } from "../../runtime/transport/affinity.ts";
+import { CallerCpuFollower } from "../../runtime/reactor/affinity.ts";
 import { libc } from "../../runtime/ffi/libc.ts";
 import { needsCpus } from "../helpers/skip.ts";
 
