@@ -10,11 +10,11 @@ import {
   FATTR_MTIME, FATTR_FH, FATTR_ATIME_NOW, FATTR_MTIME_NOW, FATTR_CTIME, FATTR_KILL_SUIDGID, FATTR_CHANGES,
   FUSE_WRITE_KILL_SUIDGID, FUSE_OPEN_KILL_SUIDGID,
   FUSE_GETATTR_FH, FUSE_FSYNC_FDATASYNC, FUSE_LK_FLOCK, ENTRY_OUT_SIZE, OPEN_OUT_SIZE,
-  WRITE_OUT_SIZE, GETXATTR_OUT_SIZE, LSEEK_OUT_SIZE, LK_OUT_SIZE,
 } from "../kernel/abi.ts";
 import { inSize } from "../kernel/opcodes.ts";
 import {
-  getU64, getI64, setU64, setOffset, num, encodeAttrOut, encodeEntry, encodeOpenOut, encodeStatfs, ReplyError,
+  getU64, getI64, encodeAttrOut, encodeEntry, encodeOpenOut, encodeStatfs, encodeWriteOut, encodeXattrSize,
+  encodeLseekOut, encodeCopyOut64, encodeLkOut, ReplyError,
 } from "../kernel/codec.ts";
 import { nameFromBytes, nameByteLength, writeName, nameStringError } from "../api/names.ts";
 import type { Call, Encoder } from "./call.ts";
@@ -125,21 +125,10 @@ const encCreate: Encoder = (c, r: { entry: Entry } & OpenReply) => {
   encodeOpenOut(c.slot.data, c.slot.replyOff + ENTRY_OUT_SIZE, r, c.cfg.openDefaults, backingId(c, r, r.entry.ino));
   return ENTRY_OUT_SIZE + OPEN_OUT_SIZE;
 };
-/** fuse_write_out: a byte count no larger than what was asked. */
-function encCount(max: number): Encoder {
-  return (c, n) => {
-    if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > max) throw new ReplyError(`${c.op} must return a byte count 0..${max} (got ${String(n)})`);
-    c.slot.data.setUint32(c.slot.replyOff, n, true);
-    c.slot.data.setUint32(c.slot.replyOff + 4, 0, true);
-    return WRITE_OUT_SIZE;
-  };
-}
-const encWrite: Encoder = (c, n) => {
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > c.limit) throw new ReplyError(`write must return a byte count 0..${c.limit} (got ${String(n)})`);
-  c.slot.data.setUint32(c.slot.replyOff, n, true);
-  c.slot.data.setUint32(c.slot.replyOff + 4, 0, true);
-  return WRITE_OUT_SIZE;
-};
+const encWrite: Encoder = (c, n) => encodeWriteOut(c.slot.data, c.slot.replyOff, n, c.limit, c.op);
+/** COPY_FILE_RANGE answers fuse_write_out too, whose count is a u32. */
+const encCopy32: Encoder = (c, n) => encodeWriteOut(c.slot.data, c.slot.replyOff, n, 0xffffffff, c.op);
+const encCopy64: Encoder = (c, n) => encodeCopyOut64(c.slot.data, c.slot.replyOff, n);
 
 /**
  * Bytes (string or Uint8Array) copied into the reply, at most `max` of them. `name`: the string
@@ -185,11 +174,7 @@ function xattrReply(c: Call, v: unknown): number {
   const len = typeof v === "string" ? nameByteLength(v) : v instanceof Uint8Array ? v.length : -2;
   if (len === -2) throw new ReplyError(`${c.op} must return a string or Uint8Array`);
   if (len < 0) throw new ReplyError(`${c.op}: ${nameStringError(v as string)}`);
-  if (c.limit === 0) {
-    s.data.setUint32(s.replyOff, len, true);
-    s.data.setUint32(s.replyOff + 4, 0, true);
-    return GETXATTR_OUT_SIZE;
-  }
+  if (c.limit === 0) return encodeXattrSize(s.data, s.replyOff, len);
   if (len > c.limit) throw ERANGE;
   return putBytes(c, v, c.limit, true);
 }
@@ -204,25 +189,8 @@ const encListxattr: Encoder = (c, names) => {
   }
   return xattrReply(c, joined);
 };
-const encLseek: Encoder = (c, off) => {
-  if (typeof off !== "number" || !Number.isInteger(off) || off < 0) throw new ReplyError(`lseek must return an offset (got ${String(off)})`);
-  setU64(c.slot.data, c.slot.replyOff, off);
-  return LSEEK_OUT_SIZE;
-};
-const encCopy64: Encoder = (c, n) => {
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 0) throw new ReplyError(`copyFileRange must return a byte count (got ${String(n)})`);
-  setU64(c.slot.data, c.slot.replyOff, n);
-  return 8;
-};
-const encLk: Encoder = (c, l: FileLock) => {
-  if (typeof l !== "object" || l === null) throw new ReplyError("getlk must return a lock");
-  const d = c.slot.data, o = c.slot.replyOff;
-  setOffset(d, o, num(l.start, "start"));
-  setOffset(d, o + 8, num(l.end, "end"));
-  d.setUint32(o + 16, l.type, true);
-  d.setUint32(o + 20, l.pid, true);
-  return LK_OUT_SIZE;
-};
+const encLseek: Encoder = (c, off) => encodeLseekOut(c.slot.data, c.slot.replyOff, off);
+const encLk: Encoder = (c, l: FileLock) => encodeLkOut(c.slot.data, c.slot.replyOff, l);
 
 const DEFAULT_STATFS = { blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 512, namelen: 255 };
 
@@ -576,7 +544,6 @@ function copyFileRange(c: Call, enc: Encoder): unknown {
   c.enc = enc;
   return f.call(c.fs, c, c.nodeid, u64(c, 0), u64(c, 8), u64(c, 16), u64(c, 24), u64(c, 32), u64(c, 40), u64(c, 48));
 }
-const encCopy32 = encCount(0xffffffff);
 h(Op.COPY_FILE_RANGE, (c) => copyFileRange(c, encCopy32));
 h(Op.COPY_FILE_RANGE_64, (c) => copyFileRange(c, encCopy64));
 h(Op.SYNCFS, (c) => {

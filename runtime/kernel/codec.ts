@@ -5,11 +5,12 @@
  * or left in place).
  */
 import {
-  ATTR_SIZE, ENTRY_OUT_SIZE, ATTR_OUT_SIZE, DIRENT_SIZE, DIRENTPLUS_SIZE, STATFS_OUT_SIZE,
+  ATTR_SIZE, ENTRY_OUT_SIZE, ATTR_OUT_SIZE, DIRENT_SIZE, DIRENTPLUS_SIZE, STATFS_OUT_SIZE, INIT_OUT_SIZE,
+  WRITE_OUT_SIZE, GETXATTR_OUT_SIZE, LSEEK_OUT_SIZE, LK_OUT_SIZE, COPY_FILE_RANGE_OUT_SIZE,
   FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NONSEEKABLE, FOPEN_CACHE_DIR, FOPEN_NOFLUSH,
   FOPEN_PARALLEL_DIRECT_WRITES, FOPEN_PASSTHROUGH,
 } from "./abi.ts";
-import type { Attr, Entry, OpenReply, StatFs } from "../api/types.ts";
+import type { Attr, Entry, FileLock, OpenReply, StatFs } from "../api/types.ts";
 import { nameByteLength, writeName, nameStringError } from "../api/names.ts";
 
 const TWO32 = 4294967296;
@@ -265,7 +266,46 @@ export function encodeInitOut(dv: DataView, off: number, o: InitOut): number {
   dv.setUint32(off + 32, o.flags2 >>> 0, true);
   dv.setUint32(off + 36, o.maxStackDepth, true);
   dv.setUint16(off + 40, o.requestTimeout, true);
-  return 64;
+  return INIT_OUT_SIZE;
+}
+
+/** struct fuse_write_out (WRITE, COPY_FILE_RANGE): a byte count `n`, 0..`max`; `op` names the op in the error. */
+export function encodeWriteOut(dv: DataView, off: number, n: unknown, max: number, op: string): number {
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > max) throw new ReplyError(`${op} must return a byte count 0..${max} (got ${String(n)})`);
+  dv.setUint32(off, n, true);
+  dv.setUint32(off + 4, 0, true);
+  return WRITE_OUT_SIZE;
+}
+
+/** struct fuse_getxattr_out (GETXATTR/LISTXATTR asked with size 0): the value's or list's length. */
+export function encodeXattrSize(dv: DataView, off: number, size: number): number {
+  dv.setUint32(off, size, true);
+  dv.setUint32(off + 4, 0, true);
+  return GETXATTR_OUT_SIZE;
+}
+
+/** struct fuse_lseek_out: the offset SEEK_DATA/SEEK_HOLE found. */
+export function encodeLseekOut(dv: DataView, off: number, offset: unknown): number {
+  if (typeof offset !== "number" || !Number.isInteger(offset) || offset < 0) throw new ReplyError(`lseek must return an offset (got ${String(offset)})`);
+  setU64(dv, off, offset);
+  return LSEEK_OUT_SIZE;
+}
+
+/** struct fuse_copy_file_range_out (COPY_FILE_RANGE_64): a 64-bit byte count. */
+export function encodeCopyOut64(dv: DataView, off: number, n: unknown): number {
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0) throw new ReplyError(`copyFileRange must return a byte count (got ${String(n)})`);
+  setU64(dv, off, n);
+  return COPY_FILE_RANGE_OUT_SIZE;
+}
+
+/** struct fuse_lk_out: the conflicting lock GETLK found (F_UNLCK type: none). */
+export function encodeLkOut(dv: DataView, off: number, l: FileLock): number {
+  if (typeof l !== "object" || l === null) throw new ReplyError("getlk must return a lock");
+  setOffset(dv, off, num(l.start, "start"));
+  setOffset(dv, off + 8, num(l.end, "end"));
+  dv.setUint32(off + 16, l.type, true);
+  dv.setUint32(off + 20, l.pid, true);
+  return LK_OUT_SIZE;
 }
 
 /** Test a capability bit (0..63) in a (flags, flags2) pair. */
