@@ -88,8 +88,8 @@ export function encodeAttr(dv: DataView, off: number, a: Attr): void {
   dv.setUint32(off + 84, 0, true);
 }
 
-/** Seconds as (u64 sec, u32 nsec). */
-function setTimeout64(dv: DataView, secOff: number, nsecOff: number, seconds: number): void {
+/** How long the kernel may cache an entry or attributes: seconds as (u64 sec, u32 nsec). */
+function encodeValidity(dv: DataView, secOff: number, nsecOff: number, seconds: number): void {
   if (typeof seconds !== "number" || !(seconds >= 0) || seconds > 1e15) throw new ReplyError(`cache timeout must be a number of seconds ≥ 0 (got ${String(seconds)})`);
   const s = Math.floor(seconds);
   setU64(dv, secOff, s);
@@ -99,7 +99,7 @@ function setTimeout64(dv: DataView, secOff: number, nsecOff: number, seconds: nu
 /** struct fuse_attr_out (104 bytes). */
 export function encodeAttrOut(dv: DataView, off: number, a: Attr & { attrTimeout?: number }, attrTimeout: number): number {
   if (typeof a !== "object" || a === null) throw new ReplyError(`expected attributes, got ${a === null ? "null" : typeof a}`);
-  setTimeout64(dv, off, off + 8, a.attrTimeout ?? attrTimeout);
+  encodeValidity(dv, off, off + 8, a.attrTimeout ?? attrTimeout);
   dv.setUint32(off + 12, 0, true);
   encodeAttr(dv, off + 16, a);
   return ATTR_OUT_SIZE;
@@ -110,8 +110,8 @@ export function encodeEntry(dv: DataView, off: number, e: Entry, entryTimeout: n
   if (typeof e !== "object" || e === null) throw new ReplyError(`expected an entry, got ${e === null ? "null" : typeof e}`);
   setU64(dv, off, num(e.ino, "ino"));
   setU64(dv, off + 8, e.generation ?? 0);
-  setTimeout64(dv, off + 16, off + 32, e.entryTimeout ?? entryTimeout);
-  setTimeout64(dv, off + 24, off + 36, e.attrTimeout ?? attrTimeout);
+  encodeValidity(dv, off + 16, off + 32, e.entryTimeout ?? entryTimeout);
+  encodeValidity(dv, off + 24, off + 36, e.attrTimeout ?? attrTimeout);
   encodeAttr(dv, off + 40, e);
   return ENTRY_OUT_SIZE;
 }
@@ -119,7 +119,7 @@ export function encodeEntry(dv: DataView, off: number, e: Entry, entryTimeout: n
 /** A negative entry (node id 0) cached for `timeout` seconds. */
 export function encodeNegativeEntry(dv: DataView, off: number, timeout: number): number {
   new Uint8Array(dv.buffer, dv.byteOffset + off, ENTRY_OUT_SIZE).fill(0);
-  setTimeout64(dv, off + 16, off + 32, timeout);
+  encodeValidity(dv, off + 16, off + 32, timeout);
   return ENTRY_OUT_SIZE;
 }
 

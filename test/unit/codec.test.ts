@@ -271,7 +271,7 @@ describe("encodeEntry (struct fuse_entry_out, 128 bytes)", () => {
     expect(() => encodeEntry(dv, 0, { ...attr(), ino: -1 }, 1, 1)).toThrow(ReplyError);
   });
 
-  // BUG (runtime/kernel/codec.ts:78-82 setTimeout64, used by :97-98): plugin-supplied timeouts are
+  // BUG (runtime/kernel/codec.ts encodeValidity, used by encodeEntry): plugin-supplied timeouts are
   // not validated. A negative entryTimeout/attrTimeout is written through setU64 as
   // 0xFFFFFFFF_FFFFFFFF, i.e. "cache forever" (and Infinity becomes 0 s, NaN 0 s). Every other
   // numeric field goes through num() and is rejected when negative or not finite.
