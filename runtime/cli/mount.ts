@@ -6,9 +6,8 @@ import { parseMountOptions, defaultMountOptions, optionHelp, UsageError, reactor
 import { ReactorPool } from "../session/reactors.ts";
 import { cpuList } from "../transport/fuse-ring.ts";
 import { checkMountpoint, spawnAutoUnmount, unmountInChild, findMount } from "../mount/mount.ts";
-import { errorLocation } from "../host/loader.ts";
 import { mapStack, SOURCE_MAPPED_STACKS } from "../host/sourcemap.ts";
-import { PluginError, pluginOptionHelp } from "../host/loader.ts";
+import { PluginError, errorLocation } from "../host/loader.ts";
 import { PluginHost, REACTOR_WORKER_ENTRY } from "../host/host.ts";
 import { Session, createReactor } from "../session/session.ts";
 import { RingFileIO } from "../io/file-io.ts";
@@ -158,7 +157,6 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
     throw new UsageError(`plugin ${host.entry} imports ${innerInput}, which lies inside the mountpoint ${mountpoint}: serving it would read the plugin through itself`);
   }
   host.forbidInputsUnder(mountpoint);
-  void pluginOptionHelp;
 
   session = new Session({ reactor, fileIO, mountpoint, options, debug, stacks: SOURCE_MAPPED_STACKS, pluginName: first.name, fs: first.fs, log, pool: host.pool ?? undefined, nodeCounts });
   session.dispatcher.gen.cleanups.push(...host.takeFirstCleanups());

@@ -573,7 +573,3 @@ export function runHandler(c: Call, cfg: OpConfig): unknown {
   return fn === undefined ? NOSYS : fn(c, cfg);
 }
 
-/** Which Filesystem methods decide INIT capabilities. */
-export function capabilitiesOf(fs: Filesystem): { readdirplus: boolean; readdir: boolean } {
-  return { readdirplus: typeof fs.readdirplus === "function", readdir: typeof fs.readdir === "function" };
-}

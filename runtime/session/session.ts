@@ -3,7 +3,7 @@
  * (FUSE-over-io_uring when offered and set up, classic /dev/fuse otherwise, one log line saying
  * which and why), serves until the kernel ends the connection, and unmounts on SIGINT/SIGTERM.
  */
-import { Init, Op, IN_HEADER_SIZE, IN_OPCODE, INIT_OUT_SIZE, OUT_HEADER_SIZE } from "../kernel/abi.ts";
+import { Init, Op, IN_HEADER_SIZE, IN_OPCODE, OUT_HEADER_SIZE, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "../kernel/abi.ts";
 import { decodeInitIn, encodeInitOut } from "../kernel/codec.ts";
 import { COMPAT_INIT_IN } from "../kernel/opcodes.ts";
 import { libc, errno, cstr, SyscallError, setNonBlocking, O_RDWR, O_CLOEXEC, O_NONBLOCK } from "../ffi/libc.ts";
@@ -13,7 +13,6 @@ import { UringTransport, possibleCpus } from "../transport/fuse-ring.ts";
 import type { RequestSlot } from "../transport/slot.ts";
 import { Dispatcher, type DispatchConfig } from "../dispatch/dispatcher.ts";
 import type { StackFormat } from "../dispatch/ops.ts";
-import { FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "../kernel/abi.ts";
 import type { Filesystem } from "../api/types.ts";
 import { entriesPerQueue, type MountOptions } from "../mount/options.ts";
 import { mountFuse, unmountInChild, describeHolders, MountError, fusermountOptions } from "../mount/mount.ts";
@@ -23,18 +22,17 @@ import { KernelNotifier } from "../notify/notifier.ts";
 import { BackingFiles } from "./backing.ts";
 import { heapStats } from "bun:jsc";
 import type { RingFileIO } from "../io/file-io.ts";
-import type { MountOptions as Opts } from "../mount/options.ts";
 import type { ReactorPool, WorkerStatus } from "./reactors.ts";
 import { Stats } from "../dispatch/stats.ts";
 import { sumHeld } from "../dispatch/kernel-nodes.ts";
 
 /** The reactor a session over these options needs: SQ room for every ring entry's command, the /dev/fuse poll and a tick's replies. */
-export function createReactor(o: Opts): Reactor {
+export function createReactor(o: MountOptions): Reactor {
   return new Reactor(possibleCpus() * o.queueDepth + 64);
 }
 
 /** The dispatcher's settings for a mount with these options (the same on every reactor). */
-export function dispatchConfig(o: Opts, debug: boolean, log: (line: string) => void, shared: boolean): DispatchConfig {
+export function dispatchConfig(o: MountOptions, debug: boolean, log: (line: string) => void, shared: boolean): DispatchConfig {
   return {
     entryTimeout: o.entryTimeout,
     attrTimeout: o.attrTimeout,
@@ -210,8 +208,7 @@ export class Session {
       try {
         this.reactor.followCallers(queues, o.followCpu);
         this.uring = new UringTransport(this.reactor, this.fd, queues, entriesPerQueue(o, queues, n.payloadSize), n.payloadSize, (s) => this.onRequest(s), (r) => this.onClosed(r), 0, o.ringMemory);
-        n.out.flags |= 1 << Init.INIT_EXT;
-        n.out.flags2 |= 1 << (Init.OVER_IO_URING - 32);
+        n.out.flags2 |= 1 << (Init.OVER_IO_URING - 32); // INIT_EXT: negotiate() set it (flags2 needs it)
       } catch (e) {
         this.uring = null;
         this.transportReason = `io_uring setup failed: ${(e as Error).message}`;
@@ -221,7 +218,6 @@ export class Session {
     }
     // INIT always travels over /dev/fuse; its reply must reach the kernel before any REGISTER
     const len = encodeInitOut(slot.data, OUT_HEADER_SIZE, n.out);
-    void INIT_OUT_SIZE;
     this.dev.reply(slot, 0, len);
     const notifier = new KernelNotifier(this.reactor, this.fd, n.out.minor);
     this.notifier = notifier;
@@ -276,7 +272,6 @@ export class Session {
       const failed = await pool.allocate({ ...plan, mode: "io_uring" });
       if (failed === null) {
         mode = "io_uring";
-        n.out.flags |= 1 << Init.INIT_EXT;
         n.out.flags2 |= 1 << (Init.OVER_IO_URING - 32);
       } else this.transportReason = `io_uring setup failed: ${failed}`;
     } else {

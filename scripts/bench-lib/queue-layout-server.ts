@@ -100,7 +100,6 @@ if (!isMainThread) {
   o.passthrough = false;
   const init = negotiate(decodeInitIn(dv, 40), {} as Filesystem, o);
   if (!init.uringOffered) throw new Error("the kernel does not offer FUSE-over-io_uring (scripts/setup turns it on)");
-  init.out.flags |= 1 << Init.INIT_EXT;
   init.out.flags2 |= 1 << (Init.OVER_IO_URING - 32);
   const rep = new ArrayBuffer(16 + 64);
   const rv = new DataView(rep);
