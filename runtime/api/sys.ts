@@ -177,9 +177,6 @@ const P_CLOCK = (base + OFF_CLOCK) as Pointer;
 const P_OFFS = (base + OFF_OFFS) as Pointer;
 const P_MNTID = (base + OFF_MNTID) as Pointer;
 const P_HANDLE = (base + OFF_HANDLE) as Pointer;
-const P_XNAME = (base + OFF_XNAME) as Pointer;
-const P_PATH0 = (base + OFF_PATH0) as Pointer;
-const P_PATH1 = (base + OFF_PATH1) as Pointer;
 const P_DATA = (base + OFF_DATA) as Pointer;
 
 /** Encode `s` NUL-terminated at `off` (room `max` bytes including the NUL); returns its address. */

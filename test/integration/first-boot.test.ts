@@ -23,7 +23,6 @@ import { describeResult, run, sh, type RunResult } from "../helpers/run.ts";
 setDefaultTimeout(90_000);
 
 const NOBODY = 65534;
-const READY = "furing: ready ";
 const transportOpt = (t: Transport) => (t === "classic" ? "io_uring=off" : "io_uring=on");
 
 let base = "";
