@@ -7,8 +7,8 @@
  * Exported through `furing/sys`.
  */
 import { toArrayBuffer, type Pointer } from "bun:ffi";
-import { libc, errno, SyscallError } from "../ffi/libc.ts";
-import { allocNative, nativeInfo, registerNative, PAGE_SIZE } from "../ffi/memory.ts";
+import { FuseError } from "./errno.ts";
+import { lastErrno, madvise, mapAnonymous, pagesPointer, recordPages, strerror, PAGE_SIZE } from "./native.ts";
 
 const MADV_DONTNEED = 4;
 
@@ -19,8 +19,9 @@ const MADV_DONTNEED = 4;
  */
 export function mapPages(bytes: number, opts: { hugepages?: boolean } = {}): Uint8Array {
   if (!(bytes > 0) || !Number.isSafeInteger(bytes)) throw new RangeError(`mapPages: bad size ${bytes}`);
-  const r = allocNative(bytes, false, opts.hugepages === true);
-  registerNative(r.buffer, r.ptr);
+  const r = mapAnonymous(bytes, false, opts.hugepages === true);
+  if (r === null) throw failed("mmap", `(${bytes} bytes)`);
+  recordPages(r.buffer, r.ptr);
   return new Uint8Array(r.buffer);
 }
 
@@ -30,14 +31,14 @@ export function mapPages(bytes: number, opts: { hugepages?: boolean } = {}): Uin
  * inside memory from {@link mapPages}.
  */
 export function discardPages(view: Uint8Array, offset = 0, length = view.length - offset): void {
-  const info = nativeInfo(view.buffer as ArrayBuffer);
-  if (info === undefined) throw new TypeError("discardPages: not memory from mapPages");
-  const start = info.ptr + view.byteOffset + offset;
+  const ptr = pagesPointer(view.buffer as ArrayBuffer);
+  if (ptr === undefined) throw new TypeError("discardPages: not memory from mapPages");
+  const start = ptr + view.byteOffset + offset;
   if (start % PAGE_SIZE !== 0 || length % PAGE_SIZE !== 0 || offset < 0 || offset + length > view.length) {
     throw new RangeError(`discardPages: range ${offset}+${length} is not page-aligned inside the view`);
   }
   if (length === 0) return;
-  if (libc.madvise(start as unknown as Pointer, length, MADV_DONTNEED) !== 0) throw new SyscallError("madvise", errno());
+  if (madvise(start, length, MADV_DONTNEED) !== 0) throw failed("madvise");
 }
 
 /**
@@ -46,9 +47,9 @@ export function discardPages(view: Uint8Array, offset = 0, length = view.length 
  * `ctx.shared` table, and make a view of it on another Worker with {@link viewPages}).
  */
 export function pagesAddress(view: Uint8Array): number {
-  const info = nativeInfo(view.buffer as ArrayBuffer);
-  if (info === undefined) throw new TypeError("pagesAddress: not memory from mapPages");
-  return info.ptr + view.byteOffset;
+  const ptr = pagesPointer(view.buffer as ArrayBuffer);
+  if (ptr === undefined) throw new TypeError("pagesAddress: not memory from mapPages");
+  return ptr + view.byteOffset;
 }
 
 /**
@@ -62,6 +63,12 @@ export function viewPages(address: number, bytes: number): Uint8Array {
   if (!Number.isSafeInteger(address) || address <= 0 || address % PAGE_SIZE !== 0) throw new RangeError(`viewPages: bad address ${address} (a page-aligned address from pagesAddress)`);
   if (!(bytes > 0) || !Number.isSafeInteger(bytes)) throw new RangeError(`viewPages: bad size ${bytes}`);
   const b = toArrayBuffer(address as Pointer, 0, bytes);
-  registerNative(b, address);
+  recordPages(b, address);
   return new Uint8Array(b);
+}
+
+/** The call that just failed, as an error carrying its errno (code "ENOMEM", ...). */
+function failed(call: string, what = ""): FuseError {
+  const e = lastErrno();
+  return new FuseError(e, `${call}${what === "" ? "" : " " + what}: ${strerror(e)}`);
 }

@@ -30,8 +30,7 @@
  * - Linux x86-64 / arm64 struct layouts and constants.
  */
 import { dlopen, FFIType as T, type Pointer } from "bun:ffi";
-import { allocNative } from "../ffi/memory.ts";
-import { errno as lastErrno, strerror } from "../ffi/libc.ts";
+import { lastErrno, mapAnonymous, strerror } from "./native.ts";
 import { FuseError, errnoName } from "./errno.ts";
 import { nameFromBytes, nameByteLength, writeName, nameStringError } from "./names.ts";
 
@@ -164,11 +163,12 @@ const OFF_DATA = OFF_PATH1 + PATH_MAX; // xattr values, link targets, getdents r
 const DATA_SIZE = XATTR_SIZE_MAX;
 // Native memory (mmap, outside the JS heap): the GC never moves it, and it lives as long as the
 // process. The plugin host binds `furing/sys` to this one module instance for every generation.
-const region = allocNative(OFF_DATA + DATA_SIZE);
+const region = mapAnonymous(OFF_DATA + DATA_SIZE, true, false);
+if (region === null) throw new Error(`furing/sys: mmap of its scratch memory failed: ${strerror(lastErrno())}`);
 const scratch = region.buffer;
 const base = region.ptr;
 const dv = new DataView(scratch);
-const bytes = Buffer.from(scratch, 0, region.size);
+const bytes = Buffer.from(scratch, 0, scratch.byteLength);
 
 const P_STAT = (base + OFF_STAT) as Pointer;
 const P_STATVFS = (base + OFF_STATVFS) as Pointer;
@@ -177,9 +177,6 @@ const P_CLOCK = (base + OFF_CLOCK) as Pointer;
 const P_OFFS = (base + OFF_OFFS) as Pointer;
 const P_MNTID = (base + OFF_MNTID) as Pointer;
 const P_HANDLE = (base + OFF_HANDLE) as Pointer;
-const P_XNAME = (base + OFF_XNAME) as Pointer;
-const P_PATH0 = (base + OFF_PATH0) as Pointer;
-const P_PATH1 = (base + OFF_PATH1) as Pointer;
 const P_DATA = (base + OFF_DATA) as Pointer;
 
 /** Encode `s` NUL-terminated at `off` (room `max` bytes including the NUL); returns its address. */

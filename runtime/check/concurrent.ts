@@ -120,18 +120,18 @@ export async function runConcurrent(target: Target, o: ConcurrentOptions): Promi
           const [sa, sb] = await Promise.all([pair.A.snapshot(), pair.B.snapshot()]);
           gen.model.resync(sb);
           const diffs = state.compare(sa, sb, rules);
-          if (diffs.length) return problem(w, pair, done, failed, diffs[0]!.sig, diffs.map((d) => d.message).join("\n"));
+          if (diffs.length) return problem(w, done, failed, diffs[0]!.sig, diffs.map((d) => d.message).join("\n"));
           continue;
         }
         const [ra, rb]: [Result, Result] = await Promise.all([pair.A.op(op), pair.B.op(op)]);
         if (rb.e !== undefined) failed.add(done.length - 1);
         const msg = await compareResult(op, ra, rb, rules, oracle);
-        if (msg !== undefined) return problem(w, pair, done, failed, `op:${op.k}`, msg);
+        if (msg !== undefined) return problem(w, done, failed, `op:${op.k}`, msg);
         gen.observe(op, rb);
       }
     };
 
-    const problem = async (w: number, pair: Pair, done: Op[], failed: Set<number>, sig: string, message: string): Promise<void> => {
+    const problem = async (w: number, done: Op[], failed: Set<number>, sig: string, message: string): Promise<void> => {
       const diff = { index: done.length - 1, op: done[done.length - 1]!, sig, message };
       res.problems.push(`writer ${w} (seed ${o.seed * 1000 + w}), private files: difference while ${W} writers ran:\n${report({ seed: o.seed * 1000 + w, ops: done.length, target }, diff, undefined, undefined)}`);
       // Does it show without the other writers? Shrink it alone (after the others are done).

@@ -6,12 +6,13 @@
 import { UsageError } from "../mount/options.ts";
 import { MountError } from "../mount/mount.ts";
 import { PluginError, errorLocation } from "../host/loader.ts";
+import { ReactorError } from "../session/reactors.ts";
 import { mapStack } from "../host/sourcemap.ts";
 import { systemCause } from "../control/rundir.ts";
 
 /** The one line for `e`, raised while `prog` ran the operation `op` (a command name). */
 export function fatalLine(prog: string, op: string | undefined, e: unknown): string {
-  if (e instanceof UsageError || e instanceof MountError || e instanceof PluginError) return `${prog}: ${e.message}`;
+  if (e instanceof UsageError || e instanceof MountError || e instanceof PluginError || e instanceof ReactorError) return `${prog}: ${e.message}`;
   const who = op ? `${prog} ${op}` : prog;
   const err = e as NodeJS.ErrnoException;
   // a node:fs / OS error: syscall, path and errno say what went wrong where

@@ -6,10 +6,9 @@ import { parseMountOptions, defaultMountOptions, optionHelp, UsageError, reactor
 import { ReactorPool } from "../session/reactors.ts";
 import { cpuList } from "../transport/fuse-ring.ts";
 import { checkMountpoint, spawnAutoUnmount, unmountInChild, findMount } from "../mount/mount.ts";
-import { errorLocation } from "../host/loader.ts";
-import { mapStack } from "../host/sourcemap.ts";
-import { PluginError, pluginOptionHelp } from "../host/loader.ts";
-import { PluginHost } from "../host/host.ts";
+import { mapStack, SOURCE_MAPPED_STACKS } from "../host/sourcemap.ts";
+import { PluginError, errorLocation } from "../host/loader.ts";
+import { PluginHost, REACTOR_WORKER_ENTRY } from "../host/host.ts";
 import { Session, createReactor } from "../session/session.ts";
 import { RingFileIO } from "../io/file-io.ts";
 import { startInBackground, backgroundLogPath } from "./background.ts";
@@ -122,6 +121,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
     startReactors: async (file, generation, shared) => {
       nodeCounts = createSharedCounts();
       const pool = new ReactorPool({
+        workerEntry: REACTOR_WORKER_ENTRY,
         count: reactors, possible: possible[possible.length - 1]! + 1, online, log,
         base: { options, debug, pluginArgs, mountpoint, name: host.name || spec, entry: host.entry, nodeCounts },
         notify: host.notify,
@@ -157,9 +157,8 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
     throw new UsageError(`plugin ${host.entry} imports ${innerInput}, which lies inside the mountpoint ${mountpoint}: serving it would read the plugin through itself`);
   }
   host.forbidInputsUnder(mountpoint);
-  void pluginOptionHelp;
 
-  session = new Session({ reactor, fileIO, mountpoint, options, debug, pluginName: first.name, fs: first.fs, log, pool: host.pool ?? undefined, nodeCounts });
+  session = new Session({ reactor, fileIO, mountpoint, options, debug, stacks: SOURCE_MAPPED_STACKS, pluginName: first.name, fs: first.fs, log, pool: host.pool ?? undefined, nodeCounts });
   session.dispatcher.gen.cleanups.push(...host.takeFirstCleanups());
   session.extraStatus = () => ({
     generation: host.generation, generationLoadedAt: new Date(host.loadedAt).toISOString(), reloads: host.reloads, rejectedReloads: host.rejected,

@@ -12,9 +12,8 @@ import { checkRequest, describeCheck, REQUEST_OK } from "./request-check.ts";
 import { getU64, encodeNegativeEntry, ReplyError } from "../kernel/codec.ts";
 import type { RequestSlot } from "../transport/slot.ts";
 import { Call, type CallOwner } from "./call.ts";
-import { runHandler, NOSYS, NO_REPLY, type OpConfig } from "./ops.ts";
+import { runHandler, NOSYS, NO_REPLY, RAW_STACKS, type OpConfig } from "./ops.ts";
 import { Stats } from "./stats.ts";
-import { foldStack, pluginFrames } from "../host/sourcemap.ts";
 import type { KernelNodes } from "./kernel-nodes.ts";
 import { Lifetimes } from "./lifetimes.ts";
 import { describeReply } from "./trace.ts";
@@ -286,7 +285,8 @@ export class Dispatcher implements CallOwner {
     let errno = errnoOf(thrown);
     if (errno === 0) {
       errno = Errno.EIO;
-      const what = thrown instanceof ReplyError ? `returned an invalid reply: ${thrown.message}${withFrames(pluginFrames(thrown.stack))}` : `threw: ${thrown instanceof Error ? foldStack(thrown.stack ?? thrown.message) : String(thrown)}`;
+      const stacks = this.cfg.stacks ?? RAW_STACKS;
+      const what = thrown instanceof ReplyError ? `returned an invalid reply: ${thrown.message}${withFrames(stacks.pluginFrames(thrown.stack))}` : `threw: ${thrown instanceof Error ? stacks.fold(thrown.stack ?? thrown.message) : String(thrown)}`;
       this.cfg.log(`furing: ${c.op} (node ${c.nodeid}${c.trace ? ", " + c.trace : ""}) ${what} — answered EIO${back === "" ? "" : `; ${back} given back to the plugin`}`);
     }
     if (c.opcode === Op.LOOKUP && errno === Errno.ENOENT && this.cfg.negativeTimeout > 0) {

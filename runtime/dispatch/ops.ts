@@ -10,16 +10,29 @@ import {
   FATTR_MTIME, FATTR_FH, FATTR_ATIME_NOW, FATTR_MTIME_NOW, FATTR_CTIME, FATTR_KILL_SUIDGID, FATTR_CHANGES,
   FUSE_WRITE_KILL_SUIDGID, FUSE_OPEN_KILL_SUIDGID,
   FUSE_GETATTR_FH, FUSE_FSYNC_FDATASYNC, FUSE_LK_FLOCK, ENTRY_OUT_SIZE, OPEN_OUT_SIZE,
-  WRITE_OUT_SIZE, GETXATTR_OUT_SIZE, LSEEK_OUT_SIZE, LK_OUT_SIZE,
 } from "../kernel/abi.ts";
 import { inSize } from "../kernel/opcodes.ts";
 import {
-  getU64, getI64, setU64, setOffset, num, encodeAttrOut, encodeEntry, encodeOpenOut, encodeStatfs, ReplyError,
+  getU64, getI64, encodeAttrOut, encodeEntry, encodeOpenOut, encodeStatfs, encodeWriteOut, encodeXattrSize,
+  encodeLseekOut, encodeCopyOut64, encodeLkOut, ReplyError,
 } from "../kernel/codec.ts";
 import { nameFromBytes, nameByteLength, writeName, nameStringError } from "../api/names.ts";
 import type { Call, Encoder } from "./call.ts";
 import { oct, describeSetAttr } from "./trace.ts";
-import { foldStack } from "../host/sourcemap.ts";
+
+/**
+ * How an error log shows a stack. The plugin host maps plugin frames through the generations'
+ * source maps and folds furing's own; it is handed in so the dispatcher knows nothing of the host.
+ */
+export interface StackFormat {
+  /** The whole stack, for a plugin's throw. */
+  fold(stack: string): string;
+  /** Only the frames in plugin code ("" if none), for a reply that failed validation. */
+  pluginFrames(stack: string | undefined): string;
+}
+
+/** Stacks as thrown (no plugin host: tests, tools). */
+export const RAW_STACKS: StackFormat = { fold: (stack) => stack, pluginFrames: () => "" };
 
 /** Mount-wide reply parameters the handlers need. */
 export interface OpConfig {
@@ -39,6 +52,8 @@ export interface OpConfig {
   killPriv?: boolean;
   /** -d: fill Call.trace with the arguments that matter. */
   trace: boolean;
+  /** How error logs show stacks (unset: {@link RAW_STACKS}). */
+  stacks?: StackFormat;
   /**
    * Told of every FORGET so the runtime knows which nodes the kernel still holds; true when the
    * kernel holds `ino` no more (then the plugin's `forgotten` runs).
@@ -63,25 +78,26 @@ export type Handler = (c: Call, cfg: OpConfig) => unknown;
 /** Offset of the first argument after the op header (in `slot.data`). */
 function argBase(c: Call, cfg: OpConfig): number {
   const s = c.slot;
-  return s.split ? 0 : IN_HEADER_SIZE + inSize(c.opcode, cfg.minor ?? FUSE_KERNEL_MINOR_VERSION, cfg.setxattrExt);
+  return s.ringLayout ? 0 : IN_HEADER_SIZE + inSize(c.opcode, cfg.minor ?? FUSE_KERNEL_MINOR_VERSION, cfg.setxattrExt);
 }
 
 /** End of the request's arguments (in `slot.data`). */
 function argEnd(c: Call): number {
   const s = c.slot;
-  return (s.split ? 0 : IN_HEADER_SIZE) + s.payloadLen;
+  return (s.ringLayout ? 0 : IN_HEADER_SIZE) + s.payloadLen;
 }
 
-/** Position after the NUL ending the string at `off` (for the next argument). */
-let strNext = 0;
-
-/** NUL-terminated name argument at `off`, byte-exact (api/names.ts); sets `strNext`. */
+/** NUL-terminated name argument at `off`, byte-exact (api/names.ts). */
 function str(c: Call, off: number): string {
   const s = c.slot;
   const end = s.dataBytes.indexOf(0, off);
   if (end < 0 || end >= argEnd(c)) throw new ReplyError(`${c.op}: malformed request (unterminated name)`);
-  strNext = end + 1;
   return nameFromBytes(s.dataText, off, end);
+}
+
+/** Where the argument after the name at `off` starts: past its NUL (`str` checked that it has one). */
+function afterName(c: Call, off: number): number {
+  return c.slot.dataBytes.indexOf(0, off) + 1;
 }
 
 const u32 = (c: Call, rel: number) => c.slot.hdr.getUint32(c.slot.opInOff + rel, true);
@@ -110,21 +126,10 @@ const encCreate: Encoder = (c, r: { entry: Entry } & OpenReply) => {
   encodeOpenOut(c.slot.data, c.slot.replyOff + ENTRY_OUT_SIZE, r, c.cfg.openDefaults, backingId(c, r, r.entry.ino));
   return ENTRY_OUT_SIZE + OPEN_OUT_SIZE;
 };
-/** fuse_write_out: a byte count no larger than what was asked. */
-function encCount(max: number): Encoder {
-  return (c, n) => {
-    if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > max) throw new ReplyError(`${c.op} must return a byte count 0..${max} (got ${String(n)})`);
-    c.slot.data.setUint32(c.slot.replyOff, n, true);
-    c.slot.data.setUint32(c.slot.replyOff + 4, 0, true);
-    return WRITE_OUT_SIZE;
-  };
-}
-const encWrite: Encoder = (c, n) => {
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > c.limit) throw new ReplyError(`write must return a byte count 0..${c.limit} (got ${String(n)})`);
-  c.slot.data.setUint32(c.slot.replyOff, n, true);
-  c.slot.data.setUint32(c.slot.replyOff + 4, 0, true);
-  return WRITE_OUT_SIZE;
-};
+const encWrite: Encoder = (c, n) => encodeWriteOut(c.slot.data, c.slot.replyOff, n, c.limit, c.op);
+/** COPY_FILE_RANGE answers fuse_write_out too, whose count is a u32. */
+const encCopy32: Encoder = (c, n) => encodeWriteOut(c.slot.data, c.slot.replyOff, n, 0xffffffff, c.op);
+const encCopy64: Encoder = (c, n) => encodeCopyOut64(c.slot.data, c.slot.replyOff, n);
 
 /**
  * Bytes (string or Uint8Array) copied into the reply, at most `max` of them. `name`: the string
@@ -170,11 +175,7 @@ function xattrReply(c: Call, v: unknown): number {
   const len = typeof v === "string" ? nameByteLength(v) : v instanceof Uint8Array ? v.length : -2;
   if (len === -2) throw new ReplyError(`${c.op} must return a string or Uint8Array`);
   if (len < 0) throw new ReplyError(`${c.op}: ${nameStringError(v as string)}`);
-  if (c.limit === 0) {
-    s.data.setUint32(s.replyOff, len, true);
-    s.data.setUint32(s.replyOff + 4, 0, true);
-    return GETXATTR_OUT_SIZE;
-  }
+  if (c.limit === 0) return encodeXattrSize(s.data, s.replyOff, len);
   if (len > c.limit) throw ERANGE;
   return putBytes(c, v, c.limit, true);
 }
@@ -189,38 +190,22 @@ const encListxattr: Encoder = (c, names) => {
   }
   return xattrReply(c, joined);
 };
-const encLseek: Encoder = (c, off) => {
-  if (typeof off !== "number" || !Number.isInteger(off) || off < 0) throw new ReplyError(`lseek must return an offset (got ${String(off)})`);
-  setU64(c.slot.data, c.slot.replyOff, off);
-  return LSEEK_OUT_SIZE;
-};
-const encCopy64: Encoder = (c, n) => {
-  if (typeof n !== "number" || !Number.isInteger(n) || n < 0) throw new ReplyError(`copyFileRange must return a byte count (got ${String(n)})`);
-  setU64(c.slot.data, c.slot.replyOff, n);
-  return 8;
-};
-const encLk: Encoder = (c, l: FileLock) => {
-  if (typeof l !== "object" || l === null) throw new ReplyError("getlk must return a lock");
-  const d = c.slot.data, o = c.slot.replyOff;
-  setOffset(d, o, num(l.start, "start"));
-  setOffset(d, o + 8, num(l.end, "end"));
-  d.setUint32(o + 16, l.type, true);
-  d.setUint32(o + 20, l.pid, true);
-  return LK_OUT_SIZE;
-};
+const encLseek: Encoder = (c, off) => encodeLseekOut(c.slot.data, c.slot.replyOff, off);
+const encLk: Encoder = (c, l: FileLock) => encodeLkOut(c.slot.data, c.slot.replyOff, l);
 
 const DEFAULT_STATFS = { blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 512, namelen: 255 };
 
 // ---- handlers --------------------------------------------------------------------------
 
 const handlers: (Handler | undefined)[] = [];
-const h = (op: number, fn: Handler) => (handlers[op] = fn);
+/** Register the handler of opcode `op`. */
+const handle = (op: number, fn: Handler) => (handlers[op] = fn);
 
 function ts(sec: number, nsec: number): Timespec {
   return { sec, nsec };
 }
 
-h(Op.LOOKUP, (c, cfg) => {
+handle(Op.LOOKUP, (c, cfg) => {
   const f = c.fs.lookup;
   if (f === undefined) return NOSYS;
   const name = str(c, argBase(c, cfg));
@@ -246,17 +231,17 @@ export function forgotten(fs: Filesystem, cfg: OpConfig, ino: number): void {
 export function guarded(cfg: OpConfig, op: string, ino: number, run: () => unknown): void {
   try {
     const r = run();
-    if (r instanceof Promise) r.catch((e) => cfg.log?.(`furing: ${op} (node ${ino}) failed: ${e instanceof Error ? foldStack(e.stack ?? e.message) : String(e)}`));
+    if (r instanceof Promise) r.catch((e) => cfg.log?.(`furing: ${op} (node ${ino}) failed: ${e instanceof Error ? (cfg.stacks ?? RAW_STACKS).fold(e.stack ?? e.message) : String(e)}`));
   } catch (e) {
-    cfg.log?.(`furing: ${op} (node ${ino}) threw: ${e instanceof Error ? foldStack(e.stack ?? e.message) : String(e)}`);
+    cfg.log?.(`furing: ${op} (node ${ino}) threw: ${e instanceof Error ? (cfg.stacks ?? RAW_STACKS).fold(e.stack ?? e.message) : String(e)}`);
   }
 }
-h(Op.FORGET, (c, cfg) => {
+handle(Op.FORGET, (c, cfg) => {
   if (cfg.trace) c.trace = `nlookup=${u64(c, 0)}`;
   forget(c, cfg, c.nodeid, u64(c, 0));
   return NO_REPLY;
 });
-h(Op.BATCH_FORGET, (c, cfg) => {
+handle(Op.BATCH_FORGET, (c, cfg) => {
   const count = u32(c, 0);
   const d = c.slot.data;
   let o = argBase(c, cfg);
@@ -271,13 +256,13 @@ h(Op.BATCH_FORGET, (c, cfg) => {
   }
   return NO_REPLY;
 });
-h(Op.GETATTR, (c) => {
+handle(Op.GETATTR, (c) => {
   const f = c.fs.getattr;
   if (f === undefined) return NOSYS;
   c.enc = encAttr;
   return f.call(c.fs, c, c.nodeid, (u32(c, 0) & FUSE_GETATTR_FH) !== 0 ? u64(c, 8) : undefined);
 });
-h(Op.SETATTR, (c, cfg) => {
+handle(Op.SETATTR, (c, cfg) => {
   const f = c.fs.setattr;
   if (f === undefined) return NOSYS;
   const valid = u32(c, 0);
@@ -300,22 +285,23 @@ h(Op.SETATTR, (c, cfg) => {
   c.enc = encAttr;
   return f.call(c.fs, c, c.nodeid, ch);
 });
-h(Op.READLINK, (c) => {
+handle(Op.READLINK, (c) => {
   const f = c.fs.readlink;
   if (f === undefined) return NOSYS;
   c.enc = encReadlink;
   return f.call(c.fs, c, c.nodeid);
 });
-h(Op.SYMLINK, (c, cfg) => {
+handle(Op.SYMLINK, (c, cfg) => {
   const f = c.fs.symlink;
   if (f === undefined) return NOSYS;
-  const name = str(c, argBase(c, cfg));
-  const target = str(c, strNext);
+  const nameOff = argBase(c, cfg);
+  const name = str(c, nameOff);
+  const target = str(c, afterName(c, nameOff));
   if (cfg.trace) c.trace = `${JSON.stringify(name)} -> ${JSON.stringify(target)}`;
   c.enc = encEntry;
   return f.call(c.fs, c, c.nodeid, name, target);
 });
-h(Op.MKNOD, (c, cfg) => {
+handle(Op.MKNOD, (c, cfg) => {
   const f = c.fs.mknod;
   if (f === undefined) return NOSYS;
   const name = str(c, argBase(c, cfg));
@@ -324,7 +310,7 @@ h(Op.MKNOD, (c, cfg) => {
   c.enc = encEntry;
   return f.call(c.fs, c, c.nodeid, name, mode, u32(c, 4), u32(c, 8));
 });
-h(Op.MKDIR, (c, cfg) => {
+handle(Op.MKDIR, (c, cfg) => {
   const f = c.fs.mkdir;
   if (f === undefined) return NOSYS;
   const name = str(c, argBase(c, cfg));
@@ -333,7 +319,7 @@ h(Op.MKDIR, (c, cfg) => {
   c.enc = encEntry;
   return f.call(c.fs, c, c.nodeid, name, mode, u32(c, 4));
 });
-h(Op.UNLINK, (c, cfg) => {
+handle(Op.UNLINK, (c, cfg) => {
   const f = c.fs.unlink;
   if (f === undefined) return NOSYS;
   const name = str(c, argBase(c, cfg));
@@ -341,7 +327,7 @@ h(Op.UNLINK, (c, cfg) => {
   c.enc = encNone;
   return f.call(c.fs, c, c.nodeid, name);
 });
-h(Op.RMDIR, (c, cfg) => {
+handle(Op.RMDIR, (c, cfg) => {
   const f = c.fs.rmdir;
   if (f === undefined) return NOSYS;
   const name = str(c, argBase(c, cfg));
@@ -353,15 +339,16 @@ function rename(c: Call, cfg: OpConfig, flags: number): unknown {
   const f = c.fs.rename;
   if (f === undefined) return NOSYS;
   const newParent = u64(c, 0);
-  const name = str(c, argBase(c, cfg));
-  const newName = str(c, strNext);
+  const nameOff = argBase(c, cfg);
+  const name = str(c, nameOff);
+  const newName = str(c, afterName(c, nameOff));
   if (cfg.trace) c.trace = `${JSON.stringify(name)} -> ${newParent}/${JSON.stringify(newName)} flags=${flags}`;
   c.enc = encNone;
   return f.call(c.fs, c, c.nodeid, name, newParent, newName, flags);
 }
-h(Op.RENAME, (c, cfg) => rename(c, cfg, 0));
-h(Op.RENAME2, (c, cfg) => rename(c, cfg, u32(c, 8)));
-h(Op.LINK, (c, cfg) => {
+handle(Op.RENAME, (c, cfg) => rename(c, cfg, 0));
+handle(Op.RENAME2, (c, cfg) => rename(c, cfg, u32(c, 8)));
+handle(Op.LINK, (c, cfg) => {
   const f = c.fs.link;
   if (f === undefined) return NOSYS;
   const oldNode = u64(c, 0);
@@ -370,7 +357,7 @@ h(Op.LINK, (c, cfg) => {
   c.enc = encEntry;
   return f.call(c.fs, c, oldNode, c.nodeid, name);
 });
-h(Op.OPEN, (c, cfg) => {
+handle(Op.OPEN, (c, cfg) => {
   const flags = u32(c, 0);
   const kill = (u32(c, 4) & FUSE_OPEN_KILL_SUIDGID) !== 0;
   if (cfg.trace) c.trace = `flags=${oct(flags)}${kill ? " kill_suidgid" : ""}`;
@@ -379,7 +366,7 @@ h(Op.OPEN, (c, cfg) => {
   const f = c.fs.open;
   return f === undefined ? undefined : f.call(c.fs, c, c.nodeid, flags, kill);
 });
-h(Op.READ, (c, cfg) => {
+handle(Op.READ, (c, cfg) => {
   const f = c.fs.read;
   if (f === undefined) return NOSYS;
   const fh = u64(c, 0), offset = u64(c, 8);
@@ -389,7 +376,7 @@ h(Op.READ, (c, cfg) => {
   c.enc = encRead;
   return f.call(c.fs, c, c.nodeid, fh, offset, size, c.slot.replyBytes(size));
 });
-h(Op.WRITE, (c, cfg) => {
+handle(Op.WRITE, (c, cfg) => {
   const f = c.fs.write;
   if (f === undefined) return NOSYS;
   const fh = u64(c, 0), offset = u64(c, 8), size = u32(c, 16);
@@ -401,34 +388,36 @@ h(Op.WRITE, (c, cfg) => {
   c.enc = encWrite;
   return f.call(c.fs, c, c.nodeid, fh, offset, c.slot.requestBytes(base, size), u32(c, 32), kill);
 });
-h(Op.STATFS, (c) => {
+handle(Op.STATFS, (c) => {
   c.enc = encStatfs;
   const f = c.fs.statfs;
   return f === undefined ? DEFAULT_STATFS : f.call(c.fs, c, c.nodeid);
 });
-h(Op.RELEASE, (c, cfg) => {
+handle(Op.RELEASE, (c, cfg) => {
   c.enc = encNone;
   cfg.onRelease?.(c.nodeid);
   cfg.backing?.release(u64(c, 0));
   return c.fs.release?.(c, c.nodeid, u64(c, 0), u32(c, 8));
 });
-h(Op.FSYNC, (c) => {
+handle(Op.FSYNC, (c) => {
   const f = c.fs.fsync;
   if (f === undefined) return NOSYS;
   c.enc = encNone;
   return f.call(c.fs, c, c.nodeid, u64(c, 0), (u32(c, 8) & FUSE_FSYNC_FDATASYNC) !== 0);
 });
-h(Op.SETXATTR, (c, cfg) => {
+handle(Op.SETXATTR, (c, cfg) => {
   const f = c.fs.setxattr;
   if (f === undefined) return NOSYS;
   const size = u32(c, 0), flags = u32(c, 4);
-  const name = str(c, argBase(c, cfg));
-  if (strNext + size > argEnd(c)) throw new ReplyError("setxattr: request carries fewer value bytes than announced");
+  const nameOff = argBase(c, cfg);
+  const name = str(c, nameOff);
+  const valueOff = afterName(c, nameOff);
+  if (valueOff + size > argEnd(c)) throw new ReplyError("setxattr: request carries fewer value bytes than announced");
   if (cfg.trace) c.trace = `${JSON.stringify(name)} size=${size} flags=${flags}`;
   c.enc = encNone;
-  return f.call(c.fs, c, c.nodeid, name, c.slot.requestBytes(strNext, size), flags);
+  return f.call(c.fs, c, c.nodeid, name, c.slot.requestBytes(valueOff, size), flags);
 });
-h(Op.GETXATTR, (c, cfg) => {
+handle(Op.GETXATTR, (c, cfg) => {
   const f = c.fs.getxattr;
   if (f === undefined) return NOSYS;
   c.limit = Math.min(u32(c, 0), c.slot.replyCap);
@@ -437,14 +426,14 @@ h(Op.GETXATTR, (c, cfg) => {
   c.enc = encGetxattr;
   return f.call(c.fs, c, c.nodeid, name);
 });
-h(Op.LISTXATTR, (c) => {
+handle(Op.LISTXATTR, (c) => {
   const f = c.fs.listxattr;
   if (f === undefined) return NOSYS;
   c.limit = Math.min(u32(c, 0), c.slot.replyCap);
   c.enc = encListxattr;
   return f.call(c.fs, c, c.nodeid);
 });
-h(Op.REMOVEXATTR, (c, cfg) => {
+handle(Op.REMOVEXATTR, (c, cfg) => {
   const f = c.fs.removexattr;
   if (f === undefined) return NOSYS;
   const name = str(c, argBase(c, cfg));
@@ -452,18 +441,18 @@ h(Op.REMOVEXATTR, (c, cfg) => {
   c.enc = encNone;
   return f.call(c.fs, c, c.nodeid, name);
 });
-h(Op.FLUSH, (c) => {
+handle(Op.FLUSH, (c) => {
   const f = c.fs.flush;
   if (f === undefined) return NOSYS;
   c.enc = encNone;
   return f.call(c.fs, c, c.nodeid, u64(c, 0), u64(c, 16));
 });
-h(Op.OPENDIR, (c) => {
+handle(Op.OPENDIR, (c) => {
   c.enc = encOpen;
   const f = c.fs.opendir;
   return f === undefined ? undefined : f.call(c.fs, c, c.nodeid, u32(c, 0));
 });
-h(Op.READDIR, (c, cfg) => {
+handle(Op.READDIR, (c, cfg) => {
   const f = c.fs.readdir;
   if (f === undefined) return NOSYS;
   const fh = u64(c, 0), offset = u64(c, 8);
@@ -473,7 +462,7 @@ h(Op.READDIR, (c, cfg) => {
   return f.call(c.fs, c, c.nodeid, fh, offset, c.dirList);
 });
 const encDirList: Encoder = (c) => c.dirList.length;
-h(Op.READDIRPLUS, (c, cfg) => {
+handle(Op.READDIRPLUS, (c, cfg) => {
   const f = c.fs.readdirplus;
   if (f === undefined) return NOSYS;
   const fh = u64(c, 0), offset = u64(c, 8);
@@ -483,12 +472,12 @@ h(Op.READDIRPLUS, (c, cfg) => {
   return f.call(c.fs, c, c.nodeid, fh, offset, c.dirListPlus);
 });
 const encDirListPlus: Encoder = (c) => c.dirListPlus.length;
-h(Op.RELEASEDIR, (c, cfg) => {
+handle(Op.RELEASEDIR, (c, cfg) => {
   c.enc = encNone;
   cfg.onRelease?.(c.nodeid);
   return c.fs.releasedir?.(c, c.nodeid, u64(c, 0));
 });
-h(Op.FSYNCDIR, (c) => {
+handle(Op.FSYNCDIR, (c) => {
   const f = c.fs.fsyncdir;
   if (f === undefined) return NOSYS;
   c.enc = encNone;
@@ -497,7 +486,7 @@ h(Op.FSYNCDIR, (c) => {
 function lockArg(c: Call): FileLock {
   return { start: u64(c, 16), end: u64(c, 24), type: u32(c, 32), pid: u32(c, 36) };
 }
-h(Op.GETLK, (c) => {
+handle(Op.GETLK, (c) => {
   const f = c.fs.getlk;
   if (f === undefined) return NOSYS;
   c.enc = encLk;
@@ -509,15 +498,15 @@ function setlk(c: Call, sleep: boolean): unknown {
   c.enc = encNone;
   return f.call(c.fs, c, c.nodeid, u64(c, 0), u64(c, 8), lockArg(c), sleep, (u32(c, 40) & FUSE_LK_FLOCK) !== 0);
 }
-h(Op.SETLK, (c) => setlk(c, false));
-h(Op.SETLKW, (c) => setlk(c, true));
-h(Op.ACCESS, (c) => {
+handle(Op.SETLK, (c) => setlk(c, false));
+handle(Op.SETLKW, (c) => setlk(c, true));
+handle(Op.ACCESS, (c) => {
   const f = c.fs.access;
   if (f === undefined) return NOSYS;
   c.enc = encNone;
   return f.call(c.fs, c, c.nodeid, u32(c, 0));
 });
-h(Op.CREATE, (c, cfg) => {
+handle(Op.CREATE, (c, cfg) => {
   const f = c.fs.create;
   if (f === undefined) return NOSYS;
   const name = str(c, argBase(c, cfg));
@@ -529,7 +518,7 @@ h(Op.CREATE, (c, cfg) => {
   return f.call(c.fs, c, c.nodeid, name, mode, flags, u32(c, 8), kill);
 });
 // TMPFILE carries CREATE's arguments; its name is the kernel's placeholder ("/"), not a name.
-h(Op.TMPFILE, (c) => {
+handle(Op.TMPFILE, (c) => {
   const f = c.fs.tmpfile;
   if (f === undefined) return NOSYS;
   const flags = u32(c, 0), mode = u32(c, 4);
@@ -538,18 +527,18 @@ h(Op.TMPFILE, (c) => {
   c.enc = encCreate;
   return f.call(c.fs, c, c.nodeid, mode, flags, u32(c, 8));
 });
-h(Op.DESTROY, (c, cfg) => {
+handle(Op.DESTROY, (c, cfg) => {
   c.enc = encNone;
   // once per generation: unmount destroys the generations again and gets the same promise
   return c.gen?.destroy(cfg.log ?? (() => {}));
 });
-h(Op.FALLOCATE, (c) => {
+handle(Op.FALLOCATE, (c) => {
   const f = c.fs.fallocate;
   if (f === undefined) return NOSYS;
   c.enc = encNone;
   return f.call(c.fs, c, c.nodeid, u64(c, 0), u64(c, 8), u64(c, 16), u32(c, 24));
 });
-h(Op.LSEEK, (c) => {
+handle(Op.LSEEK, (c) => {
   const f = c.fs.lseek;
   if (f === undefined) return NOSYS;
   c.enc = encLseek;
@@ -561,16 +550,15 @@ function copyFileRange(c: Call, enc: Encoder): unknown {
   c.enc = enc;
   return f.call(c.fs, c, c.nodeid, u64(c, 0), u64(c, 8), u64(c, 16), u64(c, 24), u64(c, 32), u64(c, 40), u64(c, 48));
 }
-const encCopy32 = encCount(0xffffffff);
-h(Op.COPY_FILE_RANGE, (c) => copyFileRange(c, encCopy32));
-h(Op.COPY_FILE_RANGE_64, (c) => copyFileRange(c, encCopy64));
-h(Op.SYNCFS, (c) => {
+handle(Op.COPY_FILE_RANGE, (c) => copyFileRange(c, encCopy32));
+handle(Op.COPY_FILE_RANGE_64, (c) => copyFileRange(c, encCopy64));
+handle(Op.SYNCFS, (c) => {
   const f = c.fs.syncfs;
   if (f === undefined) return NOSYS;
   c.enc = encNone;
   return f.call(c.fs, c, c.nodeid);
 });
-h(Op.NOTIFY_REPLY, (c, cfg) => {
+handle(Op.NOTIFY_REPLY, (c, cfg) => {
   // fuse_notify_retrieve_in (40 bytes: size @16), then the data
   const base = argBase(c, cfg);
   const size = Math.min(c.slot.data.getUint32(base + 16, true), Math.max(0, argEnd(c) - base - 40));
@@ -585,7 +573,3 @@ export function runHandler(c: Call, cfg: OpConfig): unknown {
   return fn === undefined ? NOSYS : fn(c, cfg);
 }
 
-/** Which Filesystem methods decide INIT capabilities. */
-export function capabilitiesOf(fs: Filesystem): { readdirplus: boolean; readdir: boolean } {
-  return { readdirplus: typeof fs.readdirplus === "function", readdir: typeof fs.readdir === "function" };
-}

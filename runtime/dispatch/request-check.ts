@@ -35,7 +35,7 @@ export function checkRequest(slot: RequestSlot, opcode: number, minor: number, s
   if (!knownOpcode(opcode)) return REQUEST_OK;
   const need = inSize(opcode, minor, setxattrExt);
   let off: number, end: number;
-  if (slot.split) {
+  if (slot.ringLayout) {
     const headerLen = slot.hdr.getUint32(IN_LEN, true) - IN_HEADER_SIZE - slot.payloadLen;
     if (headerLen < need || headerLen > OP_IN_SIZE) return REQUEST_SHORT;
     off = 0;
@@ -62,7 +62,7 @@ export function checkRequest(slot: RequestSlot, opcode: number, minor: number, s
 /** What a check result means, for the log line. */
 export function describeCheck(result: number, slot: RequestSlot, opcode: number, minor: number, setxattrExt: boolean): string {
   const need = inSize(opcode, minor, setxattrExt) + afterSize(opcode);
-  const got = slot.split ? `${slot.hdr.getUint32(IN_LEN, true) - IN_HEADER_SIZE - slot.payloadLen}-byte op header and ${slot.payloadLen} payload bytes` : `${slot.payloadLen} bytes after the in-header`;
+  const got = slot.ringLayout ? `${slot.hdr.getUint32(IN_LEN, true) - IN_HEADER_SIZE - slot.payloadLen}-byte op header and ${slot.payloadLen} payload bytes` : `${slot.payloadLen} bytes after the in-header`;
   if (result === REQUEST_DATA) return `carries fewer data bytes than its header announces (${slot.hdr.getUint32(slot.opInOff + dataSizeAt(opcode), true)}; ${got})`;
   return result === REQUEST_SHORT
     ? `shorter than its ${need}-byte input struct (${got})`

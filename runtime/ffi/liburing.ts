@@ -7,19 +7,17 @@
  * resources. liburing ≥ 2.2 maps SQ array slots 1:1 to SQEs at init, so claiming an SQE is only
  * bumping `sq.sqe_tail` in `struct io_uring`, which io_uring_submit then publishes.
  */
-import { dlopen, FFIType as T, toArrayBuffer, read as peek, type Pointer } from "bun:ffi";
+import { dlopen, FFIType as T, toArrayBuffer, type Pointer } from "bun:ffi";
 import { allocNative } from "./memory.ts";
 import { SyscallError } from "./libc.ts";
 
 const lib = dlopen("liburing.so.2", {
   io_uring_queue_init_params: { args: [T.u32, T.ptr, T.ptr], returns: T.i32 },
-  io_uring_queue_exit: { args: [T.ptr], returns: T.void },
   io_uring_submit: { args: [T.ptr], returns: T.i32 },
   io_uring_get_events: { args: [T.ptr], returns: T.i32 },
   io_uring_register_eventfd: { args: [T.ptr, T.i32], returns: T.i32 },
   io_uring_unregister_eventfd: { args: [T.ptr], returns: T.i32 },
   io_uring_register_buffers: { args: [T.ptr, T.ptr, T.u32], returns: T.i32 },
-  io_uring_register_files: { args: [T.ptr, T.ptr, T.u32], returns: T.i32 },
 });
 const ur = lib.symbols;
 
@@ -30,20 +28,14 @@ export const IORING_SETUP_SQE128 = 1 << 10;
 
 // Opcodes
 export const IORING_OP_NOP = 0;
-export const IORING_OP_READV = 1;
-export const IORING_OP_WRITEV = 2;
 export const IORING_OP_FSYNC = 3;
 export const IORING_OP_READ_FIXED = 4;
 export const IORING_OP_WRITE_FIXED = 5;
 export const IORING_OP_POLL_ADD = 6;
-export const IORING_OP_POLL_REMOVE = 7;
-export const IORING_OP_ASYNC_CANCEL = 14;
 export const IORING_OP_READ = 22;
 export const IORING_OP_WRITE = 23;
 export const IORING_OP_URING_CMD = 46;
 
-export const IORING_POLL_ADD_MULTI = 1;
-export const IORING_CQE_F_MORE = 1 << 1;
 export const POLLIN = 0x001;
 /** sq.kflags: completions are parked in the kernel's overflow list (the CQ was full). */
 const IORING_SQ_CQ_OVERFLOW = 1 << 1;
@@ -197,9 +189,5 @@ export class Ring {
     return ur.io_uring_register_buffers(this.handle as Pointer, iovecs as Pointer, count);
   }
 
-  exit(): void {
-    ur.io_uring_queue_exit(this.handle as Pointer);
-  }
 }
 
-export { peek };

@@ -7,6 +7,7 @@
  */
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { libc, errno, SyscallError } from "./libc.ts";
+import { pagesPointer } from "../api/native.ts";
 
 const PROT_READ = 1, PROT_WRITE = 2;
 const MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20, MAP_POPULATE = 0x8000;
@@ -86,7 +87,14 @@ export function fixedIndexOf(info: NativeInfo): number {
 }
 
 export function nativeInfo(buffer: ArrayBuffer): NativeInfo | undefined {
-  return nativeBuffers.get(buffer);
+  const info = nativeBuffers.get(buffer);
+  if (info !== undefined) return info;
+  // page memory a plugin mapped through furing/sys (the public API keeps its own record)
+  const ptr = pagesPointer(buffer);
+  if (ptr === undefined) return undefined;
+  const found = { ptr, fixedIndex: -1 };
+  nativeBuffers.set(buffer, found);
+  return found;
 }
 
 /**

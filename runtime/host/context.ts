@@ -1,6 +1,6 @@
 /**
  * The `ctx` a plugin's `setup` receives, built the same way on the main thread (host.ts) and on a
- * reactor Worker (session/reactor-worker.ts); only where its parts come from differs.
+ * reactor Worker (host/reactor-worker.ts); only where its parts come from differs.
  */
 import type { AtimeMode, FileIO, Notifier, PluginContext } from "../api/types.ts";
 

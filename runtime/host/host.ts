@@ -21,8 +21,11 @@ import { resolvePluginEntry, pluginFromModule, parsePluginOptions, instantiate, 
 import { EMBEDDED_PLUGINS, isStandalone } from "./builtin.ts";
 import { registerSourceMap, unregisterSourceMap, mapStack } from "./sourcemap.ts";
 import { Generation, destroyFilesystem, type Dispatcher } from "../dispatch/dispatcher.ts";
-import type { ReactorPool } from "../session/reactors.ts";
+import { ReactorError, type ReactorPool } from "../session/reactors.ts";
 import { TypeChecker } from "./typecheck.ts";
+
+/** The program each reactor Worker runs (the session starts them; what they load is the host's). */
+export const REACTOR_WORKER_ENTRY = join(import.meta.dir, "reactor-worker.ts");
 
 export interface HostOptions {
   /** Plugin argument: memfs, passthrough, a directory or a file. */
@@ -395,7 +398,7 @@ export class PluginHost {
       // set up but never served (init failed, ...): destroyed all the same
       if (made !== null) void destroyFilesystem(made.fs, made.cleanups, `rejected generation ${n}`, this.o.log);
       this.rejected++;
-      const msg = e instanceof PluginError || e instanceof FuseError ? mapStack(e.message) : mapStack(`${(e as Error)?.stack ?? String(e)}`);
+      const msg = e instanceof PluginError || e instanceof ReactorError || e instanceof FuseError ? mapStack(e.message) : mapStack(`${(e as Error)?.stack ?? String(e)}`);
       this.lastError = msg;
       this.lastErrorAt = Date.now();
       this.o.log(`furing: reload rejected, generation ${this.generation} keeps serving: ${msg}`);

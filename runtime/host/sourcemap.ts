@@ -4,6 +4,7 @@
  * error logs run their stacks through `mapStack` ("gen-3.mjs:26:30" → "src/ops.ts:41:11").
  */
 import { resolve } from "node:path";
+import type { StackFormat } from "../dispatch/ops.ts";
 
 const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const B64_VALUE = new Int8Array(128).fill(-1);
@@ -145,3 +146,6 @@ export function foldStack(stack: string): string {
   flush();
   return out.join("\n");
 }
+
+/** The dispatcher's stack format when plugins are bundled generations (injected through its config). */
+export const SOURCE_MAPPED_STACKS: StackFormat = { fold: foldStack, pluginFrames };

@@ -8,7 +8,11 @@ export const FUSE_KERNEL_MINOR_VERSION = 45;
 export const FUSE_ROOT_ID = 1;
 
 // Opcodes, their names and input sizes live in the opcode table.
-export { Op, opName } from "./opcodes.ts";
+// the opcode table defines the opcodes and the reply structs' sizes (its rows use them)
+export {
+  Op, opName, ENTRY_OUT_SIZE, ATTR_OUT_SIZE, OPEN_OUT_SIZE, WRITE_OUT_SIZE, STATFS_OUT_SIZE, INIT_OUT_SIZE,
+  GETXATTR_OUT_SIZE, LSEEK_OUT_SIZE, LK_OUT_SIZE, COPY_FILE_RANGE_OUT_SIZE,
+} from "./opcodes.ts";
 
 /** INIT capability bits as numbers 0..63 (bits ≥ 32 go into flags2). */
 export const Init = {
@@ -64,15 +68,7 @@ export const Notify = { POLL: 1, INVAL_INODE: 2, INVAL_ENTRY: 3, STORE: 4, RETRI
 export const IN_HEADER_SIZE = 40;
 export const OUT_HEADER_SIZE = 16;
 export const ATTR_SIZE = 88;
-export const ENTRY_OUT_SIZE = 128;
-export const ATTR_OUT_SIZE = 104;
-export const OPEN_OUT_SIZE = 16;
-export const WRITE_OUT_SIZE = 8;
-export const STATFS_OUT_SIZE = 80;
-export const INIT_OUT_SIZE = 64;
-export const GETXATTR_OUT_SIZE = 8;
-export const LSEEK_OUT_SIZE = 8;
-export const LK_OUT_SIZE = 24;
+import { ENTRY_OUT_SIZE } from "./opcodes.ts";
 export const DIRENT_SIZE = 24;
 export const DIRENTPLUS_SIZE = ENTRY_OUT_SIZE + DIRENT_SIZE;
 

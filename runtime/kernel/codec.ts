@@ -5,11 +5,12 @@
  * or left in place).
  */
 import {
-  ATTR_SIZE, ENTRY_OUT_SIZE, ATTR_OUT_SIZE, DIRENT_SIZE, DIRENTPLUS_SIZE, STATFS_OUT_SIZE,
+  ENTRY_OUT_SIZE, ATTR_OUT_SIZE, DIRENT_SIZE, DIRENTPLUS_SIZE, STATFS_OUT_SIZE, INIT_OUT_SIZE,
+  WRITE_OUT_SIZE, GETXATTR_OUT_SIZE, LSEEK_OUT_SIZE, LK_OUT_SIZE, COPY_FILE_RANGE_OUT_SIZE,
   FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NONSEEKABLE, FOPEN_CACHE_DIR, FOPEN_NOFLUSH,
   FOPEN_PARALLEL_DIRECT_WRITES, FOPEN_PASSTHROUGH,
 } from "./abi.ts";
-import type { Attr, Entry, OpenReply, StatFs } from "../api/types.ts";
+import type { Attr, Entry, FileLock, OpenReply, StatFs } from "../api/types.ts";
 import { nameByteLength, writeName, nameStringError } from "../api/names.ts";
 
 const TWO32 = 4294967296;
@@ -87,8 +88,8 @@ export function encodeAttr(dv: DataView, off: number, a: Attr): void {
   dv.setUint32(off + 84, 0, true);
 }
 
-/** Seconds as (u64 sec, u32 nsec). */
-function setTimeout64(dv: DataView, secOff: number, nsecOff: number, seconds: number): void {
+/** How long the kernel may cache an entry or attributes: seconds as (u64 sec, u32 nsec). */
+function encodeValidity(dv: DataView, secOff: number, nsecOff: number, seconds: number): void {
   if (typeof seconds !== "number" || !(seconds >= 0) || seconds > 1e15) throw new ReplyError(`cache timeout must be a number of seconds ≥ 0 (got ${String(seconds)})`);
   const s = Math.floor(seconds);
   setU64(dv, secOff, s);
@@ -98,7 +99,7 @@ function setTimeout64(dv: DataView, secOff: number, nsecOff: number, seconds: nu
 /** struct fuse_attr_out (104 bytes). */
 export function encodeAttrOut(dv: DataView, off: number, a: Attr & { attrTimeout?: number }, attrTimeout: number): number {
   if (typeof a !== "object" || a === null) throw new ReplyError(`expected attributes, got ${a === null ? "null" : typeof a}`);
-  setTimeout64(dv, off, off + 8, a.attrTimeout ?? attrTimeout);
+  encodeValidity(dv, off, off + 8, a.attrTimeout ?? attrTimeout);
   dv.setUint32(off + 12, 0, true);
   encodeAttr(dv, off + 16, a);
   return ATTR_OUT_SIZE;
@@ -109,8 +110,8 @@ export function encodeEntry(dv: DataView, off: number, e: Entry, entryTimeout: n
   if (typeof e !== "object" || e === null) throw new ReplyError(`expected an entry, got ${e === null ? "null" : typeof e}`);
   setU64(dv, off, num(e.ino, "ino"));
   setU64(dv, off + 8, e.generation ?? 0);
-  setTimeout64(dv, off + 16, off + 32, e.entryTimeout ?? entryTimeout);
-  setTimeout64(dv, off + 24, off + 36, e.attrTimeout ?? attrTimeout);
+  encodeValidity(dv, off + 16, off + 32, e.entryTimeout ?? entryTimeout);
+  encodeValidity(dv, off + 24, off + 36, e.attrTimeout ?? attrTimeout);
   encodeAttr(dv, off + 40, e);
   return ENTRY_OUT_SIZE;
 }
@@ -118,7 +119,7 @@ export function encodeEntry(dv: DataView, off: number, e: Entry, entryTimeout: n
 /** A negative entry (node id 0) cached for `timeout` seconds. */
 export function encodeNegativeEntry(dv: DataView, off: number, timeout: number): number {
   new Uint8Array(dv.buffer, dv.byteOffset + off, ENTRY_OUT_SIZE).fill(0);
-  setTimeout64(dv, off + 16, off + 32, timeout);
+  encodeValidity(dv, off + 16, off + 32, timeout);
   return ENTRY_OUT_SIZE;
 }
 
@@ -265,7 +266,46 @@ export function encodeInitOut(dv: DataView, off: number, o: InitOut): number {
   dv.setUint32(off + 32, o.flags2 >>> 0, true);
   dv.setUint32(off + 36, o.maxStackDepth, true);
   dv.setUint16(off + 40, o.requestTimeout, true);
-  return 64;
+  return INIT_OUT_SIZE;
+}
+
+/** struct fuse_write_out (WRITE, COPY_FILE_RANGE): a byte count `n`, 0..`max`; `op` names the op in the error. */
+export function encodeWriteOut(dv: DataView, off: number, n: unknown, max: number, op: string): number {
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > max) throw new ReplyError(`${op} must return a byte count 0..${max} (got ${String(n)})`);
+  dv.setUint32(off, n, true);
+  dv.setUint32(off + 4, 0, true);
+  return WRITE_OUT_SIZE;
+}
+
+/** struct fuse_getxattr_out (GETXATTR/LISTXATTR asked with size 0): the value's or list's length. */
+export function encodeXattrSize(dv: DataView, off: number, size: number): number {
+  dv.setUint32(off, size, true);
+  dv.setUint32(off + 4, 0, true);
+  return GETXATTR_OUT_SIZE;
+}
+
+/** struct fuse_lseek_out: the offset SEEK_DATA/SEEK_HOLE found. */
+export function encodeLseekOut(dv: DataView, off: number, offset: unknown): number {
+  if (typeof offset !== "number" || !Number.isInteger(offset) || offset < 0) throw new ReplyError(`lseek must return an offset (got ${String(offset)})`);
+  setU64(dv, off, offset);
+  return LSEEK_OUT_SIZE;
+}
+
+/** struct fuse_copy_file_range_out (COPY_FILE_RANGE_64): a 64-bit byte count. */
+export function encodeCopyOut64(dv: DataView, off: number, n: unknown): number {
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0) throw new ReplyError(`copyFileRange must return a byte count (got ${String(n)})`);
+  setU64(dv, off, n);
+  return COPY_FILE_RANGE_OUT_SIZE;
+}
+
+/** struct fuse_lk_out: the conflicting lock GETLK found (F_UNLCK type: none). */
+export function encodeLkOut(dv: DataView, off: number, l: FileLock): number {
+  if (typeof l !== "object" || l === null) throw new ReplyError("getlk must return a lock");
+  setOffset(dv, off, num(l.start, "start"));
+  setOffset(dv, off + 8, num(l.end, "end"));
+  dv.setUint32(off + 16, l.type, true);
+  dv.setUint32(off + 20, l.pid, true);
+  return LK_OUT_SIZE;
 }
 
 /** Test a capability bit (0..63) in a (flags, flags2) pair. */
@@ -273,4 +313,3 @@ export function hasCap(flags: number, flags2: number, bit: number): boolean {
   return bit < 32 ? ((flags >>> bit) & 1) === 1 : ((flags2 >>> (bit - 32)) & 1) === 1;
 }
 
-export { ATTR_SIZE };

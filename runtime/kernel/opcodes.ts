@@ -47,64 +47,65 @@ export interface OpInfo {
   readonly reply: boolean;
 }
 
-// struct sizes (fuse.h)
-const ENTRY_OUT = 128, ATTR_OUT = 104, OPEN_OUT = 16, WRITE_OUT = 8, STATFS_OUT = 80, LK_OUT = 24;
-const INIT_OUT = 64, STATX_OUT = 288;
+// reply struct sizes (fuse.h); the codec's encoders return these
+export const ENTRY_OUT_SIZE = 128, ATTR_OUT_SIZE = 104, OPEN_OUT_SIZE = 16, WRITE_OUT_SIZE = 8, STATFS_OUT_SIZE = 80;
+export const LK_OUT_SIZE = 24, INIT_OUT_SIZE = 64, GETXATTR_OUT_SIZE = 8, LSEEK_OUT_SIZE = 8, COPY_FILE_RANGE_OUT_SIZE = 8;
+const STATX_OUT = 288, BMAP_OUT = 8, POLL_OUT = 8;
 
 type Row = [name: string, opcode: number, inSize: number, out: number, names?: number, reply?: boolean, after?: number, dataSizeAt?: number];
 // prettier-ignore
 const ROWS: Row[] = [
-  ["lookup", Op.LOOKUP, 0, ENTRY_OUT, 1],
-  ["forget", Op.FORGET, 8, 0, 0, false],                 // fuse_forget_in
-  ["getattr", Op.GETATTR, 16, ATTR_OUT],                 // fuse_getattr_in
-  ["setattr", Op.SETATTR, 88, ATTR_OUT],                 // fuse_setattr_in
+  ["lookup", Op.LOOKUP, 0, ENTRY_OUT_SIZE, 1],
+  ["forget", Op.FORGET, 8, 0, 0, false],                                       // fuse_forget_in
+  ["getattr", Op.GETATTR, 16, ATTR_OUT_SIZE],                                  // fuse_getattr_in
+  ["setattr", Op.SETATTR, 88, ATTR_OUT_SIZE],                                  // fuse_setattr_in
   ["readlink", Op.READLINK, 0, VARIABLE],
-  ["symlink", Op.SYMLINK, 0, ENTRY_OUT, 2],              // name, target
-  ["mknod", Op.MKNOD, 16, ENTRY_OUT, 1],                 // fuse_mknod_in
-  ["mkdir", Op.MKDIR, 8, ENTRY_OUT, 1],                  // fuse_mkdir_in
+  ["symlink", Op.SYMLINK, 0, ENTRY_OUT_SIZE, 2],                               // name, target
+  ["mknod", Op.MKNOD, 16, ENTRY_OUT_SIZE, 1],                                  // fuse_mknod_in
+  ["mkdir", Op.MKDIR, 8, ENTRY_OUT_SIZE, 1],                                   // fuse_mkdir_in
   ["unlink", Op.UNLINK, 0, 0, 1],
   ["rmdir", Op.RMDIR, 0, 0, 1],
-  ["rename", Op.RENAME, 8, 0, 2],                        // fuse_rename_in, old name, new name
-  ["link", Op.LINK, 8, ENTRY_OUT, 1],                    // fuse_link_in
-  ["open", Op.OPEN, 8, OPEN_OUT],                        // fuse_open_in
-  ["read", Op.READ, 40, VARIABLE],                       // fuse_read_in
-  ["write", Op.WRITE, 40, WRITE_OUT, 0, true, 0, 16],    // fuse_write_in, then `size` bytes
-  ["statfs", Op.STATFS, 0, STATFS_OUT],
-  ["release", Op.RELEASE, 24, 0],                        // fuse_release_in
-  ["fsync", Op.FSYNC, 16, 0],                            // fuse_fsync_in
-  ["setxattr", Op.SETXATTR, 16, 0, 1, true, 0, 0],       // fuse_setxattr_in, name, `size` value bytes
-  ["getxattr", Op.GETXATTR, 8, VARIABLE, 1],             // fuse_getxattr_in, name
-  ["listxattr", Op.LISTXATTR, 8, VARIABLE],              // fuse_getxattr_in
+  ["rename", Op.RENAME, 8, 0, 2],                                              // fuse_rename_in, old name, new name
+  ["link", Op.LINK, 8, ENTRY_OUT_SIZE, 1],                                     // fuse_link_in
+  ["open", Op.OPEN, 8, OPEN_OUT_SIZE],                                         // fuse_open_in
+  ["read", Op.READ, 40, VARIABLE],                                             // fuse_read_in
+  ["write", Op.WRITE, 40, WRITE_OUT_SIZE, 0, true, 0, 16],                     // fuse_write_in, then `size` bytes
+  ["statfs", Op.STATFS, 0, STATFS_OUT_SIZE],
+  ["release", Op.RELEASE, 24, 0],                                              // fuse_release_in
+  ["fsync", Op.FSYNC, 16, 0],                                                  // fuse_fsync_in
+  ["setxattr", Op.SETXATTR, 16, 0, 1, true, 0, 0],                             // fuse_setxattr_in, name, `size` value bytes
+  ["getxattr", Op.GETXATTR, 8, VARIABLE, 1],                                   // fuse_getxattr_in, name
+  ["listxattr", Op.LISTXATTR, 8, VARIABLE],                                    // fuse_getxattr_in
   ["removexattr", Op.REMOVEXATTR, 0, 0, 1],
-  ["flush", Op.FLUSH, 24, 0],                            // fuse_flush_in
-  ["init", Op.INIT, 64, INIT_OUT],                       // fuse_init_in
-  ["opendir", Op.OPENDIR, 8, OPEN_OUT],
+  ["flush", Op.FLUSH, 24, 0],                                                  // fuse_flush_in
+  ["init", Op.INIT, 64, INIT_OUT_SIZE],                                        // fuse_init_in
+  ["opendir", Op.OPENDIR, 8, OPEN_OUT_SIZE],
   ["readdir", Op.READDIR, 40, VARIABLE],
   ["releasedir", Op.RELEASEDIR, 24, 0],
   ["fsyncdir", Op.FSYNCDIR, 16, 0],
-  ["getlk", Op.GETLK, 48, LK_OUT],                       // fuse_lk_in
+  ["getlk", Op.GETLK, 48, LK_OUT_SIZE],                                        // fuse_lk_in
   ["setlk", Op.SETLK, 48, 0],
   ["setlkw", Op.SETLKW, 48, 0],
-  ["access", Op.ACCESS, 8, 0],                           // fuse_access_in
-  ["create", Op.CREATE, 16, ENTRY_OUT + OPEN_OUT, 1],    // fuse_create_in, name
-  ["interrupt", Op.INTERRUPT, 8, 0, 0, false],           // fuse_interrupt_in (answered through the request it names)
-  ["bmap", Op.BMAP, 16, 8],                              // fuse_bmap_in / fuse_bmap_out
+  ["access", Op.ACCESS, 8, 0],                                                 // fuse_access_in
+  ["create", Op.CREATE, 16, ENTRY_OUT_SIZE + OPEN_OUT_SIZE, 1],                // fuse_create_in, name
+  ["interrupt", Op.INTERRUPT, 8, 0, 0, false],                                 // fuse_interrupt_in (answered through the request it names)
+  ["bmap", Op.BMAP, 16, BMAP_OUT],                                             // fuse_bmap_in / fuse_bmap_out
   ["destroy", Op.DESTROY, 0, 0],
-  ["ioctl", Op.IOCTL, 32, VARIABLE],                     // fuse_ioctl_in / fuse_ioctl_out + data
-  ["poll", Op.POLL, 24, 8],                              // fuse_poll_in / fuse_poll_out
-  ["notify_reply", Op.NOTIFY_REPLY, 0, 0, 0, false, 40], // fuse_notify_retrieve_in, then data
-  ["batch_forget", Op.BATCH_FORGET, 8, 0, 0, false],     // fuse_batch_forget_in, then count × fuse_forget_one
+  ["ioctl", Op.IOCTL, 32, VARIABLE],                                           // fuse_ioctl_in / fuse_ioctl_out + data
+  ["poll", Op.POLL, 24, POLL_OUT],                                             // fuse_poll_in / fuse_poll_out
+  ["notify_reply", Op.NOTIFY_REPLY, 0, 0, 0, false, 40],                       // fuse_notify_retrieve_in, then data
+  ["batch_forget", Op.BATCH_FORGET, 8, 0, 0, false],                           // fuse_batch_forget_in, then count × fuse_forget_one
   ["fallocate", Op.FALLOCATE, 32, 0],
   ["readdirplus", Op.READDIRPLUS, 40, VARIABLE],
-  ["rename2", Op.RENAME2, 16, 0, 2],                     // fuse_rename2_in
-  ["lseek", Op.LSEEK, 24, 8],                            // fuse_lseek_in / fuse_lseek_out
-  ["copy_file_range", Op.COPY_FILE_RANGE, 56, WRITE_OUT],
+  ["rename2", Op.RENAME2, 16, 0, 2],                                           // fuse_rename2_in
+  ["lseek", Op.LSEEK, 24, LSEEK_OUT_SIZE],                                     // fuse_lseek_in / fuse_lseek_out
+  ["copy_file_range", Op.COPY_FILE_RANGE, 56, WRITE_OUT_SIZE],
   ["setupmapping", Op.SETUPMAPPING, 40, 0],
-  ["removemapping", Op.REMOVEMAPPING, 4, 0],             // fuse_removemapping_in, then count × 16
+  ["removemapping", Op.REMOVEMAPPING, 4, 0],                                   // fuse_removemapping_in, then count × 16
   ["syncfs", Op.SYNCFS, 8, 0],
-  ["tmpfile", Op.TMPFILE, 16, ENTRY_OUT + OPEN_OUT, 1],  // fuse_create_in, name
+  ["tmpfile", Op.TMPFILE, 16, ENTRY_OUT_SIZE + OPEN_OUT_SIZE, 1],              // fuse_create_in, name
   ["statx", Op.STATX, 24, STATX_OUT],
-  ["copy_file_range_64", Op.COPY_FILE_RANGE_64, 56, 8],  // fuse_copy_file_range_out
+  ["copy_file_range_64", Op.COPY_FILE_RANGE_64, 56, COPY_FILE_RANGE_OUT_SIZE], // fuse_copy_file_range_out
 ];
 
 /** Highest opcode in the table. */

@@ -14,7 +14,7 @@ const sock = dlopen("libc.so.6", {
   close: { args: [T.i32], returns: T.i32 },
 }).symbols;
 
-const AF_UNIX = 1, SOCK_STREAM = 1, SOCK_CLOEXEC = 0o2000000, MSG_DONTWAIT = 0x40;
+const AF_UNIX = 1, SOCK_STREAM = 1, MSG_DONTWAIT = 0x40; // no SOCK_CLOEXEC: fusermount3 inherits its end
 const SOL_SOCKET = 1, SCM_RIGHTS = 1;
 
 /**

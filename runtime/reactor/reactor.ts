@@ -10,6 +10,7 @@
  */
 import { Ring } from "../ffi/liburing.ts";
 import { libc, errno, SyscallError, EFD_CLOEXEC, EFD_NONBLOCK } from "../ffi/libc.ts";
+import { CallerCpuFollower } from "./affinity.ts";
 
 /** Called for each completion of an SQE submitted with `sqe(kind, index)`. */
 export type CompletionHandler = (index: number, res: number, flags: number) => void;
@@ -63,8 +64,14 @@ export class Reactor {
       console.error(`furing: the reactor found work that no wake-up announced (served ${RESCUE_MS} ms late; counted as reactor.rescues in status)`);
     }
   };
-  /** Set by a transport when it replied to a caller that runs on this thread's CPU. */
-  replyWokeLocal = false;
+  /** A reply since the last drain round went to a caller on this thread's CPU. */
+  private replyWokeLocal = false;
+  /** Moves this thread to the CPU its callers run on (`-o follow_cpu`); null: not following. */
+  follower: CallerCpuFollower | null = null;
+  /** The CPU this thread is pinned to from outside (a reactor Worker's one CPU), or -1. */
+  pinnedCpu = -1;
+  /** After replying to a caller on this thread's CPU, yield to it before sleeping (FURING_YIELD=0: off). */
+  private readonly yieldToCaller = process.env.FURING_YIELD !== "0";
   private pollUntil = 0;
   private polling = false;
   polls = 0;
@@ -83,6 +90,21 @@ export class Reactor {
   constructor(sqEntries: number) {
     const sq = 1 << Math.ceil(Math.log2(Math.max(64, sqEntries)));
     this.ring = new Ring(sq, sq * 4);
+  }
+
+  /** Follow the callers of `cpus` queues (qid = CPU) to their CPU when `enabled`. */
+  followCallers(cpus: number, enabled: boolean): void {
+    this.follower = new CallerCpuFollower(cpus, enabled);
+  }
+
+  /** A request arrived from a caller on `cpu` (its queue's id). Hot path: a counter. */
+  requestFrom(cpu: number): void {
+    if (this.follower !== null) this.follower.note(cpu);
+  }
+
+  /** A reply went to a caller on `cpu`: on this thread's CPU, the drain yields to it before sleeping. */
+  repliedTo(cpu: number): void {
+    if (this.yieldToCaller && (cpu === this.pinnedCpu || (this.follower !== null && cpu === this.follower.pinned))) this.replyWokeLocal = true;
   }
 
   /** Register a completion handler; returns the kind to pass to `sqe`. */

@@ -11,10 +11,8 @@
  */
 import type { BackingTable } from "./backing.ts";
 import { Worker } from "node:worker_threads";
-import { join } from "node:path";
 import type { MountOptions } from "../mount/options.ts";
 import type { Notifier } from "../api/types.ts";
-import { PluginError } from "../host/loader.ts";
 import type { RawStats } from "../dispatch/stats.ts";
 
 /** What a Worker needs to start: its place, the mount's options and the plugin's first generation. */
@@ -111,7 +109,17 @@ export function queueGroups(count: number, possible: number, online: readonly nu
   return out;
 }
 
+/** A reactor Worker failed to start, import or set up a generation (one line, like a plugin's failure). */
+export class ReactorError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ReactorError";
+  }
+}
+
 interface PoolConfig {
+  /** The Worker's program (the plugin host's `reactor-worker.ts`: it loads generations). */
+  workerEntry: string;
   count: number;
   possible: number;
   online: readonly number[];
@@ -128,8 +136,6 @@ interface PoolConfig {
    */
   onWorkerLost: (index: number, why: string) => void;
 }
-
-const WORKER_ENTRY = join(import.meta.dir, "reactor-worker.ts");
 
 interface Member {
   w: Worker;
@@ -163,7 +169,7 @@ export class ReactorPool {
     for (let i = 0; i < groups.length; i++) {
       const g = groups[i]!;
       const setup: WorkerSetup = { ...this.cfg.base, index: i + 1, count: this.cfg.count, ...g, file, generation, shared };
-      const w = new Worker(WORKER_ENTRY, { workerData: setup });
+      const w = new Worker(this.cfg.workerEntry, { workerData: setup });
       let code = 0;
       const exited = new Promise<void>((r) => w.on("exit", (c: number) => ((code = c), r())));
       const m: Member = { w, index: i + 1, cpus: g.cpus, firstQueue: g.firstQueue, queues: g.queues, exited };
@@ -171,15 +177,15 @@ export class ReactorPool {
       started.push(new Promise<void>((resolve, reject) => {
         w.on("message", (msg: FromWorker) => {
           if (msg.t === "started") resolve();
-          else if (msg.t === "failed") reject(new PluginError(`reactor Worker ${m.index}: ${msg.error}`));
+          else if (msg.t === "failed") reject(new ReactorError(`reactor Worker ${m.index}: ${msg.error}`));
           else this.onMessage(m, msg);
         });
         w.on("error", (e: Error) => {
-          reject(new PluginError(`reactor Worker ${m.index}: ${e.message}`));
+          reject(new ReactorError(`reactor Worker ${m.index}: ${e.message}`));
           if (!this.closing) this.cfg.log(`furing: reactor Worker ${m.index} failed: ${e.stack ?? e.message}`);
         });
         void exited.then(() => {
-          reject(new PluginError(`reactor Worker ${m.index} exited before it started`));
+          reject(new ReactorError(`reactor Worker ${m.index} exited before it started`));
           if (!this.closing && this.started) this.cfg.onWorkerLost(m.index, `exited (code ${code})`);
         });
       }));
@@ -261,7 +267,7 @@ export class ReactorPool {
     const bad = r.find((x) => x.status === "rejected") as PromiseRejectedResult | undefined;
     if (bad === undefined) return;
     for (const m of this.members) m.w.postMessage({ t: "discard", n } satisfies ToWorker);
-    throw new PluginError((bad.reason as Error).message);
+    throw new ReactorError((bad.reason as Error).message);
   }
 
   /** Swap prepared generation `n` in on every Worker. */

@@ -3,7 +3,7 @@
  * (FUSE-over-io_uring when offered and set up, classic /dev/fuse otherwise, one log line saying
  * which and why), serves until the kernel ends the connection, and unmounts on SIGINT/SIGTERM.
  */
-import { Init, Op, IN_HEADER_SIZE, IN_OPCODE, INIT_OUT_SIZE, OUT_HEADER_SIZE } from "../kernel/abi.ts";
+import { Init, Op, IN_HEADER_SIZE, IN_OPCODE, OUT_HEADER_SIZE, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "../kernel/abi.ts";
 import { decodeInitIn, encodeInitOut } from "../kernel/codec.ts";
 import { COMPAT_INIT_IN } from "../kernel/opcodes.ts";
 import { libc, errno, cstr, SyscallError, setNonBlocking, O_RDWR, O_CLOEXEC, O_NONBLOCK } from "../ffi/libc.ts";
@@ -12,7 +12,7 @@ import { DevTransport } from "../transport/fuse-dev.ts";
 import { UringTransport, possibleCpus } from "../transport/fuse-ring.ts";
 import type { RequestSlot } from "../transport/slot.ts";
 import { Dispatcher, type DispatchConfig } from "../dispatch/dispatcher.ts";
-import { FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE } from "../kernel/abi.ts";
+import type { StackFormat } from "../dispatch/ops.ts";
 import type { Filesystem } from "../api/types.ts";
 import { entriesPerQueue, type MountOptions } from "../mount/options.ts";
 import { mountFuse, unmountInChild, describeHolders, MountError, fusermountOptions } from "../mount/mount.ts";
@@ -22,18 +22,17 @@ import { KernelNotifier } from "../notify/notifier.ts";
 import { BackingFiles } from "./backing.ts";
 import { heapStats } from "bun:jsc";
 import type { RingFileIO } from "../io/file-io.ts";
-import type { MountOptions as Opts } from "../mount/options.ts";
 import type { ReactorPool, WorkerStatus } from "./reactors.ts";
 import { Stats } from "../dispatch/stats.ts";
 import { sumHeld } from "../dispatch/kernel-nodes.ts";
 
 /** The reactor a session over these options needs: SQ room for every ring entry's command, the /dev/fuse poll and a tick's replies. */
-export function createReactor(o: Opts): Reactor {
+export function createReactor(o: MountOptions): Reactor {
   return new Reactor(possibleCpus() * o.queueDepth + 64);
 }
 
 /** The dispatcher's settings for a mount with these options (the same on every reactor). */
-export function dispatchConfig(o: Opts, debug: boolean, log: (line: string) => void, shared: boolean): DispatchConfig {
+export function dispatchConfig(o: MountOptions, debug: boolean, log: (line: string) => void, shared: boolean): DispatchConfig {
   return {
     entryTimeout: o.entryTimeout,
     attrTimeout: o.attrTimeout,
@@ -57,6 +56,8 @@ export interface SessionConfig {
   options: MountOptions;
   /** -d: trace every request. */
   debug: boolean;
+  /** How error logs show plugin stacks (the plugin host's source maps). */
+  stacks?: StackFormat;
   pluginName: string;
   fs: Filesystem;
   log: (line: string) => void;
@@ -125,7 +126,7 @@ export class Session {
   readonly done: Promise<number>;
 
   constructor(private readonly cfg: SessionConfig) {
-    this.dispatcher = new Dispatcher({ ...dispatchConfig(cfg.options, cfg.debug, cfg.log, cfg.pool !== undefined), sharedCounts: cfg.nodeCounts }, cfg.fs);
+    this.dispatcher = new Dispatcher({ ...dispatchConfig(cfg.options, cfg.debug, cfg.log, cfg.pool !== undefined), sharedCounts: cfg.nodeCounts, stacks: cfg.stacks }, cfg.fs);
     this.ready = new Promise((res, rej) => {
       this.readyResolve = res;
       this.readyReject = rej;
@@ -205,9 +206,9 @@ export class Session {
     }
     if (n.uringOffered && o.ioUring) {
       try {
-        this.uring = new UringTransport(this.reactor, this.fd, queues, entriesPerQueue(o, queues, n.payloadSize), n.payloadSize, (s) => this.onRequest(s), (r) => this.onClosed(r), o.followCpu, 0, -1, o.ringMemory);
-        n.out.flags |= 1 << Init.INIT_EXT;
-        n.out.flags2 |= 1 << (Init.OVER_IO_URING - 32);
+        this.reactor.followCallers(queues, o.followCpu);
+        this.uring = new UringTransport(this.reactor, this.fd, queues, entriesPerQueue(o, queues, n.payloadSize), n.payloadSize, (s) => this.onRequest(s), (r) => this.onClosed(r), 0, o.ringMemory);
+        n.out.flags2 |= 1 << (Init.OVER_IO_URING - 32); // INIT_EXT: negotiate() set it (flags2 needs it)
       } catch (e) {
         this.uring = null;
         this.transportReason = `io_uring setup failed: ${(e as Error).message}`;
@@ -217,7 +218,6 @@ export class Session {
     }
     // INIT always travels over /dev/fuse; its reply must reach the kernel before any REGISTER
     const len = encodeInitOut(slot.data, OUT_HEADER_SIZE, n.out);
-    void INIT_OUT_SIZE;
     this.dev.reply(slot, 0, len);
     const notifier = new KernelNotifier(this.reactor, this.fd, n.out.minor);
     this.notifier = notifier;
@@ -272,7 +272,6 @@ export class Session {
       const failed = await pool.allocate({ ...plan, mode: "io_uring" });
       if (failed === null) {
         mode = "io_uring";
-        n.out.flags |= 1 << Init.INIT_EXT;
         n.out.flags2 |= 1 << (Init.OVER_IO_URING - 32);
       } else this.transportReason = `io_uring setup failed: ${failed}`;
     } else {
@@ -312,7 +311,7 @@ export class Session {
     if (this.state === "closed") return;
     this.state = "closed";
     this.reactor.stop();
-    this.uring?.follower.release();
+    this.reactor.follower?.release();
     this.readyReject(new Error(`the kernel closed the connection before INIT completed (${reason})`));
     // the Workers' instances first, then every main-thread generation still alive, each once,
     // the serving one last (not cfg.fs: that is the first)
@@ -403,6 +402,7 @@ export class Session {
 
   status(): SessionStatus {
     const u = this.uring;
+    const f = u === null ? null : this.reactor.follower;
     return {
       mountpoint: this.cfg.mountpoint,
       plugin: this.cfg.pluginName,
@@ -422,8 +422,8 @@ export class Session {
         wakeups: this.reactor.wakeups,
         completions: this.reactor.completions,
         rescues: this.reactor.rescues,
-        cpu: u === null || !u.follower.enabled ? "scheduler" : u.follower.allowed.length < 2 ? `fixed by its affinity mask (CPU ${u.follower.allowed.join(",")})` : u.follower.pinned === -1 ? "follows callers (unpinned)" : `follows callers (on CPU ${u.follower.pinned})`,
-        cpuMoves: u?.follower.moves ?? 0,
+        cpu: f === null || !f.enabled ? "scheduler" : f.allowed.length < 2 ? `fixed by its affinity mask (CPU ${f.allowed.join(",")})` : f.pinned === -1 ? "follows callers (unpinned)" : `follows callers (on CPU ${f.pinned})`,
+        cpuMoves: f?.moves ?? 0,
       },
       kernelNodes: this.dispatcher.nodes.size,
       passthrough: this.passthrough ? `on (${this.backing?.opened ?? 0} backing files opened)` : "off",

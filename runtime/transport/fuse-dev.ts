@@ -154,12 +154,4 @@ export class DevTransport implements Transport {
     if (this.starved) this.pump();
   }
 
-  /**
-   * Write a complete message (notification) to /dev/fuse. Returns 0 or -errno.
-   * Only for messages that cannot wait on the mount (see runtime/notify for the async path).
-   */
-  writeMessage(ptr: number, len: number): number {
-    const n = Number(libc.write(this.fd, ptr as Pointer, len));
-    return n < 0 ? -errno() : 0;
-  }
 }

@@ -18,7 +18,6 @@ import {
   FUSE_IO_URING_CMD_REGISTER, FUSE_IO_URING_CMD_COMMIT_AND_FETCH, SQE_CMD_COMMIT_ID, SQE_CMD_QID,
 } from "../kernel/abi.ts";
 import { RequestSlot } from "./slot.ts";
-import { CallerCpuFollower } from "./affinity.ts";
 import type { Transport, RequestSink } from "./transport.ts";
 
 const EAGAIN = 11, EINTR = 4, ENOTCONN = 107, ECONNABORTED = 103, ECANCELED = 125, ENODEV = 19;
@@ -66,10 +65,6 @@ export class UringTransport implements Transport {
   /** -2: not attempted; 0: registered as fixed buffer 0; -1: not registered. */
   private fixedState = -2;
   private readonly lazyFixed: LazyFixed = { index: () => (this.fixedState === -2 ? this.registerFixedBuffer() : this.fixedState) };
-  /** Moves the reactor thread to the CPU its callers run on (`-o follow_cpu`, the default). */
-  readonly follower: CallerCpuFollower;
-  /** After replying to a caller on the reactor's CPU, yield to it before sleeping (FURING_YIELD=0: off). */
-  private readonly yieldToCaller = process.env.FURING_YIELD !== "0";
 
   constructor(
     private readonly reactor: Reactor,
@@ -79,16 +74,12 @@ export class UringTransport implements Transport {
     readonly payloadSize: number,
     private readonly sink: RequestSink,
     private readonly onClosed: (reason: string) => void,
-    followCpu = true,
     /** The first queue's qid: a reactor that serves one queue of several (scripts/queue-layout). */
     readonly firstQueue = 0,
-    /** The CPU this reactor's thread is pinned to from outside, or -1: its callers there get the yield. */
-    private readonly pinnedCpu = -1,
     /** Largest payload region registered (pinned) as a fixed buffer; larger ones use plain READ/WRITE. */
     private readonly pinBudget = Infinity,
   ) {
     const n = queues * depth;
-    this.follower = new CallerCpuFollower(firstQueue + queues, followCpu);
     this.qids = new Uint16Array(n);
     this.fetched = new Uint8Array(n);
     const hdrArena = new Arena(n * HEADER_STRIDE + n * 32);
@@ -159,7 +150,7 @@ export class UringTransport implements Transport {
       this.fetched[i] = 1;
       slot.payloadLen = slot.hdr.getUint32(URING_PAYLOAD_SZ, true);
       this.requests++;
-      this.follower.note(this.qids[i]!);
+      this.reactor.requestFrom(this.qids[i]!); // qid = the caller's CPU
       this.sink(slot);
       return;
     }
@@ -200,8 +191,7 @@ export class UringTransport implements Transport {
     h.setInt32(4, error, true);
     h.setUint32(URING_PAYLOAD_SZ, len, true);
     this.submitCmd(slot.index, FUSE_IO_URING_CMD_COMMIT_AND_FETCH);
-    const q = this.qids[slot.index]!;
-    if ((q === this.follower.pinned || q === this.pinnedCpu) && this.yieldToCaller) this.reactor.replyWokeLocal = true;
+    this.reactor.repliedTo(this.qids[slot.index]!);
     this.reactor.flushSoon();
   }
 

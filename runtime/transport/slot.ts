@@ -20,8 +20,8 @@ export class RequestSlot {
   dataBytes: Uint8Array;
   /** Same memory as `dataBytes`, for string decoding without creating views. */
   dataText: Buffer;
-  /** True when the op header and the remaining arguments live in separate buffers (io_uring). */
-  readonly split: boolean;
+  /** The ring's layout: the op header and the remaining arguments live in separate buffers (io_uring). */
+  readonly ringLayout: boolean;
   /** Where the reply payload starts in `data`. */
   readonly replyOff: number;
   /** Bytes available for the reply payload. */
@@ -40,7 +40,7 @@ export class RequestSlot {
    * `data` should be the slot's own ArrayBuffer (not a window on a shared one) so `revoke` can
    * detach it without touching other slots. In the classic layout `hdr` views the same buffer.
    */
-  constructor(t: Transport, index: number, hdr: DataView, opInOff: number, data: DataView, dataPtr: number, split: boolean, replyOff: number) {
+  constructor(t: Transport, index: number, hdr: DataView, opInOff: number, data: DataView, dataPtr: number, ringLayout: boolean, replyOff: number) {
     this.transport = t;
     this.index = index;
     this.hdr = hdr;
@@ -48,7 +48,7 @@ export class RequestSlot {
     this.data = data;
     this.dataBytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     this.dataText = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    this.split = split;
+    this.ringLayout = ringLayout;
     this.replyOff = replyOff;
     this.replyCap = data.byteLength - replyOff;
     this.dataPtr = dataPtr;

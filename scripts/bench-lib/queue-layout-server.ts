@@ -20,7 +20,7 @@ import type { RequestSlot } from "../../runtime/transport/slot.ts";
 import { mountFuse } from "../../runtime/mount/mount.ts";
 import { defaultMountOptions } from "../../runtime/mount/options.ts";
 import { negotiate } from "../../runtime/session/init.ts";
-import { pinThread } from "../../runtime/transport/affinity.ts";
+import { pinThread } from "../../runtime/reactor/affinity.ts";
 import { decodeInitIn, encodeInitOut, encodeAttrOut, encodeEntry } from "../../runtime/kernel/codec.ts";
 import { Op, Init } from "../../runtime/kernel/abi.ts";
 import type { Attr, Entry, Filesystem } from "../../runtime/api/types.ts";
@@ -66,7 +66,9 @@ function serve(t: UringTransport, slot: RequestSlot): void {
 function startReactor(fd: number, payload: number, first: number, queues: number, follow: boolean, pinnedCpu: number, ready: () => void): Promise<string> {
   return new Promise((resolve) => {
     const reactor = new Reactor(queues * DEPTH + 64);
-    const t: UringTransport = new UringTransport(reactor, fd, queues, DEPTH, payload, (slot) => serve(t, slot), resolve, follow, first, pinnedCpu);
+    reactor.followCallers(first + queues, follow);
+    reactor.pinnedCpu = pinnedCpu;
+    const t: UringTransport = new UringTransport(reactor, fd, queues, DEPTH, payload, (slot) => serve(t, slot), resolve, first);
     reactor.start();
     t.register();
     reactor.submit();
@@ -98,7 +100,6 @@ if (!isMainThread) {
   o.passthrough = false;
   const init = negotiate(decodeInitIn(dv, 40), {} as Filesystem, o);
   if (!init.uringOffered) throw new Error("the kernel does not offer FUSE-over-io_uring (scripts/setup turns it on)");
-  init.out.flags |= 1 << Init.INIT_EXT;
   init.out.flags2 |= 1 << (Init.OVER_IO_URING - 32);
   const rep = new ArrayBuffer(16 + 64);
   const rv = new DataView(rep);

@@ -136,7 +136,7 @@ export function writeRequest(slot: RequestSlot, r: RequestSpec): number {
   h.setUint16(36, 0, true);
   h.setUint16(38, 0, true);
   const hb = new Uint8Array(h.buffer, h.byteOffset, h.byteLength);
-  if (slot.split) {
+  if (slot.ringLayout) {
     hb.set(op, REF.URING_OP_IN);
     slot.dataBytes.set(args, 0);
     h.setUint32(REF.URING_PAYLOAD_SZ, args.length, true);

@@ -6,7 +6,6 @@
  */
 import { readSync, writeSync, fsyncSync, fdatasyncSync } from "node:fs";
 import { FuseError, O_CREAT, O_RDWR, type DirListPlus, type Entry, type FileIO, type Request } from "../../runtime/api/index.ts";
-import * as sys from "../../runtime/api/sys.ts";
 import { createOps } from "../../plugins/passthrough/ops.ts";
 import { openSource } from "../../plugins/passthrough/state.ts";
 import { lcg, postedRegions, serveJobs } from "./worker-job.ts";
@@ -115,7 +114,6 @@ export async function runPassthroughJob(job: PassthroughJob): Promise<Passthroug
   }
   for (const [ino, fh] of opens) fs.release!(req, ino, fh, O_RDWR);
   for (const [ino, n] of lookups) fs.forget!(ino, n);
-  void sys;
   return { errors };
 }
 

@@ -24,7 +24,6 @@ import { pidAlive, teardown, trackPid, tracked } from "../helpers/cli-daemon.ts"
 setDefaultTimeout(90_000);
 
 const NOBODY = 65534;
-const READY = "furing: ready ";
 const transportOpt = (t: Transport) => (t === "classic" ? "io_uring=off" : "io_uring=on");
 
 let base = "";

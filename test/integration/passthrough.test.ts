@@ -383,14 +383,13 @@ describe.each(transports())("passthrough over %s", (transport) => {
         await withSource(async (src) => {
           const files: string[] = [];
           for (const attr of ["+a", "+i"])
-            for (const [i, name] of Object.keys(cases).entries())
+            for (const i of Object.keys(cases).keys())
               for (const d of [ref, src]) {
                 const f = join(d, `${attr === "+a" ? "append" : "immutable"}-${i}`);
                 writeFileSync(f, "start\n");
                 files.push(f);
                 const r = await run(["chattr", attr, f]);
                 if (r.code !== 0) return void console.warn(`skipping the chattr test: ${describeResult(r)}`);
-                void name;
               }
           try {
             await withMount(mountOpts(transport, src, options), async (m) => {

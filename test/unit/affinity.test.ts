@@ -4,7 +4,8 @@
  * nothing when only one CPU is allowed or the option is off.
  */
 import { afterEach, expect, test } from "bun:test";
-import { CallerCpuFollower } from "../../runtime/transport/affinity.ts";
+import { CallerCpuFollower } from "../../runtime/reactor/affinity.ts";
+import { Reactor } from "../../runtime/reactor/reactor.ts";
 import { libc } from "../../runtime/ffi/libc.ts";
 import { needsCpus } from "../helpers/skip.ts";
 
@@ -93,4 +94,32 @@ test.skipIf(oneCpu)("a mask set from outside after start wins over following", (
   for (let i = 0; i < 64; i++) f.note(1); // notices the new mask
   for (let i = 0; i < 64; i++) f.note(1);
   expect(f.pinned).toBe(1);
+});
+
+// The reactor owns where its thread runs: the transport only reports the queue (= CPU) a request
+// came from and a reply went to.
+test.skipIf(oneCpu)("the reactor follows the CPU its requests come from, and yields only after a reply to a caller there", () => {
+  const r = new Reactor(64);
+  const wokeLocal = () => (r as unknown as { replyWokeLocal: boolean }).replyWokeLocal;
+  r.requestFrom(1); // not following yet: nothing to count
+  expect(r.follower).toBeNull();
+  r.followCallers(cpus, true);
+  for (let i = 0; i < 64; i++) r.requestFrom(1);
+  expect(r.follower!.pinned).toBe(1);
+  expect(libc.sched_getcpu()).toBe(1);
+  r.repliedTo(0); // a caller on another CPU: nothing to yield to
+  expect(wokeLocal()).toBe(false);
+  r.repliedTo(1);
+  expect(wokeLocal()).toBe(process.env.FURING_YIELD !== "0");
+  r.follower!.release();
+});
+
+test("a reactor pinned from outside yields after a reply to a caller on its CPU only", () => {
+  const r = new Reactor(64);
+  const wokeLocal = () => (r as unknown as { replyWokeLocal: boolean }).replyWokeLocal;
+  r.pinnedCpu = 0;
+  r.repliedTo(1);
+  expect(wokeLocal()).toBe(false);
+  r.repliedTo(0);
+  expect(wokeLocal()).toBe(process.env.FURING_YIELD !== "0");
 });

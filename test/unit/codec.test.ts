@@ -8,7 +8,9 @@ import {
   getU64, setU64, getI64, setI64, encodeAttr, encodeAttrOut, encodeEntry, encodeNegativeEntry,
   encodeOpenOut, encodeStatfs, encodeDirent, encodeDirentPlus, encodeInitOut, decodeInitIn,
   validateDirentName, hasCap, ReplyError, type InitOut,
+  encodeWriteOut, encodeXattrSize, encodeLseekOut, encodeCopyOut64, encodeLkOut,
 } from "../../runtime/kernel/codec.ts";
+import { Op, outSize } from "../../runtime/kernel/opcodes.ts";
 import type { Attr, Entry } from "../../runtime/api/types.ts";
 import { S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO, S_IFSOCK } from "../../runtime/api/constants.ts";
 import { u64 } from "../helpers/fake-transport.ts";
@@ -269,7 +271,7 @@ describe("encodeEntry (struct fuse_entry_out, 128 bytes)", () => {
     expect(() => encodeEntry(dv, 0, { ...attr(), ino: -1 }, 1, 1)).toThrow(ReplyError);
   });
 
-  // BUG (runtime/kernel/codec.ts:78-82 setTimeout64, used by :97-98): plugin-supplied timeouts are
+  // BUG (runtime/kernel/codec.ts encodeValidity, used by encodeEntry): plugin-supplied timeouts are
   // not validated. A negative entryTimeout/attrTimeout is written through setU64 as
   // 0xFFFFFFFF_FFFFFFFF, i.e. "cache forever" (and Infinity becomes 0 s, NaN 0 s). Every other
   // numeric field goes through num() and is rejected when negative or not finite.
@@ -538,5 +540,57 @@ describe("INIT", () => {
     const flags2 = (1 << (33 - 32)) | (1 << (41 - 32)) | (1 << 31);
     for (const b of [0, 30, 31, 33, 41, 63]) expect(hasCap(flags, flags2, b)).toBe(true);
     for (const b of [1, 29, 32, 34, 40, 62]) expect(hasCap(flags, flags2, b)).toBe(false);
+  });
+});
+
+// The small out-structs the dispatcher used to write inline: each at its fuse.h offsets, every byte
+// written (padding zeroed over a dirty buffer), and its size the opcode table's reply size.
+describe("small reply structs", () => {
+  test("fuse_write_out: size@0 padding@4 (8 bytes), the table's size for WRITE and COPY_FILE_RANGE", () => {
+    const { dv, bytes } = dirty(16);
+    expect(encodeWriteOut(dv, 0, 4096, 4096, "write")).toBe(8);
+    expect(dv.getUint32(0, true)).toBe(4096);
+    expect(dv.getUint32(4, true)).toBe(0);
+    expect(bytes[8]).toBe(0xaa);
+    expect(outSize(Op.WRITE)).toBe(8);
+    expect(outSize(Op.COPY_FILE_RANGE)).toBe(8);
+  });
+
+  test.each([[-1], [4097], [1.5], ["4"], [undefined]])("fuse_write_out: a count of %p outside 0..max is a ReplyError naming the op", (n) => {
+    const { dv } = dirty(8);
+    expect(() => encodeWriteOut(dv, 0, n, 4096, "write")).toThrow(new ReplyError(`write must return a byte count 0..4096 (got ${String(n)})`));
+  });
+
+  test("fuse_getxattr_out: size@0 padding@4 (8 bytes)", () => {
+    const { dv } = dirty(8);
+    expect(encodeXattrSize(dv, 0, 300)).toBe(8);
+    expect(dv.getUint32(0, true)).toBe(300);
+    expect(dv.getUint32(4, true)).toBe(0);
+  });
+
+  test("fuse_lseek_out: offset@0 as u64 (8 bytes, the table's LSEEK size)", () => {
+    const { dv } = dirty(8);
+    expect(encodeLseekOut(dv, 0, 5 * TWO32 + 7)).toBe(outSize(Op.LSEEK));
+    expect(dv.getBigUint64(0, true)).toBe(BigInt(5 * TWO32 + 7));
+    expect(() => encodeLseekOut(dv, 0, -1)).toThrow(ReplyError);
+    expect(() => encodeLseekOut(dv, 0, "0")).toThrow(ReplyError);
+  });
+
+  test("fuse_copy_file_range_out: bytes_copied@0 as u64 (the table's COPY_FILE_RANGE_64 size)", () => {
+    const { dv } = dirty(8);
+    expect(encodeCopyOut64(dv, 0, 6 * GiB)).toBe(outSize(Op.COPY_FILE_RANGE_64));
+    expect(dv.getBigUint64(0, true)).toBe(BigInt(6 * GiB));
+    expect(() => encodeCopyOut64(dv, 0, 0.5)).toThrow(ReplyError);
+  });
+
+  test("fuse_lk_out: start@0 end@8 type@16 pid@20 (24 bytes, the table's GETLK size)", () => {
+    const { dv } = dirty(24);
+    expect(encodeLkOut(dv, 0, { start: 10, end: 2 ** 63 - 1, type: 1, pid: 4242 } as never)).toBe(outSize(Op.GETLK));
+    expect(dv.getBigUint64(0, true)).toBe(10n);
+    expect(dv.getBigUint64(8, true)).toBe(0x7fff_ffff_ffff_ffffn); // OFFSET_MAX: to the end of the file
+    expect(dv.getUint32(16, true)).toBe(1);
+    expect(dv.getUint32(20, true)).toBe(4242);
+    expect(() => encodeLkOut(dv, 0, null as never)).toThrow(new ReplyError("getlk must return a lock"));
+    expect(() => encodeLkOut(dv, 0, { start: "x", end: 0, type: 2, pid: 0 } as never)).toThrow(ReplyError);
   });
 });

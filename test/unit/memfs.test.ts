@@ -378,7 +378,7 @@ describe("file data", () => {
   });
 
   test("copyFileRange copies data, writes holes as zeros (as tmpfs's splice fallback), stops at EOF", () => {
-    const { fs, state } = memfs();
+    const { fs } = memfs();
     const data = pattern(100_000);
     const src = createFile(fs, ROOT, "src", data);
     fs.write(req, src.ino, 0, 300_000, new Uint8Array([5]), 0);

@@ -6,23 +6,23 @@
  * main thread: notifications, NOTIFY_REPLY data, INTERRUPTs of requests it does not hold.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import "../host/bundle.ts"; // binds `furing` and `furing/sys` for bundled plugins on this thread
+import "./bundle.ts"; // binds `furing` and `furing/sys` for bundled plugins on this thread
 import type { Notifier } from "../api/types.ts";
 import { FuseError } from "../api/errno.ts";
-import { pluginFromModule, parsePluginOptions, instantiate } from "../host/loader.ts";
-import { pluginContext } from "../host/context.ts";
-import { registerSourceMap, mapStack } from "../host/sourcemap.ts";
+import { pluginFromModule, parsePluginOptions, instantiate } from "./loader.ts";
+import { pluginContext } from "./context.ts";
+import { registerSourceMap, mapStack, SOURCE_MAPPED_STACKS } from "./sourcemap.ts";
 import { Reactor } from "../reactor/reactor.ts";
 import { RingFileIO } from "../io/file-io.ts";
 import { Dispatcher, Generation, destroyFilesystem } from "../dispatch/dispatcher.ts";
 import { UringTransport } from "../transport/fuse-ring.ts";
 import { DevTransport } from "../transport/fuse-dev.ts";
-import { pinThreadTo } from "../transport/affinity.ts";
+import { pinThreadTo } from "../reactor/affinity.ts";
 import { libc, errno, cstr, SyscallError, O_RDWR, O_CLOEXEC, O_NONBLOCK } from "../ffi/libc.ts";
 import { Arena } from "../ffi/memory.ts";
-import { BackingFiles } from "./backing.ts";
-import { dispatchConfig, DESTROY_GRACE_MS } from "./session.ts";
-import type { WorkerSetup, ToWorker, FromWorker, TransportPlan, WorkerStatus } from "./reactors.ts";
+import { BackingFiles } from "../session/backing.ts";
+import { dispatchConfig, DESTROY_GRACE_MS } from "../session/session.ts";
+import type { WorkerSetup, ToWorker, FromWorker, TransportPlan, WorkerStatus } from "../session/reactors.ts";
 
 /** ioctl FUSE_DEV_IOC_CLONE = _IOR(229, 0, uint32_t): attach a new /dev/fuse descriptor to a session. */
 const FUSE_DEV_IOC_CLONE = 0x8004e500;
@@ -115,8 +115,8 @@ function allocate(plan: TransportPlan): void {
   const sink = (s: Parameters<Dispatcher["dispatch"]>[0]) => dispatcher.dispatch(s);
   const closed = (reason: string) => post({ t: "closed", reason });
   if (plan.mode === "io_uring") {
-    const pinned = setup.cpus.length === 1 ? setup.cpus[0]! : -1;
-    uring = new UringTransport(reactor, plan.fd, setup.queues, plan.depth, plan.payloadSize, sink, closed, false, setup.firstQueue, pinned, plan.pinBudget * setup.queues);
+    reactor.pinnedCpu = setup.cpus.length === 1 ? setup.cpus[0]! : -1; // its callers there get the yield
+    uring = new UringTransport(reactor, plan.fd, setup.queues, plan.depth, plan.payloadSize, sink, closed, setup.firstQueue, plan.pinBudget * setup.queues);
     return;
   }
   // io_uring setup failed on some Worker: entries allocated here stay unused (never registered)
@@ -231,6 +231,7 @@ try {
   const first = await loadGeneration(setup.generation, setup.file);
   const cfg = dispatchConfig(setup.options, setup.debug, log, true);
   cfg.sharedCounts = setup.nodeCounts;
+  cfg.stacks = SOURCE_MAPPED_STACKS;
   cfg.onInterruptMiss = (lo, hi) => post({ t: "interrupt", lo, hi });
   cfg.onNotifyReply = (lo, hi, data) => post({ t: "notifyReply", lo, hi, data: data.slice() });
   dispatcher = new Dispatcher(cfg, first.fs);
