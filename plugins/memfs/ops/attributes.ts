@@ -15,7 +15,7 @@ function emptySetattr(ch: SetAttr): boolean {
 
 export function attributeOps(state: MemfsState) {
   return defineFilesystem({
-    getattr(req: Request, ino: number): Node {
+    getattr(_req: Request, ino: number): Node {
       const n = nodeById(state, ino);
       if (n === undefined) throw ENOENT;
       return n;

@@ -18,14 +18,14 @@ import { nodeById, type MemfsState } from "../state.ts";
 /** `dirAtime`: the mount's atime mode for directories (nodes.ts ATIME_*; nodiratime: never). */
 export function directoryOps(state: MemfsState, dirAtime: number) {
   return defineFilesystem({
-    opendir(req: Request, ino: number): undefined {
+    opendir(_req: Request, ino: number): undefined {
       const n = getNode(state, ino);
       if (!n.isDir) throw ENOTDIR;
       n.opens++;
       return undefined;
     },
 
-    readdir(req: Request, ino: number, fh: number, offset: number, out: DirList): void {
+    readdir(_req: Request, ino: number, _fh: number, offset: number, out: DirList): void {
       const n = getNode(state, ino);
       if (!n.isDir) throw ENOTDIR;
       if (n.nlink === 0) return; // removed while open: no entries
@@ -46,7 +46,7 @@ export function directoryOps(state: MemfsState, dirAtime: number) {
       }
     },
 
-    readdirplus(req: Request, ino: number, fh: number, offset: number, out: DirListPlus): void {
+    readdirplus(_req: Request, ino: number, _fh: number, offset: number, out: DirListPlus): void {
       const n = getNode(state, ino);
       if (!n.isDir) throw ENOTDIR;
       if (n.nlink === 0) return;
@@ -64,7 +64,7 @@ export function directoryOps(state: MemfsState, dirAtime: number) {
       }
     },
 
-    releasedir(req: Request, ino: number): void {
+    releasedir(_req: Request, ino: number): void {
       const n = nodeById(state, ino);
       if (n === undefined) return;
       if (n.opens > 0) n.opens--;

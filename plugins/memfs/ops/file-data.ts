@@ -10,7 +10,7 @@ import { NOATIME_FH, isReg } from "./common.ts";
 /** `fileAtime`: the mount's atime mode for reads (nodes.ts ATIME_*). */
 export function fileDataOps(state: MemfsState, fileAtime: number) {
   return defineFilesystem({
-    read(req: Request, ino: number, fh: number, offset: number, size: number, dest: Uint8Array): number {
+    read(_req: Request, ino: number, fh: number, offset: number, size: number, dest: Uint8Array): number {
       const n = nodeById(state, ino);
       if (n === undefined) throw ENOENT;
       if (n.isDir) throw EISDIR;
@@ -19,7 +19,7 @@ export function fileDataOps(state: MemfsState, fileAtime: number) {
       return count;
     },
 
-    write(req: Request, ino: number, fh: number, offset: number, data: Uint8Array, flags: number, killSuidgid = false): number {
+    write(req: Request, ino: number, _fh: number, offset: number, data: Uint8Array, _flags: number, killSuidgid = false): number {
       const n = nodeById(state, ino);
       if (n === undefined) throw ENOENT;
       if (n.isDir) throw EISDIR;
@@ -39,7 +39,7 @@ export function fileDataOps(state: MemfsState, fileAtime: number) {
 
     fsync(): void {},
 
-    fallocate(req: Request, ino: number, fh: number, offset: number, length: number, mode: number): void {
+    fallocate(_req: Request, ino: number, _fh: number, offset: number, length: number, mode: number): void {
       const n = getNode(state, ino);
       if (n.isDir) throw EISDIR;
       if (!isReg(n)) throw ENODEV;
@@ -59,7 +59,7 @@ export function fileDataOps(state: MemfsState, fileAtime: number) {
       setMtime(n);
     },
 
-    lseek(req: Request, ino: number, fh: number, offset: number, whence: number): number {
+    lseek(_req: Request, ino: number, _fh: number, offset: number, whence: number): number {
       const n = getNode(state, ino);
       if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw EINVAL;
       if (offset < 0 || offset >= n.size) throw ENXIO;
@@ -70,12 +70,12 @@ export function fileDataOps(state: MemfsState, fileAtime: number) {
     },
 
     copyFileRange(
-      req: Request,
+      _req: Request,
       inoIn: number,
-      fhIn: number,
+      _fhIn: number,
       offIn: number,
       inoOut: number,
-      fhOut: number,
+      _fhOut: number,
       offOut: number,
       length: number,
       flags: number,

@@ -76,7 +76,7 @@ export function handleOps(state: MemfsState) {
     // No flush: memfs has nothing to write back and no POSIX locks of its own, and without the
     // op the runtime answers ENOSYS once, after which the kernel stops sending FLUSH on every
     // close (one request fewer per create+close).
-    release(req: Request, ino: number, fh: number, flags: number): void {
+    release(_req: Request, ino: number, _fh: number, flags: number): void {
       const n = nodeById(state, ino);
       if (n === undefined) return;
       if (n.opens > 0) n.opens--;

@@ -52,7 +52,7 @@ const SHORT_SYMLINK_LEN = 128;
 /** `fileAtime`: the mount's atime mode for readlink (nodes.ts ATIME_*). */
 export function nameOps(state: MemfsState, fileAtime: number) {
   return defineFilesystem({
-    lookup(req: Request, parent: number, name: string): Node {
+    lookup(_req: Request, parent: number, name: string): Node {
       const p = nodeById(state, parent);
       if (p === undefined) throw ENOENT;
       // "." (any node) and ".." by node id: only the kernel's export operations ask them, to
@@ -99,7 +99,7 @@ export function nameOps(state: MemfsState, fileAtime: number) {
       return n;
     },
 
-    unlink(req: Request, parent: number, name: string): void {
+    unlink(_req: Request, parent: number, name: string): void {
       const p = getDir(state, parent, false);
       const n = dirChild(p, name);
       if (n === undefined) {
@@ -113,7 +113,7 @@ export function nameOps(state: MemfsState, fileAtime: number) {
       dropLink(state, n);
     },
 
-    rmdir(req: Request, parent: number, name: string): void {
+    rmdir(_req: Request, parent: number, name: string): void {
       const p = getDir(state, parent, false);
       if (name === ".") throw EINVAL;
       if (name === "..") throw ENOTEMPTY;
@@ -146,7 +146,7 @@ export function nameOps(state: MemfsState, fileAtime: number) {
       return n;
     },
 
-    readlink(req: Request, ino: number): string {
+    readlink(_req: Request, ino: number): string {
       const n = getNode(state, ino);
       if (n.targetPtr === 0) throw EINVAL;
       accessed(n, fileAtime);
@@ -215,7 +215,7 @@ export function nameOps(state: MemfsState, fileAtime: number) {
       setCtime(src);
     },
 
-    link(req: Request, ino: number, newParent: number, newName: string): Node {
+    link(_req: Request, ino: number, newParent: number, newName: string): Node {
       const n = getNode(state, ino);
       const p = getDir(state, newParent, true);
       checkNewName(p, newName);

@@ -6,14 +6,14 @@ import type { MemfsState } from "../state.ts";
 
 export function xattrOps(state: MemfsState) {
   return defineFilesystem({
-    setxattr(req: Request, ino: number, name: string, value: Uint8Array, flags: number): void {
+    setxattr(_req: Request, ino: number, name: string, value: Uint8Array, flags: number): void {
       const n = getNode(state, ino);
       setXattr(state, n, name, value, flags);
       tick(state);
       setCtime(n);
     },
 
-    getxattr(req: Request, ino: number, name: string): Uint8Array {
+    getxattr(_req: Request, ino: number, name: string): Uint8Array {
       return getXattr(state, getNode(state, ino), name);
     },
 
@@ -21,7 +21,7 @@ export function xattrOps(state: MemfsState) {
       return listXattrs(state, getNode(state, ino), req.uid);
     },
 
-    removexattr(req: Request, ino: number, name: string): void {
+    removexattr(_req: Request, ino: number, name: string): void {
       const n = getNode(state, ino);
       removeXattr(state, n, name);
       tick(state);
