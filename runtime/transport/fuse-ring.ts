@@ -174,12 +174,15 @@ export class UringTransport implements Transport {
     // What the kernel does then (fs/fuse/dev_uring.c, fuse_uring_cmd): a failed REGISTER clears
     // fc->io_uring, so while the ring is not yet ready requests keep coming through /dev/fuse. A
     // failed COMMIT_AND_FETCH changes nothing else: its entry is lost to the queue, whose requests
-    // wait for the queue's other entries (with none left, until the connection is aborted). The
-    // fallback the log line names holds for REGISTER only.
-    const why = `${this.fetched[i] ? "COMMIT_AND_FETCH" : "REGISTER"} on queue ${this.qids[i]} failed: errno ${-res}`;
+    // wait for the queue's other entries (with none left, until the connection is aborted).
+    const committing = this.fetched[i];
+    const why = `${committing ? "COMMIT_AND_FETCH" : "REGISTER"} on queue ${this.qids[i]} failed: errno ${-res}`;
     if (this.failure === null) {
       this.failure = why;
-      console.error(`furing: io_uring ${why}; the kernel falls back to /dev/fuse for new requests`);
+      const then = committing
+        ? `that entry is lost to queue ${this.qids[i]}, which its other entries serve`
+        : "the kernel keeps sending requests through /dev/fuse";
+      console.error(`furing: io_uring ${why}; ${then}`);
     }
   }
 
