@@ -34,6 +34,7 @@ import {
   type SetAttr,
   type StatFs,
   type AtimeMode,
+  atimeModeFor,
   FALLOC_FL_KEEP_SIZE,
   FALLOC_FL_PUNCH_HOLE,
   O_ACCMODE,
@@ -78,9 +79,6 @@ import {
   type Node,
   INODE_SPACE,
   accessed,
-  ATIME_NOATIME,
-  ATIME_RELATIME,
-  ATIME_STRICT,
   addEntry,
   checkName,
   checkNewName,
@@ -174,8 +172,8 @@ export interface AtimeOptions {
 
 export function createOps(state: MemfsState, mount: AtimeOptions = {}): Filesystem {
   // atime mode for files, and for directories (nodiratime: never)
-  const fileAtime = mount.atime === "noatime" ? ATIME_NOATIME : mount.atime === "strictatime" ? ATIME_STRICT : ATIME_RELATIME;
-  const dirAtime = mount.nodiratime === true ? ATIME_NOATIME : fileAtime;
+  const fileAtime = atimeModeFor(mount.atime ?? "relatime", false, false);
+  const dirAtime = atimeModeFor(mount.atime ?? "relatime", mount.nodiratime === true, true);
   return lockOps(state.lock, defineFilesystem({
     // setuid/setgid are cleared here (privileges.ts), when the kernel says so (killSuidgid)
     killPrivileges: true,
