@@ -88,6 +88,11 @@ export class Store {
     this.db.query(`UPDATE inode SET ${set} WHERE id = ?2`).run(t, id);
   }
 
+  /** An access: atime only (the mount's atime mode decided it; ctime stays). */
+  accessed(id: number, atime: { sec: number; nsec: number }): void {
+    this.db.query("UPDATE inode SET atime = ? WHERE id = ?").run(BigInt(atime.sec) * 1_000_000_000n + BigInt(atime.nsec), id);
+  }
+
   private childOf(parent: number, name: string): number | undefined {
     return (this.db.query("SELECT child FROM dirent WHERE parent = ? AND name = ?").get(parent, name) as { child: number } | null)?.child;
   }

@@ -4,7 +4,7 @@
  * process, on a memfs mount and on a tmpfs mounted alongside; their printed results must match.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { appendFile, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cleanupAll, isMounted, makeTempDir, removeTempDir, REPO, transports, withMount, type Mount, type Transport } from "../helpers/mount.ts";
 import { describeResult, run, sh } from "../helpers/run.ts";
@@ -25,8 +25,11 @@ afterAll(async () => {
   if (scratch) await removeTempDir(scratch);
 });
 
-/** A memfs mount and a fresh tmpfs mounted with the same `options`; both torn down after `fn`. */
-async function withPair(transport: Transport, options: string[], fn: (m: Mount, ref: string) => Promise<void>): Promise<void> {
+/**
+ * A memfs mount (or the `plugin`'s: "sqlfs" is examples/sqlfs, on the high-level API, with a
+ * fresh database) and a fresh tmpfs mounted with the same `options`; both torn down after `fn`.
+ */
+async function withPair(transport: Transport, options: string[], fn: (m: Mount, ref: string) => Promise<void>, plugin = "memfs"): Promise<void> {
   const ref = await makeTempDir("tmpfs");
   const opts = ["mode=755", ...options].join(",");
   const r = await run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", ref], { timeoutMs: 20_000 });
@@ -34,9 +37,12 @@ async function withPair(transport: Transport, options: string[], fn: (m: Mount, 
     await removeTempDir(ref);
     throw new Error(`cannot mount the reference tmpfs: ${describeResult(r)}`);
   }
+  const db = plugin === "sqlfs" ? await makeTempDir("sqlfs-db") : "";
   try {
-    await withMount({ transport, options }, (m) => fn(m, ref));
+    if (plugin === "sqlfs") await withMount({ transport, options, plugin: "./examples/sqlfs", cwd: REPO, args: ["--db", join(db, "fs.db")] }, (m) => fn(m, ref));
+    else await withMount({ transport, options }, (m) => fn(m, ref));
   } finally {
+    if (db) await removeTempDir(db);
     if (await isMounted(ref)) {
       const u = await run(["umount", ref], { timeoutMs: 20_000 });
       if (u.code !== 0) await run(["umount", "-l", ref], { timeoutMs: 20_000 });
@@ -50,9 +56,14 @@ async function client(root: string, ...args: string[]): Promise<string> {
   return sh([bin, ...args.map((a) => a.replaceAll("@", root))], { timeoutMs: 60_000 });
 }
 
-/** The same directory on both: f0..f399 created in order, then every 7th from f5 removed. */
+/**
+ * The same directory on both: f0..f399 created in order, then every 7th from f5 removed. Listed
+ * once while empty: the high-level API numbers entries as they are created only in a directory
+ * it has listed (the first listing numbers those it finds in the tree's order).
+ */
 async function bigDir(root: string): Promise<void> {
   await mkdir(join(root, "big"));
+  await readdir(join(root, "big"));
   for (let i = 0; i < 400; i++) await writeFile(join(root, "big", `f${i}`), "");
   for (let i = 5; i < 400; i += 7) await Bun.$`rm ${join(root, "big", `f${i}`)}`.quiet();
 }
@@ -77,7 +88,7 @@ function firstDifference(a: string, b: string, what: string): string {
   const lb = b.split("\n");
   let i = 0;
   while (la[i] === lb[i]) i++;
-  return `${what}\nline ${i + 1}: memfs "${la[i]}", tmpfs "${lb[i]}"`;
+  return `${what}\nline ${i + 1}: furing "${la[i]}", tmpfs "${lb[i]}"`;
 }
 
 /**
@@ -275,6 +286,44 @@ for (const transport of transports()) {
         await exportChecks(m.dir, null);
       });
     }, 90_000);
+  });
+}
+
+for (const transport of transports()) {
+  describe.skipIf(skip)(`defineTree (examples/sqlfs) vs tmpfs conformance over ${transport}`, () => {
+    test("directory offsets: telldir/seekdir to every position up to the largest cookie, as tmpfs", async () => {
+      await withPair(transport, [], async (m, ref) => {
+        await bigDir(m.dir);
+        await bigDir(ref);
+        const a = await client(m.dir, "dirseek", "@/big");
+        expect(a.split("\n").length).toBeGreaterThan(2 * 345);
+        expect(firstDifference(a, await client(ref, "dirseek", "@/big"), "dirseek")).toBe("");
+        expect(a.split("\n")[344]).toBe("f0 2147483647");
+      }, "sqlfs");
+    }, 60_000);
+
+    test("directory offsets: entries removed and added during a listing, as tmpfs", async () => {
+      await withPair(transport, [], async (m, ref) => {
+        for (const first of ["100", "250"]) {
+          for (const root of [m.dir, ref]) {
+            await mkdir(join(root, "mut"));
+            await readdir(join(root, "mut"));
+            for (let i = 0; i < 400; i++) await writeFile(join(root, "mut", `f${i}`), "");
+          }
+          const a = await client(m.dir, "dirmut", "@/mut", first);
+          expect(firstDifference(a, await client(ref, "dirmut", "@/mut", first), `dirmut ${first}`)).toBe("");
+          for (const root of [m.dir, ref]) await Bun.$`rm -rf ${join(root, "mut")}`.quiet();
+        }
+      }, "sqlfs");
+    }, 60_000);
+
+    for (const mode of ["relatime", "noatime", "strictatime", "nodiratime"]) {
+      test(`atime: -o ${mode} updates access times as tmpfs does`, async () => {
+        await withPair(transport, [mode], async (m, ref) => {
+          expect(await atimeSteps(m.dir)).toEqual(await atimeSteps(ref));
+        }, "sqlfs");
+      }, 60_000);
+    }
   });
 }
 
