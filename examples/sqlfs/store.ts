@@ -107,6 +107,19 @@ export class Store {
     return this.row(id);
   }
 
+  /** Inode `id` if it still has a name (export support: a file handle's node), else undefined. */
+  linked(id: number): number | undefined {
+    return this.db.query("SELECT 1 FROM inode WHERE id = ? AND nlink > 0").get(id) ? id : undefined;
+  }
+
+  /** The directory holding directory `id` (a directory has one entry; the root is its own). */
+  parentOf(id: number): number {
+    if (id === 1) return 1;
+    const r = this.db.query("SELECT parent FROM dirent WHERE child = ?").get(id) as { parent: number } | null;
+    if (!r) fail("ENOENT", `directory ${id} has no entry`);
+    return r.parent;
+  }
+
   lookup(parent: number, name: string): number | undefined {
     return this.childOf(parent, name);
   }

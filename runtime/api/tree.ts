@@ -108,6 +108,16 @@ export interface Tree<N, H = unknown> {
   setxattr?(node: N, name: string, value: Uint8Array, flags: number, req: Request): void | Promise<void>;
   listxattr?(node: N, req: Request): string[] | Promise<string[]>;
   removexattr?(node: N, name: string, req: Request): void | Promise<void>;
+  /**
+   * Export support (FUSE_EXPORT_SUPPORT: the kernel's file handles of the mount, for
+   * open_by_handle_at and NFS, outlive its inode cache), for a tree whose keys are positive
+   * integers (so the key is the node id) that are never reused for another node over the
+   * filesystem's life: the node whose key is `id`, or undefined when it no longer exists (its
+   * handles then answer ESTALE). Declared together with `parent`.
+   */
+  find?(id: number, req: Request): N | undefined | Promise<N | undefined>;
+  /** The directory that contains directory `dir` (the root's is the root): for export support. */
+  parent?(dir: N, req: Request): N | Promise<N>;
   /** Implements POSIX ACLs in `system.posix_acl_*` xattrs (else the layer answers EOPNOTSUPP). */
   posixAcl?: boolean;
   /**
@@ -428,10 +438,21 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table, mount: Pick<PluginContext, 
     if (!tree.posixAcl && name.startsWith(ACL)) fail("EOPNOTSUPP", `${name}: POSIX ACLs are not implemented`);
   };
 
+  const exportable = tree.find !== undefined && tree.parent !== undefined;
   return {
     init: tree.init?.bind(tree),
     destroy: tree.destroy?.bind(tree),
+    exportSupport: exportable,
     async lookup(req, parent, name) {
+      // "." and ".." by node id: only the kernel's export operations ask, for ids it may have forgotten
+      if (exportable && (name === "." || name === "..")) {
+        let n = t.byId.get(parent)?.node as N | undefined;
+        if (n === undefined) {
+          n = await tree.find!(parent, req);
+          if (n === undefined || keyOf(n) !== parent) fail("ENOENT", `node ${parent} no longer exists`);
+        }
+        return entry(name === "." || parent === ROOT_ID ? n : await tree.parent!(n, req), req);
+      }
       const n = await tree.lookup(node(parent), name, req);
       if (n === undefined) fail("ENOENT");
       return entry(n, req);

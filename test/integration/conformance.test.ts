@@ -324,6 +324,17 @@ for (const transport of transports()) {
         }, "sqlfs");
       }, 60_000);
     }
+
+    test("file handles: open_by_handle_at after the kernel dropped its caches (export support: find, parent)", async () => {
+      const db = await makeTempDir("sqlfs-db");
+      try {
+        await withMount({ transport, plugin: "./examples/sqlfs", cwd: REPO, args: ["--db", join(db, "fs.db")] }, async (m) => {
+          await exportChecks(m.dir, null);
+        });
+      } finally {
+        await removeTempDir(db);
+      }
+    }, 90_000);
   });
 }
 

@@ -184,6 +184,31 @@ describe("defineTree", () => {
     expect((await run("strictatime", false, false)).stamps).toEqual([]);
   });
 
+  test("export support: with find and parent (integer keys), '.' and '..' are answered by node id, also once forgotten", async () => {
+    const nodes = new Map<number, { parent: number; name: string; dir: boolean }>([
+      [1, { parent: 1, name: "", dir: true }],
+      [5, { parent: 1, name: "d", dir: true }],
+      [9, { parent: 5, name: "f", dir: false }],
+    ]);
+    const tree: Tree<number> = {
+      root: 1,
+      lookup: (d, name) => [...nodes].find(([id, n]) => id !== 1 && n.parent === d && n.name === name)?.[0],
+      stat: (n) => ({ mode: nodes.get(n)!.dir ? S_IFDIR | 0o755 : S_IFREG | 0o644 }),
+      find: (id) => (nodes.has(id) ? id : undefined),
+      parent: (d) => nodes.get(d)!.parent,
+    };
+    const fs = await serve(tree);
+    expect(fs.exportSupport).toBe(true);
+    expect(await fs.lookup!(req, 9, ".")).toMatchObject({ ino: 9, mode: S_IFREG | 0o644 }); // never looked up before
+    expect(await fs.lookup!(req, 9, ".")).toMatchObject({ ino: 9 });
+    expect(await fs.lookup!(req, 5, "..")).toMatchObject({ ino: 1 });
+    expect(await fs.lookup!(req, 1, "..")).toMatchObject({ ino: 1 });
+    fs.forget!(9, 2);
+    nodes.delete(9);
+    await expect(Promise.resolve().then(() => fs.lookup!(req, 9, "."))).rejects.toMatchObject({ code: "ENOENT" });
+    expect((await serve({ ...tree, find: undefined })).exportSupport).toBe(false);
+  });
+
   test("attribute defaults: owner = the mounting user, times = mount time, nlink by type", async () => {
     const fs = await serve(objects().tree);
     const before = Date.now() / 1000;
