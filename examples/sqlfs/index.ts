@@ -25,6 +25,11 @@ export default defineTree<number, undefined, { db: string }>({
       },
       readdir: (dir) => store.list(dir),
       readlink: (id) => store.stat(id).target ?? "",
+      // exportable: row ids are never reused (AUTOINCREMENT), so an id names one inode for good
+      find: (id) => store.linked(id),
+      parent: (dir) => store.parentOf(dir),
+      // atime is kept in the database (the layer decides when, by the mount's atime mode)
+      touchAtime: (id, atime) => store.accessed(id, atime),
       read: (id, offset, size) => store.read(id, offset, size),
       write: (id, offset, data) => store.write(id, offset, data),
       setattr: (id, changes) => store.setattr(id, changes),

@@ -88,6 +88,11 @@ export class Store {
     this.db.query(`UPDATE inode SET ${set} WHERE id = ?2`).run(t, id);
   }
 
+  /** An access: atime only (the mount's atime mode decided it; ctime stays). */
+  accessed(id: number, atime: { sec: number; nsec: number }): void {
+    this.db.query("UPDATE inode SET atime = ? WHERE id = ?").run(BigInt(atime.sec) * 1_000_000_000n + BigInt(atime.nsec), id);
+  }
+
   private childOf(parent: number, name: string): number | undefined {
     return (this.db.query("SELECT child FROM dirent WHERE parent = ? AND name = ?").get(parent, name) as { child: number } | null)?.child;
   }
@@ -100,6 +105,19 @@ export class Store {
 
   stat(id: number): Inode {
     return this.row(id);
+  }
+
+  /** Inode `id` if it still has a name (export support: a file handle's node), else undefined. */
+  linked(id: number): number | undefined {
+    return this.db.query("SELECT 1 FROM inode WHERE id = ? AND nlink > 0").get(id) ? id : undefined;
+  }
+
+  /** The directory holding directory `id` (a directory has one entry; the root is its own). */
+  parentOf(id: number): number {
+    if (id === 1) return 1;
+    const r = this.db.query("SELECT parent FROM dirent WHERE child = ?").get(id) as { parent: number } | null;
+    if (!r) fail("ENOENT", `directory ${id} has no entry`);
+    return r.parent;
   }
 
   lookup(parent: number, name: string): number | undefined {

@@ -25,7 +25,7 @@
  *
  * Everything here runs with the state's lock held (ops.ts takes it for every op).
  */
-import { S_IFDIR, S_IFMT, ROOT_ID, nameByteLength, type Entry, readUnits, writeUnits } from "furing";
+import { S_IFDIR, S_IFMT, ROOT_ID, nameByteLength, atimeNeedsUpdate, type AtimeMode, type Entry, readUnits, writeUnits } from "furing";
 import * as sys from "furing/sys";
 import { EEXIST, ENAMETOOLONG, ENOENT, ENOSPC, ENOTDIR } from "./errors.ts";
 import { nodeById, viewOf, type MemfsState } from "./state.ts";
@@ -213,25 +213,16 @@ export function setMtime(n: Node): void {
   n.mtimeNsec = n.ctimeNsec = tNsec;
 }
 
-/** The mount's atime mode (ctx.atime, ctx.nodiratime), as a number for the access path. */
-export const ATIME_RELATIME = 0, ATIME_NOATIME = 1, ATIME_STRICT = 2;
-
 /**
- * An access (read, readdir, readlink) under the mount's atime mode `mode`, as touch_atime: never
- * with noatime; always with strictatime; with relatime (the default) when atime is not newer than
- * mtime or ctime, or is more than a day old; and only if the current time differs from it. Reads
- * the clock only when the rule may update. (nodiratime is the caller's: readdir.)
+ * An access (read, readdir, readlink) under atime mode `mode` (for this node: the caller applies
+ * nodiratime), as touch_atime: the mount's rule (furing's atimeNeedsUpdate), and only if the
+ * current time differs from atime. Reads the clock only when the rule may update.
  */
-export function accessed(n: Node, mode: number): void {
-  if (mode === ATIME_NOATIME) return;
+export function accessed(n: Node, mode: AtimeMode): void {
+  if (mode === "noatime") return;
   const a = n.atimeSec;
   const an = n.atimeNsec;
-  if (
-    mode === ATIME_STRICT ||
-    a < n.mtimeSec || (a === n.mtimeSec && an <= n.mtimeNsec) ||
-    a < n.ctimeSec || (a === n.ctimeSec && an <= n.ctimeNsec) ||
-    Date.now() / 1000 - a >= 86400
-  ) {
+  if (atimeNeedsUpdate(mode, a, an, n.mtimeSec, n.mtimeNsec, n.ctimeSec, n.ctimeNsec, Date.now() / 1000)) {
     tick(n.s);
     let s = nowSec;
     let ns = nowNsec;

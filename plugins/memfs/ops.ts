@@ -10,8 +10,7 @@
  * readlink update it with relatime (the default) when it is not newer than mtime/ctime or is a
  * day old, always with strictatime, never with noatime (nodiratime: never for directories).
  */
-import { defineFilesystem, lockOps, type AtimeMode, type Filesystem } from "furing";
-import { ATIME_NOATIME, ATIME_RELATIME, ATIME_STRICT } from "./nodes.ts";
+import { atimeModeFor, defineFilesystem, lockOps, type AtimeMode, type Filesystem } from "furing";
 import type { MemfsState } from "./state.ts";
 import { attributeOps } from "./ops/attributes.ts";
 import { directoryOps } from "./ops/directories.ts";
@@ -28,8 +27,8 @@ export interface AtimeOptions {
 
 export function createOps(state: MemfsState, mount: AtimeOptions = {}): Filesystem {
   // atime mode for files, and for directories (nodiratime: never)
-  const fileAtime = mount.atime === "noatime" ? ATIME_NOATIME : mount.atime === "strictatime" ? ATIME_STRICT : ATIME_RELATIME;
-  const dirAtime = mount.nodiratime === true ? ATIME_NOATIME : fileAtime;
+  const fileAtime = atimeModeFor(mount.atime ?? "relatime", false, false);
+  const dirAtime = atimeModeFor(mount.atime ?? "relatime", mount.nodiratime === true, true);
   return lockOps(state.lock, defineFilesystem({
     // setuid/setgid are cleared here (privileges.ts), when the kernel says so (killSuidgid)
     killPrivileges: true,

@@ -25,6 +25,7 @@ export default definePlugin<PassthroughOptions>({
     source: { type: "string", help: "directory to mirror", required: true },
     "fd-cache": { type: "number", help: "O_PATH descriptors kept open for recently used nodes (16..16384)", default: 4096 },
     "file-handles": { type: "boolean", help: "re-open nodes from file handles when root (--file-handles=false: by parent and name)", default: true },
+    "export-nodes": { type: "number", help: "forgotten nodes the mount's own file handles (open_by_handle_at, NFS) can still open (0: no export support)", default: 65536 },
   },
   setup(ctx) {
     // The node and handle tables live in ctx.shared regions: the same on every reactor, and they

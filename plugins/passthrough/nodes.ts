@@ -23,7 +23,9 @@
  * across an await); at most GRAVE_MAX wait, so the process stays far below the limit.
  *
  * Lookup counts. Every entry reply counts one lookup; `forget` returns them. A node is dropped
- * when the kernel has forgotten it and no child node refers to it.
+ * when the kernel has forgotten it and no child node refers to it. With file handles a dropped
+ * node is retired, not freed (export support, below): the kernel's own file handles of the mount
+ * then still open it, and its generation stays the same while its source file exists.
  *
  * Sharing. Node records live in the shared heap (state.ts): a table from node id to record, and
  * an identity index (st_dev → st_ino → node id); a PNode is a thread's view of a record. The
@@ -36,15 +38,19 @@
  *
  * Safety. Names come from the kernel one component at a time and are resolved with
  * AT_SYMLINK_NOFOLLOW / O_NOFOLLOW relative to a directory descriptor: the server never follows a
- * symlink and never walks "..", so nothing outside the source is reached by name.
+ * symlink and never walks "..", so nothing outside the source is reached by name. The one
+ * exception, a LOOKUP of ".." (parentOf), walks up to the source root first and answers ENOENT
+ * if it is not above.
  */
 import { FuseError, S_IFMT, S_IFDIR, readUnits, writeUnits, type Entry } from "furing";
 import * as sys from "furing/sys";
-import { DROP_RING, M_DROPS, M_DROP_RING, M_IDENTITY, M_NEXT_SYNTHETIC, M_NODES, M_NODE_GEN, M_UNNAMED, SYNTHETIC_BASE, type PassthroughState } from "./state.ts";
+import { DROP_RING, M_DROPS, M_DROP_RING, M_IDENTITY, M_NEXT_SYNTHETIC, M_NODES, M_NODE_GEN, M_RETIRED, M_RETIRED_RING, M_RETIRES, M_UNNAMED, SYNTHETIC_BASE, type PassthroughState } from "./state.ts";
 
 // A node record in the heap: Float64 slots, then Uint32 words from U0.
 const F_ID = 0, F_SIZE = 1, F_BLOCKS = 2, F_ATIME = 3, F_MTIME = 4, F_CTIME = 5, F_DEV = 6, F_SINO = 7, F_PARENT = 8, F_NLOOKUP = 9, F_CHILDREN = 10, F_GEN = 11;
-const U0 = 24;
+/** Retire number while the record is retired (export support), else 0. */
+const F_RETIRE = 12;
+const U0 = 26;
 const U_MODE = 0, U_NLINK = 1, U_UID = 2, U_GID = 3, U_BLKSIZE = 4, U_RDEV = 5, U_ATIME_NS = 6, U_MTIME_NS = 7, U_CTIME_NS = 8;
 const U_NAME = 9, U_NAME_LEN = 10, U_HANDLE = 11, U_HANDLE_LEN = 12;
 const RECORD_BYTES = (U0 + 13) * 4;
@@ -78,7 +84,10 @@ export class PNode implements Entry {
   declare nlookup: number;
   /** Nodes whose `parent` is this one. */
   declare children: number;
-  /** Incarnation of the record (ids can come back for another file). */
+  /**
+   * Incarnation of the record (ids can come back for another file), below 2^32: the FUSE
+   * generation, so a kernel file handle (node id, generation) never opens a later file of the id.
+   */
   declare readonly gen: number;
   readonly f: number;
   readonly u: number;
@@ -89,6 +98,10 @@ export class PNode implements Entry {
   ) {
     this.f = ptr >>> 3;
     this.u = (ptr >>> 2) + U0;
+  }
+  /** The FUSE generation: the record's incarnation; the root's is 0, as the kernel made it at mount. */
+  get generation(): number {
+    return this.ino === 1 ? 0 : this.gen;
   }
   /** Name of the last known link. */
   get name(): string {
@@ -140,6 +153,12 @@ for (const [name, wide, k] of FIELDS) {
 const O_PATH_FLAGS = sys.O_PATH | sys.O_NOFOLLOW | sys.O_CLOEXEC;
 /** Evicted descriptors waiting to be closed, at most. */
 const GRAVE_MAX = 512;
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /** FUSE device numbers are the kernel's new_encode_dev form; stat's are glibc makedev. */
 export function fuseDev(glibcDev: number): number {
@@ -482,7 +501,8 @@ export class NodeTable {
     const ptr = h.calloc(RECORD_BYTES);
     const n = new PNode(this.s, ptr);
     h.f64[n.f + F_ID] = id;
-    const gen = (this.s.meta[M_NODE_GEN] as number) + 1;
+    // the kernel keeps 32 bits of a generation; 0 is skipped (a handle of gen 0 is no one's)
+    const gen = ((this.s.meta[M_NODE_GEN] as number) + 1) % 2 ** 32 || 1;
     this.s.meta[M_NODE_GEN] = gen;
     h.f64[n.f + F_GEN] = gen;
     n.dev = st.dev;
@@ -536,11 +556,11 @@ export class NodeTable {
    * the parent already at hand (an open directory), else the parent's own.
    */
   lookup(parent: PNode, name: string, pfd = -1): PNode {
-    if (name === "." || name === "..") {
-      const n = name === "." || parent.ino === 1 ? parent : (this.find(parent.parent) ?? this.root);
-      n.nlookup++;
-      return n;
+    if (name === ".") {
+      parent.nlookup++;
+      return parent;
     }
+    if (name === "..") return this.parentOf(parent);
     if (name === "" || name.includes("/")) throw new FuseError("EINVAL", `bad name ${JSON.stringify(name)}`);
     this.guard(parent, name);
     if (pfd < 0) pfd = this.fd(parent);
@@ -603,18 +623,27 @@ export class NodeTable {
     return this.fill(n, st);
   }
 
-  private insert(st: sys.Stat, parent: PNode, name: string, fd: number, own = false): PNode {
+  /** A node for source file `st` not in the table (`parent` null: none known, found by ".."). */
+  private insert(st: sys.Stat, parent: PNode | null, name: string, fd: number, own = false): PNode {
     const s = this.s;
     const dev = st.dev, sino = st.ino;
-    const n = this.newNode(this.newId(dev, sino), st, parent.ino, name);
+    const id = this.newId(dev, sino);
+    // the same file forgotten earlier keeps its generation: the kernel's handles of it still work
+    let n = this.revived(id, dev, sino, fd);
+    if (n === undefined) {
+      n = this.newNode(id, st, parent?.ino ?? 0, name);
+      if (fd >= 0 && s.useHandles) this.takeHandle(n, fd);
+    } else {
+      n.parent = parent?.ino ?? 0;
+      n.name = name;
+      this.fill(n, st);
+      this.views.set(id, n);
+    }
     n.nlookup = 1;
-    parent.children++;
+    if (parent !== null) parent.children++;
     this.nodes().set(n.ino, n.ptr);
     this.identitySet(dev, sino, n.ino);
-    if (fd >= 0) {
-      if (s.useHandles) this.takeHandle(n, fd);
-      if (own) this.cacheFd(n, fd);
-    }
+    if (fd >= 0 && own) this.cacheFd(n, fd);
     return n;
   }
 
@@ -669,14 +698,193 @@ export class NodeTable {
       const drops = this.s.meta[M_DROPS] as number;
       h.f64[((this.s.meta[M_DROP_RING] as number) >>> 3) + (drops % DROP_RING)] = id;
       this.s.meta[M_DROPS] = drops + 1;
-      h.free(h.u32[n.u + U_NAME] as number);
-      h.free(h.u32[n.u + U_HANDLE] as number);
-      h.free(n.ptr);
+      if (this.s.retiredMax > 0 && h.u32[n.u + U_HANDLE_LEN] !== 0) this.retire(n);
+      else this.freeRecord(n.ptr);
       const p = this.find(parent);
       if (p === undefined) return;
       p.children--;
       n = p;
     }
+  }
+
+  private freeRecord(ptr: number): void {
+    const h = this.s.heap;
+    const u = (ptr >>> 2) + U0;
+    h.free(h.u32[u + U_NAME] as number);
+    h.free(h.u32[u + U_HANDLE] as number);
+    h.free(ptr);
+  }
+
+  // ---- export support ---------------------------------------------------------------------------
+  //
+  // The kernel's file handles of this mount are (node id, generation). To open one whose inode it
+  // no longer caches it asks LOOKUP "." on the id (and ".." to reconnect a directory), then
+  // compares generations. So a node the kernel forgot is not freed but retired: its record (file
+  // handle in the source, source identity, generation) stays findable by id, up to
+  // `retiredMax` of them (the oldest go first; their handles then answer ESTALE). A retired
+  // record comes back with its generation when "." names it and its source file still exists,
+  // or when a lookup by name finds the same source file (same source file handle: the source's
+  // handles carry its own inode generation, so a reused inode number is another file). Any other
+  // node gets a new generation: one (id, generation) never names two files.
+
+  /** The table of retired records by node id (the state's map object pointed at it). */
+  private retired() {
+    return this.s.map.at(this.s.meta[M_RETIRED] as number);
+  }
+
+  /** Keep dropped node `n` findable by id; the oldest retired record goes when the ring is full. */
+  private retire(n: PNode): void {
+    const s = this.s, h = s.heap;
+    const seq = (s.meta[M_RETIRES] as number) + 1;
+    s.meta[M_RETIRES] = seq;
+    const k = ((s.meta[M_RETIRED_RING] as number) >>> 3) + (seq % s.retiredMax) * 2;
+    if (h.f64[k + 1] !== 0) this.evict(h.f64[k] as number, h.f64[k + 1] as number);
+    h.f64[k] = n.ino;
+    h.f64[k + 1] = seq;
+    // the parent may be dropped and its id reused: a revived node is placed by the next lookup
+    h.free(h.u32[n.u + U_NAME] as number);
+    h.u32[n.u + U_NAME] = 0;
+    h.u32[n.u + U_NAME_LEN] = 0;
+    n.parent = 0;
+    h.f64[n.f + F_RETIRE] = seq;
+    this.retired().set(n.ino, n.ptr);
+  }
+
+  /** Free retired record `id` if it is still the one retired as number `seq`. */
+  private evict(id: number, seq: number): void {
+    const m = this.retired();
+    const ptr = m.get(id);
+    if (ptr === undefined || this.s.heap.f64[(ptr >>> 3) + F_RETIRE] !== seq) return;
+    m.delete(id);
+    this.freeRecord(ptr);
+  }
+
+  /** Take retired record `id` out of the table (not live yet), or undefined. */
+  private unretire(id: number): PNode | undefined {
+    if (this.s.retiredMax === 0) return undefined;
+    const m = this.retired();
+    const ptr = m.get(id);
+    if (ptr === undefined) return undefined;
+    m.delete(id);
+    this.s.heap.f64[(ptr >>> 3) + F_RETIRE] = 0;
+    return new PNode(this.s, ptr);
+  }
+
+  /**
+   * The retired record of `id` if it stands for the file open as `fd` (found again by name), else
+   * undefined; a record of another file under the id is freed (that file is gone: inode numbers
+   * are unique among live files, and the source's handles tell a reused one apart).
+   */
+  private revived(id: number, dev: number, sino: number, fd: number): PNode | undefined {
+    const n = this.unretire(id);
+    if (n === undefined) return undefined;
+    if (fd >= 0 && n.dev === dev && n.sino === sino) {
+      let h: sys.FileHandle | null = null;
+      try {
+        h = sys.name_to_handle_at(fd, "", sys.AT_EMPTY_PATH);
+      } catch {}
+      const old = n.handle;
+      if (h !== null && old !== null && h.mountId === this.s.rootMountId && sameBytes(h.handle, old)) return n;
+    }
+    this.freeRecord(n.ptr);
+    return undefined;
+  }
+
+  /**
+   * Node `id` for a LOOKUP of "." on an id the kernel may have forgotten (one lookup counted):
+   * live, or retired with its source file still there (re-opened from its source file handle).
+   * ENOENT (the kernel answers ESTALE) for an id unknown, retired too long ago, or whose file is
+   * gone. The generation decides whether it is the file the kernel's handle meant.
+   */
+  byId(id: number): PNode {
+    const live = this.find(id);
+    if (live !== undefined) {
+      live.nlookup++;
+      return live;
+    }
+    const gone = () => new FuseError("ENOENT", `node ${id} is gone (or was forgotten too long ago)`);
+    if (this.s.retiredMax === 0) throw gone();
+    const ptr = this.retired().get(id);
+    if (ptr === undefined) throw gone();
+    const rec = new PNode(this.s, ptr);
+    let fd: number;
+    try {
+      fd = sys.open_by_handle_at(this.s.rootFd, rec.handle!, O_PATH_FLAGS);
+    } catch (e) {
+      if ((e as FuseError).errno !== 116) throw e; // not ESTALE: it may work next time
+      this.freeRecord(this.unretire(id)!.ptr);
+      throw gone();
+    }
+    const st = sys.fstat(fd, this.st);
+    // Unlinked (a source handle still opens an inode some descriptor holds, ours included):
+    // deleted for good, as on the source. Else the same source inode, not under another id (a
+    // synthetic one given meanwhile).
+    const unlinked = st.nlink === 0;
+    if (unlinked || st.dev !== rec.dev || st.ino !== rec.sino || this.identityGet(st.dev, st.ino) !== undefined) {
+      sys.close(fd);
+      if (unlinked) this.freeRecord(this.unretire(id)!.ptr);
+      throw gone();
+    }
+    const n = this.unretire(id)!;
+    this.fill(n, st);
+    n.nlookup = 1;
+    this.nodes().set(id, ptr);
+    this.identitySet(n.dev, n.sino, id);
+    this.views.set(id, n);
+    this.cacheFd(n, fd);
+    return n;
+  }
+
+  /**
+   * The source directory that contains directory `node`, for a LOOKUP of ".." (one lookup
+   * counted): the kernel asks it to reconnect a directory it opened from a file handle. Found by
+   * the source's own "..", and only if the source root is above it (a directory moved out of
+   * the source behind our back has no parent here: ENOENT); the root's parent is the root.
+   */
+  parentOf(node: PNode): PNode {
+    if (node.ino === 1) {
+      node.nlookup++;
+      return node;
+    }
+    if (!NodeTable.isDir(node)) throw new FuseError("ENOTDIR", `node ${node.ino} is not a directory`);
+    const s = this.s;
+    const fd = sys.openat(this.fd(node), "..", O_PATH_FLAGS | sys.O_DIRECTORY);
+    let st = sys.fstat(fd, this.st);
+    const dev = st.dev, ino = st.ino;
+    // walk up to the source root, or to the filesystem's root (its ".." is itself): outside
+    let cur = -1;
+    try {
+      let d = dev, i = ino;
+      for (let depth = 0; !(d === s.rootDev && i === s.rootIno); depth++) {
+        const up = sys.openat(cur < 0 ? fd : cur, "..", O_PATH_FLAGS | sys.O_DIRECTORY);
+        if (cur >= 0) sys.close(cur);
+        cur = up;
+        const u = sys.fstat(cur, this.st);
+        if ((u.dev === d && u.ino === i) || depth > 4096) throw new FuseError("ENOENT", `node ${node.ino} is no longer inside the source`);
+        d = u.dev;
+        i = u.ino;
+      }
+    } catch (e) {
+      sys.close(fd);
+      throw e;
+    } finally {
+      if (cur >= 0) sys.close(cur);
+    }
+    st = sys.fstat(fd, this.st);
+    if (dev === s.rootDev && ino === s.rootIno) {
+      sys.close(fd);
+      const root = this.root;
+      root.nlookup++;
+      return root;
+    }
+    const known = this.byIdentity(dev, ino);
+    if (known !== undefined) {
+      if (this.fdCache.has(known.ino)) this.closeLater(fd);
+      else this.cacheFd(known, fd);
+      known.nlookup++;
+      return this.fill(known, st);
+    }
+    return this.insert(st, null, "", fd, true);
   }
 
   /** Whether `node` is a directory (by its last known attributes). */

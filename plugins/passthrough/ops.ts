@@ -3,7 +3,8 @@
  * `furing/sys` relative to node descriptors (nodes.ts), and onto open descriptors (handles.ts).
  *
  * - Names are single components resolved without following symlinks (AT_SYMLINK_NOFOLLOW,
- *   O_NOFOLLOW); the server never follows a symlink nor walks "..", so it stays inside the source.
+ *   O_NOFOLLOW); the server never follows a symlink nor walks "..", so it stays inside the source
+ *   (a LOOKUP of ".." for the kernel's export operations walks up only to check, nodes.ts).
  * - Creating ops (create, mknod, mkdir, symlink) run with umask 0 (the kernel has already applied
  *   the caller's) and, when a root daemon serves another user, hand the new node to the caller
  *   (fchownat to req.uid, and req.gid unless the parent directory is set-group-ID), restoring
@@ -213,8 +214,12 @@ export function createOps(s: PassthroughState, ctx: Pick<PluginContext, "io" | "
     nodes,
     handles,
     killPrivileges: true,
+    // file handles outlive the kernel's cache: forgotten nodes stay findable by id (nodes.ts)
+    exportSupport: s.retiredMax > 0,
 
     lookup(_req, parent, name) {
+      // "." by node id only comes from the kernel's export operations, for ids it may have forgotten
+      if (name === ".") return nodes.byId(parent);
       return nodes.lookup(nodes.get(parent), name);
     },
 

@@ -17,11 +17,12 @@ export interface PassthroughOptions {
   source: string;
   "fd-cache": number;
   "file-handles": boolean;
+  "export-nodes"?: number;
 }
 
 const MAGIC = 0x50415353; // "PASS"
 /** Layout version of the regions; a generation that finds another refuses to serve them. */
-export const LAYOUT = 2;
+export const LAYOUT = 3;
 // meta: Int32 words 0..3 (lock, magic, layout), then Float64 slots:
 const M_ROOT_FD = 2, M_ROOT_DEV = 3, M_ROOT_INO = 4, M_USE_HANDLES = 5, M_ROOT_MOUNT_ID = 6, M_DAEMON_UID = 7, M_DAEMON_GID = 8;
 const M_FD_CACHE_MAX = 9, M_HIDDEN_DEV = 10, M_HIDDEN_INO = 11, M_HIDDEN_NAME = 12, M_SOURCE = 13, M_REASON = 14;
@@ -36,6 +37,12 @@ export const M_DROPS = 25, M_DROP_RING = 26;
  * node id → its open files the daemon serves under kernel passthrough (handles.ts).
  */
 export const M_UNNAMED = 27, M_DAEMON_IO = 28;
+/**
+ * Export support (nodes.ts): node id → record of a node the kernel forgot but a file handle may
+ * still name (a NumberMap), a ring of (id, retire number) pairs in retiring order, its size (the
+ * bound) and the count of retirements so far.
+ */
+export const M_RETIRED = 29, M_RETIRED_RING = 30, M_RETIRED_MAX = 31, M_RETIRES = 32;
 export const DROP_RING = 256;
 const META_BYTES = 4096;
 
@@ -123,6 +130,11 @@ export class PassthroughState {
   set nextSynthetic(v: number) { this.meta[M_NEXT_SYNTHETIC] = v; }
   get nextFh(): number { return this.meta[M_NEXT_FH] as number; }
   set nextFh(v: number) { this.meta[M_NEXT_FH] = v; }
+  /**
+   * Forgotten nodes kept re-findable by node id (0: none). Nonzero only with file handles: the
+   * kernel's file handles (open_by_handle_at, NFS) then outlive its inode cache (exportSupport).
+   */
+  get retiredMax(): number { return this.meta[M_RETIRED_MAX] as number; }
 }
 
 /** `ctx.shared`'s signature. */
@@ -200,9 +212,13 @@ export function openSource(opts: PassthroughOptions, mountpoint: string, log: (.
     }
   }
   const cacheMax = Math.max(16, Math.min(Math.floor(Number(opts["fd-cache"]) || 4096), 16384));
+  const exportNodes = Number(opts["export-nodes"] ?? 65536);
+  if (!Number.isInteger(exportNodes) || exportNodes < 0 || exportNodes > 1 << 22) throw new Error(`--export-nodes ${opts["export-nodes"]}: must be an integer from 0 to ${1 << 22}`);
+  const retiredMax = useHandles ? exportNodes : 0;
   log(
     `serving ${real}: nodes re-opened ${useHandles ? "from file handles" : `by parent and name (${handlesReason})`}, ` +
-      `at most ${cacheMax} cached O_PATH descriptors`,
+      `at most ${cacheMax} cached O_PATH descriptors, ` +
+      (retiredMax > 0 ? `file handles of the mount outlive the kernel's cache for the last ${retiredMax} forgotten nodes` : "no export support (it needs file handles and --export-nodes > 0)"),
   );
   const heap = SharedHeap.format(regions.heap);
   const m = new Float64Array(regions.meta);
@@ -233,6 +249,14 @@ export function openSource(opts: PassthroughOptions, mountpoint: string, log: (.
   m[M_IDENTITY] = tables.create();
   m[M_HANDLES] = tables.create();
   m[M_DROP_RING] = heap.calloc(DROP_RING * 8);
+  // generations start at a random point, as tmpfs's are random: a file handle kept from an
+  // earlier mount of the same source is unlikely to name a node of this one
+  m[M_NODE_GEN] = Math.floor(Math.random() * 2 ** 32);
+  m[M_RETIRED_MAX] = retiredMax;
+  if (retiredMax > 0) {
+    m[M_RETIRED] = tables.create();
+    m[M_RETIRED_RING] = heap.calloc(retiredMax * 16);
+  }
   const w = new Int32Array(regions.meta);
   w[2] = LAYOUT;
   Atomics.store(w, 1, MAGIC);

@@ -6,6 +6,7 @@ export { RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT } from "./types.ts";
 export { Errno, FuseError, errnoName, type ErrnoName } from "./errno.ts";
 export * from "./constants.ts";
 export { callerInGroup, modeAfterKill } from "./privileges.ts";
+export { atimeModeFor, atimeNeedsUpdate } from "./atime.ts";
 export { nameFromBytes, nameToBytes, nameByteLength, writeName, isNameString } from "./names.ts";
 
 import type { Filesystem, Plugin } from "./types.ts";

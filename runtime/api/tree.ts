@@ -9,8 +9,9 @@
  *   name and no open file (where an unlinked file's data may go). The counts are taken at the op
  *   and stay exact when a result never reaches the kernel (late after op_timeout, or not
  *   encodable): the runtime gives it back through this layer's `forget`/`release`/`releasedir`;
- * - directory listings: a snapshot per opendir (rewinddir takes a new one), `.` and `..`, cookies
- *   that stay valid for the handle and grow to the end (telldir/seekdir), READDIRPLUS;
+ * - directory listings: a snapshot per opendir (rewinddir takes a new one), `.` and `..`, and
+ *   directory cookies as tmpfs's (see `listing` below), READDIRPLUS;
+ * - access times by the mount's atime mode (ctx.atime, ctx.nodiratime), as memfs (see `touchAtime`);
  * - attribute defaults (owner = the mounting user, times = mount time, nlink, size) and Date/ns
  *   timestamps; O_TRUNC on open; SetAttr.mode reduced to the permission bits;
  * - `system.posix_acl_*` xattrs answered EOPNOTSUPP (the kernel would otherwise let them decide
@@ -18,8 +19,10 @@
  * The table lives in `ctx.keep`, so it survives hot reloads like any plugin state.
  */
 import type { AttrReply, CreateReply, DirListPlus, Entry, Filesystem, OpenReply, Plugin, PluginContext, PluginOption, Request, StatFs, Timespec } from "./types.ts";
+import { RENAME_EXCHANGE } from "./types.ts";
 import { FuseError } from "./errno.ts";
 import { O_ACCMODE, O_EXCL, O_RDONLY, O_TRUNC, ROOT_ID, S_IFDIR, S_IFMT, S_IFREG } from "./constants.ts";
+import { atimeModeFor, atimeNeedsUpdate } from "./atime.ts";
 
 /** A point in time: a Date, milliseconds since the epoch (number), nanoseconds (bigint) or a Timespec. */
 export type Time = Date | number | bigint | Timespec;
@@ -105,8 +108,27 @@ export interface Tree<N, H = unknown> {
   setxattr?(node: N, name: string, value: Uint8Array, flags: number, req: Request): void | Promise<void>;
   listxattr?(node: N, req: Request): string[] | Promise<string[]>;
   removexattr?(node: N, name: string, req: Request): void | Promise<void>;
+  /**
+   * Export support (FUSE_EXPORT_SUPPORT: the kernel's file handles of the mount, for
+   * open_by_handle_at and NFS, outlive its inode cache), for a tree whose keys are positive
+   * integers (so the key is the node id) that are never reused for another node over the
+   * filesystem's life: the node whose key is `id`, or undefined when it no longer exists (its
+   * handles then answer ESTALE). Declared together with `parent`.
+   */
+  find?(id: number, req: Request): N | undefined | Promise<N | undefined>;
+  /** The directory that contains directory `dir` (the root's is the root): for export support. */
+  parent?(dir: N, req: Request): N | Promise<N>;
   /** Implements POSIX ACLs in `system.posix_acl_*` xattrs (else the layer answers EOPNOTSUPP). */
   posixAcl?: boolean;
+  /**
+   * Access times. The layer applies the mount's atime mode (`-o relatime` (default), `noatime`,
+   * `strictatime`, `nodiratime`) as tmpfs does: a read (not through an O_NOATIME open), a readdir
+   * or a readlink updates atime when the rule says so, judged on `stat`'s times. This is called
+   * with the new atime to store (then report it from `stat`). Absent, the layer remembers it
+   * itself, by key for the mount's life, and reports it while it is newer than `stat`'s atime (a
+   * setattr of atime forgets it). `false`: atime is `stat`'s alone, whatever the mount's mode.
+   */
+  touchAtime?: ((node: N, atime: Timespec, req: Request) => void | Promise<void>) | false;
   statfs?(req: Request): Partial<StatFs> | Promise<Partial<StatFs>>;
   /**
    * The kernel no longer knows `node` (every lookup forgotten) and no file of it is open: a node
@@ -160,13 +182,28 @@ interface Slot {
   node: unknown;
   lookups: number;
   opens: number;
+  /** Directories listed while known: their entries' cookies. */
+  dir?: DirCookies;
+}
+/** A directory's cookies: name → cookie (and the key it was seen with), and the next cookie. */
+interface DirCookies {
+  names: Map<string, { cookie: number; key: unknown }>;
+  next: number;
+}
+/** One entry of a listing snapshot. */
+interface Listed {
+  cookie: number;
+  name: string;
+  node: unknown;
 }
 /** One open file or directory. */
 interface Handle {
   slot: Slot;
   state: unknown;
-  /** Directories: the listing taken at offset 0, [name, node]. */
-  list?: [string, unknown][];
+  /** Directories: the listing taken at offset 0, newest cookie first. */
+  list?: Listed[];
+  /** Opened with O_NOATIME: reads leave atime alone. */
+  noatime?: boolean;
 }
 /** The layer's table, kept across hot reloads. */
 interface Table {
@@ -179,10 +216,21 @@ interface Table {
   nextId: number;
   nextFh: number;
   born: Timespec;
+  /** Access times the layer keeps (no `touchAtime`), by key. */
+  atimeOfObject?: WeakMap<object, Timespec>;
+  atimeOfValue?: Map<unknown, Timespec>;
 }
+
+/**
+ * The directory offset that ends a listing, as tmpfs's DIR_OFFSET_EOD (S32_MAX, so a 32-bit
+ * telldir holds every offset): above every cookie.
+ */
+const DIR_EOD = 0x7fffffff;
 
 const READ_ONLY_OPS = ["write", "setattr", "create", "mkdir", "mknod", "symlink", "link", "unlink", "rmdir", "rename", "setxattr", "removexattr"] as const;
 const ACL = "system.posix_acl_";
+/** open(2)'s O_NOATIME (not among the furing constants). */
+const O_NOATIME = 0o1000000;
 
 /**
  * Serves a {@link Tree} (or a {@link TreePlugin} with options and setup) as a furing plugin:
@@ -196,12 +244,12 @@ export function defineTree<N, H = unknown, O = Record<string, unknown>>(def: Tre
     async setup(ctx) {
       const tree = typeof plugin.setup === "function" ? await plugin.setup(ctx) : (def as Tree<N, H>);
       const table = ctx.keep<Table>("furing:tree", () => ({ byKey: new Map(), byId: new Map(), handles: new Map(), idOfObject: new WeakMap(), idOfValue: new Map(), nextId: ROOT_ID + 1, nextFh: 1, born: now() }));
-      return serveTree(tree, table);
+      return serveTree(tree, table, ctx);
     },
   };
 }
 
-function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
+function serveTree<N, H>(tree: Tree<N, H>, t: Table, mount: Pick<PluginContext, "atime" | "nodiratime">): Filesystem {
   const keyOf = tree.key ? (n: N) => tree.key!(n) : (n: N) => n as unknown;
   const uid = process.getuid?.() ?? 0, gid = process.getgid?.() ?? 0;
   // The root is id 1 whatever its key; a new generation's root replaces the old one.
@@ -252,13 +300,103 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
     if (r instanceof Promise) r.catch((e) => console.error(`furing tree: forget failed: ${(e as Error)?.stack ?? e}`));
   };
 
-  const attr = (id: number, st: Stat): AttrReply => {
+  // ---- access times (the mount's atime mode) ----
+  const fileAtime = atimeModeFor(mount.atime, mount.nodiratime, false);
+  const dirAtime = atimeModeFor(mount.atime, mount.nodiratime, true);
+  const atimeOfObject = (t.atimeOfObject ??= new WeakMap());
+  const atimeOfValue = (t.atimeOfValue ??= new Map());
+  const isObject = (key: unknown): key is object => (typeof key === "object" && key !== null) || typeof key === "function";
+  /** The atime to report: `stat`'s, or the one the layer kept if newer. */
+  const atimeOf = (key: unknown, st: Stat): Timespec => {
+    const own = st.atime === undefined ? t.born : timespec(st.atime);
+    const kept = isObject(key) ? atimeOfObject.get(key) : atimeOfValue.size === 0 ? undefined : atimeOfValue.get(key);
+    return kept !== undefined && (kept.sec > own.sec || (kept.sec === own.sec && kept.nsec > own.nsec)) ? kept : own;
+  };
+  const forgetAtime = (key: unknown) => {
+    if (isObject(key)) atimeOfObject.delete(key);
+    else atimeOfValue.delete(key);
+  };
+  /** A read, readdir or readlink of `s`: update its atime if the mount's rule says so (as touch_atime). */
+  const accessed = async (s: Slot, dir: boolean, req: Request): Promise<void> => {
+    const mode = dir ? dirAtime : fileAtime;
+    if (mode === "noatime" || tree.touchAtime === false) return;
+    const st = await tree.stat(s.node as N, req);
+    const a = atimeOf(s.key, st);
+    const m = st.mtime === undefined ? t.born : timespec(st.mtime);
+    const c = st.ctime === undefined ? m : timespec(st.ctime);
+    const at = now();
+    if (!atimeNeedsUpdate(mode, a.sec, a.nsec, m.sec, m.nsec, c.sec, c.nsec, at.sec) || (at.sec === a.sec && at.nsec === a.nsec)) return;
+    if (tree.touchAtime !== undefined) await tree.touchAtime(s.node as N, at, req);
+    else if (isObject(s.key)) atimeOfObject.set(s.key, at);
+    else atimeOfValue.set(s.key, at);
+  };
+
+  // ---- listings: directory cookies as tmpfs's (Linux 6.14 and later) ----
+  // Every entry of a directory the layer has listed gets a cookie, increasing as entries appear
+  // (created, linked or renamed in through the mount, or first seen in a listing: the names one
+  // listing sees first are numbered from its end, so they come out in the tree's order). A
+  // listing shows the newest cookie first; an entry's offset is the next entry's cookie (DIR_EOD
+  // after the last), and resuming from an offset lists the entries whose cookies are at most it:
+  // a seekdir to a telldir position goes on with the entry that was next (or the next older one
+  // if it was removed), a value that was never a cookie never ends a listing early, entries
+  // removed through the mount are not listed after their removal and entries added meanwhile not
+  // before a rewind. Cookies live while the kernel knows the directory.
+
+  /** A name that appears in directory `parentId` (created, linked, renamed in): the newest entry. */
+  const added = (parentId: number, name: string, key: unknown) => {
+    const d = t.byId.get(parentId)?.dir;
+    if (d === undefined) return;
+    // cookies used up (2^31 - 4 entries): numbered afresh; listings in progress may skip or repeat
+    if (d.next >= DIR_EOD - 1) {
+      d.names.clear();
+      d.next = 3;
+    }
+    d.names.set(name, { cookie: d.next++, key });
+  };
+  const removed = (parentId: number, name: string) => {
+    t.byId.get(parentId)?.dir?.names.delete(name);
+  };
+  /** A new snapshot of directory `s`, newest cookie first. */
+  const snapshot = async (s: Slot, req: Request): Promise<Listed[]> => {
+    if (!tree.readdir) fail("ENOTDIR");
+    const got = [...(await tree.readdir(s.node as N, req))] as [string, N][];
+    let d = s.dir;
+    if (d === undefined || d.next + got.length >= DIR_EOD - 1) d = s.dir = { names: new Map(), next: 3 };
+    const list: Listed[] = new Array(got.length);
+    for (let i = got.length - 1; i >= 0; i--) {
+      const [name, n] = got[i]!;
+      const key = keyOf(n);
+      let e = d.names.get(name);
+      // another node under a known name (replaced behind the layer's back) is a new entry
+      if (e === undefined || (e.key !== undefined && e.key !== key)) d.names.set(name, (e = { cookie: d.next++, key }));
+      else e.key = key;
+      list[i] = { cookie: e.cookie, name, node: n };
+    }
+    // names gone from the tree are forgotten: one that comes back is a new entry
+    if (d.names.size > got.length) {
+      const present = new Set(got.map((g) => g[0]));
+      for (const name of d.names.keys()) if (!present.has(name)) d.names.delete(name);
+    }
+    return list.sort((a, b) => b.cookie - a.cookie);
+  };
+  /** Index of the first entry of `list` (newest first) whose cookie is at most `off`. */
+  const firstAtMost = (list: Listed[], off: number): number => {
+    let lo = 0, hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (list[mid]!.cookie > off) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+
+  const attr = (s: Slot, st: Stat): AttrReply => {
     const dflt = t.born;
-    const a = st.atime === undefined ? dflt : timespec(st.atime);
+    const a = atimeOf(s.key, st);
     const m = st.mtime === undefined ? dflt : timespec(st.mtime);
     const c = st.ctime === undefined ? m : timespec(st.ctime);
     return {
-      ino: id, mode: st.mode, size: st.size ?? 0, nlink: st.nlink ?? ((st.mode & S_IFMT) === S_IFDIR ? 2 : 1),
+      ino: s.id, mode: st.mode, size: st.size ?? 0, nlink: st.nlink ?? ((st.mode & S_IFMT) === S_IFDIR ? 2 : 1),
       uid: st.uid ?? uid, gid: st.gid ?? gid, rdev: st.rdev, blocks: st.blocks, blksize: st.blksize,
       atimeSec: a.sec, atimeNsec: a.nsec, mtimeSec: m.sec, mtimeNsec: m.nsec, ctimeSec: c.sec, ctimeNsec: c.nsec,
     };
@@ -268,9 +406,14 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
     const st = await tree.stat(n, req);
     const s = slotOf(n);
     s.lookups++;
-    return attr(s.id, st);
+    return attr(s, st);
   };
-  const made = async (n: N | Promise<N>, req: Request) => entry(await n, req);
+  /** The entry of node `n` just made as `name` in `parent`, the directory's newest. */
+  const made = async (parent: number, name: string, n: N | Promise<N>, req: Request) => {
+    const e = await entry(await n, req);
+    added(parent, name, t.byId.get(e.ino)?.key);
+    return e;
+  };
   const newFh = (h: Handle) => {
     const fh = t.nextFh++;
     t.handles.set(fh, h);
@@ -289,16 +432,27 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
     if ((flags & O_ACCMODE) !== O_RDONLY && tree.write === undefined) fail("EROFS");
     if (flags & O_TRUNC) await need("setattr").call(tree, s.node as N, { size: 0 }, req);
     const state = await tree.open?.(s.node as N, flags, req);
-    return newFh({ slot: s, state });
+    return newFh({ slot: s, state, noatime: (flags & O_NOATIME) !== 0 });
   };
   const aclGuard = (name: string) => {
     if (!tree.posixAcl && name.startsWith(ACL)) fail("EOPNOTSUPP", `${name}: POSIX ACLs are not implemented`);
   };
 
+  const exportable = tree.find !== undefined && tree.parent !== undefined;
   return {
     init: tree.init?.bind(tree),
     destroy: tree.destroy?.bind(tree),
+    exportSupport: exportable,
     async lookup(req, parent, name) {
+      // "." and ".." by node id: only the kernel's export operations ask, for ids it may have forgotten
+      if (exportable && (name === "." || name === "..")) {
+        let n = t.byId.get(parent)?.node as N | undefined;
+        if (n === undefined) {
+          n = await tree.find!(parent, req);
+          if (n === undefined || keyOf(n) !== parent) fail("ENOENT", `node ${parent} no longer exists`);
+        }
+        return entry(name === "." || parent === ROOT_ID ? n : await tree.parent!(n, req), req);
+      }
       const n = await tree.lookup(node(parent), name, req);
       if (n === undefined) fail("ENOENT");
       return entry(n, req);
@@ -311,7 +465,7 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
     },
     async getattr(req, ino) {
       const s = slot(ino);
-      return attr(s.id, await tree.stat(s.node as N, req));
+      return attr(s, await tree.stat(s.node as N, req));
     },
     async setattr(req, ino, ch) {
       const s = slot(ino);
@@ -326,35 +480,48 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
       if (ch.mtime !== undefined) changes.mtime = ch.mtime === "now" ? now() : ch.mtime;
       if (ch.ctime !== undefined) changes.ctime = ch.ctime;
       if (Object.keys(changes).length) await need("setattr").call(tree, n, changes, req);
-      return attr(s.id, await tree.stat(n, req));
+      if (changes.atime !== undefined) forgetAtime(s.key); // the tree's atime counts again
+      return attr(s, await tree.stat(n, req));
     },
     async readlink(req, ino) {
-      return need("readlink").call(tree, node(ino), req);
+      const s = slot(ino);
+      const target = await need("readlink").call(tree, s.node as N, req);
+      await accessed(s, false, req);
+      return target;
     },
     async mknod(req, parent, name, mode, rdev) {
       const p = node(parent);
-      if ((mode & S_IFMT) === S_IFREG && tree.create && !tree.mknod) return made(tree.create(p, name, mode, req), req);
-      return made(need("mknod").call(tree, p, name, mode, rdev, req), req);
+      if ((mode & S_IFMT) === S_IFREG && tree.create && !tree.mknod) return made(parent, name, tree.create(p, name, mode, req), req);
+      return made(parent, name, need("mknod").call(tree, p, name, mode, rdev, req), req);
     },
     async mkdir(req, parent, name, mode) {
-      return made(need("mkdir").call(tree, node(parent), name, (mode & 0o7777) | S_IFDIR, req), req);
+      return made(parent, name, need("mkdir").call(tree, node(parent), name, (mode & 0o7777) | S_IFDIR, req), req);
     },
     async symlink(req, parent, name, target) {
-      return made(need("symlink").call(tree, node(parent), name, target, req), req);
+      return made(parent, name, need("symlink").call(tree, node(parent), name, target, req), req);
     },
     async link(req, ino, newParent, newName) {
       const n = node(ino);
       await need("link").call(tree, n, node(newParent), newName, req);
-      return entry(n, req);
+      return made(newParent, newName, n, req);
     },
     async unlink(req, parent, name) {
       await need("unlink").call(tree, node(parent), name, req);
+      removed(parent, name);
     },
     async rmdir(req, parent, name) {
       await need("rmdir").call(tree, node(parent), name, req);
+      removed(parent, name);
     },
     async rename(req, parent, name, newParent, newName, flags) {
       await need("rename").call(tree, node(parent), name, node(newParent), newName, flags, req);
+      // the names moved list as the newest entries (both for an exchange, the new name first), as on tmpfs
+      const from = t.byId.get(parent)?.dir?.names.get(name)?.key;
+      const to = t.byId.get(newParent)?.dir?.names.get(newName)?.key;
+      removed(parent, name);
+      removed(newParent, newName);
+      if (flags & RENAME_EXCHANGE) added(parent, name, to);
+      added(newParent, newName, from);
     },
     async create(req, parent, name, mode, flags): Promise<CreateReply> {
       const dir = node(parent);
@@ -375,7 +542,8 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
       try {
         const s = slotOf(n);
         // a new file is empty: O_TRUNC matters only for one that was there
-        return { entry: e, fh: created ? newFh({ slot: s, state: await tree.open?.(n, flags & ~O_TRUNC, req) }) : await openFile(s, flags, req) };
+        if (created) added(parent, name, s.key);
+        return { entry: e, fh: created ? newFh({ slot: s, state: await tree.open?.(n, flags & ~O_TRUNC, req), noatime: (flags & O_NOATIME) !== 0 }) : await openFile(s, flags, req) };
       } catch (err) {
         const s = slotOf(n);
         s.lookups--; // the kernel never got the entry
@@ -389,6 +557,7 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
     async read(req, _ino, fh, offset, size, dest) {
       const h = handle(fh);
       const r = await need("read").call(tree, h.slot.node as N, offset, size, h.state as H, req);
+      if (h.noatime !== true) await accessed(h.slot, false, req);
       const bytes = typeof r === "string" ? Buffer.from(r) : r;
       const n = Math.min(bytes.length, size);
       dest.set(bytes.length > n ? bytes.subarray(0, n) : bytes);
@@ -418,33 +587,45 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
     },
     async readdirplus(req, ino, fh, offset, out: DirListPlus) {
       const h = t.handles.get(fh) ?? { slot: slot(ino), state: undefined };
-      const dir = h.slot.node as N;
-      // offset 0 (opendir, rewinddir) takes a new snapshot; cookies index it: 1 ".", 2 "..", 3.. entries
-      if (offset === 0 || h.list === undefined) {
-        if (!tree.readdir) fail("ENOTDIR");
-        h.list = [...(await tree.readdir(dir, req))];
-      }
-      const self = offset < 2 ? attr(h.slot.id, await tree.stat(dir, req)) : undefined;
-      for (let i = offset; i < h.list.length + 2; i++) {
-        if (i < 2) {
-          if (!out.add(i === 0 ? "." : "..", self!, i + 1)) return;
-          continue;
-        }
-        const [name, n] = h.list[i - 2]! as [string, N];
+      const ds = h.slot;
+      const dir = ds.node as N;
+      // offset 0 (opendir, rewinddir) takes a new snapshot
+      if (offset === 0 || h.list === undefined) h.list = await snapshot(ds, req);
+      await accessed(ds, true, req);
+      const list = h.list;
+      const names = ds.dir!.names;
+      // an entry still there (not removed or replaced through the mount since the snapshot)
+      const nextLive = (i: number) => {
+        while (i < list.length && names.get(list[i]!.name)?.cookie !== list[i]!.cookie) i++;
+        return i;
+      };
+      const offsetAt = (i: number) => (i < list.length ? list[i]!.cookie : DIR_EOD);
+      // "." is 1, ".." the first entry's cookie; 0, 1 and 2 start at the newest entry
+      let i = nextLive(offset === DIR_EOD ? list.length : offset < 3 ? 0 : firstAtMost(list, offset));
+      const self = offset < 2 ? attr(ds, await tree.stat(dir, req)) : undefined;
+      if (offset < 1 && !out.add(".", self!, 1)) return;
+      if (offset < 2 && !out.add("..", self!, offsetAt(i))) return;
+      while (i < list.length) {
+        const e = list[i]!;
+        const next = nextLive(i + 1);
         let st: Stat;
         try {
-          st = await tree.stat(n, req);
-        } catch (e) {
-          const code = (e as { code?: unknown })?.code;
-          if (code === "ENOENT" || code === "ESTALE") continue; // gone since the snapshot
-          throw e;
+          st = await tree.stat(e.node as N, req);
+        } catch (err) {
+          const code = (err as { code?: unknown })?.code;
+          if (code === "ENOENT" || code === "ESTALE") {
+            i = next; // gone since the snapshot, behind the layer's back
+            continue;
+          }
+          throw err;
         }
-        const s = slotOf(n);
-        if (!out.add(name, attr(s.id, st), i + 1)) {
+        const s = slotOf(e.node as N);
+        if (!out.add(e.name, attr(s, st), offsetAt(next))) {
           drop(s, false); // did not fit: the kernel never saw it
           return;
         }
         s.lookups++;
+        i = next;
       }
     },
     async releasedir(_req, _ino, fh) {

@@ -4,7 +4,7 @@
  * process, on a memfs mount and on a tmpfs mounted alongside; their printed results must match.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { appendFile, mkdir, rm, stat, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cleanupAll, isMounted, makeTempDir, removeTempDir, REPO, transports, withMount, type Mount, type Transport } from "../helpers/mount.ts";
 import { describeResult, run, sh } from "../helpers/run.ts";
@@ -25,8 +25,11 @@ afterAll(async () => {
   if (scratch) await removeTempDir(scratch);
 });
 
-/** A memfs mount and a fresh tmpfs mounted with the same `options`; both torn down after `fn`. */
-async function withPair(transport: Transport, options: string[], fn: (m: Mount, ref: string) => Promise<void>): Promise<void> {
+/**
+ * A memfs mount (or the `plugin`'s: "sqlfs" is examples/sqlfs, on the high-level API, with a
+ * fresh database) and a fresh tmpfs mounted with the same `options`; both torn down after `fn`.
+ */
+async function withPair(transport: Transport, options: string[], fn: (m: Mount, ref: string) => Promise<void>, plugin = "memfs"): Promise<void> {
   const ref = await makeTempDir("tmpfs");
   const opts = ["mode=755", ...options].join(",");
   const r = await run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", ref], { timeoutMs: 20_000 });
@@ -34,9 +37,12 @@ async function withPair(transport: Transport, options: string[], fn: (m: Mount, 
     await removeTempDir(ref);
     throw new Error(`cannot mount the reference tmpfs: ${describeResult(r)}`);
   }
+  const db = plugin === "sqlfs" ? await makeTempDir("sqlfs-db") : "";
   try {
-    await withMount({ transport, options }, (m) => fn(m, ref));
+    if (plugin === "sqlfs") await withMount({ transport, options, plugin: "./examples/sqlfs", cwd: REPO, args: ["--db", join(db, "fs.db")] }, (m) => fn(m, ref));
+    else await withMount({ transport, options }, (m) => fn(m, ref));
   } finally {
+    if (db) await removeTempDir(db);
     if (await isMounted(ref)) {
       const u = await run(["umount", ref], { timeoutMs: 20_000 });
       if (u.code !== 0) await run(["umount", "-l", ref], { timeoutMs: 20_000 });
@@ -50,9 +56,14 @@ async function client(root: string, ...args: string[]): Promise<string> {
   return sh([bin, ...args.map((a) => a.replaceAll("@", root))], { timeoutMs: 60_000 });
 }
 
-/** The same directory on both: f0..f399 created in order, then every 7th from f5 removed. */
+/**
+ * The same directory on both: f0..f399 created in order, then every 7th from f5 removed. Listed
+ * once while empty: the high-level API numbers entries as they are created only in a directory
+ * it has listed (the first listing numbers those it finds in the tree's order).
+ */
 async function bigDir(root: string): Promise<void> {
   await mkdir(join(root, "big"));
+  await readdir(join(root, "big"));
   for (let i = 0; i < 400; i++) await writeFile(join(root, "big", `f${i}`), "");
   for (let i = 5; i < 400; i += 7) await Bun.$`rm ${join(root, "big", `f${i}`)}`.quiet();
 }
@@ -77,7 +88,7 @@ function firstDifference(a: string, b: string, what: string): string {
   const lb = b.split("\n");
   let i = 0;
   while (la[i] === lb[i]) i++;
-  return `${what}\nline ${i + 1}: memfs "${la[i]}", tmpfs "${lb[i]}"`;
+  return `${what}\nline ${i + 1}: furing "${la[i]}", tmpfs "${lb[i]}"`;
 }
 
 /**
@@ -114,6 +125,88 @@ async function dropCaches(): Promise<void> {
   await sh(["sync"]);
   await writeFile("/proc/sys/vm/drop_caches", "3");
   await Bun.sleep(100); // the FORGETs are asynchronous
+}
+
+/**
+ * File handles of `mnt` (the kernel's, through name_to_handle_at) after the kernel dropped its
+ * caches: linked files and directories open (also once renamed through the mount, and, with
+ * `source` (passthrough), in the source behind its back), deleted ones answer ESTALE, and a
+ * stale handle never opens another file, through many deletions and creations. Returns the
+ * inode numbers deleted files had and those the files created after them got.
+ */
+async function exportChecks(mnt: string, source: string | null): Promise<{ deleted: Set<bigint>; created: Set<bigint> }> {
+  const p = (s: string) => join(mnt, s);
+  await mkdir(p("d/e"), { recursive: true });
+  await mkdir(p("md/sub"), { recursive: true });
+  await writeFile(p("a"), "file a");
+  await writeFile(p("d/x"), "file x in d");
+  await writeFile(p("gone"), "deleted later");
+  await writeFile(p("mv"), "renamed in the mount");
+  await writeFile(p("md/sub/f"), "in a renamed dir");
+  const names = ["a", "d", "d/e", "d/x", "gone", "mv", "md", "md/sub", "md/sub/f"];
+  if (source !== null) {
+    await writeFile(p("bf"), "renamed behind its back");
+    await mkdir(p("bd/in"), { recursive: true });
+    names.push("bf", "bd", "bd/in");
+  }
+  const handles = new Map<string, string>();
+  const inos = new Map<string, bigint>();
+  for (const n of names) {
+    handles.set(n, (await client(mnt, "handle", `@/${n}`)).trim());
+    inos.set(n, (await stat(p(n), { bigint: true })).ino);
+  }
+  const open = async (n: string) => (await client(mnt, "openh", "@", handles.get(n)!)).trim();
+  await rename(p("mv"), p("d/e/moved"));
+  await rename(p("md"), p("d/md2"));
+  if (source !== null) {
+    await rename(join(source, "bf"), join(source, "d/bf2"));
+    await rename(join(source, "bd"), join(source, "d/e/bd2"));
+  }
+  await dropCaches();
+  expect(await open("a")).toBe(`ok ${inos.get("a")} 6 file a`);
+  expect(await open("d/x")).toBe(`ok ${inos.get("d/x")} 11 file x in d`);
+  expect(await open("d")).toBe(`ok ${inos.get("d")} dir ${source === null ? 5 : 6}`); // ., .., e, x, md2 (, bf2)
+  expect(await open("d/e")).toBe(`ok ${inos.get("d/e")} dir ${source === null ? 3 : 4}`);
+  expect(await open("mv")).toBe(`ok ${inos.get("mv")} 20 renamed in the mount`);
+  expect(await open("md/sub")).toBe(`ok ${inos.get("md/sub")} dir 3`);
+  expect(await open("md")).toBe(`ok ${inos.get("md")} dir 3`);
+  expect(await open("md/sub/f")).toBe(`ok ${inos.get("md/sub/f")} 16 in a renamed dir`);
+  if (source !== null) {
+    expect(await open("bd/in")).toBe(`ok ${inos.get("bd/in")} dir 2`);
+    expect(await open("bf")).toBe(`ok ${inos.get("bf")} 23 renamed behind its back`);
+    expect(await open("bd")).toBe(`ok ${inos.get("bd")} dir 3`);
+  }
+  // Deleted: ESTALE, also once new files may have taken its inode number.
+  await rm(p("gone"));
+  for (let i = 0; i < 50; i++) await writeFile(p(`new${i}`), `new ${i}`);
+  await dropCaches();
+  expect(await open("gone")).toBe("ESTALE");
+  // Many deletions and creations reusing ids: a stale handle never opens a new file.
+  const deleted = new Set<bigint>([inos.get("gone")!]);
+  const created = new Set<bigint>();
+  const stale: string[] = [];
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 20; i++) {
+      await writeFile(p(`r${i}`), `round ${round} file ${i}`);
+      created.add((await stat(p(`r${i}`), { bigint: true })).ino);
+      stale.push((await client(mnt, "handle", `@/r${i}`)).trim());
+    }
+    await dropCaches();
+    for (let i = 0; i < 20; i++) {
+      deleted.add((await stat(p(`r${i}`), { bigint: true })).ino);
+      await rm(p(`r${i}`));
+    }
+    await dropCaches();
+  }
+  for (let i = 0; i < 20; i++) {
+    await writeFile(p(`r${i}`), `final ${i}`);
+    created.add((await stat(p(`r${i}`), { bigint: true })).ino);
+  }
+  await dropCaches();
+  for (const h of stale) expect((await client(mnt, "openh", "@", h)).trim()).toBe("ESTALE");
+  expect(await open("a")).toBe(`ok ${inos.get("a")} 6 file a`);
+  expect(await open("d/e")).toBe(`ok ${inos.get("d/e")} dir ${source === null ? 3 : 4}`);
+  return { deleted, created };
 }
 
 const skip = needsRoot("memfs vs tmpfs conformance", "mounts a tmpfs reference") || skipIf(Bun.which("gcc") === null, "memfs vs tmpfs conformance", "needs gcc for its C client");
@@ -190,49 +283,77 @@ for (const transport of transports()) {
 
     test("file handles: open_by_handle_at after the kernel dropped its caches (export support)", async () => {
       await withMount({ transport }, async (m) => {
-        const p = (s: string) => join(m.dir, s);
-        await mkdir(p("d/e"), { recursive: true });
-        await writeFile(p("a"), "file a");
-        await writeFile(p("d/x"), "file x in d");
-        await writeFile(p("gone"), "deleted later");
-        const names = ["a", "d", "d/e", "d/x", "gone"];
-        const handles = new Map<string, string>();
-        const inos = new Map<string, bigint>();
-        for (const n of names) {
-          handles.set(n, (await client(m.dir, "handle", `@/${n}`)).trim());
-          inos.set(n, (await stat(p(n), { bigint: true })).ino);
-        }
-        const open = async (n: string) => (await client(m.dir, "openh", "@", handles.get(n)!)).trim();
-        await dropCaches();
-        expect(await open("a")).toBe(`ok ${inos.get("a")} 6 file a`);
-        expect(await open("d/x")).toBe(`ok ${inos.get("d/x")} 11 file x in d`);
-        expect(await open("d")).toBe(`ok ${inos.get("d")} dir 4`); // ., .., e, x
-        expect(await open("d/e")).toBe(`ok ${inos.get("d/e")} dir 2`);
-        // Deleted: ESTALE, also once its slot is reused by new files (never another file).
-        await rm(p("gone"));
-        for (let i = 0; i < 50; i++) await writeFile(p(`new${i}`), `new ${i}`);
-        await dropCaches();
-        expect(await open("gone")).toBe("ESTALE");
-        for (let i = 0; i < 50; i += 7) {
-          const h = (await client(m.dir, "handle", `@/new${i}`)).trim();
-          expect(h).not.toBe(handles.get("gone"));
-        }
-        // Many deletions and creations reusing slots: a stale handle never opens a new file.
-        const stale: string[] = [];
-        for (let round = 0; round < 3; round++) {
-          for (let i = 0; i < 20; i++) {
-            await writeFile(p(`r${i}`), `round ${round} file ${i}`);
-            stale.push((await client(m.dir, "handle", `@/r${i}`)).trim());
-          }
-          await dropCaches();
-          for (let i = 0; i < 20; i++) await rm(p(`r${i}`));
-          await dropCaches();
-        }
-        for (let i = 0; i < 20; i++) await writeFile(p(`r${i}`), `final ${i}`);
-        await dropCaches();
-        for (const h of stale) expect((await client(m.dir, "openh", "@", h)).trim()).toBe("ESTALE");
-        expect(await open("a")).toBe(`ok ${inos.get("a")} 6 file a`);
+        await exportChecks(m.dir, null);
       });
+    }, 90_000);
+  });
+}
+
+for (const transport of transports()) {
+  describe.skipIf(skip)(`defineTree (examples/sqlfs) vs tmpfs conformance over ${transport}`, () => {
+    test("directory offsets: telldir/seekdir to every position up to the largest cookie, as tmpfs", async () => {
+      await withPair(transport, [], async (m, ref) => {
+        await bigDir(m.dir);
+        await bigDir(ref);
+        const a = await client(m.dir, "dirseek", "@/big");
+        expect(a.split("\n").length).toBeGreaterThan(2 * 345);
+        expect(firstDifference(a, await client(ref, "dirseek", "@/big"), "dirseek")).toBe("");
+        expect(a.split("\n")[344]).toBe("f0 2147483647");
+      }, "sqlfs");
+    }, 60_000);
+
+    test("directory offsets: entries removed and added during a listing, as tmpfs", async () => {
+      await withPair(transport, [], async (m, ref) => {
+        for (const first of ["100", "250"]) {
+          for (const root of [m.dir, ref]) {
+            await mkdir(join(root, "mut"));
+            await readdir(join(root, "mut"));
+            for (let i = 0; i < 400; i++) await writeFile(join(root, "mut", `f${i}`), "");
+          }
+          const a = await client(m.dir, "dirmut", "@/mut", first);
+          expect(firstDifference(a, await client(ref, "dirmut", "@/mut", first), `dirmut ${first}`)).toBe("");
+          for (const root of [m.dir, ref]) await Bun.$`rm -rf ${join(root, "mut")}`.quiet();
+        }
+      }, "sqlfs");
+    }, 60_000);
+
+    for (const mode of ["relatime", "noatime", "strictatime", "nodiratime"]) {
+      test(`atime: -o ${mode} updates access times as tmpfs does`, async () => {
+        await withPair(transport, [mode], async (m, ref) => {
+          expect(await atimeSteps(m.dir)).toEqual(await atimeSteps(ref));
+        }, "sqlfs");
+      }, 60_000);
+    }
+
+    test("file handles: open_by_handle_at after the kernel dropped its caches (export support: find, parent)", async () => {
+      const db = await makeTempDir("sqlfs-db");
+      try {
+        await withMount({ transport, plugin: "./examples/sqlfs", cwd: REPO, args: ["--db", join(db, "fs.db")] }, async (m) => {
+          await exportChecks(m.dir, null);
+        });
+      } finally {
+        await removeTempDir(db);
+      }
+    }, 90_000);
+  });
+}
+
+const skipPt = needsRoot("passthrough file handles", "open_by_handle_at needs CAP_DAC_READ_SEARCH") || skipIf(Bun.which("gcc") === null, "passthrough file handles", "needs gcc for its C client");
+
+for (const transport of transports()) {
+  describe.skipIf(skipPt)(`passthrough file handles over ${transport}`, () => {
+    test("open_by_handle_at after the kernel dropped its caches (export support)", async () => {
+      const src = await makeTempDir("pt-export-src");
+      try {
+        await withMount({ plugin: "passthrough", transport, args: ["--source", src] }, async (m) => {
+          const { deleted, created } = await exportChecks(m.dir, src);
+          // the source (ext4 here) gave deleted files' inode numbers, which are passthrough's
+          // node ids, to new files: the stale handles above named ids that are in use again
+          expect([...created].some((ino) => deleted.has(ino))).toBe(true);
+        });
+      } finally {
+        await removeTempDir(src);
+      }
     }, 90_000);
   });
 }

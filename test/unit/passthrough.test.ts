@@ -788,6 +788,50 @@ describe("passthrough plugin: ops on a real directory", () => {
     fs.releasedir!(REQ(), 1, fh);
   });
 
+  test.skipIf(!root)("export support: forgotten nodes answer \".\" by id with their generation, up to --export-nodes of them", async () => {
+    const d = dir("export");
+    const dfd = openDir(d);
+    for (let i = 0; i < 40; i++) sys.close(sys.openat(dfd, `f${i}`, sys.O_CREAT | sys.O_WRONLY | sys.O_CLOEXEC, 0o644));
+    sys.mkdirat(dfd, "sub", 0o755);
+    sys.mkdirat(dfd, "sub/deeper", 0o755);
+    sys.close(dfd);
+    const off = await instance(d, { "export-nodes": 0 });
+    expect(off.fs.exportSupport).toBe(false);
+    expect(() => off.fs.lookup!(REQ(), (off.fs.lookup!(REQ(), 1, "f0") as Entry).ino + 1e9, ".")).toThrow(/gone/);
+    await expect(instance(d, { "export-nodes": -1 })).rejects.toThrow("--export-nodes -1: must be an integer from 0 to 4194304");
+    const { fs } = await instance(d, { "export-nodes": 16 });
+    expect(fs.exportSupport).toBe(true);
+    const e = [...Array(40).keys()].map((i) => fs.lookup!(REQ(), 1, `f${i}`) as Entry);
+    expect(new Set(e.map((x) => x.generation)).size).toBe(40);
+    for (const x of e) fs.forget!(x.ino, 1);
+    expect(fs.nodes.size).toBe(1);
+    // the 16 forgotten last come back with their generation; older ones are gone
+    for (let i = 0; i < 40; i++) {
+      if (i < 24) expect(() => fs.lookup!(REQ(), e[i]!.ino, ".")).toThrow(/gone/);
+      else expect(fs.lookup!(REQ(), e[i]!.ino, ".") as Entry).toMatchObject({ ino: e[i]!.ino, generation: e[i]!.generation });
+    }
+    // found again by name: the same generation while retired, a new one once evicted
+    fs.forget!(e[39]!.ino, 1);
+    expect((fs.lookup!(REQ(), 1, "f39") as Entry).generation).toBe(e[39]!.generation);
+    expect((fs.lookup!(REQ(), 1, "f0") as Entry).generation).not.toBe(e[0]!.generation);
+    // a directory's ".." from the source, also when the parent was forgotten
+    const sub = fs.lookup!(REQ(), 1, "sub") as Entry;
+    const deeper = fs.lookup!(REQ(), sub.ino, "deeper") as Entry;
+    fs.forget!(sub.ino, 1);
+    expect(fs.nodes.find(sub.ino)).toBeDefined(); // held by its child
+    fs.forget!(deeper.ino, 1);
+    expect(fs.nodes.find(sub.ino)).toBeUndefined();
+    const again = fs.lookup!(REQ(), deeper.ino, ".") as Entry;
+    expect(again.generation).toBe(deeper.generation);
+    expect(fs.lookup!(REQ(), deeper.ino, "..") as Entry).toMatchObject({ ino: sub.ino, generation: sub.generation });
+    expect(fs.lookup!(REQ(), sub.ino, "..") as Entry).toMatchObject({ ino: 1, generation: 0 });
+    expect(() => fs.lookup!(REQ(), e[30]!.ino, "..")).toThrow(/not a directory/);
+    // deleted: gone, even while a descriptor of ours keeps the inode
+    fs.forget!(e[30]!.ino, 1);
+    rmSync(join(d, "f30"));
+    expect(() => fs.lookup!(REQ(), e[30]!.ino, ".")).toThrow(/gone/);
+  });
+
   test("100k-file scale: nodes do not pin descriptors (bounded cache, re-open on demand)", async () => {
     const d = dir("many");
     const N = 21000; // more than RLIMIT_NOFILE (20000)

@@ -97,15 +97,17 @@ describe("defineTree", () => {
     const dh = (await fs.opendir!(req, 1, 0))!.fh!;
     const first = sink(3);
     await fs.readdirplus!(req, 1, dh, 0, first.out);
-    expect(first.got.map((g) => [g.name, g.next])).toEqual([[".", 1], ["..", 2], ["f", 3]]);
-    // a name removed meanwhile shifts nothing: the handle lists its snapshot to the end
+    // names first seen are numbered from the end (the tree's order, newest cookie first); each
+    // offset is the next entry's cookie, the end's S32_MAX
+    expect(first.got.map((g) => [g.name, g.next])).toEqual([[".", 1], ["..", 4], ["f", 3]]);
+    // a name removed behind the layer's back shifts nothing: the handle lists its snapshot
     const f = root.dir!.get("f")!;
     root.dir!.delete("f");
     const rest = sink();
     await fs.readdirplus!(req, 1, dh, 3, rest.out);
-    expect(rest.got.map((g) => [g.name, g.next])).toEqual([["g", 4]]);
+    expect(rest.got.map((g) => [g.name, g.next])).toEqual([["g", 0x7fffffff]]);
     const again = sink();
-    await fs.readdirplus!(req, 1, dh, 2, again.out); // seekdir back
+    await fs.readdirplus!(req, 1, dh, 4, again.out); // seekdir back
     expect(again.got.map((g) => g.name)).toEqual(["f", "g"]);
     root.dir!.set("f", f);
     // "g" was refused by a full buffer once (not counted), listed twice: two forgets release it
@@ -114,6 +116,97 @@ describe("defineTree", () => {
     expect(forgotten).toEqual([]);
     fs.forget!(g, 1);
     expect(forgotten).toEqual(["g"]);
+  });
+
+  test("listing cookies as tmpfs's: values never given out never end a listing early; removals and creations through the mount", async () => {
+    const { tree, root } = objects();
+    tree.create = (d, name) => {
+      const n: Obj = { name, data: "" };
+      d.dir!.set(name, n);
+      return n;
+    };
+    const fs = await serve(tree);
+    const names = async (dh: number, off: number) => {
+      const k = sink();
+      await fs.readdirplus!(req, 1, dh, off, k.out);
+      return k.got.map((g) => g.name);
+    };
+    for (let i = 0; i < 5; i++) root.dir!.set(`e${i}`, { name: `e${i}`, data: "" });
+    const dh = (await fs.opendir!(req, 1, 0))!.fh!;
+    const all = [".", "..", "f", "g", "e0", "e1", "e2", "e3", "e4"];
+    expect(await names(dh, 0)).toEqual(all);
+    // above every cookie (but the end): from the newest; the end: nothing; 2: every entry
+    for (const off of [1000, 0x7ffffffe, 0x80000000, 2 ** 32]) expect(await names(dh, off)).toEqual(all.slice(2));
+    expect(await names(dh, 0x7fffffff)).toEqual([]);
+    expect(await names(dh, 2)).toEqual(all.slice(2));
+    // through the mount: a removed entry is not listed after its removal; a new one is the newest,
+    // listed after a rewind only
+    await fs.unlink!(req, 1, "e1");
+    await fs.create!(req, 1, "new", 0o644, O_CREAT | O_RDWR, 0);
+    // e1's cookie (6: numbered from the end, e4 is 3): goes on with the next older entry
+    expect(await names(dh, 6)).toEqual(["e2", "e3", "e4"]);
+    expect(await names(dh, 0)).toEqual([".", "..", "new", "f", "g", "e0", "e2", "e3", "e4"]);
+  });
+
+  test("atime: the mount's mode by default (relatime, noatime, strictatime, nodiratime, O_NOATIME); touchAtime stores it; false leaves it to stat", async () => {
+    const run = async (atime: PluginContext["atime"], nodiratime: boolean, touch?: Tree<Obj>["touchAtime"]) => {
+      const { tree } = objects();
+      const stamps: string[] = [];
+      if (touch === undefined) {
+        tree.stat = (n) => (n.dir ? { mode: S_IFDIR | 0o755, mtime: 0, atime: 0 } : { mode: S_IFREG | 0o644, size: n.data!.length, mtime: 0, atime: 0 });
+      } else if (touch !== false) tree.touchAtime = (n, t) => void stamps.push(`${n.name} ${t.sec > 0}`);
+      else tree.touchAtime = false;
+      const fs = (await defineTree(tree).setup({ ...context(new Map()), atime, nodiratime })) as Filesystem;
+      const f = (await fs.lookup!(req, 1, "f")) as Entry;
+      const times = async () => [((await fs.getattr!(req, f.ino, undefined)) as Entry).atimeSec, ((await fs.getattr!(req, 1, undefined)) as Entry).atimeSec];
+      const out: string[] = [];
+      const step = async (flags = O_RDONLY) => {
+        const [fa, da] = await times();
+        const fh = (await fs.open!(req, f.ino, flags))!.fh!;
+        await fs.read!(req, f.ino, fh, 0, 4, new Uint8Array(4));
+        await fs.release!(req, f.ino, fh, flags);
+        await fs.readdirplus!(req, 1, 0, 0, sink().out);
+        const [fb, db] = await times();
+        out.push(`${fa !== fb ? "file" : "-"} ${da !== db ? "dir" : "-"}`);
+      };
+      await step();
+      await step();
+      await step(O_RDONLY | 0o1000000); // O_NOATIME
+      return { out, stamps };
+    };
+    // stat's atime (0) is not newer than mtime (0): relatime updates once, strictatime always
+    expect((await run("relatime", false)).out).toEqual(["file dir", "- -", "- -"]);
+    expect((await run("noatime", false)).out).toEqual(["- -", "- -", "- -"]);
+    expect((await run("relatime", true)).out).toEqual(["file -", "- -", "- -"]);
+    // strictatime updates on every access (times here have whole-second resolution: check the calls)
+    const strict = await run("strictatime", false, () => {});
+    expect(strict.stamps).toEqual(["f true", "/ true", "f true", "/ true", "/ true"]);
+    expect((await run("strictatime", false, false)).stamps).toEqual([]);
+  });
+
+  test("export support: with find and parent (integer keys), '.' and '..' are answered by node id, also once forgotten", async () => {
+    const nodes = new Map<number, { parent: number; name: string; dir: boolean }>([
+      [1, { parent: 1, name: "", dir: true }],
+      [5, { parent: 1, name: "d", dir: true }],
+      [9, { parent: 5, name: "f", dir: false }],
+    ]);
+    const tree: Tree<number> = {
+      root: 1,
+      lookup: (d, name) => [...nodes].find(([id, n]) => id !== 1 && n.parent === d && n.name === name)?.[0],
+      stat: (n) => ({ mode: nodes.get(n)!.dir ? S_IFDIR | 0o755 : S_IFREG | 0o644 }),
+      find: (id) => (nodes.has(id) ? id : undefined),
+      parent: (d) => nodes.get(d)!.parent,
+    };
+    const fs = await serve(tree);
+    expect(fs.exportSupport).toBe(true);
+    expect(await fs.lookup!(req, 9, ".")).toMatchObject({ ino: 9, mode: S_IFREG | 0o644 }); // never looked up before
+    expect(await fs.lookup!(req, 9, ".")).toMatchObject({ ino: 9 });
+    expect(await fs.lookup!(req, 5, "..")).toMatchObject({ ino: 1 });
+    expect(await fs.lookup!(req, 1, "..")).toMatchObject({ ino: 1 });
+    fs.forget!(9, 2);
+    nodes.delete(9);
+    await expect(Promise.resolve().then(() => fs.lookup!(req, 9, "."))).rejects.toMatchObject({ code: "ENOENT" });
+    expect((await serve({ ...tree, find: undefined })).exportSupport).toBe(false);
   });
 
   test("attribute defaults: owner = the mounting user, times = mount time, nlink by type", async () => {

@@ -10,13 +10,13 @@
  * cookie (other than DIR_EOD) never ends a listing early. Entries present throughout are
  * listed exactly once, entries added meanwhile are not.
  */
-import { defineFilesystem, type DirList, type DirListPlus, type Request } from "furing";
+import { defineFilesystem, type AtimeMode, type DirList, type DirListPlus, type Request } from "furing";
 import { ENOTDIR } from "../errors.ts";
 import { type Node, accessed, entryName, entryNode, getNode, listStart, maybeFree, offsetOf, prevLive } from "../nodes.ts";
 import { nodeById, type MemfsState } from "../state.ts";
 
-/** `dirAtime`: the mount's atime mode for directories (nodes.ts ATIME_*; nodiratime: never). */
-export function directoryOps(state: MemfsState, dirAtime: number) {
+/** `dirAtime`: the mount's atime mode for directories (atimeModeFor; nodiratime: noatime). */
+export function directoryOps(state: MemfsState, dirAtime: AtimeMode) {
   return defineFilesystem({
     opendir(_req: Request, ino: number): undefined {
       const n = getNode(state, ino);

@@ -1,5 +1,5 @@
 /** File contents: read, write, fallocate, lseek (SEEK_DATA/SEEK_HOLE), copy_file_range, fsync. */
-import { defineFilesystem, type Request, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, S_ISGID, S_ISUID, SEEK_DATA, SEEK_HOLE } from "furing";
+import { defineFilesystem, type AtimeMode, type Request, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, S_ISGID, S_ISUID, SEEK_DATA, SEEK_HOLE } from "furing";
 import { EFBIG, EINVAL, EISDIR, ENODEV, ENOENT, ENOSPC, ENXIO, EOPNOTSUPP } from "../errors.ts";
 import { accessed, getNode, setMtime, tick } from "../nodes.ts";
 import { MAX_FILE_SIZE, allocate, copyRange, punch, readData, seekData, seekHole, writeData } from "../data.ts";
@@ -7,8 +7,8 @@ import { killPrivileges } from "../privileges.ts";
 import { nodeById, type MemfsState } from "../state.ts";
 import { NOATIME_FH, isReg } from "./common.ts";
 
-/** `fileAtime`: the mount's atime mode for reads (nodes.ts ATIME_*). */
-export function fileDataOps(state: MemfsState, fileAtime: number) {
+/** `fileAtime`: the mount's atime mode for reads (atimeModeFor). */
+export function fileDataOps(state: MemfsState, fileAtime: AtimeMode) {
   return defineFilesystem({
     read(_req: Request, ino: number, fh: number, offset: number, size: number, dest: Uint8Array): number {
       const n = nodeById(state, ino);

@@ -4,6 +4,7 @@
  */
 import {
   defineFilesystem,
+  type AtimeMode,
   type Request,
   RENAME_EXCHANGE,
   RENAME_NOREPLACE,
@@ -49,8 +50,8 @@ import { make } from "./common.ts";
 /** Symlink targets up to this length (with the NUL) live in the inode, longer ones take a page. */
 const SHORT_SYMLINK_LEN = 128;
 
-/** `fileAtime`: the mount's atime mode for readlink (nodes.ts ATIME_*). */
-export function nameOps(state: MemfsState, fileAtime: number) {
+/** `fileAtime`: the mount's atime mode for readlink (atimeModeFor). */
+export function nameOps(state: MemfsState, fileAtime: AtimeMode) {
   return defineFilesystem({
     lookup(_req: Request, parent: number, name: string): Node {
       const p = nodeById(state, parent);
