@@ -90,6 +90,13 @@ export interface SessionStatus {
   ops: Record<string, unknown>;
 }
 
+/**
+ * With reactor Workers over io_uring, how long the main thread lets FORGETs gather after reading
+ * some (DevTransport.forgetBatchMs): an unlink's FORGET woke it once per unlink, ~10 µs of daemon
+ * CPU each (docs/benchmarks.md). `FURING_FORGET_BATCH_MS` overrides it (0: read each at once).
+ */
+export const FORGET_BATCH_MS = Number(process.env.FURING_FORGET_BATCH_MS ?? 2);
+
 /** At unmount, how long the plugin's unsettled ops may keep their generation from being destroyed. */
 export const DESTROY_GRACE_MS = 2000;
 
@@ -296,6 +303,8 @@ export class Session {
     const queuesOf = (m: ReactorPool["members"][number]) => (mode === "classic" ? "" : ` queue${m.queues > 1 ? `s ${m.firstQueue}-${m.firstQueue + m.queues - 1}` : ` ${m.firstQueue}`}`);
     const layout = pool.members.map((m) => `${m.index}:${queuesOf(m)} on CPU ${m.cpus.join(",") || "any"}`).join("; ");
     if (mode === "io_uring") {
+      // only FORGET, BATCH_FORGET and INTERRUPT still come here: let FORGETs batch up
+      this.dev.forgetBatchMs = FORGET_BATCH_MS;
       pool.register();
       this.transportReason = `${pool.count} reactor Workers (${layout}), ${depth} entries per queue, ${n.payloadSize >> 10} KiB payloads (${(queues * depth * n.payloadSize) >> 20} MiB of -o ring_memory=${o.ringMemory >> 20}M, faulted in as used)`;
       this.cfg.log(`furing: transport io_uring (${this.transportReason})`);
