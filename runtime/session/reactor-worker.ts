@@ -143,6 +143,7 @@ function status(): WorkerStatus {
     cpus: setup.cpus,
     queues: setup.queues === 1 ? `${setup.firstQueue}` : `${setup.firstQueue}-${setup.firstQueue + setup.queues - 1}`,
     transport: uring !== null ? "io_uring" : dev !== null ? "classic" : "none",
+    fixedBuffers: uring === null ? "n/a" : (uring.fixedBuffers ?? "registered"),
     generation: dispatcher.gen.id,
     requests: { io_uring: uring?.requests ?? 0, classic: dev?.requests ?? 0 },
     inflight: dispatcher.inflight,

@@ -90,6 +90,8 @@ export interface WorkerStatus {
   cpus: number[];
   queues: string;
   transport: string;
+  /** This Worker's ring: are its payload buffers registered as fixed buffers (as the main thread's `fixedBuffers`)? */
+  fixedBuffers: string;
   generation: number;
   requests: { io_uring: number; classic: number };
   inflight: number;

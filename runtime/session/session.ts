@@ -394,6 +394,8 @@ export class Session {
       s.timedOut += w.timedOut;
     }
     s.ops = stats.snapshot();
+    // the rings are the Workers': theirs is the answer (one value when they agree)
+    if (this.workersTransport === "io_uring") s.fixedBuffers = summarizeFixedBuffers(answers);
     const reads = this.workersTransport === "classic" ? "INIT" : "INIT, FORGET and INTERRUPT from /dev/fuse";
     const main = { index: 0, thread: "main", serves: `${reads}, notifications, reloads, status`, requests: this.dev.requests };
     return {
@@ -442,6 +444,13 @@ export class Session {
       ops: this.dispatcher.stats.snapshot(),
     };
   }
+}
+
+/** The Workers' fixed-buffer states: the one value when every Worker reports it, else each Worker's. */
+export function summarizeFixedBuffers(answers: ({ index: number; fixedBuffers?: string } | { index: number; error: string })[]): string {
+  const each = answers.map((a) => ({ index: a.index, v: "error" in a ? "no answer" : (a.fixedBuffers ?? "n/a") }));
+  if (each.length > 0 && each.every((e) => e.v === each[0]!.v)) return each[0]!.v;
+  return each.map((e) => `Worker ${e.index}: ${e.v}`).join("; ");
 }
 
 function statsOf(raw: ReturnType<Stats["raw"]>): ReturnType<Stats["snapshot"]> {
