@@ -149,7 +149,6 @@ function status(): WorkerStatus {
     inflight: dispatcher.inflight,
     timedOut: dispatcher.timedOut,
     reactor: { wakeups: reactor.wakeups, completions: reactor.completions, rescues: reactor.rescues },
-    kernelNodes: dispatcher.nodes.size,
     memory: { heap_kib: Math.round(process.memoryUsage().heapUsed / 1024) },
     stats: dispatcher.stats.raw(),
   };
@@ -200,9 +199,6 @@ async function onMessage(msg: ToWorker): Promise<void> {
     case "gc":
       Bun.gc(true);
       post({ t: "reply", id: msg.id });
-      return;
-    case "nodes":
-      post({ t: "reply", id: msg.id, value: dispatcher.nodes.flat() });
       return;
     case "close":
       reactor.stop();

@@ -25,7 +25,7 @@ import type { RingFileIO } from "../io/file-io.ts";
 import type { MountOptions as Opts } from "../mount/options.ts";
 import type { ReactorPool, WorkerStatus } from "./reactors.ts";
 import { Stats } from "../dispatch/stats.ts";
-import { sumHeld } from "../dispatch/kernel-nodes.ts";
+import { SharedCounts } from "../dispatch/shared-counts.ts";
 
 /** The reactor a session over these options needs: SQ room for every ring entry's command, the /dev/fuse poll and a tick's replies. */
 export function createReactor(o: Opts): Reactor {
@@ -131,7 +131,11 @@ export class Session {
   /** Resolves with the exit code when the mount is gone. */
   readonly done: Promise<number>;
 
+  /** With reactor Workers: the node counts every reactor shares. */
+  private readonly sharedCounts: SharedCounts | null;
+
   constructor(private readonly cfg: SessionConfig) {
+    this.sharedCounts = cfg.nodeCounts === undefined ? null : new SharedCounts(cfg.nodeCounts);
     this.dispatcher = new Dispatcher({ ...dispatchConfig(cfg.options, cfg.debug, cfg.log, cfg.pool !== undefined), sharedCounts: cfg.nodeCounts }, cfg.fs);
     this.ready = new Promise((res, rej) => {
       this.readyResolve = res;
@@ -366,10 +370,8 @@ export class Session {
       for (const ino of [1, ...this.dispatcher.nodes.ids()]) n.invalInode(ino, 0, 0).catch(log);
       return;
     }
-    // a node's lookups and FORGETs may have reached different reactors: sum the signed counts
-    pool.nodes().then((flats) => {
-      for (const ino of [1, ...sumHeld([this.dispatcher.nodes.flat(), ...flats])]) n.invalInode(ino, 0, 0).catch(log);
-    }, log);
+    // a node's lookups and FORGETs may have reached different reactors: the shared table has the sums
+    for (const ino of [1, ...this.sharedCounts!.heldIds()]) n.invalInode(ino, 0, 0).catch(log);
   }
 
   /** A full garbage collection on every reactor Worker (the main thread collects its own). */
@@ -436,7 +438,7 @@ export class Session {
         cpu: u === null || !u.follower.enabled ? "scheduler" : u.follower.allowed.length < 2 ? `fixed by its affinity mask (CPU ${u.follower.allowed.join(",")})` : u.follower.pinned === -1 ? "follows callers (unpinned)" : `follows callers (on CPU ${u.follower.pinned})`,
         cpuMoves: u?.follower.moves ?? 0,
       },
-      kernelNodes: this.dispatcher.nodes.size,
+      kernelNodes: this.sharedCounts?.heldIds().length ?? this.dispatcher.nodes.size,
       passthrough: this.passthrough ? `on (${this.backing?.opened ?? 0} backing files opened)` : "off",
       notifications: { sent: this.notifier?.sent ?? 0, failed: this.notifier?.failed ?? 0 },
       ...this.extraStatus(),
