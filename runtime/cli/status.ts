@@ -27,7 +27,7 @@ interface Status {
   reactors?: {
     count: number;
     main: { requests: number; serves: string };
-    workers: ({ index: number; cpus: number[]; queues?: string; transport?: string; requests?: { io_uring: number; classic: number }; inflight?: number; generation?: number; error?: string })[];
+    workers: ({ index: number; cpus: number[]; queues?: string; transport?: string; fixedBuffers?: string; requests?: { io_uring: number; classic: number }; inflight?: number; generation?: number; error?: string })[];
   };
   generation?: number;
   generationLoadedAt?: string;
@@ -96,7 +96,7 @@ function reactorLines(s: Status): string[] {
   for (const w of r.workers) {
     const where = `    Worker ${w.index} on CPU ${w.cpus.join(",") || "any"}`;
     if (w.error !== undefined) lines.push(`${where}: ${w.error}`);
-    else lines.push(`${where}${w.transport === "io_uring" ? `, queue${w.queues!.includes("-") ? "s" : ""} ${w.queues}` : ", cloned /dev/fuse"}: ${w.requests!.io_uring + w.requests!.classic} requests, ${w.inflight} in flight, generation ${w.generation}`);
+    else lines.push(`${where}${w.transport === "io_uring" ? `, queue${w.queues!.includes("-") ? "s" : ""} ${w.queues}` : ", cloned /dev/fuse"}: ${w.requests!.io_uring + w.requests!.classic} requests, ${w.inflight} in flight, generation ${w.generation}${w.transport === "io_uring" && w.fixedBuffers !== undefined ? `; fixed buffers ${w.fixedBuffers}` : ""}`);
   }
   return lines;
 }

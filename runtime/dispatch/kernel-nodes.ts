@@ -2,9 +2,9 @@
  * Which node ids the kernel currently holds (entry replies minus FORGETs), so a hot reload can
  * invalidate exactly what the old code put in the kernel's caches, and status can show it.
  *
- * With several reactors a node's lookups and its FORGETs may reach different instances: each then
- * keeps signed counts (`signed`), and the holder set is the nodes whose counts sum above zero
- * over every instance.
+ * With reactor Workers a node's lookups and its FORGETs may reach different instances, so the
+ * counts live in the table they share (shared-counts.ts) instead. A dispatcher told its counts are
+ * partial without such a table keeps signed ones (`signed`), from which it decides nothing.
  */
 export class KernelNodes {
   private readonly counts = new Map<number, number>();
@@ -93,13 +93,4 @@ export class OpenHandles {
   get size(): number {
     return this.counts.size;
   }
-}
-
-/** The nodes the kernel holds, from every instance's `flat()` counts. */
-export function sumHeld(flats: number[][]): number[] {
-  const sum = new Map<number, number>();
-  for (const f of flats) for (let i = 0; i < f.length; i += 2) sum.set(f[i]!, (sum.get(f[i]!) ?? 0) + f[i + 1]!);
-  const held: number[] = [];
-  for (const [ino, n] of sum) if (n > 0) held.push(ino);
-  return held;
 }

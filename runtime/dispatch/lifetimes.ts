@@ -5,8 +5,9 @@
  * never gets handed out (a late result after op_timeout, a reply that cannot be encoded).
  *
  * Counts are added just before the reply is written, so the kernel can never FORGET or RELEASE
- * what is not counted yet. With reactor Workers each dispatcher's own counts are signed and
- * partial; the decisions then use the table every reactor shares (shared-counts.ts).
+ * what is not counted yet. With reactor Workers the counts live only in the table every reactor
+ * shares (shared-counts.ts): a dispatcher's own would be partial (a lookup on a Worker, its FORGET
+ * on the main thread), and a Worker's would only ever grow, one map entry per node it answered.
  */
 import type { Filesystem, Request } from "../api/types.ts";
 import { Op } from "../kernel/abi.ts";
@@ -26,9 +27,9 @@ export interface LifetimesConfig extends OpConfig {
 const RUNTIME_REQUEST: Request = Object.freeze({ op: "release", uid: 0, gid: 0, pid: 0, signal: new AbortController().signal });
 
 export class Lifetimes {
-  /** Node ids the kernel holds. */
+  /** Node ids the kernel holds (not kept with a shared table: ask it). */
   readonly nodes: KernelNodes;
-  /** Open handles per node. */
+  /** Open handles per node (not kept with a shared table). */
   readonly opens: OpenHandles;
   /** Lookups and handles summed over every reactor (reactor Workers), else null. */
   private readonly shared: SharedCounts | null;
@@ -41,14 +42,9 @@ export class Lifetimes {
     this.nodes = new KernelNodes(signed);
     this.opens = new OpenHandles(signed);
     this.shared = signed && cfg.sharedCounts !== undefined ? new SharedCounts(cfg.sharedCounts) : null;
-    cfg.onForget = (ino, n) => {
-      const gone = this.nodes.forget(ino, n);
-      return this.shared === null || ino === 1 ? gone : this.shared.forget(ino, n);
-    };
-    cfg.onRelease = (ino) => {
-      this.opens.release(ino);
-      this.shared?.release(ino);
-    };
+    const shared = this.shared;
+    cfg.onForget = shared === null ? (ino, n) => this.nodes.forget(ino, n) : (ino, n) => ino !== 1 && shared.forget(ino, n);
+    cfg.onRelease = shared === null ? (ino) => this.opens.release(ino) : (ino) => shared.release(ino);
   }
 
   /** `c` is about to be answered with `value`: count the references and handles it gives the kernel. */
@@ -112,14 +108,14 @@ export class Lifetimes {
 
   /** The kernel is about to get a reference to `ino`. */
   private held(ino: number): void {
-    this.nodes.add(ino);
-    if (this.shared !== null && ino !== 1) this.shared.lookup(ino);
+    if (this.shared === null) this.nodes.add(ino);
+    else if (ino !== 1) this.shared.lookup(ino);
   }
 
   /** The kernel is about to get a handle on `ino`. */
   private opened(ino: number): void {
-    this.opens.open(ino);
-    this.shared?.open(ino);
+    if (this.shared === null) this.opens.open(ino);
+    else this.shared.open(ino);
   }
 
   /** Whether the kernel holds no reference to `ino` (over every reactor); false when unknown. */

@@ -5,12 +5,13 @@
  * lookup on a Worker, its FORGET on the main thread), so only this table knows when a node's
  * count reaches 0 (`forgotten`) or whether it is open (`ctx.isOpen`).
  *
- * An open-addressing table (linear probing, backward-shift deletion) under one spin lock: each
+ * An open-addressing table (linear probing, backward-shift deletion) under one lock (a Mutex): each
  * operation is a probe or two, so the lock is held for well under a microsecond. Keys are node
  * ids as two u32 halves (0 is never a node id, so 0/0 marks an empty entry). The buffer is
  * growable; it doubles, rehashed under the lock, when three quarters full. Nothing allocates
  * except a grow.
  */
+import { Mutex } from "../api/shared.ts";
 
 /** Int32 header: lock, capacity (entries, a power of two), entries in use. */
 const LOCK = 0, CAP = 1, USED = 2, HEADER = 4;
@@ -31,9 +32,15 @@ export function createSharedCounts(): SharedArrayBuffer {
 export class SharedCounts {
   /** Length-tracking view: follows grows made by any thread. */
   private readonly a: Int32Array;
+  /**
+   * The table's lock (word LOCK): spins, then sleeps; an unlock wakes a sleeper only when one
+   * marked itself (it was notifying on every unlock: a call into the runtime per reply).
+   */
+  private readonly mutex: Mutex;
 
   constructor(private readonly sab: SharedArrayBuffer) {
     this.a = new Int32Array(sab);
+    this.mutex = new Mutex(this.a, LOCK);
   }
 
   /** One more kernel reference to `ino` (an entry reply about to be sent). */
@@ -84,6 +91,19 @@ export class SharedCounts {
     return this.read(ino, 3);
   }
 
+  /** Node ids the kernel holds over every reactor (lookups > 0): status, and what a reload invalidates. */
+  heldIds(): number[] {
+    const out: number[] = [];
+    this.lock();
+    const a = this.a, cap = a[CAP]!;
+    for (let i = 0; i < cap; i++) {
+      const e = HEADER + i * W;
+      if (a[e + 2]! > 0) out.push((a[e]! >>> 0) + (a[e + 1]! >>> 0) * 4294967296);
+    }
+    this.unlock();
+    return out;
+  }
+
   /** Nodes with a count (for tests and status). */
   get size(): number {
     return Atomics.load(this.a, USED);
@@ -98,15 +118,11 @@ export class SharedCounts {
   }
 
   private lock(): void {
-    for (let spins = 0; Atomics.compareExchange(this.a, LOCK, 0, 1) !== 0; spins++) {
-      // the holder was preempted: sleep briefly rather than burn the CPU it needs
-      if (spins > 64) Atomics.wait(this.a, LOCK, 1, 1);
-    }
+    this.mutex.lock();
   }
 
   private unlock(): void {
-    Atomics.store(this.a, LOCK, 0);
-    Atomics.notify(this.a, LOCK, 1);
+    this.mutex.unlock();
   }
 
   /** Index (in `a`) of `ino`'s entry; `create`: add it if missing, else -1. Lock held. */

@@ -143,12 +143,12 @@ function status(): WorkerStatus {
     cpus: setup.cpus,
     queues: setup.queues === 1 ? `${setup.firstQueue}` : `${setup.firstQueue}-${setup.firstQueue + setup.queues - 1}`,
     transport: uring !== null ? "io_uring" : dev !== null ? "classic" : "none",
+    fixedBuffers: uring === null ? "n/a" : (uring.fixedBuffers ?? "registered"),
     generation: dispatcher.gen.id,
     requests: { io_uring: uring?.requests ?? 0, classic: dev?.requests ?? 0 },
     inflight: dispatcher.inflight,
     timedOut: dispatcher.timedOut,
     reactor: { wakeups: reactor.wakeups, completions: reactor.completions, rescues: reactor.rescues },
-    kernelNodes: dispatcher.nodes.size,
     memory: { heap_kib: Math.round(process.memoryUsage().heapUsed / 1024) },
     stats: dispatcher.stats.raw(),
   };
@@ -199,9 +199,6 @@ async function onMessage(msg: ToWorker): Promise<void> {
     case "gc":
       Bun.gc(true);
       post({ t: "reply", id: msg.id });
-      return;
-    case "nodes":
-      post({ t: "reply", id: msg.id, value: dispatcher.nodes.flat() });
       return;
     case "close":
       reactor.stop();

@@ -69,7 +69,6 @@ export type ToWorker =
   | { t: "discard"; n: number }
   | { t: "status"; id: number }
   | { t: "gc"; id: number }
-  | { t: "nodes"; id: number }
   | { t: "close"; id: number }
   | { t: "notified"; id: number; ok: boolean; value?: unknown; error?: string; errno?: number };
 
@@ -88,12 +87,13 @@ export interface WorkerStatus {
   cpus: number[];
   queues: string;
   transport: string;
+  /** This Worker's ring: are its payload buffers registered as fixed buffers (as the main thread's `fixedBuffers`)? */
+  fixedBuffers: string;
   generation: number;
   requests: { io_uring: number; classic: number };
   inflight: number;
   timedOut: number;
   reactor: { wakeups: number; completions: number; rescues: number };
-  kernelNodes: number;
   memory: { heap_kib: number };
   /** `dispatcher.stats.raw()` of the Worker (summed into the main thread's status). */
   stats: RawStats;
@@ -237,10 +237,6 @@ export class ReactorPool {
     });
   }
 
-  private askAll<T>(make: (id: number) => ToWorker & { id: number }): Promise<T[]> {
-    return Promise.all(this.members.map((m) => this.ask<T>(m, make(this.nextId++))));
-  }
-
   /** Every Worker allocates its transport for `plan`; resolves with the first failure, or null. */
   async allocate(plan: TransportPlan): Promise<string | null> {
     const r = await Promise.allSettled(this.members.map((m) => this.ask(m, { t: "allocate", id: this.nextId++, plan })));
@@ -294,11 +290,6 @@ export class ReactorPool {
       const late = Bun.sleep(ms).then(() => void this.waiting.delete(id));
       return Promise.race([this.ask(m, { t: "gc", id }).catch(() => {}), late]);
     }));
-  }
-
-  /** Every Worker's signed kernel node counts ([ino, count, ...]). */
-  nodes(): Promise<number[][]> {
-    return this.askAll<number[]>((id) => ({ t: "nodes", id }));
   }
 
   /** Workers destroy their instances and stop; any that does not within 2 s is terminated. */

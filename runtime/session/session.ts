@@ -24,7 +24,7 @@ import { heapStats } from "bun:jsc";
 import type { RingFileIO } from "../io/file-io.ts";
 import type { ReactorPool, WorkerStatus } from "./reactors.ts";
 import { Stats } from "../dispatch/stats.ts";
-import { sumHeld } from "../dispatch/kernel-nodes.ts";
+import { SharedCounts } from "../dispatch/shared-counts.ts";
 
 /** The reactor a session over these options needs: SQ room for every ring entry's command, the /dev/fuse poll and a tick's replies. */
 export function createReactor(o: MountOptions): Reactor {
@@ -91,6 +91,13 @@ export interface SessionStatus {
   ops: Record<string, unknown>;
 }
 
+/**
+ * With reactor Workers over io_uring, how long the main thread lets FORGETs gather after reading
+ * some (DevTransport.forgetBatchMs): an unlink's FORGET woke it once per unlink, ~10 µs of daemon
+ * CPU each (docs/benchmarks.md). `FURING_FORGET_BATCH_MS` overrides it (0: read each at once).
+ */
+export const FORGET_BATCH_MS = Number(process.env.FURING_FORGET_BATCH_MS ?? 2);
+
 /** At unmount, how long the plugin's unsettled ops may keep their generation from being destroyed. */
 export const DESTROY_GRACE_MS = 2000;
 
@@ -125,7 +132,11 @@ export class Session {
   /** Resolves with the exit code when the mount is gone. */
   readonly done: Promise<number>;
 
+  /** With reactor Workers: the node counts every reactor shares. */
+  private readonly sharedCounts: SharedCounts | null;
+
   constructor(private readonly cfg: SessionConfig) {
+    this.sharedCounts = cfg.nodeCounts === undefined ? null : new SharedCounts(cfg.nodeCounts);
     this.dispatcher = new Dispatcher({ ...dispatchConfig(cfg.options, cfg.debug, cfg.log, cfg.pool !== undefined), sharedCounts: cfg.nodeCounts, stacks: cfg.stacks }, cfg.fs);
     this.ready = new Promise((res, rej) => {
       this.readyResolve = res;
@@ -295,6 +306,8 @@ export class Session {
     const queuesOf = (m: ReactorPool["members"][number]) => (mode === "classic" ? "" : ` queue${m.queues > 1 ? `s ${m.firstQueue}-${m.firstQueue + m.queues - 1}` : ` ${m.firstQueue}`}`);
     const layout = pool.members.map((m) => `${m.index}:${queuesOf(m)} on CPU ${m.cpus.join(",") || "any"}`).join("; ");
     if (mode === "io_uring") {
+      // only FORGET, BATCH_FORGET and INTERRUPT still come here: let FORGETs batch up
+      this.dev.forgetBatchMs = FORGET_BATCH_MS;
       pool.register();
       this.transportReason = `${pool.count} reactor Workers (${layout}), ${depth} entries per queue, ${n.payloadSize >> 10} KiB payloads (${(queues * depth * n.payloadSize) >> 20} MiB of -o ring_memory=${o.ringMemory >> 20}M, faulted in as used)`;
       this.cfg.log(`furing: transport io_uring (${this.transportReason})`);
@@ -356,10 +369,8 @@ export class Session {
       for (const ino of [1, ...this.dispatcher.nodes.ids()]) n.invalInode(ino, 0, 0).catch(log);
       return;
     }
-    // a node's lookups and FORGETs may have reached different reactors: sum the signed counts
-    pool.nodes().then((flats) => {
-      for (const ino of [1, ...sumHeld([this.dispatcher.nodes.flat(), ...flats])]) n.invalInode(ino, 0, 0).catch(log);
-    }, log);
+    // a node's lookups and FORGETs may have reached different reactors: the shared table has the sums
+    for (const ino of [1, ...this.sharedCounts!.heldIds()]) n.invalInode(ino, 0, 0).catch(log);
   }
 
   /** A full garbage collection on every reactor Worker (the main thread collects its own). */
@@ -384,6 +395,8 @@ export class Session {
       s.timedOut += w.timedOut;
     }
     s.ops = stats.snapshot();
+    // the rings are the Workers': theirs is the answer (one value when they agree)
+    if (this.workersTransport === "io_uring") s.fixedBuffers = summarizeFixedBuffers(answers);
     const reads = this.workersTransport === "classic" ? "INIT" : "INIT, FORGET and INTERRUPT from /dev/fuse";
     const main = { index: 0, thread: "main", serves: `${reads}, notifications, reloads, status`, requests: this.dev.requests };
     return {
@@ -425,7 +438,7 @@ export class Session {
         cpu: f === null || !f.enabled ? "scheduler" : f.allowed.length < 2 ? `fixed by its affinity mask (CPU ${f.allowed.join(",")})` : f.pinned === -1 ? "follows callers (unpinned)" : `follows callers (on CPU ${f.pinned})`,
         cpuMoves: f?.moves ?? 0,
       },
-      kernelNodes: this.dispatcher.nodes.size,
+      kernelNodes: this.sharedCounts?.heldIds().length ?? this.dispatcher.nodes.size,
       passthrough: this.passthrough ? `on (${this.backing?.opened ?? 0} backing files opened)` : "off",
       notifications: { sent: this.notifier?.sent ?? 0, failed: this.notifier?.failed ?? 0 },
       ...this.extraStatus(),
@@ -433,6 +446,13 @@ export class Session {
       ops: this.dispatcher.stats.snapshot(),
     };
   }
+}
+
+/** The Workers' fixed-buffer states: the one value when every Worker reports it, else each Worker's. */
+export function summarizeFixedBuffers(answers: ({ index: number; fixedBuffers?: string } | { index: number; error: string })[]): string {
+  const each = answers.map((a) => ({ index: a.index, v: "error" in a ? "no answer" : (a.fixedBuffers ?? "n/a") }));
+  if (each.length > 0 && each.every((e) => e.v === each[0]!.v)) return each[0]!.v;
+  return each.map((e) => `Worker ${e.index}: ${e.v}`).join("; ");
 }
 
 function statsOf(raw: ReturnType<Stats["raw"]>): ReturnType<Stats["snapshot"]> {

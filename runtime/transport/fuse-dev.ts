@@ -8,14 +8,17 @@
  * CQ, and a poll armed while requests wait for a free slot would fire in a loop. Replies are write(2)s, which never wait
  * on anything in the kernel. In io_uring mode the same transport keeps serving what still comes
  * through /dev/fuse: INIT, FORGET, BATCH_FORGET, INTERRUPT, and requests queued before the ring
- * was ready.
+ * was ready. There, with reactor Workers serving the ring, `forgetBatchMs` lets FORGETs gather
+ * in the kernel (it hands several over as one BATCH_FORGET) instead of waking this thread once
+ * per unlinked or evicted node.
  */
 import type { Pointer } from "bun:ffi";
 import { libc, errno, SyscallError } from "../ffi/libc.ts";
 import { Arena, nativeBuffer } from "../ffi/memory.ts";
 import { IORING_OP_POLL_ADD, POLLIN } from "../ffi/liburing.ts";
 import type { Reactor } from "../reactor/reactor.ts";
-import { IN_HEADER_SIZE, OUT_HEADER_SIZE } from "../kernel/abi.ts";
+import { IN_HEADER_SIZE, IN_OPCODE, OUT_HEADER_SIZE } from "../kernel/abi.ts";
+import { Op } from "../kernel/opcodes.ts";
 import { RequestSlot } from "./slot.ts";
 import type { Transport, RequestSink } from "./transport.ts";
 
@@ -34,6 +37,13 @@ export class DevTransport implements Transport {
   private pollArmed = false;
   /** Left to other readers of the session (cloned descriptors on reactor Workers): read no more. */
   private stopped = false;
+  /**
+   * After a read that found only FORGET/BATCH_FORGET, wait this long before polling again (0: at
+   * once). The kernel never waits on a FORGET, and it queues the FORGETs that arrive meanwhile to
+   * be read as one BATCH_FORGET; an INTERRUPT (read before any FORGET) waits at most this long.
+   */
+  forgetBatchMs = 0;
+  private forgetTimer: ReturnType<typeof setTimeout> | null = null;
   /** Native memory of all slots. */
   readonly region: import("../ffi/memory.ts").NativeRegion;
 
@@ -90,10 +100,20 @@ export class DevTransport implements Transport {
     this.pump();
   }
 
+  /** Poll again after `forgetBatchMs` (one timer, re-armed with refresh: nothing allocated per batch). */
+  private armPollLater(): void {
+    if (this.forgetTimer === null) {
+      this.forgetTimer = setTimeout(() => this.armPoll(), this.forgetBatchMs);
+      this.forgetTimer.unref();
+    } else this.forgetTimer.refresh();
+  }
+
   /** Read queued requests into free slots until none are queued or no slot is free. */
   private pump(): void {
     if (this.pumping) return;
     this.pumping = true;
+    // FORGETs this pump read, and other requests (someone waits for those)
+    let forgets = 0, others = 0;
     try {
       while (!this.closed && !this.stopped) {
         const slot = this.free.pop();
@@ -107,7 +127,8 @@ export class DevTransport implements Transport {
           const e = errno();
           if (e === EAGAIN) {
             this.starved = false;
-            this.armPoll();
+            if (forgets > 0 && others === 0 && this.forgetBatchMs > 0) this.armPollLater();
+            else this.armPoll();
             return;
           }
           if (e === EINTR || e === ENOENT) continue; // interrupted before we read it
@@ -116,6 +137,9 @@ export class DevTransport implements Transport {
         }
         if (n < IN_HEADER_SIZE) throw new Error(`read /dev/fuse: short request (${n} bytes)`);
         slot.payloadLen = n - IN_HEADER_SIZE;
+        const op = slot.hdr.getUint32(IN_OPCODE, true);
+        if (op === Op.FORGET || op === Op.BATCH_FORGET) forgets++;
+        else others++;
         this.requests++;
         this.sink(slot);
       }
@@ -127,6 +151,7 @@ export class DevTransport implements Transport {
   private close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.forgetTimer !== null) clearTimeout(this.forgetTimer);
     this.onClosed(reason);
   }
 

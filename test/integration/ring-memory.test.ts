@@ -6,7 +6,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { cleanupAll, uringEnabled, withMount, withTempDir } from "../helpers/mount.ts";
+import { availableParallelism } from "node:os";
+import { cleanupAll, cli, uringEnabled, withMount, withTempDir } from "../helpers/mount.ts";
+import { run } from "../helpers/run.ts";
 
 afterAll(cleanupAll);
 
@@ -36,13 +38,37 @@ describe.skipIf(!(await uringEnabled()))("io_uring entry memory", () => {
       await writeFile(join(src, "f"), "x".repeat(100_000));
       const opts = ["ring_memory=4M", "no_passthrough"]; // reads go through ctx.io (READ_FIXED)
       // one ring, the main thread's (passthrough is served by reactor Workers by default, each
-      // with a ring of its own queues, and status reports the main thread's fixed buffers)
+      // with a ring of its own queues: the next test)
       await withMount({ plugin: "passthrough", transport: "io_uring", reactors: 0, options: opts, args: ["--source", src] }, async (m) => {
         const st = await m.status();
         expect(st.depth).toBe(Math.max(1, Math.floor(4 / st.queues)));
         expect(String(st.fixedBuffers)).toMatch(/^not yet/);
         expect(await procKiB(m.daemon.pid, "VmPin")).toBe(0);
         expect((await readFile(join(m.dir, "f"), "utf8")).length).toBe(100_000);
+        expect((await m.status()).fixedBuffers).toBe("registered");
+        expect(await procKiB(m.daemon.pid, "VmPin")).toBe((st.depth * st.queues) << 10);
+      });
+    });
+  }, LIMIT);
+
+  test.skipIf(availableParallelism() < 2)("with reactor Workers, status reports every Worker's ring: fixed buffers pinned per Worker, on its own first file I/O", async () => {
+    await withTempDir(async (src) => {
+      for (const f of ["f0", "f1"]) await writeFile(join(src, f), f.repeat(50_000));
+      await withMount({ plugin: "passthrough", transport: "io_uring", reactors: 2, options: ["ring_memory=4M", "no_passthrough"], args: ["--source", src, "--no-watch"] }, async (m) => {
+        type W = { index: number; fixedBuffers: string };
+        const workers = async () => ((await m.status()).reactors as { workers: W[] }).workers;
+        const st = await m.status();
+        expect(String(st.fixedBuffers)).toMatch(/^not yet/);
+        for (const w of await workers()) expect(w.fixedBuffers).toMatch(/^not yet/);
+        // a read from CPU 1 travels on queue 1: Worker 2's ctx.io pins its own ring's payloads
+        const cat = async (cpu: number, f: string) => (await run(["taskset", "-c", String(cpu), "cat", join(m.dir, f)], { timeoutMs: 30_000 })).stdout.length;
+        expect(await cat(1, "f1")).toBe(100_000);
+        expect((await workers()).map((w) => [w.index, w.fixedBuffers.replace(/^not yet.*/, "not yet")])).toEqual([[1, "not yet"], [2, "registered"]]);
+        const mixed = String((await m.status()).fixedBuffers);
+        expect(mixed).toMatch(/^Worker 1: not yet .*; Worker 2: registered$/);
+        expect((await cli(["status", m.dir])).stdout).toMatch(/Worker 2 on CPU 1, queue 1: .*; fixed buffers registered/);
+        expect(await cat(0, "f0")).toBe(100_000);
+        expect((await workers()).map((w) => w.fixedBuffers)).toEqual(["registered", "registered"]);
         expect((await m.status()).fixedBuffers).toBe("registered");
         expect(await procKiB(m.daemon.pid, "VmPin")).toBe((st.depth * st.queues) << 10);
       });
