@@ -3,20 +3,22 @@
  * reload scripts (scripts/reload-soak, scripts/reload-latency): a temporary copy of memfs to edit,
  * edits, the generation log lines, and a soak of many reloads in a row.
  */
-import { cp, readdir, readFile, writeFile } from "node:fs/promises";
+import { cp, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { REPO, waitFor, withTempDir, type Mount } from "./mount.ts";
 import { rssKiB, settledRssKiB } from "./proc.ts";
 import { sh } from "./run.ts";
 
 export const MEMFS = join(REPO, "plugins/memfs");
+/** The memfs source file holding statfs (f_namelen 255), which reload tests and scripts edit. */
+export const STATFS_SOURCE = "ops/attributes.ts";
 /** Generous: the latency itself is measured by scripts/reload-latency, not asserted by the tests. */
 export const RELOAD_DEADLINE_MS = 10_000;
 
 /** Runs `fn` with a temporary copy of memfs's source files, removed afterwards. */
 export function withMemfsCopy<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   return withTempDir(async (dir) => {
-    for (const f of await readdir(MEMFS)) if (f.endsWith(".ts")) await cp(join(MEMFS, f), join(dir, f));
+    await cp(MEMFS, dir, { recursive: true });
     return fn(dir);
   }, "plugin");
 }

@@ -8,7 +8,8 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { chmod, cp, readdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
+import { withMemfsCopy, STATFS_SOURCE } from "../helpers/reload.ts";
+import { chmod, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { cleanupAll, cli, isMounted, makeTempDir, removeTempDir, REPO, spawnDaemon, transports, waitFor, withMount, type Mount } from "../helpers/mount.ts";
 import { describeResult, run, sh } from "../helpers/run.ts";
@@ -19,7 +20,6 @@ const DIAG = resolve(import.meta.dir, "../fixtures/diag-fs.ts");
 const DIAG_SOURCE = readFileSync(DIAG, "utf8").split("\n");
 const SHARED = resolve(import.meta.dir, "../fixtures/shared-counter.ts");
 const XATTR = resolve(import.meta.dir, "../fixtures/xattr-bytes.ts");
-const MEMFS = join(REPO, "plugins/memfs");
 
 /** "diag-fs.ts:<line>:" of the line marked `@site:<name>`. */
 function site(name: string): string {
@@ -140,10 +140,8 @@ for (const transport of transports()) {
 describe("--typecheck", () => {
   for (const transport of transports()) {
     test(`a type error is rejected with file:line and the old generation keeps serving (${transport})`, async () => {
-      const plugin = await makeTempDir("plugin");
-      try {
-        for (const f of await readdir(MEMFS)) if (f.endsWith(".ts")) await cp(join(MEMFS, f), join(plugin, f));
-        const ops = join(plugin, "ops.ts");
+      await withMemfsCopy(async (plugin) => {
+        const ops = join(plugin, STATFS_SOURCE);
         await withMount({ plugin, transport, args: ["--typecheck"], readyTimeoutMs: 90_000, timeoutMs: 200_000 }, async (m) => {
           const cold = Number((await waitLog(m, /generation 1 type-checks clean \((\d+) ms\)/))[1]);
           const namelen = async () => Number((await sh(["stat", "-f", "-c", "%l", m.dir])).trim());
@@ -174,9 +172,7 @@ describe("--typecheck", () => {
           expect(await namelen()).toBe(201);
           console.log(`--typecheck over ${transport}: first check ${cold} ms, reload check ${warm} ms`);
         });
-      } finally {
-        await removeTempDir(plugin);
-      }
+      });
     }, 240_000);
   }
 });

@@ -4,14 +4,14 @@
  * failing a request, without losing a file or breaking an open descriptor. Broken code is refused
  * with file:line while the old code keeps serving, and fixing it recovers.
  *
- * The behaviour edited is statfs's f_namelen (ops.ts) unless said otherwise: statfs is never
+ * The behaviour edited is statfs's f_namelen (ops/attributes.ts) unless said otherwise: statfs is never
  * cached by the kernel, so `stat -f` shows which generation answered.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cleanupAll, REPO, transports, waitFor, withMount, type Mount, type Status, type Transport } from "../helpers/mount.ts";
-import { edit, namelen, reloadSoak, RELOAD_DEADLINE_MS, waitLog, withMemfsCopy } from "../helpers/reload.ts";
+import { edit, namelen, reloadSoak, RELOAD_DEADLINE_MS, waitLog, withMemfsCopy, STATFS_SOURCE } from "../helpers/reload.ts";
 import { FdHolder } from "../fixtures/fd-holder.ts";
 
 afterAll(cleanupAll);
@@ -106,10 +106,10 @@ describe("hot reload of a memfs copy", () => {
             const stBefore = await m.status();
             const tEdit = Date.now();
             const from = m.log().length;
-            await edit(join(plugin, "ops.ts"), "namelen: 255", "namelen: 201");
+            await edit(join(plugin, STATFS_SOURCE), "namelen: 255", "namelen: 201");
             await waitNamelen(m, 201);
             const tSeen = Date.now();
-            await waitLog(m, /generation 2 serving \(ops\.ts changed; reload took \d+ ms\)/, from);
+            await waitLog(m, /generation 2 serving \(attributes\.ts changed; reload took \d+ ms\)/, from);
             await Bun.sleep(300); // the reader keeps going on the new generation
 
             // the descriptor opened under generation 1 still reads and writes
@@ -205,16 +205,16 @@ describe("hot reload of a memfs copy", () => {
       });
     });
   }
-  const fixOps = (plugin: string, original: string) => writeFile(join(plugin, "ops.ts"), original.replace("namelen: 255", "namelen: 202"));
+  const fixOps = (plugin: string, original: string) => writeFile(join(plugin, STATFS_SOURCE), original.replace("namelen: 255", "namelen: 202"));
   const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
   test("a syntax error is refused with file:line while the old code serves; fixing the file recovers", async () => {
     let original = "";
     await rejectedThenRecovers(
       async (plugin) => {
-        original = await readFile(join(plugin, "ops.ts"), "utf8");
-        const line = await edit(join(plugin, "ops.ts"), "namelen: 255,", "namelen: 255 +* ,");
-        return new RegExp(`${escape(join(plugin, "ops.ts"))}:${line}:\\d+`);
+        original = await readFile(join(plugin, STATFS_SOURCE), "utf8");
+        const line = await edit(join(plugin, STATFS_SOURCE), "namelen: 255,", "namelen: 255 +* ,");
+        return new RegExp(`${escape(join(plugin, STATFS_SOURCE))}:${line}:\\d+`);
       },
       (plugin) => fixOps(plugin, original),
     );
@@ -230,7 +230,7 @@ describe("hot reload of a memfs copy", () => {
       },
       async (plugin) => {
         await writeFile(join(plugin, "index.ts"), original);
-        await fixOps(plugin, await readFile(join(plugin, "ops.ts"), "utf8"));
+        await fixOps(plugin, await readFile(join(plugin, STATFS_SOURCE), "utf8"));
       },
     );
   }, 30_000);
@@ -245,7 +245,7 @@ describe("hot reload of a memfs copy", () => {
       },
       async (plugin) => {
         await writeFile(join(plugin, "index.ts"), original);
-        await fixOps(plugin, await readFile(join(plugin, "ops.ts"), "utf8"));
+        await fixOps(plugin, await readFile(join(plugin, STATFS_SOURCE), "utf8"));
       },
     );
   }, 30_000);
@@ -264,7 +264,7 @@ describe("hot reload of a memfs copy", () => {
       },
       async (plugin) => {
         await writeFile(join(plugin, "index.ts"), original);
-        await fixOps(plugin, await readFile(join(plugin, "ops.ts"), "utf8"));
+        await fixOps(plugin, await readFile(join(plugin, STATFS_SOURCE), "utf8"));
       },
     );
   }, 30_000);
@@ -272,7 +272,7 @@ describe("hot reload of a memfs copy", () => {
   test("--no-watch keeps serving the code it started with", async () => {
     await withMemfsCopy(async (plugin) => {
       await withMount({ plugin, transport: URING, args: ["--no-watch"] }, async (m) => {
-        await edit(join(plugin, "ops.ts"), "namelen: 255", "namelen: 201");
+        await edit(join(plugin, STATFS_SOURCE), "namelen: 255", "namelen: 201");
         await Bun.sleep(1500); // far longer than a reload takes
         expect(await namelen(m.dir)).toBe(255);
         const st = await m.status();
