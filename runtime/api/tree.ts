@@ -44,7 +44,10 @@ export interface Stat {
   blksize?: number;
 }
 
-/** What `setattr` is asked to change; absent = unchanged. Times are resolved ("now" → the clock). */
+/**
+ * What `setattr` is asked to change; absent = unchanged. Times are resolved ("now" → the clock).
+ * It may be empty (chown(f, -1, -1)): then only ctime changes, to now.
+ */
 export interface Changes {
   /** Permission bits only (0o7777): the file type never changes. */
   mode?: number;
@@ -83,6 +86,11 @@ export interface Tree<N, H = unknown> {
   release?(node: N, handle: H, req: Request): void | Promise<void>;
   flush?(node: N, handle: H, req: Request): void | Promise<void>;
   fsync?(node: N, datasync: boolean, handle: H | undefined, req: Request): void | Promise<void>;
+  /**
+   * SEEK_DATA (3) / SEEK_HOLE (4): the next data / hole at or after `offset` (ENXIO past the end).
+   * Absent: the kernel treats the whole file as data (a sparse file is read in full).
+   */
+  lseek?(node: N, offset: number, whence: number, handle: H, req: Request): number | Promise<number>;
   /** Apply `changes`; the reply is `stat` afterwards. */
   setattr?(node: N, changes: Changes, req: Request): void | Promise<void>;
   /** A regular file (also used for mknod of S_IFREG). `mode` has the umask applied. */
@@ -325,7 +333,8 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
       if (ch.atime !== undefined) changes.atime = ch.atime === "now" ? now() : ch.atime;
       if (ch.mtime !== undefined) changes.mtime = ch.mtime === "now" ? now() : ch.mtime;
       if (ch.ctime !== undefined) changes.ctime = ch.ctime;
-      if (Object.keys(changes).length) await need("setattr").call(tree, n, changes, req);
+      // nothing to change still sets ctime (chown(f, -1, -1)): a tree without setattr is left alone
+      if (Object.keys(changes).length || tree.setattr) await need("setattr").call(tree, n, changes, req);
       return attr(s.id, await tree.stat(n, req));
     },
     async readlink(req, ino) {
@@ -413,6 +422,11 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
     async fsync(req, ino, fh, datasync) {
       await tree.fsync?.(node(ino), datasync, t.handles.get(fh)?.state as H | undefined, req);
     },
+    // only when the tree has it: ENOSYS makes the kernel stop asking and treat files as all data
+    lseek: tree.lseek && (async (req, _ino, fh, offset, whence) => {
+      const h = handle(fh);
+      return tree.lseek!(h.slot.node as N, offset, whence, h.state as H, req);
+    }),
     async opendir(_req, ino) {
       return { fh: newFh({ slot: slot(ino), state: undefined }) };
     },
