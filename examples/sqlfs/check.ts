@@ -16,7 +16,7 @@ if (!/^[a-z]+:\/\//.test(db) && !(await Bun.file(db).exists())) {
 }
 let store: Store;
 try {
-  store = await Store.open({ db, pool: 2, connectTimeout: 5, mountId: "check", uid: 0, gid: 0, log: (m) => console.error(`sqlfs check: ${m}`) });
+  store = await Store.open({ db, pool: 2, connectTimeout: 5, mountId: "check", atime: "noatime", nodiratime: true, uid: 0, gid: 0, log: (m) => console.error(`sqlfs check: ${m}`) });
 } catch (e) {
   console.error(`sqlfs check: ${(e as Error).message}`);
   process.exit(2);

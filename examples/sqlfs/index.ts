@@ -43,15 +43,15 @@ export default defineTree<number, Handle, Options>({
     // one id per daemon, kept across hot reloads: it tells this mount's changes from the others'
     const mountId = ctx.keep("sqlfs:mount-id", () => `${process.pid.toString(36)}-${crypto.randomUUID().slice(0, 8)}`);
     const store = await Store.open({
-      db: o.db, pool: o.pool, connectTimeout: o["connect-timeout"], mountId,
+      db: o.db, pool: o.pool, connectTimeout: o["connect-timeout"], mountId, atime: ctx.atime, nodiratime: ctx.nodiratime,
       uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, log: (m) => ctx.log(m),
     });
     ctx.onDestroy(() => store.close());
     // once per mount, not per hot reload: a reload's kernel still holds the unlinked open files
     const orphans = await ctx.keep("sqlfs:orphans-freed", () => store.freeOrphans());
-    ctx.log(`generation ${ctx.generation}: ${store.shared ? "PostgreSQL, shared" : "SQLite"} ${o.db.replace(/:[^:@/]*@/, ":***@")} (${orphans} orphans freed at mount)`);
+    ctx.log(`generation ${ctx.generation}: ${store.shared ? "PostgreSQL, shared" : "SQLite"} ${o.db.replace(/:[^:@/]*@/, ":***@")} (${orphans} orphans freed at mount)${store.shared ? `, mount id ${mountId}` : ""}`);
     if (store.shared) {
-      const coherence = new Coherence(store, ctx.notify, mountId, ctx.keep<CoherenceState>("sqlfs:coherence", () => ({ seen: 0 })), (m) => ctx.log(m));
+      const coherence = new Coherence(store, ctx.notify, mountId, ctx.keep<CoherenceState>("sqlfs:coherence", () => ({ seen: 0, recent: new Set() })), (m) => ctx.log(m));
       await coherence.start();
       ctx.onDestroy(() => coherence.stop());
       const prune = setInterval(() => store.pruneChangelog(o["changelog-keep"]).catch(() => {}), 60_000);

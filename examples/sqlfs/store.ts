@@ -3,8 +3,10 @@
 // PostgreSQL (`--db postgres://...`), where any number of mounts share one tree.
 //
 // Every public method that changes something is one transaction, so a crash (even SIGKILL of the
-// daemon or of the database) leaves all of an operation or none of it. On PostgreSQL the
-// transactions are SERIALIZABLE (retried on a serialization failure), and each one appends what
+// daemon or of the database) leaves all of an operation or none of it. On PostgreSQL each
+// transaction first locks the inode rows it changes (SELECT ... FOR UPDATE, in id order; a
+// deadlock is retried), so concurrent ops on one file or directory, from any mount, run one after
+// the other, as the VFS's inode locks make them on one machine; and each one appends what
 // it changed to `changelog` and sends it with pg_notify in the same transaction, so the other
 // mounts hear of it only once it is committed (coherence.ts turns it into kernel invalidations).
 import { SQL } from "bun";
@@ -53,6 +55,9 @@ export interface StoreOptions {
   connectTimeout: number;
   /** Identifies this mount's changes in the changelog and notifications. */
   mountId: string;
+  /** The mount's access-time mode (ctx.atime), and whether directories are left out (ctx.nodiratime). */
+  atime: "relatime" | "strictatime" | "noatime";
+  nodiratime: boolean;
   /** Owner of the root directory when the database is new. */
   uid: number;
   gid: number;
@@ -82,6 +87,8 @@ const POSTGRES_SCHEMA = [
   `CREATE TABLE IF NOT EXISTS changelog (seq BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now(), mount TEXT NOT NULL, changes TEXT NOT NULL)`,
 ];
 /** Serialization failure and deadlock: the transaction is run again. */
+// (READ COMMITTED with row locks: SERIALIZABLE retried most concurrent writes to one file until
+// they failed; locks make them wait their turn instead)
 const RETRY_STATES = new Set(["40001", "40P01"]);
 const RETRIES = 20;
 
@@ -111,28 +118,36 @@ export class Store {
   readonly sql: SQL;
   private readonly mountId: string;
   private readonly log: (msg: string) => void;
+  private readonly atime: StoreOptions["atime"];
+  private readonly nodiratime: boolean;
   /** The database stopped answering (logged once per outage). */
   private down = false;
-  /** Called after each of this mount's committed transactions that changed something (SQLite too). */
-  onCommit?: (changes: Change[]) => void;
+  /** PostgreSQL: a connection closed (the LISTEN connection may be one of them). */
+  onConnectionClosed?: () => void;
 
   private constructor(sql: SQL, shared: boolean, o: StoreOptions) {
     this.sql = sql;
     this.shared = shared;
     this.mountId = o.mountId;
     this.log = o.log;
+    this.atime = o.atime;
+    this.nodiratime = o.nodiratime;
   }
 
   /** Opens (and creates when new) the database `o.db`. Throws a one-line error naming the cause. */
   static async open(o: StoreOptions): Promise<Store> {
+    let store: Store | undefined = undefined;
     const shared = /^postgres(ql)?:\/\//.test(o.db);
     if (!shared && /^[a-z][a-z0-9+.-]*:\/\//i.test(o.db) && !o.db.startsWith("sqlite://")) {
       throw new Error(`--db ${o.db}: unknown kind of database (a file path, sqlite://path or postgres://...)`);
     }
     const sql = shared
-      ? new SQL(o.db, { max: o.pool, connectionTimeout: o.connectTimeout, idleTimeout: 60, bigint: false, connection: { application_name: `sqlfs ${o.mountId}` } })
+      ? new SQL(o.db, {
+          max: o.pool, connectionTimeout: o.connectTimeout, idleTimeout: 60, bigint: false, connection: { application_name: `sqlfs ${o.mountId}` },
+          onclose: () => store?.onConnectionClosed?.(),
+        })
       : new SQL({ adapter: "sqlite", filename: o.db.replace(/^sqlite:\/\//, ""), create: true });
-    const store = new Store(sql, shared, o);
+    store = new Store(sql, shared, o);
     try {
       await store.init(o.uid, o.gid);
     } catch (e) {
@@ -175,6 +190,7 @@ export class Store {
     if (this.down) {
       this.down = false;
       this.log("database is back");
+      if (this.pendingHolds.size) this.flushHolds();
     }
   }
 
@@ -222,9 +238,8 @@ export class Store {
           }
           return r;
         };
-        const r = this.shared ? await this.sql.begin("ISOLATION LEVEL SERIALIZABLE", run) : await this.serial(() => this.sql.begin(run));
+        const r = this.shared ? await this.sql.begin(run) : await this.serial(() => this.sql.begin(run));
         this.ok();
-        if (changes.length) this.onCommit?.(changes);
         return r;
       } catch (e) {
         if (RETRY_STATES.has((e as { errno?: string })?.errno ?? "") && attempt < RETRIES) {
@@ -250,6 +265,16 @@ export class Store {
   private async childOf(q: Q, parent: number, name: Buffer): Promise<number | undefined> {
     const [r] = await q`SELECT child FROM dirent WHERE parent = ${parent} AND name = ${name}`;
     return r ? Number(r.child) : undefined;
+  }
+
+  /**
+   * PostgreSQL: locks the inode rows `ids` until the transaction ends, lowest id first (a cycle
+   * with another transaction is a deadlock, which PostgreSQL breaks and tx() retries). SQLite
+   * runs one transaction at a time anyway.
+   */
+  private async lock(q: Q, ...ids: number[]): Promise<void> {
+    if (!this.shared) return;
+    for (const id of [...new Set(ids)].sort((a, b) => a - b)) await q`SELECT 1 FROM inode WHERE id = ${id} FOR UPDATE`;
   }
 
   private async purge(q: Q, id: number): Promise<void> {
@@ -288,13 +313,33 @@ export class Store {
     });
   }
 
-  /** This mount opened `id` (first open here): its data stays while it is open, even without names. */
+  /**
+   * This mount opened `id` (first open here): its data stays while it is open, even without names.
+   * While the database is unreachable the open still succeeds (the kernel may serve it from its
+   * cache; no other mount can unlink anything then either): the hold is written when it is back.
+   */
   async hold(id: number): Promise<void> {
-    if (this.shared) await this.read1((q) => q`INSERT INTO hold (mount, ino) VALUES (${this.mountId}, ${id}) ON CONFLICT DO NOTHING`);
+    if (this.shared) await this.holdOrLater(id, true);
   }
   /** This mount closed `id` (last close here). */
   async unhold(id: number): Promise<void> {
-    if (this.shared) await this.read1((q) => q`DELETE FROM hold WHERE mount = ${this.mountId} AND ino = ${id}`);
+    if (this.shared) await this.holdOrLater(id, false);
+  }
+  /** Holds (true) and releases (false) still to be written, by inode. */
+  private readonly pendingHolds = new Map<number, boolean>();
+  private async holdOrLater(id: number, held: boolean): Promise<void> {
+    this.pendingHolds.delete(id);
+    try {
+      await this.read1((q) => (held ? q`INSERT INTO hold (mount, ino) VALUES (${this.mountId}, ${id}) ON CONFLICT DO NOTHING` : q`DELETE FROM hold WHERE mount = ${this.mountId} AND ino = ${id}`));
+    } catch (e) {
+      if (!(e instanceof FuseError) || e.code !== "EIO") throw e;
+      this.pendingHolds.set(id, held);
+    }
+  }
+  private flushHolds(): void {
+    const todo = [...this.pendingHolds];
+    this.pendingHolds.clear();
+    for (const [id, held] of todo) void this.holdOrLater(id, held);
   }
 
   stat(id: number): Promise<Inode> {
@@ -317,7 +362,7 @@ export class Store {
   async list(dir: number): Promise<[string, number][]> {
     const [times] = await this.read1((q) => q`SELECT CAST(atime AS TEXT) AS atime, CAST(mtime AS TEXT) AS mtime, CAST(ctime AS TEXT) AS ctime FROM inode WHERE id = ${dir}`);
     if (!times) fail("ENOENT", `directory ${dir} does not exist`);
-    await this.accessed(dir, times);
+    await this.accessed(dir, times, true);
     const rows = await this.read1((q) => q`SELECT name, child FROM dirent WHERE parent = ${dir} ORDER BY name`.values());
     return (rows as [Uint8Array, number | string][]).map(([name, child]) => [nameFromBytes(name), Number(child)]);
   }
@@ -326,6 +371,7 @@ export class Store {
   make(parent: number, name: string, mode: number, uid: number, gid: number, rdev = 0, target: string | null = null): Promise<number> {
     const key = nameKey(name);
     return this.tx(async (q, changes) => {
+      await this.lock(q, parent);
       const p = await this.row(q, parent);
       if (!isDirMode(p.mode) || p.nlink === 0) fail("ENOENT", `directory ${parent} is gone`);
       if ((await this.childOf(q, parent, key)) !== undefined) fail("EEXIST");
@@ -351,6 +397,7 @@ export class Store {
   link(id: number, parent: number, name: string): Promise<void> {
     const key = nameKey(name);
     return this.tx(async (q, changes) => {
+      await this.lock(q, id, parent);
       const n = await this.row(q, id);
       if (n.nlink === 0) fail("ENOENT", "the file has no name left");
       if ((await this.childOf(q, parent, key)) !== undefined) fail("EEXIST");
@@ -380,7 +427,9 @@ export class Store {
   remove(parent: number, name: string, dir: boolean): Promise<void> {
     const key = nameKey(name);
     return this.tx(async (q, changes) => {
+      await this.lock(q, parent); // its entries cannot change now
       const child = (await this.childOf(q, parent, key)) ?? fail("ENOENT");
+      await this.lock(q, child);
       const c = await this.row(q, child);
       if (dir && !isDirMode(c.mode)) fail("ENOTDIR");
       if (!dir && isDirMode(c.mode)) fail("EISDIR");
@@ -408,8 +457,13 @@ export class Store {
     const key = nameKey(name), newKey = nameKey(newName);
     return this.tx(async (q, changes) => {
       if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) fail("EINVAL", "RENAME_WHITEOUT is not supported");
+      // moves between directories take one lock for the whole tree first (the VFS's
+      // s_vfs_rename_mutex): two of them at once could otherwise each pass the loop check
+      if (this.shared && parent !== newParent) await q`SELECT pg_advisory_xact_lock(7462)`;
+      await this.lock(q, parent, newParent);
       const src = (await this.childOf(q, parent, key)) ?? fail("ENOENT");
       const dst = await this.childOf(q, newParent, newKey);
+      await this.lock(q, src, ...(dst === undefined ? [] : [dst]));
       const s = await this.row(q, src);
       const d = dst === undefined ? undefined : await this.row(q, dst);
       const t = nowNs();
@@ -454,20 +508,30 @@ export class Store {
 
   setattr(id: number, ch: Changes): Promise<void> {
     return this.tx(async (q, changes) => {
+      await this.lock(q, id);
       const n = await this.row(q, id);
       const t = nowNs();
+      let changed = false;
+      if (ch.size !== undefined) {
+        // as tmpfs (shmem_setattr): a new size stamps mtime and ctime, and so does the same size
+        // when the file holds data; truncating an empty file to 0 changes nothing
+        const stamps = ch.size !== n.size || n.blocks > 0;
+        await this.truncate(q, n, ch.size, stamps ? t : undefined);
+        changed ||= stamps;
+      }
       if (ch.mode !== undefined) await q`UPDATE inode SET mode = ${(n.mode & S_IFMT) | ch.mode} WHERE id = ${id}`;
       if (ch.uid !== undefined) await q`UPDATE inode SET uid = ${ch.uid} WHERE id = ${id}`;
       if (ch.gid !== undefined) await q`UPDATE inode SET gid = ${ch.gid} WHERE id = ${id}`;
-      if (ch.size !== undefined) await this.truncate(q, n, ch.size, t);
       if (ch.atime) await q`UPDATE inode SET atime = ${ns(ch.atime)} WHERE id = ${id}`;
       if (ch.mtime) await q`UPDATE inode SET mtime = ${ns(ch.mtime)} WHERE id = ${id}`;
-      await q`UPDATE inode SET ctime = ${ch.ctime ? ns(ch.ctime) : t} WHERE id = ${id}`;
+      changed ||= ch.mode !== undefined || ch.uid !== undefined || ch.gid !== undefined || ch.atime !== undefined || ch.mtime !== undefined;
+      // any change stamps ctime, and so does an empty request (chown(f, -1, -1))
+      if (ch.ctime || changed || ch.size === undefined) await q`UPDATE inode SET ctime = ${ch.ctime ? ns(ch.ctime) : t} WHERE id = ${id}`;
       changes.push(ch.size !== undefined ? ["p", id, Math.min(ch.size, n.size), 0] : ["a", id]);
     });
   }
 
-  private async truncate(q: Q, n: Inode, size: number, t: bigint): Promise<void> {
+  private async truncate(q: Q, n: Inode, size: number, t: bigint | undefined): Promise<void> {
     const keep = Math.ceil(size / BLOCK);
     await q`DELETE FROM block WHERE ino = ${n.id} AND idx >= ${keep}`;
     const tail = size % BLOCK;
@@ -475,16 +539,19 @@ export class Store {
       const [last] = await q`SELECT data FROM block WHERE ino = ${n.id} AND idx = ${keep - 1}`;
       if (last && last.data.length > tail) await q`UPDATE block SET data = ${last.data.subarray(0, tail)} WHERE ino = ${n.id} AND idx = ${keep - 1}`;
     }
-    await q`UPDATE inode SET size = ${size}, mtime = ${t}, ctime = ${t} WHERE id = ${n.id}`;
+    if (t === undefined) await q`UPDATE inode SET size = ${size} WHERE id = ${n.id}`;
+    else await q`UPDATE inode SET size = ${size}, mtime = ${t}, ctime = ${t} WHERE id = ${n.id}`;
   }
 
   /**
-   * relatime, as tmpfs and most local filesystems: a read or listing sets atime only when it is not
-   * newer than mtime/ctime or is a day old, so reading a file that does not change writes nothing.
+   * The mount's atime mode (-o relatime, the default, as tmpfs and most local filesystems: a read
+   * or listing sets atime only when it is not newer than mtime/ctime or is a day old, so reading a
+   * file that does not change writes nothing; -o noatime: never; -o strictatime: always).
    */
-  private async accessed(id: number, r: { atime: string; mtime: string; ctime: string }): Promise<void> {
+  private async accessed(id: number, r: { atime: string; mtime: string; ctime: string }, dir = false): Promise<void> {
+    if (this.atime === "noatime" || (dir && this.nodiratime)) return;
     const a = BigInt(r.atime), t = nowNs();
-    if (a > BigInt(r.mtime) && a > BigInt(r.ctime) && a > t - 86_400_000_000_000n) return;
+    if (this.atime === "relatime" && a > BigInt(r.mtime) && a > BigInt(r.ctime) && a > t - 86_400_000_000_000n) return;
     await this.read1((q) => q`UPDATE inode SET atime = ${t} WHERE id = ${id}`);
   }
 
@@ -512,6 +579,7 @@ export class Store {
   write(id: number, offset: number, data: Uint8Array): Promise<number> {
     const copy = data.slice(); // the request's buffer is valid only until the first await
     return this.tx(async (q, changes) => {
+      await this.lock(q, id);
       await this.row(q, id);
       const end = offset + copy.length;
       const first = Math.floor(offset / BLOCK), last = Math.floor((end - 1) / BLOCK);
@@ -565,6 +633,7 @@ export class Store {
   setxattr(id: number, name: string, value: Uint8Array, flags: number): Promise<void> {
     const key = xattrKey(name), copy = value.slice();
     return this.tx(async (q, changes) => {
+      await this.lock(q, id);
       const exists = (await q`SELECT 1 FROM xattr WHERE ino = ${id} AND name = ${key}`).length > 0;
       if (flags & XATTR_CREATE && exists) fail("EEXIST");
       if (flags & XATTR_REPLACE && !exists) fail("ENODATA");
@@ -582,6 +651,7 @@ export class Store {
   removexattr(id: number, name: string): Promise<void> {
     const key = xattrKey(name);
     return this.tx(async (q, changes) => {
+      await this.lock(q, id);
       if ((await q`DELETE FROM xattr WHERE ino = ${id} AND name = ${key} RETURNING ino`).length === 0) fail("ENODATA");
       await q`UPDATE inode SET ctime = ${nowNs()} WHERE id = ${id}`;
       changes.push(["a", id]);
@@ -591,6 +661,7 @@ export class Store {
   /** The kernel let go of `id` (no lookups, not open): free it if it has no name left and no other live mount has it open. */
   forgotten(id: number): Promise<void> {
     return this.tx(async (q) => {
+      await this.lock(q, id);
       const [n] = await q`SELECT nlink FROM inode WHERE id = ${id}`;
       if (!n || Number(n.nlink) > 0) return;
       if (this.shared) {
@@ -621,6 +692,11 @@ export class Store {
   async lastSeq(): Promise<number> {
     const [r] = await this.read1((q) => q`SELECT COALESCE(max(seq), 0) AS seq FROM changelog`);
     return Number(r.seq);
+  }
+
+  /** Sends `payload` on the change channel outside any transaction (coherence.ts's liveness probe). */
+  async probe(payload: string): Promise<void> {
+    await this.read1((q) => q`SELECT pg_notify(${CHANNEL}, ${payload})`);
   }
 
   /** Drops changelog entries older than `seconds` (any mount may; they matter only to mounts that were away). */

@@ -295,7 +295,8 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
   const openFile = async (s: Slot, flags: number, req: Request): Promise<number> => {
     // atomic O_TRUNC is negotiated: the kernel leaves the truncation to us
     if ((flags & O_ACCMODE) !== O_RDONLY && tree.write === undefined) fail("EROFS");
-    if (flags & O_TRUNC) await need("setattr").call(tree, s.node as N, { size: 0 }, req);
+    // open(O_TRUNC) stamps mtime and ctime even on an empty file (do_truncate with ATTR_MTIME|ATTR_CTIME)
+    if (flags & O_TRUNC) await need("setattr").call(tree, s.node as N, { size: 0, mtime: now() }, req);
     const state = await tree.open?.(s.node as N, flags, req);
     return newFh({ slot: s, state });
   };
@@ -333,6 +334,9 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
       if (ch.atime !== undefined) changes.atime = ch.atime === "now" ? now() : ch.atime;
       if (ch.mtime !== undefined) changes.mtime = ch.mtime === "now" ? now() : ch.mtime;
       if (ch.ctime !== undefined) changes.ctime = ch.ctime;
+      // ftruncate: the kernel leaves the times to the server, and a truncate through a descriptor
+      // stamps them even at the same size (tmpfs, ext4); by path, only a new size does (the tree's call)
+      if (ch.size !== undefined && ch.fh !== undefined && changes.mtime === undefined) changes.mtime = now();
       // nothing to change still sets ctime (chown(f, -1, -1)): a tree without setattr is left alone
       if (Object.keys(changes).length || tree.setattr) await need("setattr").call(tree, n, changes, req);
       return attr(s.id, await tree.stat(n, req));
