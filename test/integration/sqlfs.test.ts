@@ -244,6 +244,20 @@ os.close(fd)`,
           const c = await py(`import os,sys; os.chown(sys.argv[1], -1, -1)`, p("f"));
           expect(c.code, describeResult(c)).toBe(0);
           expect((await stat(p("f"), { bigint: true })).ctimeNs).toBeGreaterThan(before);
+          // truncation times, as tmpfs: open(O_TRUNC) and ftruncate stamp mtime even on an empty file,
+          // truncate(2) by path to the same size of an empty file does not
+          await writeFile(p("e"), "");
+          const t = await py(
+            `import os,sys
+f=sys.argv[1]
+def m(): return os.stat(f).st_mtime
+os.utime(f, (1000, 1000)); os.truncate(f, 0); a=m()
+os.close(os.open(f, os.O_WRONLY|os.O_TRUNC)); b=m()
+os.utime(f, (1000, 1000)); fd=os.open(f, os.O_WRONLY); os.ftruncate(fd, 0); os.close(fd); c=m()
+print(a == 1000, b > 1000, c > 1000)`,
+            p("e"),
+          );
+          expect(t.stdout.trim(), describeResult(t)).toBe("True True True");
         });
       });
     }, 60_000);
