@@ -62,6 +62,7 @@ export default defineTree<number, Handle, Options>({
     const opens = ctx.keep("sqlfs:opens", () => new Map<number, number>());
     return {
       root: 1,
+      killPrivileges: true,
       lookup: (dir, name) => store.lookup(dir, name),
       async stat(id) {
         const n = await store.stat(id);

@@ -20,6 +20,7 @@
 import type { AttrReply, CreateReply, DirListPlus, Entry, Filesystem, OpenReply, Plugin, PluginContext, PluginOption, Request, StatFs, Timespec } from "./types.ts";
 import { FuseError } from "./errno.ts";
 import { O_ACCMODE, O_EXCL, O_RDONLY, O_TRUNC, ROOT_ID, S_IFDIR, S_IFMT, S_IFREG } from "./constants.ts";
+import { modeAfterKill } from "./privileges.ts";
 
 /** A point in time: a Date, milliseconds since the epoch (number), nanoseconds (bigint) or a Timespec. */
 export type Time = Date | number | bigint | Timespec;
@@ -115,6 +116,13 @@ export interface Tree<N, H = unknown> {
   removexattr?(node: N, name: string, req: Request): void | Promise<void>;
   /** Implements POSIX ACLs in `system.posix_acl_*` xattrs (else the layer answers EOPNOTSUPP). */
   posixAcl?: boolean;
+  /**
+   * Let the layer clear setuid/setgid by the kernel's rule (FUSE_HANDLE_KILLPRIV_V2), through
+   * `setattr({ mode })`: on a write, truncate or chown by a caller without CAP_FSETID. Without it
+   * the kernel does it with a SETATTR of its own, and keeps S_ISGID of a file that is not
+   * group-executable even for a writer outside the file's group (unlike local filesystems).
+   */
+  killPrivileges?: boolean;
   statfs?(req: Request): Partial<StatFs> | Promise<Partial<StatFs>>;
   /**
    * The kernel no longer knows `node` (every lookup forgotten) and no file of it is open: a node
@@ -292,11 +300,22 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
     h.slot.opens--;
     drop(h.slot);
   };
-  const openFile = async (s: Slot, flags: number, req: Request): Promise<number> => {
+  /** The mode of `n` after the kernel's setuid/setgid kill rule, or undefined when it keeps both. */
+  const killedMode = async (n: N, req: Request, capable: boolean, st?: Stat): Promise<number | undefined> => {
+    st ??= await tree.stat(n, req);
+    const m = modeAfterKill(req, st.mode, st.gid ?? gid, capable);
+    return m === st.mode ? undefined : m & 0o7777;
+  };
+  const kill = async (n: N, req: Request) => {
+    const mode = await killedMode(n, req, false);
+    if (mode !== undefined) await need("setattr").call(tree, n, { mode }, req);
+  };
+  const openFile = async (s: Slot, flags: number, req: Request, killSuidgid = false): Promise<number> => {
     // atomic O_TRUNC is negotiated: the kernel leaves the truncation to us
     if ((flags & O_ACCMODE) !== O_RDONLY && tree.write === undefined) fail("EROFS");
     // open(O_TRUNC) stamps mtime and ctime even on an empty file (do_truncate with ATTR_MTIME|ATTR_CTIME)
     if (flags & O_TRUNC) await need("setattr").call(tree, s.node as N, { size: 0, mtime: now() }, req);
+    if (killSuidgid && tree.killPrivileges) await kill(s.node as N, req);
     const state = await tree.open?.(s.node as N, flags, req);
     return newFh({ slot: s, state });
   };
@@ -305,6 +324,7 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
   };
 
   return {
+    killPrivileges: tree.killPrivileges === true,
     init: tree.init?.bind(tree),
     destroy: tree.destroy?.bind(tree),
     async lookup(req, parent, name) {
@@ -337,6 +357,17 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
       // ftruncate: the kernel leaves the times to the server, and a truncate through a descriptor
       // stamps them even at the same size (tmpfs, ext4); by path, only a new size does (the tree's call)
       if (ch.size !== undefined && ch.fh !== undefined && changes.mtime === undefined) changes.mtime = now();
+      if (ch.killSuidgid && tree.killPrivileges && changes.mode === undefined) {
+        // judged on the file as it was (a chown's old group). An empty request (the kernel's
+        // file_remove_privs, or anyone's chown(f, -1, -1): FUSE cannot tell them apart) kills only
+        // for the owner, root or while the file is open, as tmpfs's ownership check would allow
+        const st = await tree.stat(n, req);
+        const empty = Object.keys(changes).length === 0;
+        if (!empty || req.uid === 0 || req.uid === (st.uid ?? uid) || s.opens > 0) {
+          const mode = await killedMode(n, req, ch.size === undefined && req.uid === 0, st);
+          if (mode !== undefined) changes.mode = mode;
+        }
+      }
       // nothing to change still sets ctime (chown(f, -1, -1)): a tree without setattr is left alone
       if (Object.keys(changes).length || tree.setattr) await need("setattr").call(tree, n, changes, req);
       return attr(s.id, await tree.stat(n, req));
@@ -369,7 +400,7 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
     async rename(req, parent, name, newParent, newName, flags) {
       await need("rename").call(tree, node(parent), name, node(newParent), newName, flags, req);
     },
-    async create(req, parent, name, mode, flags): Promise<CreateReply> {
+    async create(req, parent, name, mode, flags, _umask, killSuidgid): Promise<CreateReply> {
       const dir = node(parent);
       let n: N, created = true;
       try {
@@ -388,7 +419,7 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
       try {
         const s = slotOf(n);
         // a new file is empty: O_TRUNC matters only for one that was there
-        return { entry: e, fh: created ? newFh({ slot: s, state: await tree.open?.(n, flags & ~O_TRUNC, req) }) : await openFile(s, flags, req) };
+        return { entry: e, fh: created ? newFh({ slot: s, state: await tree.open?.(n, flags & ~O_TRUNC, req) }) : await openFile(s, flags, req, killSuidgid) };
       } catch (err) {
         const s = slotOf(n);
         s.lookups--; // the kernel never got the entry
@@ -396,8 +427,8 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
         throw err;
       }
     },
-    async open(req, ino, flags): Promise<OpenReply> {
-      return { fh: await openFile(slot(ino), flags, req) };
+    async open(req, ino, flags, killSuidgid): Promise<OpenReply> {
+      return { fh: await openFile(slot(ino), flags, req, killSuidgid) };
     },
     async read(req, _ino, fh, offset, size, dest) {
       const h = handle(fh);
@@ -407,8 +438,9 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table): Filesystem {
       dest.set(bytes.length > n ? bytes.subarray(0, n) : bytes);
       return n;
     },
-    async write(req, _ino, fh, offset, data) {
+    async write(req, _ino, fh, offset, data, _flags, killSuidgid) {
       const h = handle(fh);
+      if (killSuidgid && tree.killPrivileges) await kill(h.slot.node as N, req);
       return need("write").call(tree, h.slot.node as N, offset, data, h.state as H, req);
     },
     async flush(req, _ino, fh) {

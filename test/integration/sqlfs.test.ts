@@ -17,8 +17,8 @@ afterAll(cleanupAll);
 const PLUGIN = "./examples/sqlfs";
 const py = (code: string, ...args: string[]) => run(["python3", "-c", code, ...args], { timeoutMs: 20_000 });
 
-async function withSqlfs(transport: Transport, db: string, fn: (m: Mount) => Promise<void>): Promise<void> {
-  const m = await mountFs({ plugin: PLUGIN, transport, args: ["--db", db] });
+async function withSqlfs(transport: Transport, db: string, fn: (m: Mount) => Promise<void>, options?: string[]): Promise<void> {
+  const m = await mountFs({ plugin: PLUGIN, transport, options, args: ["--db", db] });
   try {
     await fn(m);
   } catch (e) {
@@ -258,7 +258,14 @@ print(a == 1000, b > 1000, c > 1000)`,
             p("e"),
           );
           expect(t.stdout.trim(), describeResult(t)).toBe("True True True");
-        });
+          // a write by a user outside the file's group clears S_ISGID even without group-exec (the
+          // tree's killPrivileges; the kernel's own fallback keeps it)
+          await writeFile(p("sgid"), "x");
+          await chmod(p("sgid"), 0o2646);
+          const w = await run(["setpriv", "--reuid=1001", "--regid=1001", "--clear-groups", "/usr/bin/python3", "-c", "import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY); os.write(fd, b'y'); os.close(fd)", p("sgid")]);
+          expect(w.code, describeResult(w)).toBe(0);
+          expect((await stat(p("sgid"))).mode & 0o7777).toBe(0o646);
+        }, ["allow_other"]);
       });
     }, 60_000);
 
