@@ -94,6 +94,34 @@ export async function startPostgres(): Promise<Postgres> {
   return pg;
 }
 
+/** The pids of a running server: the postmaster first, then its children (empty when stopped). */
+export function serverPids(pg: Postgres): number[] {
+  const { readFileSync } = require("node:fs") as typeof import("node:fs");
+  let pid = 0;
+  try {
+    pid = Number(readFileSync(join(pg.dir, "data/postmaster.pid"), "utf8").split("\n")[0]) || 0;
+  } catch {
+    return [];
+  }
+  return pid && existsSync(`/proc/${pid}`) ? [pid, ...childrenOfSync(pid)] : [];
+}
+
+function childrenOfSync(pid: number): number[] {
+  const { readdirSync, readFileSync } = require("node:fs") as typeof import("node:fs");
+  const out: number[] = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat = "";
+    try {
+      stat = readFileSync(`/proc/${e}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(e));
+  }
+  return out;
+}
+
 async function childrenOf(pid: number): Promise<number[]> {
   const out: number[] = [];
   for (const e of await readdir("/proc")) {

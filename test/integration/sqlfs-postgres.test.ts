@@ -11,7 +11,7 @@ import { chmod, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } 
 import { join } from "node:path";
 import { expectErrno } from "../helpers/data.ts";
 import { cleanupAll, cli, mountFs, unmountFs, waitFor, type Mount, type Transport } from "../helpers/mount.ts";
-import { postgresBin, startPostgres, type Postgres } from "../helpers/postgres.ts";
+import { postgresBin, serverPids, startPostgres, type Postgres } from "../helpers/postgres.ts";
 import { skipIf } from "../helpers/skip.ts";
 import { describeResult, run } from "../helpers/run.ts";
 import { FdHolder } from "../fixtures/fd-holder.ts";
@@ -213,6 +213,27 @@ describe.skipIf(NO_PG)("sqlfs on PostgreSQL", () => {
       expect(a!.log()).toContain("replaying what changed since seq");
     });
   }, 90_000);
+
+  test("a database that stops answering (every server process stopped): requests end with ETIMEDOUT after -o op_timeout, and are served again once it answers", async () => {
+    const url = await database();
+    await withMounts(url, [{ transport: "io_uring", options: ["op_timeout=1"] }], async ([a]) => {
+      await writeFile(join(a!.dir, "before"), "x");
+      const pids = serverPids(pg!);
+      expect(pids.length).toBeGreaterThan(1);
+      for (const pid of pids) process.kill(pid, "SIGSTOP");
+      try {
+        const t0 = performance.now();
+        await expectErrno(stat(join(a!.dir, "not-cached")), "ETIMEDOUT");
+        expect(performance.now() - t0).toBeLessThan(5_000);
+      } finally {
+        for (const pid of pids) process.kill(pid, "SIGCONT");
+      }
+      await visibleWithin("a create once the server answers again", async () => {
+        await writeFile(join(a!.dir, "after"), "y");
+        return (await content(join(a!.dir, "before"))) === "x";
+      }, 10_000);
+    });
+  }, 60_000);
 
   test("a mount that was cut off replays the changelog: a change made while it was not listening is invalidated when it listens again", async () => {
     const url = await database();
