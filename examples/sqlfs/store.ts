@@ -176,9 +176,16 @@ export class Store {
     await this.sql.close({ timeout: 2 });
   }
 
-  /** A database error as the errno the op answers: EIO, with one log line per outage. */
+  /**
+   * A lost or refused connection (Bun's ERR_POSTGRES_CONNECTION_*, SQLSTATE classes 08
+   * connection, 57 operator intervention, 53 resources) is answered EIO with one log line per
+   * outage. Anything else is a bug here: rethrown, so the runtime answers EIO and logs its stack.
+   */
   private failed(e: unknown): never {
     if (e instanceof FuseError) throw e;
+    const { code, errno } = (e ?? {}) as { code?: unknown; errno?: unknown };
+    const lost = this.shared && ((typeof code === "string" && /CONNECTION|TIMEOUT|CLOSED/.test(code)) || (typeof errno === "string" && /^(08|57|53)/.test(errno)));
+    if (!lost) throw e;
     const msg = (e as Error)?.message ?? String(e);
     if (!this.down) {
       this.down = true;
@@ -586,6 +593,7 @@ export class Store {
       const old = new Map<number, Uint8Array>();
       // only the first and last blocks can be partly overwritten
       for (const r of await q`SELECT idx, data FROM block WHERE ino = ${id} AND (idx = ${first} OR idx = ${last})`) old.set(Number(r.idx), r.data);
+      const rows: { ino: number; idx: number; data: Uint8Array }[] = [];
       for (let idx = first; idx <= last; idx++) {
         const start = idx * BLOCK;
         const from = Math.max(offset, start), to = Math.min(end, start + BLOCK);
@@ -593,8 +601,10 @@ export class Store {
         const block = new Uint8Array(Math.max(to - start, prev?.length ?? 0)); // short tail: the rest is a hole
         if (prev) block.set(prev);
         block.set(copy.subarray(from - offset, to - offset), from - start);
-        await q`INSERT INTO block (ino, idx, data) VALUES (${id}, ${idx}, ${block}) ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data`;
+        rows.push({ ino: id, idx, data: block });
       }
+      // one statement for all the blocks (a write is at most max_write, 1 MiB: 256 rows)
+      await q`INSERT INTO block ${q(rows)} ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data`;
       const t = nowNs();
       await q`UPDATE inode SET size = CASE WHEN size > ${end} THEN size ELSE ${end} END, mtime = ${t}, ctime = ${t} WHERE id = ${id}`;
       changes.push(["p", id, offset, copy.length]);
