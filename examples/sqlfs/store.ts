@@ -298,7 +298,7 @@ export class Store {
 
   /** The mount ids of other live mounts of a shared database (their connections' application_name). */
   private async others(q: Q): Promise<string[]> {
-    const rows = await q`SELECT DISTINCT substr(application_name, 7) AS mount FROM pg_stat_activity WHERE application_name LIKE 'sqlfs %'`;
+    const rows = await q`SELECT DISTINCT substr(application_name, 7) AS mount FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'sqlfs %'`;
     return rows.map((r: { mount: string }) => r.mount).filter((m: string) => m !== this.mountId);
   }
 
