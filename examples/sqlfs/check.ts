@@ -1,21 +1,29 @@
-// Integrity check of an sqlfs database (run it while the database is not mounted):
+// Integrity check of an sqlfs database (a SQLite file while it is not mounted, or a postgres://
+// URL while no mount serves it):
 //   bun examples/sqlfs/check.ts /tmp/sqlfs.db
-// Prints "ok" and exits 0, or prints each problem and exits 1.
+// Frees orphans (unlinked files a stopped daemon still held open), then prints "ok" and exits 0,
+// or prints each problem and exits 1.
 import { Store } from "./store.ts";
 
-const path = process.argv[2];
-if (!path) {
+const db = process.argv[2];
+if (!db) {
   console.error("usage: bun examples/sqlfs/check.ts DATABASE");
   process.exit(2);
 }
-if (!(await Bun.file(path).exists())) {
-  console.error(`sqlfs check: ${path}: no such database`);
+if (!/^[a-z]+:\/\//.test(db) && !(await Bun.file(db).exists())) {
+  console.error(`sqlfs check: ${db}: no such database`);
   process.exit(2);
 }
-const store = new Store(path, 0, 0);
-const orphans = store.freeOrphans(); // unlinked files a stopped daemon still held open
+let store: Store;
+try {
+  store = await Store.open({ db, pool: 2, connectTimeout: 5, mountId: "check", uid: 0, gid: 0, log: (m) => console.error(`sqlfs check: ${m}`) });
+} catch (e) {
+  console.error(`sqlfs check: ${(e as Error).message}`);
+  process.exit(2);
+}
+const orphans = await store.freeOrphans();
 if (orphans) console.error(`sqlfs check: freed ${orphans} orphan inode(s)`);
-const problems = store.check();
-store.close();
+const problems = await store.check();
+await store.close();
 console.log(problems.length ? problems.join("\n") : "ok");
 process.exit(problems.length ? 1 : 0);

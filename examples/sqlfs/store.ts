@@ -1,12 +1,26 @@
-// The storage layer of sqlfs: inodes, directory entries, file blocks and xattrs in SQLite.
-// Every public method is one transaction, so a crash (even SIGKILL) leaves either all of an
-// operation or none of it. The tree (index.ts) only calls these methods: another backend
-// (Bun.SQL / PostgreSQL) replaces this file, not the filesystem logic.
-import { Database } from "bun:sqlite";
-import { fail, S_IFDIR, S_IFLNK, S_IFMT, S_ISGID, RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_CREATE, XATTR_REPLACE, type Changes } from "furing";
+// The storage layer of sqlfs: inodes, directory entries, file blocks and xattrs, on Bun.SQL, one
+// code path for both backends: an embedded SQLite file (`--db path` or `sqlite://path`) or
+// PostgreSQL (`--db postgres://...`), where any number of mounts share one tree.
+//
+// Every public method that changes something is one transaction, so a crash (even SIGKILL of the
+// daemon or of the database) leaves all of an operation or none of it. On PostgreSQL each
+// transaction first locks the inode rows it changes (SELECT ... FOR UPDATE, in id order; a
+// deadlock is retried), so concurrent ops on one file or directory, from any mount, run one after
+// the other, as the VFS's inode locks make them on one machine; and each one appends what
+// it changed to `changelog` and sends it with pg_notify in the same transaction, so the other
+// mounts hear of it only once it is committed (coherence.ts turns it into kernel invalidations).
+import { SQL } from "bun";
+import { fail, FuseError, now, timeNs, nameByteLength, nameFromBytes, nameToBytes, S_IFDIR, S_IFLNK, S_IFMT, S_ISGID, RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_CREATE, XATTR_REPLACE, type Changes } from "furing";
 
 /** File data is stored in blocks of this many bytes (the last one of a file may be shorter). */
 export const BLOCK = 4096;
+/** Longest name in bytes (NAME_MAX). */
+export const NAME_MAX = 255;
+/** What a directory's st_size counts per entry, as tmpfs (BOGO_DIRENT_SIZE); "." and ".." are 2. */
+export const DIRENT_SIZE = 20;
+const SEEK_DATA = 3, SEEK_HOLE = 4;
+/** The NOTIFY channel every mount of one database listens on. */
+export const CHANNEL = "sqlfs_changes";
 
 export interface Inode {
   id: number;
@@ -20,324 +34,699 @@ export interface Inode {
   mtime: bigint;
   ctime: bigint;
   target: string | null;
+  /** Blocks stored (holes take none). */
+  blocks: number;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS inode (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,
-  nlink INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, rdev INTEGER NOT NULL DEFAULT 0,
-  atime INTEGER NOT NULL, mtime INTEGER NOT NULL, ctime INTEGER NOT NULL, target TEXT);
-CREATE TABLE IF NOT EXISTS dirent (parent INTEGER NOT NULL, name TEXT NOT NULL, child INTEGER NOT NULL,
-  PRIMARY KEY (parent, name)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS block (ino INTEGER NOT NULL, idx INTEGER NOT NULL, data BLOB NOT NULL,
-  PRIMARY KEY (ino, idx)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS xattr (ino INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
-  PRIMARY KEY (ino, name)) WITHOUT ROWID;
-`;
+/**
+ * What one transaction changed, as the kernel caches see it:
+ * `e` a name now points elsewhere or is new (invalEntry), `d` a name is gone (delete),
+ * `a` an inode's attributes (invalInode, attributes only), `p` its pages from `off` for `len`
+ * bytes too (0: to the end).
+ */
+export type Change = ["e", number, string] | ["d", number, number, string] | ["a", number] | ["p", number, number, number];
 
-const nowNs = () => BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
+export interface StoreOptions {
+  /** A file path, `sqlite://path` or `postgres://...`. */
+  db: string;
+  /** PostgreSQL: connections in the pool (the most ops that run at once). */
+  pool: number;
+  /** PostgreSQL: seconds to wait for a connection before the op fails with EIO. */
+  connectTimeout: number;
+  /** Identifies this mount's changes in the changelog and notifications. */
+  mountId: string;
+  /** Owner of the root directory when the database is new. */
+  uid: number;
+  gid: number;
+  log(msg: string): void;
+}
+
+const SQLITE_SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS inode (id INTEGER PRIMARY KEY AUTOINCREMENT, mode INTEGER NOT NULL, uid INTEGER NOT NULL,
+   gid INTEGER NOT NULL, nlink INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, rdev INTEGER NOT NULL DEFAULT 0,
+   atime INTEGER NOT NULL, mtime INTEGER NOT NULL, ctime INTEGER NOT NULL, target BLOB)`,
+  `CREATE TABLE IF NOT EXISTS dirent (parent INTEGER NOT NULL, name BLOB NOT NULL, child INTEGER NOT NULL, PRIMARY KEY (parent, name)) WITHOUT ROWID`,
+  `CREATE INDEX IF NOT EXISTS dirent_child ON dirent (child)`,
+  `CREATE TABLE IF NOT EXISTS block (ino INTEGER NOT NULL, idx INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (ino, idx)) WITHOUT ROWID`,
+  `CREATE TABLE IF NOT EXISTS xattr (ino INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ino, name)) WITHOUT ROWID`,
+];
+const POSTGRES_SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS inode (id BIGINT GENERATED BY DEFAULT AS IDENTITY (START WITH 2) PRIMARY KEY, mode INTEGER NOT NULL,
+   uid BIGINT NOT NULL, gid BIGINT NOT NULL, nlink INTEGER NOT NULL, size BIGINT NOT NULL DEFAULT 0, rdev BIGINT NOT NULL DEFAULT 0,
+   atime BIGINT NOT NULL, mtime BIGINT NOT NULL, ctime BIGINT NOT NULL, target BYTEA)`,
+  `CREATE TABLE IF NOT EXISTS dirent (parent BIGINT NOT NULL, name BYTEA NOT NULL, child BIGINT NOT NULL, PRIMARY KEY (parent, name))`,
+  `CREATE INDEX IF NOT EXISTS dirent_child ON dirent (child)`,
+  `CREATE TABLE IF NOT EXISTS block (ino BIGINT NOT NULL, idx BIGINT NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (ino, idx))`,
+  `CREATE TABLE IF NOT EXISTS xattr (ino BIGINT NOT NULL, name BYTEA NOT NULL, value BYTEA NOT NULL, PRIMARY KEY (ino, name))`,
+  // what each committed transaction changed, for mounts that were not listening (see coherence.ts)
+  // files a mount has open: their data outlives their last name until every mount has closed them
+  `CREATE TABLE IF NOT EXISTS hold (mount TEXT NOT NULL, ino BIGINT NOT NULL, PRIMARY KEY (mount, ino))`,
+  `CREATE TABLE IF NOT EXISTS changelog (seq BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL DEFAULT now(), mount TEXT NOT NULL, changes TEXT NOT NULL)`,
+];
+/** Serialization failure and deadlock: the transaction is run again. */
+// (READ COMMITTED with row locks: SERIALIZABLE retried most concurrent writes to one file until
+// they failed; locks make them wait their turn instead)
+const RETRY_STATES = new Set(["40001", "40P01"]);
+const RETRIES = 20;
+
+// furing's clock, the one the tree layer resolves "now" (touch, utimensat) with: never backwards
+const nowNs = () => timeNs(now());
+const ns = (ts: { sec: number; nsec: number }) => BigInt(ts.sec) * 1_000_000_000n + BigInt(ts.nsec);
+const isDirMode = (mode: number) => (mode & S_IFMT) === S_IFDIR;
+
+/** A name from the kernel as the bytes stored (ENAMETOOLONG past NAME_MAX). */
+function nameKey(name: string): Buffer {
+  if (nameByteLength(name) > NAME_MAX) fail("ENAMETOOLONG", `name of ${nameByteLength(name)} bytes (at most ${NAME_MAX})`);
+  return nameToBytes(name);
+}
+/** An xattr name: in a namespace sqlfs keeps (EOPNOTSUPP for others), and not the namespace alone (EINVAL), as tmpfs. */
+function xattrKey(name: string): Buffer {
+  if (!/^(user|trusted|security)\./.test(name)) fail("EOPNOTSUPP", `xattr ${JSON.stringify(name)}: only the user., trusted. and security. namespaces are kept`);
+  if (name.endsWith(".") && name.indexOf(".") === name.length - 1) fail("EINVAL", `xattr name ${JSON.stringify(name)} has no name after its namespace`);
+  if (nameByteLength(name) > NAME_MAX) fail("ERANGE", `xattr name longer than ${NAME_MAX} bytes`);
+  return nameToBytes(name);
+}
+
+type Q = SQL;
 
 export class Store {
-  readonly db: Database;
+  /** Whether the database is PostgreSQL (shared by mounts) rather than a SQLite file. */
+  readonly shared: boolean;
+  readonly sql: SQL;
+  private readonly mountId: string;
+  private readonly log: (msg: string) => void;
+  /** The database stopped answering (logged once per outage). */
+  private down = false;
+  /** PostgreSQL: a connection closed (the LISTEN connection may be one of them). */
+  onConnectionClosed?: () => void;
 
-  constructor(path: string, uid: number, gid: number) {
-    this.db = new Database(path, { create: true, safeIntegers: false });
-    this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = OFF;");
-    this.db.exec(SCHEMA);
-    this.tx(() => {
-      if (!this.db.query("SELECT 1 FROM inode WHERE id = 1").get()) {
-        const t = nowNs();
-        this.db.query("INSERT INTO inode (id, mode, uid, gid, nlink, atime, mtime, ctime) VALUES (1, ?, ?, ?, 2, ?, ?, ?)").run(S_IFDIR | 0o755, uid, gid, t, t, t);
-      }
+  private constructor(sql: SQL, shared: boolean, o: StoreOptions) {
+    this.sql = sql;
+    this.shared = shared;
+    this.mountId = o.mountId;
+    this.log = o.log;
+  }
+
+  /** Opens (and creates when new) the database `o.db`. Throws a one-line error naming the cause. */
+  static async open(o: StoreOptions): Promise<Store> {
+    let store: Store | undefined = undefined;
+    const shared = /^postgres(ql)?:\/\//.test(o.db);
+    if (!shared && /^[a-z][a-z0-9+.-]*:\/\//i.test(o.db) && !o.db.startsWith("sqlite://")) {
+      throw new Error(`--db ${o.db}: unknown kind of database (a file path, sqlite://path or postgres://...)`);
+    }
+    const sql = shared
+      ? new SQL(o.db, {
+          max: o.pool, connectionTimeout: o.connectTimeout, idleTimeout: 60, bigint: false, connection: { application_name: `sqlfs ${o.mountId}` },
+          onclose: () => store?.onConnectionClosed?.(),
+        })
+      : new SQL({ adapter: "sqlite", filename: o.db.replace(/^sqlite:\/\//, ""), create: true });
+    store = new Store(sql, shared, o);
+    try {
+      await store.init(o.uid, o.gid);
+    } catch (e) {
+      await sql.close().catch(() => {});
+      throw new Error(`--db ${o.db}: ${(e as Error).message}`);
+    }
+    return store;
+  }
+
+  private async init(uid: number, gid: number): Promise<void> {
+    if (!this.shared) {
+      await this.sql.unsafe("PRAGMA journal_mode = WAL");
+      await this.sql.unsafe("PRAGMA synchronous = FULL");
+    }
+    const t = nowNs();
+    await this.sql.begin(async (q) => {
+      // mounts starting at once: one creates the schema, the others wait for it
+      if (this.shared) await q`SELECT pg_advisory_xact_lock(7461)`;
+      for (const ddl of this.shared ? POSTGRES_SCHEMA : SQLITE_SCHEMA) await q.unsafe(ddl);
+      await q`INSERT INTO inode (id, mode, uid, gid, nlink, size, atime, mtime, ctime) VALUES (1, ${S_IFDIR | 0o755}, ${uid}, ${gid}, 2, ${2 * DIRENT_SIZE}, ${t}, ${t}, ${t})
+              ON CONFLICT (id) DO NOTHING`;
     });
   }
 
+  async close(): Promise<void> {
+    await this.sql.close({ timeout: 2 });
+  }
+
   /**
-   * Frees orphans: nodes unlinked while open or known to the kernel when the daemon stopped (it
-   * never forgot them). Only when nothing serves the database: at the first setup of a mount, not
-   * on a hot reload (the kernel still holds those nodes). Returns how many were freed.
+   * A lost or refused connection (Bun's ERR_POSTGRES_CONNECTION_*, SQLSTATE classes 08
+   * connection, 57 operator intervention, 53 resources) is answered EIO with one log line per
+   * outage. Anything else is a bug here: rethrown, so the runtime answers EIO and logs its stack.
    */
-  freeOrphans(): number {
-    return this.tx(() => {
-      const ids = this.db.query("SELECT id FROM inode WHERE nlink = 0").all() as { id: number }[];
-      for (const { id } of ids) this.purge(id);
+  private failed(e: unknown): never {
+    if (e instanceof FuseError) throw e;
+    const { code, errno } = (e ?? {}) as { code?: unknown; errno?: unknown };
+    const lost = this.shared && ((typeof code === "string" && /CONNECTION|TIMEOUT|CLOSED/.test(code)) || (typeof errno === "string" && /^(08|57|53)/.test(errno)));
+    if (!lost) throw e;
+    const msg = (e as Error)?.message ?? String(e);
+    if (!this.down) {
+      this.down = true;
+      this.log(`database unreachable (${msg}): answering EIO until it is back`);
+    }
+    throw new FuseError("EIO", `sqlfs database: ${msg}`);
+  }
+  private ok(): void {
+    if (this.down) {
+      this.down = false;
+      this.log("database is back");
+      if (this.pendingHolds.size) this.flushHolds();
+    }
+  }
+
+  /**
+   * SQLite: one op at a time. Bun.SQL's SQLite adapter has one connection, and a statement made
+   * outside `begin()` while a transaction is open runs inside it: it would read uncommitted rows,
+   * and be rolled back with it. PostgreSQL: each op has its own pooled connection.
+   */
+  private turn: Promise<unknown> = Promise.resolve();
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.shared) return fn();
+    const r = this.turn.then(fn, fn);
+    this.turn = r.catch(() => {});
+    return r;
+  }
+
+  /** Statements outside a transaction (reads, and single-statement updates). */
+  private async read1<T>(fn: (q: Q) => Promise<T>): Promise<T> {
+    let r: T;
+    try {
+      r = await this.serial(() => fn(this.sql));
+    } catch (e) {
+      this.failed(e);
+    }
+    this.ok();
+    return r;
+  }
+
+  /**
+   * Runs `fn` as one transaction: all of it or none. What it pushes to `changes` is committed
+   * with it (changelog + NOTIFY on PostgreSQL) and then handed to {@link onCommit}.
+   */
+  private async tx<T>(fn: (q: Q, changes: Change[]) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const changes: Change[] = [];
+      try {
+        const run = async (q: Q) => {
+          const r = await fn(q, changes);
+          if (this.shared && changes.length) {
+            const json = JSON.stringify(changes);
+            // NOTIFY payloads stop at 8000 bytes: a large change is sent as its seq alone, and read back
+            const payload = json.length < 7000 ? json : "";
+            await q`WITH c AS (INSERT INTO changelog (mount, changes) VALUES (${this.mountId}, ${json}) RETURNING seq)
+                    SELECT pg_notify(${CHANNEL}, c.seq || ' ' || ${this.mountId} || ' ' || ${payload}) FROM c`;
+          }
+          return r;
+        };
+        const r = this.shared ? await this.sql.begin(run) : await this.serial(() => this.sql.begin(run));
+        this.ok();
+        return r;
+      } catch (e) {
+        if (RETRY_STATES.has((e as { errno?: string })?.errno ?? "") && attempt < RETRIES) {
+          await Bun.sleep(Math.random() * 2 * attempt);
+          continue;
+        }
+        this.failed(e);
+      }
+    }
+  }
+
+  private async row(q: Q, id: number): Promise<Inode> {
+    // times are nanoseconds: read them as text, a JS number would round them
+    const [r] = await q`SELECT id, mode, uid, gid, nlink, size, rdev, target, CAST(atime AS TEXT) AS atime, CAST(mtime AS TEXT) AS mtime, CAST(ctime AS TEXT) AS ctime,
+                        (SELECT count(*) FROM block WHERE ino = inode.id) AS blocks FROM inode WHERE id = ${id}`;
+    if (!r) fail("ENOENT", `inode ${id} does not exist`);
+    return {
+      id: Number(r.id), mode: Number(r.mode), uid: Number(r.uid), gid: Number(r.gid), nlink: Number(r.nlink), size: Number(r.size), rdev: Number(r.rdev),
+      atime: BigInt(r.atime), mtime: BigInt(r.mtime), ctime: BigInt(r.ctime), target: r.target === null ? null : nameFromBytes(r.target), blocks: Number(r.blocks),
+    };
+  }
+
+  private async childOf(q: Q, parent: number, name: Buffer): Promise<number | undefined> {
+    const [r] = await q`SELECT child FROM dirent WHERE parent = ${parent} AND name = ${name}`;
+    return r ? Number(r.child) : undefined;
+  }
+
+  /**
+   * PostgreSQL: locks the inode rows `ids` until the transaction ends, lowest id first (a cycle
+   * with another transaction is a deadlock, which PostgreSQL breaks and tx() retries). SQLite
+   * runs one transaction at a time anyway.
+   */
+  private async lock(q: Q, ...ids: number[]): Promise<void> {
+    if (!this.shared) return;
+    for (const id of [...new Set(ids)].sort((a, b) => a - b)) await q`SELECT 1 FROM inode WHERE id = ${id} FOR UPDATE`;
+  }
+
+  private async purge(q: Q, id: number): Promise<void> {
+    await q`DELETE FROM block WHERE ino = ${id}`;
+    await q`DELETE FROM xattr WHERE ino = ${id}`;
+    await q`DELETE FROM inode WHERE id = ${id}`;
+  }
+
+  /** Parent's times and size after an entry was added (+1) or removed (-1). */
+  private async dirChanged(q: Q, dir: number, entries: number, t: bigint, changes: Change[]): Promise<void> {
+    await q`UPDATE inode SET size = size + ${entries * DIRENT_SIZE}, mtime = ${t}, ctime = ${t} WHERE id = ${dir}`;
+    changes.push(["p", dir, 0, 0]);
+  }
+
+  /** The mount ids of other live mounts of a shared database (their connections' application_name). */
+  private async others(q: Q): Promise<string[]> {
+    const rows = await q`SELECT DISTINCT substr(application_name, 7) AS mount FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'sqlfs %'`;
+    return rows.map((r: { mount: string }) => r.mount).filter((m: string) => m !== this.mountId);
+  }
+
+  /**
+   * Frees orphans: nodes with no name left that no kernel holds any more (their daemon stopped
+   * before it forgot them). Only when nothing else serves the database: at a mount's first setup
+   * (not on a hot reload: the kernel still holds them) when no other mount is connected, and in
+   * check.ts. Returns how many were freed.
+   */
+  async freeOrphans(): Promise<number> {
+    return this.tx(async (q) => {
+      if (this.shared) {
+        if ((await this.others(q)).length) return 0;
+        await q`DELETE FROM hold`;
+      }
+      const ids = await q`SELECT id FROM inode WHERE nlink = 0`;
+      for (const { id } of ids) await this.purge(q, Number(id));
       return ids.length;
     });
   }
 
-  close(): void {
-    this.db.close();
+  /**
+   * This mount opened `id` (first open here): its data stays while it is open, even without names.
+   * While the database is unreachable the open still succeeds (the kernel may serve it from its
+   * cache; no other mount can unlink anything then either): the hold is written when it is back.
+   */
+  async hold(id: number): Promise<void> {
+    if (this.shared) await this.holdOrLater(id, true);
+  }
+  /** This mount closed `id` (last close here). */
+  async unhold(id: number): Promise<void> {
+    if (this.shared) await this.holdOrLater(id, false);
+  }
+  /** Holds (true) and releases (false) still to be written, by inode. */
+  private readonly pendingHolds = new Map<number, boolean>();
+  private async holdOrLater(id: number, held: boolean): Promise<void> {
+    this.pendingHolds.delete(id);
+    try {
+      await this.read1((q) => (held ? q`INSERT INTO hold (mount, ino) VALUES (${this.mountId}, ${id}) ON CONFLICT DO NOTHING` : q`DELETE FROM hold WHERE mount = ${this.mountId} AND ino = ${id}`));
+    } catch (e) {
+      if (!(e instanceof FuseError) || e.code !== "EIO") throw e;
+      this.pendingHolds.set(id, held);
+    }
+  }
+  private flushHolds(): void {
+    const todo = [...this.pendingHolds];
+    this.pendingHolds.clear();
+    for (const [id, held] of todo) void this.holdOrLater(id, held);
   }
 
-  /** Runs `fn` as one transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK when it throws). */
-  private tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+  stat(id: number): Promise<Inode> {
+    return this.read1((q) => this.row(q, id));
   }
 
-  private row(id: number): Inode {
-    // times are nanoseconds: read them as text, a JS number would round them
-    const r = this.db
-      .query("SELECT id, mode, uid, gid, nlink, size, rdev, target, CAST(atime AS TEXT) AS atime, CAST(mtime AS TEXT) AS mtime, CAST(ctime AS TEXT) AS ctime FROM inode WHERE id = ?")
-      .get(id) as (Omit<Inode, "atime" | "mtime" | "ctime"> & { atime: string; mtime: string; ctime: string }) | null;
+  async lookup(parent: number, name: string): Promise<number | undefined> {
+    const key = nameKey(name);
+    return this.read1((q) => this.childOf(q, parent, key));
+  }
+
+  async readlink(id: number): Promise<string> {
+    const [r] = await this.read1((q) => q`SELECT target FROM inode WHERE id = ${id}`);
     if (!r) fail("ENOENT", `inode ${id} does not exist`);
-    return { ...r, atime: BigInt(r.atime), mtime: BigInt(r.mtime), ctime: BigInt(r.ctime) };
+    if (r.target === null) fail("EINVAL", "not a symlink");
+    return nameFromBytes(r.target);
   }
 
-  private touch(id: number, what: "m" | "c" | "mc", t = nowNs()): void {
-    const set = what === "c" ? "ctime = ?1" : what === "m" ? "mtime = ?1" : "mtime = ?1, ctime = ?1";
-    this.db.query(`UPDATE inode SET ${set} WHERE id = ?2`).run(t, id);
-  }
-
-  /** An access: atime only (the mount's atime mode decided it; ctime stays). */
-  accessed(id: number, atime: { sec: number; nsec: number }): void {
-    this.db.query("UPDATE inode SET atime = ? WHERE id = ?").run(BigInt(atime.sec) * 1_000_000_000n + BigInt(atime.nsec), id);
-  }
-
-  private childOf(parent: number, name: string): number | undefined {
-    return (this.db.query("SELECT child FROM dirent WHERE parent = ? AND name = ?").get(parent, name) as { child: number } | null)?.child;
-  }
-
-  private purge(id: number): void {
-    this.db.query("DELETE FROM block WHERE ino = ?").run(id);
-    this.db.query("DELETE FROM xattr WHERE ino = ?").run(id);
-    this.db.query("DELETE FROM inode WHERE id = ?").run(id);
-  }
-
-  stat(id: number): Inode {
-    return this.row(id);
+  /** An access: atime only (the tree layer decided it by the mount's atime mode; ctime stays). */
+  async touchAtime(id: number, atime: { sec: number; nsec: number }): Promise<void> {
+    await this.read1((q) => q`UPDATE inode SET atime = ${ns(atime)} WHERE id = ${id}`);
   }
 
   /** Inode `id` if it still has a name (export support: a file handle's node), else undefined. */
-  linked(id: number): number | undefined {
-    return this.db.query("SELECT 1 FROM inode WHERE id = ? AND nlink > 0").get(id) ? id : undefined;
+  async linked(id: number): Promise<number | undefined> {
+    const [r] = await this.read1((q) => q`SELECT 1 AS one FROM inode WHERE id = ${id} AND nlink > 0`);
+    return r ? id : undefined;
   }
 
   /** The directory holding directory `id` (a directory has one entry; the root is its own). */
-  parentOf(id: number): number {
+  async parentOf(id: number): Promise<number> {
     if (id === 1) return 1;
-    const r = this.db.query("SELECT parent FROM dirent WHERE child = ?").get(id) as { parent: number } | null;
+    const [r] = await this.read1((q) => q`SELECT parent FROM dirent WHERE child = ${id}`);
     if (!r) fail("ENOENT", `directory ${id} has no entry`);
-    return r.parent;
+    return Number(r.parent);
   }
 
-  lookup(parent: number, name: string): number | undefined {
-    return this.childOf(parent, name);
-  }
-
-  list(dir: number): [string, number][] {
-    const rows = this.db.query("SELECT name, child FROM dirent WHERE parent = ? ORDER BY name").values(dir) as [string, number][];
-    return rows;
+  async list(dir: number): Promise<[string, number][]> {
+    const rows = await this.read1((q) => q`SELECT name, child FROM dirent WHERE parent = ${dir} ORDER BY name`.values());
+    return (rows as [Uint8Array, number | string][]).map(([name, child]) => [nameFromBytes(name), Number(child)]);
   }
 
   /** A new node named `name` in `parent` (any type; `target` for symlinks). */
-  make(parent: number, name: string, mode: number, uid: number, gid: number, rdev = 0, target: string | null = null): number {
-    return this.tx(() => {
-      const p = this.row(parent);
-      if (this.childOf(parent, name) !== undefined) fail("EEXIST");
-      const isDir = (mode & S_IFMT) === S_IFDIR;
+  make(parent: number, name: string, mode: number, uid: number, gid: number, rdev = 0, target: string | null = null): Promise<number> {
+    const key = nameKey(name);
+    return this.tx(async (q, changes) => {
+      await this.lock(q, parent);
+      const p = await this.row(q, parent);
+      if (!isDirMode(p.mode) || p.nlink === 0) fail("ENOENT", `directory ${parent} is gone`);
+      if ((await this.childOf(q, parent, key)) !== undefined) fail("EEXIST");
+      const isDir = isDirMode(mode);
       // a setgid directory hands its group down (and its setgid bit to subdirectories)
       if (p.mode & S_ISGID) {
         gid = p.gid;
         if (isDir) mode |= S_ISGID;
       }
       const t = nowNs();
-      const size = target === null ? 0 : Buffer.byteLength(target);
-      const { id } = this.db
-        .query("INSERT INTO inode (mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id")
-        .get(mode, uid, gid, isDir ? 2 : 1, size, rdev, t, t, t, target) as { id: number };
-      this.db.query("INSERT INTO dirent (parent, name, child) VALUES (?, ?, ?)").run(parent, name, id);
-      if (isDir) this.db.query("UPDATE inode SET nlink = nlink + 1 WHERE id = ?").run(parent);
-      this.touch(parent, "mc", t);
-      return id;
+      const bytes = target === null ? null : nameToBytes(target);
+      const size = bytes ? bytes.length : isDir ? 2 * DIRENT_SIZE : 0;
+      const [{ id }] = await q`INSERT INTO inode (mode, uid, gid, nlink, size, rdev, atime, mtime, ctime, target)
+                               VALUES (${mode}, ${uid}, ${gid}, ${isDir ? 2 : 1}, ${size}, ${rdev}, ${t}, ${t}, ${t}, ${bytes}) RETURNING id`;
+      await q`INSERT INTO dirent (parent, name, child) VALUES (${parent}, ${key}, ${id})`;
+      if (isDir) await q`UPDATE inode SET nlink = nlink + 1 WHERE id = ${parent}`;
+      await this.dirChanged(q, parent, 1, t, changes);
+      changes.push(["e", parent, name]);
+      return Number(id);
     });
   }
 
-  link(id: number, parent: number, name: string): void {
-    this.tx(() => {
-      if (this.childOf(parent, name) !== undefined) fail("EEXIST");
-      this.db.query("INSERT INTO dirent (parent, name, child) VALUES (?, ?, ?)").run(parent, name, id);
-      this.db.query("UPDATE inode SET nlink = nlink + 1 WHERE id = ?").run(id);
+  link(id: number, parent: number, name: string): Promise<void> {
+    const key = nameKey(name);
+    return this.tx(async (q, changes) => {
+      await this.lock(q, id, parent);
+      const n = await this.row(q, id);
+      if (n.nlink === 0) fail("ENOENT", "the file has no name left");
+      if ((await this.childOf(q, parent, key)) !== undefined) fail("EEXIST");
+      await q`INSERT INTO dirent (parent, name, child) VALUES (${parent}, ${key}, ${id})`;
       const t = nowNs();
-      this.touch(id, "c", t);
-      this.touch(parent, "mc", t);
+      await q`UPDATE inode SET nlink = nlink + 1, ctime = ${t} WHERE id = ${id}`;
+      await this.dirChanged(q, parent, 1, t, changes);
+      changes.push(["e", parent, name], ["a", id]);
     });
   }
 
   /** Drops one name of `child`; a directory loses its "." and its parent's ".." link too. */
-  private dropName(parent: number, name: string, child: number, t: bigint): void {
-    const c = this.row(child);
-    this.db.query("DELETE FROM dirent WHERE parent = ? AND name = ?").run(parent, name);
-    if ((c.mode & S_IFMT) === S_IFDIR) {
-      this.db.query("UPDATE inode SET nlink = 0, ctime = ? WHERE id = ?").run(t, child);
-      this.db.query("UPDATE inode SET nlink = nlink - 1 WHERE id = ?").run(parent);
-    } else this.db.query("UPDATE inode SET nlink = nlink - 1, ctime = ? WHERE id = ?").run(t, child);
+  private async dropName(q: Q, parent: number, key: Buffer, name: string, c: Inode, t: bigint, changes: Change[]): Promise<void> {
+    await q`DELETE FROM dirent WHERE parent = ${parent} AND name = ${key}`;
+    if (isDirMode(c.mode)) {
+      await q`UPDATE inode SET nlink = 0, ctime = ${t} WHERE id = ${c.id}`;
+      await q`UPDATE inode SET nlink = nlink - 1 WHERE id = ${parent}`;
+    } else await q`UPDATE inode SET nlink = nlink - 1, ctime = ${t} WHERE id = ${c.id}`;
+    changes.push(["d", parent, c.id, name], ["a", c.id]);
     // data stays until the kernel forgets the node (it may still be open): see forgotten()
   }
 
-  remove(parent: number, name: string, dir: boolean): void {
-    this.tx(() => {
-      const child = this.childOf(parent, name) ?? fail("ENOENT");
-      const isDir = (this.row(child).mode & S_IFMT) === S_IFDIR;
-      if (dir && !isDir) fail("ENOTDIR");
-      if (!dir && isDir) fail("EISDIR");
-      if (isDir && this.db.query("SELECT 1 FROM dirent WHERE parent = ? LIMIT 1").get(child)) fail("ENOTEMPTY");
+  private async empty(q: Q, dir: number): Promise<boolean> {
+    return (await q`SELECT 1 FROM dirent WHERE parent = ${dir} LIMIT 1`).length === 0;
+  }
+
+  remove(parent: number, name: string, dir: boolean): Promise<void> {
+    const key = nameKey(name);
+    return this.tx(async (q, changes) => {
+      await this.lock(q, parent); // its entries cannot change now
+      const child = (await this.childOf(q, parent, key)) ?? fail("ENOENT");
+      await this.lock(q, child);
+      const c = await this.row(q, child);
+      if (dir && !isDirMode(c.mode)) fail("ENOTDIR");
+      if (!dir && isDirMode(c.mode)) fail("EISDIR");
+      if (dir && !(await this.empty(q, child))) fail("ENOTEMPTY");
       const t = nowNs();
-      this.dropName(parent, name, child, t);
-      this.touch(parent, "mc", t);
+      await this.dropName(q, parent, key, name, c, t, changes);
+      await this.dirChanged(q, parent, -1, t, changes);
     });
   }
 
-  rename(parent: number, name: string, newParent: number, newName: string, flags: number): void {
-    this.tx(() => {
+  /** Whether directory `dir` is `anc` or lies under it (a rename must not make a loop). */
+  private async under(q: Q, dir: number, anc: number): Promise<boolean> {
+    // the kernel checks this against its own view; another mount may have moved things since
+    for (let d = dir, hops = 0; hops < 100_000; hops++) {
+      if (d === anc) return true;
+      if (d === 1) return false;
+      const [r] = await q`SELECT parent FROM dirent WHERE child = ${d} LIMIT 1`;
+      if (!r) return false;
+      d = Number(r.parent);
+    }
+    return true;
+  }
+
+  rename(parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void> {
+    const key = nameKey(name), newKey = nameKey(newName);
+    return this.tx(async (q, changes) => {
       if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) fail("EINVAL", "RENAME_WHITEOUT is not supported");
-      const src = this.childOf(parent, name) ?? fail("ENOENT");
-      const dst = this.childOf(newParent, newName);
-      const isDir = (id: number) => (this.row(id).mode & S_IFMT) === S_IFDIR;
+      // moves between directories take one lock for the whole tree first (the VFS's
+      // s_vfs_rename_mutex): two of them at once could otherwise each pass the loop check
+      if (this.shared && parent !== newParent) await q`SELECT pg_advisory_xact_lock(7462)`;
+      await this.lock(q, parent, newParent);
+      const src = (await this.childOf(q, parent, key)) ?? fail("ENOENT");
+      const dst = await this.childOf(q, newParent, newKey);
+      await this.lock(q, src, ...(dst === undefined ? [] : [dst]));
+      const s = await this.row(q, src);
+      const d = dst === undefined ? undefined : await this.row(q, dst);
       const t = nowNs();
-      const move = (id: number, from: number, to: number) => {
-        if (from !== to && isDir(id)) {
-          this.db.query("UPDATE inode SET nlink = nlink - 1 WHERE id = ?").run(from);
-          this.db.query("UPDATE inode SET nlink = nlink + 1 WHERE id = ?").run(to);
+      const move = async (n: Inode, from: number, to: number) => {
+        if (from !== to && isDirMode(n.mode)) {
+          if (await this.under(q, to, n.id)) fail("EINVAL", "a directory cannot move under itself");
+          await q`UPDATE inode SET nlink = nlink - 1 WHERE id = ${from}`;
+          await q`UPDATE inode SET nlink = nlink + 1 WHERE id = ${to}`;
         }
-        this.touch(id, "c", t);
+        await q`UPDATE inode SET ctime = ${t} WHERE id = ${n.id}`;
+        changes.push(["a", n.id]);
       };
       if (flags & RENAME_EXCHANGE) {
-        if (dst === undefined) fail("ENOENT");
-        this.db.query("UPDATE dirent SET child = ? WHERE parent = ? AND name = ?").run(dst, parent, name);
-        this.db.query("UPDATE dirent SET child = ? WHERE parent = ? AND name = ?").run(src, newParent, newName);
-        move(src, parent, newParent);
-        move(dst, newParent, parent);
-      } else {
-        if (dst === src) return; // two names of one file: rename(2) does nothing
-        if (dst !== undefined) {
-          if (flags & RENAME_NOREPLACE) fail("EEXIST");
-          if (isDir(src) && !isDir(dst)) fail("ENOTDIR");
-          if (!isDir(src) && isDir(dst)) fail("EISDIR");
-          if (isDir(dst) && this.db.query("SELECT 1 FROM dirent WHERE parent = ? LIMIT 1").get(dst)) fail("ENOTEMPTY");
-          this.dropName(newParent, newName, dst, t);
-        }
-        this.db.query("DELETE FROM dirent WHERE parent = ? AND name = ?").run(parent, name);
-        this.db.query("INSERT INTO dirent (parent, name, child) VALUES (?, ?, ?)").run(newParent, newName, src);
-        move(src, parent, newParent);
+        if (d === undefined) fail("ENOENT");
+        if (src === dst) return;
+        await q`UPDATE dirent SET child = ${dst} WHERE parent = ${parent} AND name = ${key}`;
+        await q`UPDATE dirent SET child = ${src} WHERE parent = ${newParent} AND name = ${newKey}`;
+        await move(s, parent, newParent);
+        await move(d, newParent, parent);
+        await this.dirChanged(q, parent, 0, t, changes);
+        if (newParent !== parent) await this.dirChanged(q, newParent, 0, t, changes);
+        changes.push(["e", parent, name], ["e", newParent, newName]);
+        return;
       }
-      this.touch(parent, "mc", t);
-      if (newParent !== parent) this.touch(newParent, "mc", t);
+      if (dst === src) return; // two names of one file: rename(2) does nothing
+      if (d !== undefined) {
+        if (flags & RENAME_NOREPLACE) fail("EEXIST");
+        if (isDirMode(s.mode) && !isDirMode(d.mode)) fail("ENOTDIR");
+        if (!isDirMode(s.mode) && isDirMode(d.mode)) fail("EISDIR");
+        if (isDirMode(d.mode) && !(await this.empty(q, dst!))) fail("ENOTEMPTY");
+        await this.dropName(q, newParent, newKey, newName, d, t, changes);
+      }
+      await q`DELETE FROM dirent WHERE parent = ${parent} AND name = ${key}`;
+      await q`INSERT INTO dirent (parent, name, child) VALUES (${newParent}, ${newKey}, ${src})`;
+      await move(s, parent, newParent);
+      await this.dirChanged(q, parent, -1, t, changes);
+      await this.dirChanged(q, newParent, d === undefined ? 1 : 0, t, changes);
+      // the old name is gone (an entry to invalidate, not a deleted node), the new one is new
+      changes.push(["e", parent, name], ["e", newParent, newName]);
     });
   }
 
-  setattr(id: number, ch: Changes): void {
-    this.tx(() => {
-      const n = this.row(id);
+  setattr(id: number, ch: Changes): Promise<void> {
+    return this.tx(async (q, changes) => {
+      await this.lock(q, id);
+      const n = await this.row(q, id);
       const t = nowNs();
-      if (ch.mode !== undefined) this.db.query("UPDATE inode SET mode = ? WHERE id = ?").run((n.mode & S_IFMT) | ch.mode, id);
-      if (ch.uid !== undefined) this.db.query("UPDATE inode SET uid = ? WHERE id = ?").run(ch.uid, id);
-      if (ch.gid !== undefined) this.db.query("UPDATE inode SET gid = ? WHERE id = ?").run(ch.gid, id);
-      if (ch.size !== undefined) this.truncate(n, ch.size, t);
-      const ns = (ts: { sec: number; nsec: number }) => BigInt(ts.sec) * 1_000_000_000n + BigInt(ts.nsec);
-      if (ch.atime) this.db.query("UPDATE inode SET atime = ? WHERE id = ?").run(ns(ch.atime), id);
-      if (ch.mtime) this.db.query("UPDATE inode SET mtime = ? WHERE id = ?").run(ns(ch.mtime), id);
-      this.db.query("UPDATE inode SET ctime = ? WHERE id = ?").run(ch.ctime ? ns(ch.ctime) : t, id);
+      let changed = false;
+      if (ch.size !== undefined) {
+        // as tmpfs (shmem_setattr): a new size stamps mtime and ctime, and so does the same size
+        // when the file holds data; truncating an empty file to 0 changes nothing
+        const stamps = ch.size !== n.size || n.blocks > 0;
+        await this.truncate(q, n, ch.size, stamps ? t : undefined);
+        changed ||= stamps;
+      }
+      if (ch.mode !== undefined) await q`UPDATE inode SET mode = ${(n.mode & S_IFMT) | ch.mode} WHERE id = ${id}`;
+      if (ch.uid !== undefined) await q`UPDATE inode SET uid = ${ch.uid} WHERE id = ${id}`;
+      if (ch.gid !== undefined) await q`UPDATE inode SET gid = ${ch.gid} WHERE id = ${id}`;
+      if (ch.atime) await q`UPDATE inode SET atime = ${ns(ch.atime)} WHERE id = ${id}`;
+      if (ch.mtime) await q`UPDATE inode SET mtime = ${ns(ch.mtime)} WHERE id = ${id}`;
+      changed ||= ch.mode !== undefined || ch.uid !== undefined || ch.gid !== undefined || ch.atime !== undefined || ch.mtime !== undefined;
+      // any change stamps ctime, and so does an empty request (chown(f, -1, -1))
+      if (ch.ctime || changed || ch.size === undefined) await q`UPDATE inode SET ctime = ${ch.ctime ? ns(ch.ctime) : t} WHERE id = ${id}`;
+      changes.push(ch.size !== undefined ? ["p", id, Math.min(ch.size, n.size), 0] : ["a", id]);
     });
   }
 
-  private truncate(n: Inode, size: number, t: bigint): void {
+  private async truncate(q: Q, n: Inode, size: number, t: bigint | undefined): Promise<void> {
     const keep = Math.ceil(size / BLOCK);
-    this.db.query("DELETE FROM block WHERE ino = ? AND idx >= ?").run(n.id, keep);
+    await q`DELETE FROM block WHERE ino = ${n.id} AND idx >= ${keep}`;
     const tail = size % BLOCK;
     if (tail && size < n.size) {
-      const last = this.db.query("SELECT data FROM block WHERE ino = ? AND idx = ?").get(n.id, keep - 1) as { data: Uint8Array } | null;
-      if (last && last.data.length > tail) this.db.query("UPDATE block SET data = ? WHERE ino = ? AND idx = ?").run(last.data.subarray(0, tail), n.id, keep - 1);
+      const [last] = await q`SELECT data FROM block WHERE ino = ${n.id} AND idx = ${keep - 1}`;
+      if (last && last.data.length > tail) await q`UPDATE block SET data = ${last.data.subarray(0, tail)} WHERE ino = ${n.id} AND idx = ${keep - 1}`;
     }
-    this.db.query("UPDATE inode SET size = ?, mtime = ?, ctime = ? WHERE id = ?").run(size, t, t, n.id);
+    if (t === undefined) await q`UPDATE inode SET size = ${size} WHERE id = ${n.id}`;
+    else await q`UPDATE inode SET size = ${size}, mtime = ${t}, ctime = ${t} WHERE id = ${n.id}`;
   }
 
-  read(id: number, offset: number, size: number): Uint8Array {
-    const n = this.row(id);
-    const end = Math.min(n.size, offset + size);
+  async read(id: number, offset: number, size: number): Promise<Uint8Array> {
+    const first = Math.floor(offset / BLOCK), last = Math.floor((offset + size - 1) / BLOCK);
+    // one statement: the size and the blocks come from one snapshot
+    const rows = await this.read1(
+      (q) => q`SELECT i.size, b.idx, b.data
+               FROM inode i LEFT JOIN block b ON b.ino = i.id AND b.idx >= ${first} AND b.idx <= ${last} WHERE i.id = ${id}`,
+    );
+    if (!rows.length) fail("ENOENT", `inode ${id} does not exist`);
+    const end = Math.min(Number(rows[0].size), offset + size);
     if (end <= offset) return new Uint8Array(0);
     const out = new Uint8Array(end - offset); // holes read as zeros
-    const rows = this.db.query("SELECT idx, data FROM block WHERE ino = ? AND idx >= ? AND idx <= ?").all(id, Math.floor(offset / BLOCK), Math.floor((end - 1) / BLOCK)) as { idx: number; data: Uint8Array }[];
     for (const { idx, data } of rows) {
-      const start = idx * BLOCK;
+      if (data === null) continue;
+      const start = Number(idx) * BLOCK;
       const from = Math.max(offset, start), to = Math.min(end, start + data.length);
       if (to > from) out.set(data.subarray(from - start, to - start), from - offset);
     }
     return out;
   }
 
-  write(id: number, offset: number, data: Uint8Array): number {
-    return this.tx(() => {
-      this.row(id);
-      const end = offset + data.length;
-      const get = this.db.query("SELECT data FROM block WHERE ino = ? AND idx = ?");
-      const put = this.db.query("INSERT OR REPLACE INTO block (ino, idx, data) VALUES (?, ?, ?)");
-      for (let idx = Math.floor(offset / BLOCK); idx * BLOCK < end; idx++) {
+  write(id: number, offset: number, data: Uint8Array): Promise<number> {
+    const copy = data.slice(); // the request's buffer is valid only until the first await
+    return this.tx(async (q, changes) => {
+      await this.lock(q, id);
+      await this.row(q, id);
+      const end = offset + copy.length;
+      const first = Math.floor(offset / BLOCK), last = Math.floor((end - 1) / BLOCK);
+      const old = new Map<number, Uint8Array>();
+      // only the first and last blocks can be partly overwritten
+      for (const r of await q`SELECT idx, data FROM block WHERE ino = ${id} AND (idx = ${first} OR idx = ${last})`) old.set(Number(r.idx), r.data);
+      const rows: { ino: number; idx: number; data: Uint8Array }[] = [];
+      for (let idx = first; idx <= last; idx++) {
         const start = idx * BLOCK;
         const from = Math.max(offset, start), to = Math.min(end, start + BLOCK);
-        const old = (get.get(id, idx) as { data: Uint8Array } | null)?.data;
-        const block = new Uint8Array(Math.max(to - start, old?.length ?? 0)); // short tail: the rest is a hole
-        if (old) block.set(old);
-        block.set(data.subarray(from - offset, to - offset), from - start);
-        put.run(id, idx, block);
+        const prev = old.get(idx);
+        const block = new Uint8Array(Math.max(to - start, prev?.length ?? 0)); // short tail: the rest is a hole
+        if (prev) block.set(prev);
+        block.set(copy.subarray(from - offset, to - offset), from - start);
+        rows.push({ ino: id, idx, data: block });
       }
+      // one statement for all the blocks (a write is at most max_write, 1 MiB: 256 rows)
+      await q`INSERT INTO block ${q(rows)} ON CONFLICT (ino, idx) DO UPDATE SET data = excluded.data`;
       const t = nowNs();
-      this.db.query("UPDATE inode SET size = max(size, ?), mtime = ?, ctime = ? WHERE id = ?").run(end, t, t, id);
-      return data.length;
+      await q`UPDATE inode SET size = CASE WHEN size > ${end} THEN size ELSE ${end} END, mtime = ${t}, ctime = ${t} WHERE id = ${id}`;
+      changes.push(["p", id, offset, copy.length]);
+      return copy.length;
     });
   }
 
-  getxattr(id: number, name: string): Uint8Array | undefined {
-    return (this.db.query("SELECT value FROM xattr WHERE ino = ? AND name = ?").get(id, name) as { value: Uint8Array } | null)?.value;
+  /** SEEK_DATA / SEEK_HOLE: stored blocks are data, missing ones holes. */
+  async seek(id: number, offset: number, whence: number): Promise<number> {
+    const start = Math.floor(offset / BLOCK);
+    return this.read1(async (q) => {
+      const [n] = await q`SELECT size FROM inode WHERE id = ${id}`;
+      if (!n) fail("ENOENT");
+      const size = Number(n.size);
+      if (offset < 0 || offset >= size) fail("ENXIO");
+      if (whence === SEEK_DATA) {
+        const [b] = await q`SELECT min(idx) AS idx FROM block WHERE ino = ${id} AND idx >= ${start}`;
+        if (b.idx === null || Number(b.idx) * BLOCK >= size) fail("ENXIO");
+        return Math.max(offset, Number(b.idx) * BLOCK);
+      }
+      if (whence !== SEEK_HOLE) fail("EINVAL");
+      if ((await q`SELECT 1 FROM block WHERE ino = ${id} AND idx = ${start}`).length === 0) return offset;
+      // the first stored block at or after `start` whose successor is missing ends the data
+      const [h] = await q`SELECT min(b.idx) AS idx FROM block b WHERE b.ino = ${id} AND b.idx >= ${start}
+                          AND NOT EXISTS (SELECT 1 FROM block c WHERE c.ino = b.ino AND c.idx = b.idx + 1)`;
+      return Math.min(size, (Number(h.idx) + 1) * BLOCK);
+    });
   }
 
-  setxattr(id: number, name: string, value: Uint8Array, flags: number): void {
-    this.tx(() => {
-      const exists = this.getxattr(id, name) !== undefined;
+  async getxattr(id: number, name: string): Promise<Uint8Array | undefined> {
+    const key = xattrKey(name);
+    const [r] = await this.read1((q) => q`SELECT value FROM xattr WHERE ino = ${id} AND name = ${key}`);
+    return r?.value;
+  }
+
+  setxattr(id: number, name: string, value: Uint8Array, flags: number): Promise<void> {
+    const key = xattrKey(name), copy = value.slice();
+    return this.tx(async (q, changes) => {
+      await this.lock(q, id);
+      const exists = (await q`SELECT 1 FROM xattr WHERE ino = ${id} AND name = ${key}`).length > 0;
       if (flags & XATTR_CREATE && exists) fail("EEXIST");
       if (flags & XATTR_REPLACE && !exists) fail("ENODATA");
-      this.db.query("INSERT OR REPLACE INTO xattr (ino, name, value) VALUES (?, ?, ?)").run(id, name, value.slice());
-      this.touch(id, "c");
+      await q`INSERT INTO xattr (ino, name, value) VALUES (${id}, ${key}, ${copy}) ON CONFLICT (ino, name) DO UPDATE SET value = excluded.value`;
+      await q`UPDATE inode SET ctime = ${nowNs()} WHERE id = ${id}`;
+      changes.push(["a", id]);
     });
   }
 
-  listxattr(id: number): string[] {
-    return (this.db.query("SELECT name FROM xattr WHERE ino = ? ORDER BY name").values(id) as [string][]).map((r) => r[0]);
+  async listxattr(id: number): Promise<string[]> {
+    const rows = await this.read1((q) => q`SELECT name FROM xattr WHERE ino = ${id} ORDER BY name`.values());
+    return (rows as [Uint8Array][]).map((r) => nameFromBytes(r[0]));
   }
 
-  removexattr(id: number, name: string): void {
-    this.tx(() => {
-      if (this.db.query("DELETE FROM xattr WHERE ino = ? AND name = ?").run(id, name).changes === 0) fail("ENODATA");
-      this.touch(id, "c");
+  removexattr(id: number, name: string): Promise<void> {
+    const key = xattrKey(name);
+    return this.tx(async (q, changes) => {
+      await this.lock(q, id);
+      if ((await q`DELETE FROM xattr WHERE ino = ${id} AND name = ${key} RETURNING ino`).length === 0) fail("ENODATA");
+      await q`UPDATE inode SET ctime = ${nowNs()} WHERE id = ${id}`;
+      changes.push(["a", id]);
     });
   }
 
-  /** The kernel let go of `id` (no lookups, not open): free it if it has no name left. */
-  forgotten(id: number): void {
-    this.tx(() => {
-      const n = this.db.query("SELECT nlink FROM inode WHERE id = ?").get(id) as { nlink: number } | null;
-      if (n && n.nlink <= 0) this.purge(id);
+  /** The kernel let go of `id` (no lookups, not open): free it if it has no name left and no other live mount has it open. */
+  forgotten(id: number): Promise<void> {
+    return this.tx(async (q) => {
+      await this.lock(q, id);
+      const [n] = await q`SELECT nlink FROM inode WHERE id = ${id}`;
+      if (!n || Number(n.nlink) > 0) return;
+      if (this.shared) {
+        await q`DELETE FROM hold WHERE mount = ${this.mountId} AND ino = ${id}`;
+        const others = await this.others(q);
+        const held = await q`SELECT mount FROM hold WHERE ino = ${id}`;
+        // a hold of a mount that is gone (killed) does not count
+        if (held.some((h: { mount: string }) => others.includes(h.mount))) return;
+        await q`DELETE FROM hold WHERE ino = ${id}`;
+      }
+      await this.purge(q, id);
     });
   }
 
-  usage(): { blocks: number; files: number } {
-    const b = this.db.query("SELECT count(*) AS n FROM block").get() as { n: number };
-    const f = this.db.query("SELECT count(*) AS n FROM inode").get() as { n: number };
-    return { blocks: b.n, files: f.n };
+  async usage(): Promise<{ blocks: number; files: number }> {
+    const [r] = await this.read1((q) => q`SELECT (SELECT count(*) FROM block) AS blocks, (SELECT count(*) FROM inode) AS files`);
+    return { blocks: Number(r.blocks), files: Number(r.files) };
   }
 
-  /** `PRAGMA integrity_check` plus the filesystem's own invariants; [] when all hold. */
-  check(): string[] {
-    const problems = (this.db.query("PRAGMA integrity_check").values() as [string][]).map((r) => r[0]).filter((r) => r !== "ok");
-    const q = (sql: string, what: string) => {
-      for (const r of this.db.query(sql).all()) problems.push(`${what}: ${JSON.stringify(r)}`);
+  /** The changes committed after `seq` (PostgreSQL), oldest first, with the oldest seq kept. */
+  async changesSince(seq: number): Promise<{ oldest: number; rows: { seq: number; mount: string; changes: Change[] }[] }> {
+    const [o] = await this.read1((q) => q`SELECT COALESCE(min(seq), 0) AS oldest, COALESCE(max(seq), 0) AS newest FROM changelog`);
+    const rows = await this.read1((q) => q`SELECT seq, mount, changes FROM changelog WHERE seq > ${seq} ORDER BY seq`);
+    return { oldest: Number(o.oldest), rows: rows.map((r: { seq: string; mount: string; changes: string }) => ({ seq: Number(r.seq), mount: r.mount, changes: JSON.parse(r.changes) })) };
+  }
+
+  /** The newest seq in the changelog (where a new mount starts listening from). */
+  async lastSeq(): Promise<number> {
+    const [r] = await this.read1((q) => q`SELECT COALESCE(max(seq), 0) AS seq FROM changelog`);
+    return Number(r.seq);
+  }
+
+  /** Sends `payload` on the change channel outside any transaction (coherence.ts's liveness probe). */
+  async probe(payload: string): Promise<void> {
+    await this.read1((q) => q`SELECT pg_notify(${CHANNEL}, ${payload})`);
+  }
+
+  /** Drops changelog entries older than `seconds` (any mount may; they matter only to mounts that were away). */
+  async pruneChangelog(seconds: number): Promise<void> {
+    await this.read1((q) => q`DELETE FROM changelog WHERE at < now() - make_interval(secs => ${seconds})`);
+  }
+
+  /** Integrity checks (the database's own, then the filesystem's invariants); [] when all hold. */
+  async check(): Promise<string[]> {
+    const problems: string[] = [];
+    if (!this.shared) {
+      for (const [r] of (await this.sql.unsafe("PRAGMA integrity_check").values()) as [string][]) if (r !== "ok") problems.push(r);
+    }
+    const q = async (query: string, what: string) => {
+      for (const r of await this.sql.unsafe(query)) problems.push(`${what}: ${JSON.stringify(r, (_k, v) => (typeof v === "bigint" ? String(v) : v))}`);
     };
-    q("SELECT d.parent, d.name, d.child FROM dirent d LEFT JOIN inode i ON i.id = d.child WHERE i.id IS NULL", "entry to a missing inode");
-    q(`SELECT i.id, i.nlink, (SELECT count(*) FROM dirent WHERE child = i.id) AS names FROM inode i
-       WHERE (i.mode & ${S_IFMT}) != ${S_IFDIR} AND i.nlink != (SELECT count(*) FROM dirent WHERE child = i.id)`, "nlink differs from the names");
-    q(`SELECT i.id, i.nlink FROM inode i WHERE (i.mode & ${S_IFMT}) = ${S_IFDIR} AND i.nlink > 0
-       AND i.nlink != 2 + (SELECT count(*) FROM dirent d JOIN inode c ON c.id = d.child WHERE d.parent = i.id AND (c.mode & ${S_IFMT}) = ${S_IFDIR})`, "directory nlink");
-    q(`SELECT b.ino, b.idx FROM block b JOIN inode i ON i.id = b.ino WHERE b.idx * ${BLOCK} >= i.size`, "block beyond the end of file");
-    q(`SELECT id, size, length(target) FROM inode WHERE (mode & ${S_IFMT}) = ${S_IFLNK} AND target IS NULL`, "symlink without target");
+    await q("SELECT d.parent, d.child FROM dirent d LEFT JOIN inode i ON i.id = d.child WHERE i.id IS NULL", "entry to a missing inode");
+    await q(`SELECT i.id, i.nlink, (SELECT count(*) FROM dirent WHERE child = i.id) AS names FROM inode i
+             WHERE (i.mode & ${S_IFMT}) != ${S_IFDIR} AND i.nlink != (SELECT count(*) FROM dirent WHERE child = i.id)`, "nlink differs from the names");
+    await q(`SELECT i.id, i.nlink FROM inode i WHERE (i.mode & ${S_IFMT}) = ${S_IFDIR} AND i.nlink > 0
+             AND i.nlink != 2 + (SELECT count(*) FROM dirent d JOIN inode c ON c.id = d.child WHERE d.parent = i.id AND (c.mode & ${S_IFMT}) = ${S_IFDIR})`, "directory nlink");
+    await q(`SELECT i.id, i.size FROM inode i WHERE (i.mode & ${S_IFMT}) = ${S_IFDIR} AND i.nlink > 0
+             AND i.size != ${2 * DIRENT_SIZE} + ${DIRENT_SIZE} * (SELECT count(*) FROM dirent d WHERE d.parent = i.id)`, "directory size");
+    await q(`SELECT b.ino, b.idx FROM block b JOIN inode i ON i.id = b.ino WHERE b.idx * ${BLOCK} >= i.size`, "block beyond the end of file");
+    await q(`SELECT id, size FROM inode WHERE (mode & ${S_IFMT}) = ${S_IFLNK} AND target IS NULL`, "symlink without target");
     return problems;
   }
 }

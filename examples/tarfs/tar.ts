@@ -38,7 +38,7 @@ function dir(mtime: bigint, uid: number, gid: number): TarNode {
 }
 
 /** Parses `archive` into a tree; `name` is for error messages. */
-export function parseTar(archive: Uint8Array, name: string): TarNode {
+export function parseTar(archive: Uint8Array<ArrayBuffer>, name: string): TarNode {
   const b = archive[0] === 0x1f && archive[1] === 0x8b ? Bun.gunzipSync(archive) : archive;
   const uid = process.getuid?.() ?? 0, gid = process.getgid?.() ?? 0;
   const root = dir(BigInt(Date.now()) * 1_000_000n, uid, gid);

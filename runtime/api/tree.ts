@@ -23,6 +23,7 @@ import { RENAME_EXCHANGE } from "./types.ts";
 import { FuseError } from "./errno.ts";
 import { O_ACCMODE, O_EXCL, O_RDONLY, O_TRUNC, ROOT_ID, S_IFDIR, S_IFMT, S_IFREG } from "./constants.ts";
 import { atimeModeFor, atimeNeedsUpdate } from "./atime.ts";
+import { modeAfterKill } from "./privileges.ts";
 
 /** A point in time: a Date, milliseconds since the epoch (number), nanoseconds (bigint) or a Timespec. */
 export type Time = Date | number | bigint | Timespec;
@@ -47,7 +48,10 @@ export interface Stat {
   blksize?: number;
 }
 
-/** What `setattr` is asked to change; absent = unchanged. Times are resolved ("now" → the clock). */
+/**
+ * What `setattr` is asked to change; absent = unchanged. Times are resolved ("now" → the clock).
+ * It may be empty (chown(f, -1, -1)): then only ctime changes, to now.
+ */
 export interface Changes {
   /** Permission bits only (0o7777): the file type never changes. */
   mode?: number;
@@ -86,6 +90,11 @@ export interface Tree<N, H = unknown> {
   release?(node: N, handle: H, req: Request): void | Promise<void>;
   flush?(node: N, handle: H, req: Request): void | Promise<void>;
   fsync?(node: N, datasync: boolean, handle: H | undefined, req: Request): void | Promise<void>;
+  /**
+   * SEEK_DATA (3) / SEEK_HOLE (4): the next data / hole at or after `offset` (ENXIO past the end).
+   * Absent: the kernel treats the whole file as data (a sparse file is read in full).
+   */
+  lseek?(node: N, offset: number, whence: number, handle: H, req: Request): number | Promise<number>;
   /** Apply `changes`; the reply is `stat` afterwards. */
   setattr?(node: N, changes: Changes, req: Request): void | Promise<void>;
   /** A regular file (also used for mknod of S_IFREG). `mode` has the umask applied. */
@@ -129,6 +138,13 @@ export interface Tree<N, H = unknown> {
    * setattr of atime forgets it). `false`: atime is `stat`'s alone, whatever the mount's mode.
    */
   touchAtime?: ((node: N, atime: Timespec, req: Request) => void | Promise<void>) | false;
+  /**
+   * Let the layer clear setuid/setgid by the kernel's rule (FUSE_HANDLE_KILLPRIV_V2), through
+   * `setattr({ mode })`: on a write, truncate or chown by a caller without CAP_FSETID. Without it
+   * the kernel does it with a SETATTR of its own, and keeps S_ISGID of a file that is not
+   * group-executable even for a writer outside the file's group (unlike local filesystems).
+   */
+  killPrivileges?: boolean;
   statfs?(req: Request): Partial<StatFs> | Promise<Partial<StatFs>>;
   /**
    * The kernel no longer knows `node` (every lookup forgotten) and no file of it is open: a node
@@ -427,10 +443,22 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table, mount: Pick<PluginContext, 
     h.slot.opens--;
     drop(h.slot);
   };
-  const openFile = async (s: Slot, flags: number, req: Request): Promise<number> => {
+  /** The mode of `n` after the kernel's setuid/setgid kill rule, or undefined when it keeps both. */
+  const killedMode = async (n: N, req: Request, capable: boolean, st?: Stat): Promise<number | undefined> => {
+    st ??= await tree.stat(n, req);
+    const m = modeAfterKill(req, st.mode, st.gid ?? gid, capable);
+    return m === st.mode ? undefined : m & 0o7777;
+  };
+  const kill = async (n: N, req: Request) => {
+    const mode = await killedMode(n, req, false);
+    if (mode !== undefined) await need("setattr").call(tree, n, { mode }, req);
+  };
+  const openFile = async (s: Slot, flags: number, req: Request, killSuidgid = false): Promise<number> => {
     // atomic O_TRUNC is negotiated: the kernel leaves the truncation to us
     if ((flags & O_ACCMODE) !== O_RDONLY && tree.write === undefined) fail("EROFS");
-    if (flags & O_TRUNC) await need("setattr").call(tree, s.node as N, { size: 0 }, req);
+    // open(O_TRUNC) stamps mtime and ctime even on an empty file (do_truncate with ATTR_MTIME|ATTR_CTIME)
+    if (flags & O_TRUNC) await need("setattr").call(tree, s.node as N, { size: 0, mtime: now() }, req);
+    if (killSuidgid && tree.killPrivileges) await kill(s.node as N, req);
     const state = await tree.open?.(s.node as N, flags, req);
     return newFh({ slot: s, state, noatime: (flags & O_NOATIME) !== 0 });
   };
@@ -440,6 +468,7 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table, mount: Pick<PluginContext, 
 
   const exportable = tree.find !== undefined && tree.parent !== undefined;
   return {
+    killPrivileges: tree.killPrivileges === true,
     init: tree.init?.bind(tree),
     destroy: tree.destroy?.bind(tree),
     exportSupport: exportable,
@@ -479,7 +508,22 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table, mount: Pick<PluginContext, 
       if (ch.atime !== undefined) changes.atime = ch.atime === "now" ? now() : ch.atime;
       if (ch.mtime !== undefined) changes.mtime = ch.mtime === "now" ? now() : ch.mtime;
       if (ch.ctime !== undefined) changes.ctime = ch.ctime;
-      if (Object.keys(changes).length) await need("setattr").call(tree, n, changes, req);
+      // ftruncate: the kernel leaves the times to the server, and a truncate through a descriptor
+      // stamps them even at the same size (tmpfs, ext4); by path, only a new size does (the tree's call)
+      if (ch.size !== undefined && ch.fh !== undefined && changes.mtime === undefined) changes.mtime = now();
+      if (ch.killSuidgid && tree.killPrivileges && changes.mode === undefined) {
+        // judged on the file as it was (a chown's old group). An empty request (the kernel's
+        // file_remove_privs, or anyone's chown(f, -1, -1): FUSE cannot tell them apart) kills only
+        // for the owner, root or while the file is open, as tmpfs's ownership check would allow
+        const st = await tree.stat(n, req);
+        const empty = Object.keys(changes).length === 0;
+        if (!empty || req.uid === 0 || req.uid === (st.uid ?? uid) || s.opens > 0) {
+          const mode = await killedMode(n, req, ch.size === undefined && req.uid === 0, st);
+          if (mode !== undefined) changes.mode = mode;
+        }
+      }
+      // nothing to change still sets ctime (chown(f, -1, -1)): a tree without setattr is left alone
+      if (Object.keys(changes).length || tree.setattr) await need("setattr").call(tree, n, changes, req);
       if (changes.atime !== undefined) forgetAtime(s.key); // the tree's atime counts again
       return attr(s, await tree.stat(n, req));
     },
@@ -523,7 +567,7 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table, mount: Pick<PluginContext, 
       if (flags & RENAME_EXCHANGE) added(parent, name, to);
       added(newParent, newName, from);
     },
-    async create(req, parent, name, mode, flags): Promise<CreateReply> {
+    async create(req, parent, name, mode, flags, _umask, killSuidgid): Promise<CreateReply> {
       const dir = node(parent);
       let n: N, created = true;
       try {
@@ -543,7 +587,7 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table, mount: Pick<PluginContext, 
         const s = slotOf(n);
         // a new file is empty: O_TRUNC matters only for one that was there
         if (created) added(parent, name, s.key);
-        return { entry: e, fh: created ? newFh({ slot: s, state: await tree.open?.(n, flags & ~O_TRUNC, req), noatime: (flags & O_NOATIME) !== 0 }) : await openFile(s, flags, req) };
+        return { entry: e, fh: created ? newFh({ slot: s, state: await tree.open?.(n, flags & ~O_TRUNC, req), noatime: (flags & O_NOATIME) !== 0 }) : await openFile(s, flags, req, killSuidgid) };
       } catch (err) {
         const s = slotOf(n);
         s.lookups--; // the kernel never got the entry
@@ -551,8 +595,8 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table, mount: Pick<PluginContext, 
         throw err;
       }
     },
-    async open(req, ino, flags): Promise<OpenReply> {
-      return { fh: await openFile(slot(ino), flags, req) };
+    async open(req, ino, flags, killSuidgid): Promise<OpenReply> {
+      return { fh: await openFile(slot(ino), flags, req, killSuidgid) };
     },
     async read(req, _ino, fh, offset, size, dest) {
       const h = handle(fh);
@@ -563,8 +607,9 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table, mount: Pick<PluginContext, 
       dest.set(bytes.length > n ? bytes.subarray(0, n) : bytes);
       return n;
     },
-    async write(req, _ino, fh, offset, data) {
+    async write(req, _ino, fh, offset, data, _flags, killSuidgid) {
       const h = handle(fh);
+      if (killSuidgid && tree.killPrivileges) await kill(h.slot.node as N, req);
       return need("write").call(tree, h.slot.node as N, offset, data, h.state as H, req);
     },
     async flush(req, _ino, fh) {
@@ -582,6 +627,11 @@ function serveTree<N, H>(tree: Tree<N, H>, t: Table, mount: Pick<PluginContext, 
     async fsync(req, ino, fh, datasync) {
       await tree.fsync?.(node(ino), datasync, t.handles.get(fh)?.state as H | undefined, req);
     },
+    // only when the tree has it: ENOSYS makes the kernel stop asking and treat files as all data
+    lseek: tree.lseek && (async (req, _ino, fh, offset, whence) => {
+      const h = handle(fh);
+      return tree.lseek!(h.slot.node as N, offset, whence, h.state as H, req);
+    }),
     async opendir(_req, ino) {
       return { fh: newFh({ slot: slot(ino), state: undefined }) };
     },

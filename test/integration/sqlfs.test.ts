@@ -17,8 +17,8 @@ afterAll(cleanupAll);
 const PLUGIN = "./examples/sqlfs";
 const py = (code: string, ...args: string[]) => run(["python3", "-c", code, ...args], { timeoutMs: 20_000 });
 
-async function withSqlfs(transport: Transport, db: string, fn: (m: Mount) => Promise<void>): Promise<void> {
-  const m = await mountFs({ plugin: PLUGIN, transport, args: ["--db", db] });
+async function withSqlfs(transport: Transport, db: string, fn: (m: Mount) => Promise<void>, options?: string[]): Promise<void> {
+  const m = await mountFs({ plugin: PLUGIN, transport, options, args: ["--db", db] });
   try {
     await fn(m);
   } catch (e) {
@@ -79,12 +79,12 @@ for (const transport of transports()) {
         await check(db);
         await withSqlfs(transport, db, async (m) => {
           const p = (s: string) => join(m.dir, s);
-          expect((await readdir(m.dir)).sort()).toEqual(["big", "d", "fifo", "hard", "old", "sparse", "sym"]);
-          expect((await readdir(p("d"))).sort()).toEqual(["a.txt", "sub"]);
-          expect(await readFile(p("d/a.txt"), "utf8")).toBe("alpha\n");
           // times first: reading updates an atime older than mtime (relatime, the default)
           const b = await stat(p("big"), { bigint: true });
           expect(b.mtimeNs).toBe(BigInt(Date.parse("2002-03-04T05:06:07.891Z")) * 1_000_000n);
+          expect((await readdir(m.dir)).sort()).toEqual(["big", "d", "fifo", "hard", "old", "sparse", "sym"]);
+          expect((await readdir(p("d"))).sort()).toEqual(["a.txt", "sub"]);
+          expect(await readFile(p("d/a.txt"), "utf8")).toBe("alpha\n");
           expect(b.atimeNs).toBe(BigInt(Date.parse("2001-02-03T04:05:06.789Z")) * 1_000_000n);
           expect(sha256(new Uint8Array(await readFile(p("big"))))).toBe(sha256(big));
           expect((await stat(p("big"), { bigint: true })).atimeNs).toBeGreaterThan(b.mtimeNs);
@@ -195,10 +195,84 @@ for (const transport of transports()) {
         await check(db);
       });
     }, 120_000);
+    test("what furing check found: NAME_MAX, xattr namespaces, directory sizes, holes, st_blocks, relatime, O_NOATIME, chown -1 -1", async () => {
+      await withTempDir(async (tmp) => {
+        await withSqlfs(transport, join(tmp, "fs.db"), async (m) => {
+          const p = (s: string) => join(m.dir, s);
+          await expectErrno(writeFile(p("n".repeat(256)), "x"), "ENAMETOOLONG");
+          await expectErrno(mkdir(p("n".repeat(256))), "ENAMETOOLONG");
+          await writeFile(p("n".repeat(255)), "x"); // NAME_MAX itself is fine
+          await writeFile(p("f"), "x");
+          const x = await py(
+            `import os,sys
+f=sys.argv[1]
+for name in ("user.", "other.ns"):
+  try: os.removexattr(f, name); print("ok")
+  except OSError as e: print(e.errno)
+try: os.getxattr(f, "user.missing"); print("ok")
+except OSError as e: print(e.errno)`,
+            p("f"),
+          );
+          expect(x.stdout.trim().split("\n"), describeResult(x)).toEqual(["22", "95", "61"]); // EINVAL, EOPNOTSUPP, ENODATA
+          // a directory's size counts its entries as tmpfs does: 40 empty, 20 per entry
+          await mkdir(p("d"));
+          expect((await stat(p("d"))).size).toBe(40);
+          await writeFile(p("d/a"), "");
+          await mkdir(p("d/b"));
+          expect((await stat(p("d"))).size).toBe(80);
+          await rename(p("d/a"), p("a2"));
+          expect((await stat(p("d"))).size).toBe(60);
+          // holes: SEEK_DATA/SEEK_HOLE and st_blocks count only the blocks stored
+          const h = await py(
+            `import os,sys
+fd=os.open(sys.argv[1], os.O_CREAT|os.O_RDWR)
+os.pwrite(fd, b"x"*5000, 1<<20)
+print(os.lseek(fd, 0, os.SEEK_DATA), os.lseek(fd, (1<<20)+10, os.SEEK_HOLE), os.lseek(fd, 0, os.SEEK_HOLE), os.fstat(fd).st_blocks)
+os.close(fd)`,
+            p("sparse"),
+          );
+          expect(h.stdout.trim(), describeResult(h)).toBe(`${1 << 20} ${(1 << 20) + 5000} 0 16`);
+          // relatime: a read sets an atime older than mtime, once; O_NOATIME never
+          await utimes(p("f"), new Date(1_000_000), new Date(2_000_000));
+          const r = await py(`import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY|os.O_NOATIME); os.read(fd, 10); os.close(fd); print(os.stat(sys.argv[1]).st_atime)`, p("f"));
+          expect(r.stdout.trim(), describeResult(r)).toBe("1000.0");
+          await readFile(p("f"));
+          expect((await stat(p("f"))).atimeMs).toBeGreaterThan(Date.now() - 60_000);
+          // chown(f, -1, -1) changes nothing but ctime
+          const before = (await stat(p("f"), { bigint: true })).ctimeNs;
+          await Bun.sleep(5);
+          const c = await py(`import os,sys; os.chown(sys.argv[1], -1, -1)`, p("f"));
+          expect(c.code, describeResult(c)).toBe(0);
+          expect((await stat(p("f"), { bigint: true })).ctimeNs).toBeGreaterThan(before);
+          // truncation times, as tmpfs: open(O_TRUNC) and ftruncate stamp mtime even on an empty file,
+          // truncate(2) by path to the same size of an empty file does not
+          await writeFile(p("e"), "");
+          const t = await py(
+            `import os,sys
+f=sys.argv[1]
+def m(): return os.stat(f).st_mtime
+os.utime(f, (1000, 1000)); os.truncate(f, 0); a=m()
+os.close(os.open(f, os.O_WRONLY|os.O_TRUNC)); b=m()
+os.utime(f, (1000, 1000)); fd=os.open(f, os.O_WRONLY); os.ftruncate(fd, 0); os.close(fd); c=m()
+print(a == 1000, b > 1000, c > 1000)`,
+            p("e"),
+          );
+          expect(t.stdout.trim(), describeResult(t)).toBe("True True True");
+          // a write by a user outside the file's group clears S_ISGID even without group-exec (the
+          // tree's killPrivileges; the kernel's own fallback keeps it)
+          await writeFile(p("sgid"), "x");
+          await chmod(p("sgid"), 0o2646);
+          const w = await run(["setpriv", "--reuid=1001", "--regid=1001", "--clear-groups", "/usr/bin/python3", "-c", "import os,sys; fd=os.open(sys.argv[1], os.O_WRONLY); os.write(fd, b'y'); os.close(fd)", p("sgid")]);
+          expect(w.code, describeResult(w)).toBe(0);
+          expect((await stat(p("sgid"))).mode & 0o7777).toBe(0o646);
+        }, ["allow_other"]);
+      });
+    }, 60_000);
+
     test("a hot reload keeps open files and counts: an unlinked open file is read and written across it, then freed", async () => {
       const plugin = await makeTempDir("sqlfs-plugin");
       try {
-        for (const f of ["index.ts", "store.ts"]) await cp(join(REPO, "examples/sqlfs", f), join(plugin, f));
+        for (const f of ["index.ts", "store.ts", "coherence.ts"]) await cp(join(REPO, "examples/sqlfs", f), join(plugin, f));
         await withTempDir(async (tmp) => {
           const db = join(tmp, "fs.db");
           await withMount({ plugin, transport, args: ["--db", db] }, async (m) => {

@@ -225,11 +225,39 @@ describe("defineTree", () => {
     const e = (await fs.lookup!(req, 1, "f")) as Entry;
     await fs.open!(req, e.ino, O_RDWR | O_TRUNC);
     expect(file.data).toBe("");
-    expect(setattrs).toEqual([{ size: 0 }]);
+    // O_TRUNC stamps mtime (and so ctime) even when the file is already empty, as do_truncate does
+    expect(setattrs.length).toBe(1);
+    expect(setattrs[0]!.size).toBe(0);
+    expect(Math.abs(setattrs[0]!.mtime!.sec - Date.now() / 1000)).toBeLessThan(5);
     const a = await fs.setattr!(req, e.ino, { mode: S_IFREG | 0o4750, mtime: "now" });
     expect(setattrs[1]!.mode).toBe(0o4750);
     expect(Math.abs(setattrs[1]!.mtime!.sec - Date.now() / 1000)).toBeLessThan(5);
     expect(a.mode).toBe(S_IFREG | 0o4750);
+    // an empty SETATTR (chown(f, -1, -1)) still reaches the tree (for ctime); a truncate through a
+    // descriptor carries mtime, one by path only the size
+    await fs.setattr!(req, e.ino, {});
+    expect(setattrs[2]).toEqual({});
+    await fs.setattr!(req, e.ino, { size: 0, fh: 1 });
+    expect(setattrs[3]!.mtime).toBeDefined();
+    await fs.setattr!(req, e.ino, { size: 0 });
+    expect(setattrs[4]).toEqual({ size: 0 });
+  });
+
+  test("killPrivileges: a write by a caller without CAP_FSETID clears setuid through setattr({mode}); lseek reaches the tree only when it has one", async () => {
+    const { tree, file, setattrs } = objects();
+    file.mode = 0o4755;
+    const fs = await serve({ ...tree, killPrivileges: true, lseek: (_n, off, whence) => (whence === 3 ? off : off + 1) });
+    expect(fs.killPrivileges).toBe(true);
+    const e = (await fs.lookup!(req, 1, "f")) as Entry;
+    const { fh } = (await fs.open!(req, e.ino, O_RDWR)) as { fh: number };
+    await fs.write!(req, e.ino, fh, 0, Buffer.from("x"), O_RDWR, true);
+    expect(setattrs).toEqual([{ mode: 0o755 }]);
+    await fs.write!(req, e.ino, fh, 0, Buffer.from("y"), O_RDWR, true); // nothing left to clear
+    expect(setattrs.length).toBe(1);
+    expect(await fs.lseek!(req, e.ino, fh, 10, 4)).toBe(11);
+    const plain = await serve(objects().tree);
+    expect(plain.lseek).toBeUndefined();
+    expect(plain.killPrivileges).toBe(false);
   });
 
   test("system.posix_acl_* is EOPNOTSUPP; a tree without changes answers EROFS", async () => {
