@@ -49,8 +49,8 @@ export interface PgOptions {
   startTimeoutMs?: number;
 }
 
-/** Where Debian installs a PostgreSQL version's server programs. */
-export const PG_LIB = "/usr/lib/postgresql";
+/** Where Debian installs each PostgreSQL version's server programs (`<ver>/bin`); FURING_PG_LIB overrides it, as for scripts/setup. */
+export const PG_LIB = process.env.FURING_PG_LIB || "/usr/lib/postgresql";
 const PROGRAMS = ["initdb", "pg_ctl", "postgres"];
 
 /** The newest `/usr/lib/postgresql/<ver>/bin` holding initdb, pg_ctl and postgres, or undefined. */
