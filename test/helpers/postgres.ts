@@ -295,16 +295,19 @@ export async function startPostgres(opts: PgOptions = {}): Promise<PgServer> {
     if (account) {
       await chown(dir, account.uid, account.gid);
       await chmod(dir, 0o755); // others may reach the socket (trust auth: it is a test server)
+      const reach = Bun.spawnSync([...asServer, "test", "-x", dir], { env: PG_ENV });
+      if (!reach.success)
+        throw new Error(`cannot start PostgreSQL as ${account.name}: it cannot reach ${dir} (every directory above it, TMPDIR included, must be searchable by others, as /tmp is)`);
     }
     const initdb = Bun.spawn(
       [...asServer, join(bin, "initdb"), "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
       { env: PG_ENV, stdin: "ignore", stdout: "pipe", stderr: "pipe" },
     );
     const [out, err, code] = await Promise.all([new Response(initdb.stdout).text(), new Response(initdb.stderr).text(), initdb.exited]);
-    if (code !== 0)
-      throw new Error(
-        `initdb ${data}${account ? ` as ${account.name}` : ""} failed (exit ${code})${account ? ` (every directory above ${dir} must be searchable by ${account.name})` : ""}:\n${(out + err).trim()}`,
-      );
+    if (code !== 0) {
+      const said = (out + err).split("\n").filter((l) => /^initdb: (error|detail|hint)/.test(l));
+      throw new Error(`initdb ${data}${account ? ` as ${account.name}` : ""} failed (exit ${code}): ${(said.length ? said : [(out + err).trim()]).join("; ")}`);
+    }
     if (socket.length > 107) throw new Error(`the socket path ${socket} is longer than a Unix socket address allows (107 bytes); use a shorter TMPDIR`);
     await start();
   } catch (e) {

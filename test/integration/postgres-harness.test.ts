@@ -7,10 +7,12 @@
  * interrupted or exits without cleaning up.
  */
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { chmod, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cleanupAll, isRoot, REPO, waitFor } from "../helpers/mount.ts";
+import { cleanupAll, isRoot, REPO, waitFor, withTempDir } from "../helpers/mount.ts";
+import { run } from "../helpers/run.ts";
 import { removePostgres, serverPids, startPostgres, type PgServer } from "../helpers/postgres.ts";
 import { needsPostgres } from "../helpers/skip.ts";
 
@@ -194,6 +196,30 @@ describe.skipIf(needsPostgres("the PostgreSQL harness tests"))("PostgreSQL harne
       }
     }
   });
+
+  test("a server that does not start is reported with its log, and leaves nothing behind", async () => {
+    const before = new Set(readdirSync(tmpdir()).filter((e) => e.startsWith("furing-test-pg-")));
+    const err = await startPostgres({ settings: { shared_buffers: "lots" } }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.message).toMatch(/exited \(code 1, signal null\); its log:\n[^]*invalid value for parameter "shared_buffers": "lots"/);
+    const left = readdirSync(tmpdir()).filter((e) => e.startsWith("furing-test-pg-") && !before.has(e));
+    expect(left).toEqual([]);
+  });
+
+  test.skipIf(!isRoot())("as root, a TMPDIR the server's account cannot search is a one-line error, and nothing is left", () =>
+    withTempDir(async (tmp) => {
+      await chmod(tmp, 0o700); // as mkdtemp makes it: root only
+      const r = await run([process.execPath, "-e", `import { startPostgres } from ${JSON.stringify(join(REPO, "test/helpers/postgres.ts"))}; await startPostgres();`], {
+        cwd: REPO,
+        env: { TMPDIR: tmp },
+        timeoutMs: 30_000,
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/error: cannot start PostgreSQL as \w+: it cannot reach \S+ \(every directory above it, TMPDIR included, must be searchable by others, as \/tmp is\)\n/);
+      expect(readdirSync(tmp)).toEqual([]);
+    }));
 
   // What Bun.SQL (1.4.4) does with LISTEN/NOTIFY, for sqlfs's coherence between mounts.
   test("LISTEN/NOTIFY: delivered to another client; a notify in a transaction only on commit; re-subscribed after a restart and after a crash", () =>

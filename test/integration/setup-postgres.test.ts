@@ -117,6 +117,7 @@ test("without PostgreSQL's programs the harness tests skip and print why", async
     "furing tests: skipping the PostgreSQL harness tests: no PostgreSQL server programs (initdb, pg_ctl, postgres) under /nonexistent/<version>/bin; scripts/setup --with-postgres installs them",
   );
   expect(out).toMatch(/\b0 pass\b/);
-  expect(out).toMatch(/\b8 skip\b/);
+  expect(out).toMatch(/\b0 fail\b/);
+  expect(out).toMatch(/\b[1-9]\d* skip\b/);
   expect(r.code).toBe(0);
 });
