@@ -253,6 +253,9 @@ describe.skipIf(needsPostgres("the PostgreSQL harness tests"))("PostgreSQL harne
         // a payload is at most 7999 bytes; a channel name at most 63
         await expect(sql.notify("sqlfs_changes", "x".repeat(8000))).rejects.toThrow(/payload string too long/);
         await expect(listener.listen("c".repeat(64), () => {})).rejects.toThrow(/at most 63 bytes/);
+        const sqlite = new Bun.SQL("sqlite://:memory:");
+        await expect(sqlite.listen("sqlfs_changes", () => {})).rejects.toThrow(/not supported by this adapter \(PostgreSQL only\)/);
+        await sqlite.close();
 
         for (const outage of ["restart", "kill"] as const) {
           const n = subscribed;
