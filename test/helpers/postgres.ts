@@ -40,6 +40,9 @@ export interface PgServer {
   kill(): Promise<void>;
 }
 
+/** The name the sqlfs tests (branch pg) first coded against. */
+export type Postgres = PgServer;
+
 export interface PgOptions {
   /** Also listen on 127.0.0.1 (a free port), and give a TCP url. Default: the Unix socket only. */
   tcp?: boolean;
