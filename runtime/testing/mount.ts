@@ -103,6 +103,25 @@ export interface Status {
 /** Mounts whose teardown has not finished; the safety net detaches these. */
 const live = new Map<string, Daemon>();
 
+/**
+ * Something else a test run starts that must never outlive it (a test database server): torn down
+ * after the mounts (their daemons may use it) by {@link cleanupAll}, and by the safety net.
+ */
+export interface Teardown {
+  /** Orderly teardown, for {@link cleanupAll}. */
+  async(): Promise<void>;
+  /** Best effort at once (SIGKILL, rm), for process exit and signals, which cannot await. */
+  sync(): void;
+}
+const teardowns = new Set<Teardown>();
+
+/** Registers `t` with {@link cleanupAll} and the safety net; returns the function that unregisters it. */
+export function registerTeardown(t: Teardown): () => void {
+  installSafetyNet();
+  teardowns.add(t);
+  return () => void teardowns.delete(t);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Environment
 
@@ -456,7 +475,7 @@ export async function status(dir: string): Promise<Status> {
   }
 }
 
-/** Detaches every mount the harness still has and kills their daemons (async version). */
+/** Detaches every mount the harness still has and kills their daemons (async version), then runs the registered {@link Teardown}s. */
 export async function cleanupAll(): Promise<void> {
   const errors: string[] = [];
   for (const [dir, daemon] of [...live]) {
@@ -465,6 +484,14 @@ export async function cleanupAll(): Promise<void> {
     } catch (e) {
       errors.push((e as Error).message);
     }
+  }
+  for (const t of [...teardowns]) {
+    try {
+      await t.async();
+    } catch (e) {
+      errors.push((e as Error).message);
+    }
+    teardowns.delete(t);
   }
   if (errors.length) throw new Error(errors.join("\n"));
 }
@@ -487,6 +514,12 @@ function cleanupSync(): void {
     } catch {}
   }
   live.clear();
+  for (const t of teardowns) {
+    try {
+      t.sync();
+    } catch {}
+  }
+  teardowns.clear();
 }
 
 // Installed with the first mount, not on import: a program that only imports this module (the
@@ -498,7 +531,7 @@ function installSafetyNet(): void {
   process.on("exit", cleanupSync);
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(sig, () => {
-      if (live.size) console.error(`furing/testing: ${sig}: detaching ${live.size} mount(s) left by the harness`);
+      if (live.size || teardowns.size) console.error(`furing/testing: ${sig}: detaching ${live.size} mount(s) and ${teardowns.size} other resource(s) left by the harness`);
       cleanupSync();
       process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
     });

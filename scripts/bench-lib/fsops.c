@@ -24,6 +24,10 @@
  *   fsops untar    K TARBALL DIR      K processes at once, each running `tar -xf TARBALL -C
  *                                     DIR/pI` (DIR/pI created here); ops = K, timed likewise
  *   fsops readdir  DIR P              read the whole directory P times (getdents64)
+ *   fsops write    FILE KIB BS        write KIB KiB to FILE (created/truncated) in BS-byte
+ *                                     write()s, then fsync and close (both timed); ops = writes
+ *   fsops read     FILE BS            open FILE and read it to the end in BS-byte read()s
+ *                                     (open and close timed); ops = reads
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -439,6 +443,61 @@ static int do_readdir(const char *dir, long passes) {
   return 0;
 }
 
+/* ---- sequential data: write a file, read it back --------------------------------------------- */
+static char *alloc_buf(long bs) {
+  char *buf = malloc(bs ? bs : 1);
+  if (!buf) die("malloc", "");
+  for (long i = 0; i < bs; i++) buf[i] = (char)('a' + i % 26); /* not zeros: no store may skip them */
+  return buf;
+}
+
+static int do_write(const char *file, long kib, long bs) {
+  if (bs <= 0) { fprintf(stderr, "fsops: write: BS must be > 0\n"); exit(2); }
+  long n = (kib * 1024 + bs - 1) / bs;
+  char *buf = alloc_buf(bs);
+  uint32_t *lat = alloc_lat(n);
+  uint64_t t0 = now_ns(), prev = t0;
+  int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) die("open", file);
+  for (long i = 0; i < n; i++) {
+    if (write(fd, buf, bs) != bs) die("write", file);
+    uint64_t t = now_ns();
+    lat[i] = clamp32(t - prev);
+    prev = t;
+  }
+  if (fsync(fd) != 0) die("fsync", file);
+  if (close(fd) != 0) die("close", file);
+  report(n, now_ns() - t0, lat, n);
+  free(buf);
+  return 0;
+}
+
+static int do_read(const char *file, long bs) {
+  if (bs <= 0) { fprintf(stderr, "fsops: read: BS must be > 0\n"); exit(2); }
+  struct stat st;
+  if (stat(file, &st) != 0) die("stat", file);
+  long cap = st.st_size / bs + 2;
+  char *buf = alloc_buf(bs);
+  uint32_t *lat = alloc_lat(cap);
+  long n = 0;
+  uint64_t t0 = now_ns(), prev = t0;
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die("open", file);
+  for (;;) {
+    ssize_t got = read(fd, buf, bs);
+    if (got < 0) die("read", file);
+    if (got == 0) break;
+    uint64_t t = now_ns();
+    if (n < cap) lat[n] = clamp32(t - prev);
+    n++;
+    prev = t;
+  }
+  if (close(fd) != 0) die("close", file);
+  report(n, now_ns() - t0, lat, n < cap ? n : cap);
+  free(buf);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc >= 4 && !strcmp(argv[1], "stat1")) return do_stat1(argv[2], num(argv[3]));
@@ -452,6 +511,8 @@ int main(int argc, char **argv) {
   if (argc >= 4 && !strcmp(argv[1], "openn")) return do_each(argv[2], num(argv[3]), 1);
   if (argc >= 5 && !strcmp(argv[1], "procs")) return do_procs(num(argv[2]), argv[3], num(argv[4]));
   if (argc >= 5 && !strcmp(argv[1], "untar")) return do_untar(num(argv[2]), argv[3], argv[4]);
-  fprintf(stderr, "usage: fsops stat1|fstat1|mktree|stattree|create|unlink|readdir|statn|openn|procs|untar ... (see the source)\n");
+  if (argc >= 5 && !strcmp(argv[1], "write")) return do_write(argv[2], num(argv[3]), num(argv[4]));
+  if (argc >= 4 && !strcmp(argv[1], "read")) return do_read(argv[2], num(argv[3]));
+  fprintf(stderr, "usage: fsops stat1|fstat1|mktree|stattree|create|unlink|readdir|statn|openn|procs|untar|write|read ... (see the source)\n");
   return 2;
 }

@@ -4,6 +4,7 @@
  * skip condition: `describe.skipIf(needsRoot("fstab mounts", "writes /etc/fstab"))(...)`.
  */
 import { isRoot } from "./mount.ts";
+import { postgresMissing } from "./postgres.ts";
 
 const said = new Set<string>();
 
@@ -26,4 +27,10 @@ export function needsRoot(what: string, why: string): boolean {
 export function needsCpus(n: number, what: string, why: string): boolean {
   const have = navigator.hardwareConcurrency; // Bun counts the CPUs of this process's affinity mask
   return skipIf(have < n, what, `needs ${n} CPUs (${why}); this process may use ${have}`);
+}
+
+/** Skip unless PostgreSQL's server programs are installed (scripts/setup --with-postgres). */
+export function needsPostgres(what: string): boolean {
+  const why = postgresMissing();
+  return skipIf(why !== undefined, what, why ?? "");
 }
