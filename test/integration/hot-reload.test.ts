@@ -320,10 +320,10 @@ describe("hot reload of a memfs copy", () => {
   }, 30_000);
 
   // Each instance imports every generation (memfs is served by reactor Workers by default, one
-  // instance each plus the main thread's). Measured for 100 reloads (3 runs): one instance grew
-  // 28.7-30.9 MiB while Bun's module registry kept every generation, 12.8-15.4 MiB since a retired
+  // instance each plus the main thread's). Measured for 100 reloads (3 runs before, 7 after): one instance grew
+  // 28.7-30.9 MiB while Bun's module registry kept every generation, 10.6-15.9 MiB since a retired
   // generation is released (the main thread also bundles); 2 Workers + main 83.5-85.5 MiB before,
-  // 22.5-25.4 MiB after. The bounds sit between the two.
+  // 21.0-25.4 MiB after. The bounds sit between the two.
   const ONE_INSTANCE_MIB = 22;
   const TWO_WORKERS_AND_MAIN_MIB = 48;
   test(`100 reloads in a row grow the daemon's RSS by less than ${ONE_INSTANCE_MIB} MiB and hold only the serving generation (one instance, -o reactors=0)`, async () => {
