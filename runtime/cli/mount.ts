@@ -6,7 +6,8 @@ import { parseMountOptions, defaultMountOptions, optionHelp, UsageError, reactor
 import { ReactorPool } from "../session/reactors.ts";
 import { cpuList } from "../transport/fuse-ring.ts";
 import { checkMountpoint, spawnAutoUnmount, unmountInChild, findMount } from "../mount/mount.ts";
-import { mapStack, SOURCE_MAPPED_STACKS } from "../host/sourcemap.ts";
+import { mapStack, sourceMapCount, SOURCE_MAPPED_STACKS } from "../host/sourcemap.ts";
+import { bundlesInRegistry } from "../host/bundle.ts";
 import { PluginError, errorLocation } from "../host/loader.ts";
 import { PluginHost, REACTOR_WORKER_ENTRY } from "../host/host.ts";
 import { Session, createReactor } from "../session/session.ts";
@@ -163,6 +164,7 @@ export async function mountCommand(argv: string[], preloaded?: PreloadedPlugin):
   session.extraStatus = () => ({
     generation: host.generation, generationLoadedAt: new Date(host.loadedAt).toISOString(), reloads: host.reloads, rejectedReloads: host.rejected,
     lastReloadError: host.lastError, lastReloadErrorAt: host.lastErrorAt === 0 ? null : new Date(host.lastErrorAt).toISOString(), watching: watch,
+    generationsHeld: { modules: bundlesInRegistry(), sourceMaps: sourceMapCount() },
   });
   await session.start();
   if (options.autoUnmount) spawnAutoUnmount(mountpoint);

@@ -6,6 +6,7 @@
  * globalThis), never to a second copy of the runtime.
  */
 import { resolve, isAbsolute } from "node:path";
+import { realpathSync } from "node:fs";
 import * as api from "../api/index.ts";
 import * as sysApi from "../api/sys.ts";
 import { PluginError } from "./loader.ts";
@@ -124,4 +125,44 @@ async function bundleWithBun(entry: string): Promise<Bundle> {
   const cwd = process.cwd();
   const inputs = meta ? Object.keys(meta.inputs).filter((p) => !p.startsWith("furing-api:")).map((p) => resolve(cwd, p)) : [entry];
   return { code: await r.outputs[0]!.text(), inputs, bundler: "bun" };
+}
+
+/**
+ * Import a generation's bundle file, then drop it from the module registry. Bun's loader keeps
+ * every module it has imported (its code, bytecode and JIT code, ~300 KiB for memfs) for the life
+ * of the thread, keyed by path, and each generation is a new path; once the entry is gone the
+ * generation lives exactly as long as something references its exports (its Generation until it
+ * is destroyed). `delete require.cache[path]` is the registry's only eviction in Bun 1.4: it
+ * removes the ES module entry too. Safe here: the import has settled and no path is imported twice.
+ */
+export async function importBundle(file: string): Promise<Record<string, unknown>> {
+  try {
+    return (await import(file)) as Record<string, unknown>;
+  } finally {
+    forgetModule(file);
+  }
+}
+
+/** A generation's bundle file (host.ts writes gen-N-ATTEMPT.mjs into its furing-gen-PID-* directory). */
+const GENERATION_FILE = /\/furing-gen-\d+-[^/]+\/gen-\d+-\d+\.mjs$/;
+
+/** Generation bundles still in this thread's module registry (status; 0 once each import settled). */
+export function bundlesInRegistry(): number {
+  let n = 0;
+  for (const key of Object.keys(require.cache)) if (GENERATION_FILE.test(key)) n++;
+  return n;
+}
+
+function forgetModule(file: string): void {
+  const cache = require.cache as Record<string, unknown>;
+  if (file in cache) {
+    delete cache[file];
+    return;
+  }
+  // keyed by the resolved path: a TMPDIR behind a symlink
+  try {
+    delete cache[realpathSync(file)];
+  } catch {
+    // the file is gone already and was never registered (a failed import may leave no entry)
+  }
 }

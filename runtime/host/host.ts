@@ -14,7 +14,7 @@ import { join, dirname, basename } from "node:path";
 import { createHash } from "node:crypto";
 import type { AtimeMode, Filesystem, Notifier, Plugin, FileIO } from "../api/types.ts";
 import { FuseError } from "../api/errno.ts";
-import { bundlePlugin } from "./bundle.ts";
+import { bundlePlugin, importBundle } from "./bundle.ts";
 import { pluginContext } from "./context.ts";
 export { sharedRegion } from "./context.ts";
 import { resolvePluginEntry, pluginFromModule, parsePluginOptions, instantiate, errorLocation, isBuiltinName, PluginError } from "./loader.ts";
@@ -166,10 +166,11 @@ export class PluginHost {
     registerSourceMap(file, b.code);
     let mod: Record<string, unknown>;
     try {
-      mod = await import(file);
+      mod = await importBundle(file);
     } catch (e) {
       rmSync(file, { force: true });
       const where = mapStack(errorLocation(e));
+      unregisterSourceMap(file);
       throw new PluginError(`${where ? where + ": " : ""}loading ${this.entry} failed: ${(e as Error)?.message ?? String(e)}`);
     }
     let plugin: Plugin<Record<string, unknown>>;

@@ -6,12 +6,12 @@
  * main thread: notifications, NOTIFY_REPLY data, INTERRUPTs of requests it does not hold.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import "./bundle.ts"; // binds `furing` and `furing/sys` for bundled plugins on this thread
+import { importBundle, bundlesInRegistry } from "./bundle.ts"; // also binds `furing` and `furing/sys` for bundled plugins on this thread
 import type { Notifier } from "../api/types.ts";
 import { FuseError } from "../api/errno.ts";
 import { pluginFromModule, parsePluginOptions, instantiate } from "./loader.ts";
 import { pluginContext } from "./context.ts";
-import { registerSourceMap, mapStack, SOURCE_MAPPED_STACKS } from "./sourcemap.ts";
+import { registerSourceMap, unregisterSourceMap, sourceMapCount, mapStack, SOURCE_MAPPED_STACKS } from "./sourcemap.ts";
 import { Reactor } from "../reactor/reactor.ts";
 import { RingFileIO } from "../io/file-io.ts";
 import { Dispatcher, Generation, destroyFilesystem } from "../dispatch/dispatcher.ts";
@@ -64,11 +64,21 @@ const notify: Notifier = {
   retrieve: forward("retrieve"),
 };
 
+/** Generated file of each generation alive on this Worker (its source map goes when it is destroyed). */
+const files = new Map<Generation, string>();
+
+/** Destroy a generation of this Worker, then forget its source map (its error lines were logged by then). */
+async function destroyGeneration(g: Generation): Promise<void> {
+  await g.destroy(log);
+  const file = files.get(g);
+  files.delete(g);
+  if (file !== undefined) unregisterSourceMap(file);
+}
+
 /** Import generation `n` and run its setup for this Worker (a failed setup runs its ctx.onDestroy releases). */
 async function loadGeneration(n: number, file: string): Promise<Generation> {
   registerSourceMap(file, await Bun.file(file).text());
-  const mod = (await import(file)) as Record<string, unknown>;
-  const plugin = pluginFromModule(mod, setup.entry);
+  const plugin = pluginFromModule(await importBundle(file), setup.entry);
   const { ctx, cleanups } = pluginContext({
     options: parsePluginOptions(setup.name, plugin.options, setup.pluginArgs),
     mountpoint: setup.mountpoint,
@@ -88,6 +98,7 @@ async function loadGeneration(n: number, file: string): Promise<Generation> {
   try {
     const g = new Generation(n, await instantiate({ name: setup.name, entry: setup.entry, plugin }, ctx));
     g.cleanups.push(...cleanups);
+    files.set(g, file);
     return g;
   } catch (e) {
     await destroyFilesystem(null, cleanups, `the failed setup of generation ${n} on ${prefix}`, log);
@@ -150,6 +161,7 @@ function status(): WorkerStatus {
     timedOut: dispatcher.timedOut,
     reactor: { wakeups: reactor.wakeups, completions: reactor.completions, rescues: reactor.rescues },
     memory: { heap_kib: Math.round(process.memoryUsage().heapUsed / 1024) },
+    generationsHeld: { modules: bundlesInRegistry(), sourceMaps: sourceMapCount() },
     stats: dispatcher.stats.raw(),
   };
 }
@@ -178,19 +190,20 @@ async function onMessage(msg: ToWorker): Promise<void> {
         post({ t: "reply", id: msg.id });
       } catch (e) {
         post({ t: "reply", id: msg.id, error: describe(e) });
+        unregisterSourceMap(msg.file); // mapped into the reply first
       }
       return;
     case "commit": {
       const g = prepared.get(msg.n);
       if (g === undefined) return;
       prepared.delete(msg.n);
-      dispatcher.swap(g, (old) => void old.destroy(log));
+      dispatcher.swap(g, (old) => void destroyGeneration(old));
       return;
     }
     case "discard": {
       const g = prepared.get(msg.n);
       prepared.delete(msg.n);
-      if (g !== undefined) void g.destroy(log);
+      if (g !== undefined) void destroyGeneration(g);
       return;
     }
     case "status":

@@ -72,6 +72,11 @@ export function unregisterSourceMap(file: string): void {
   maps.delete(file);
 }
 
+/** Generations whose source map is held (status: a retired generation's goes when it is destroyed). */
+export function sourceMapCount(): number {
+  return maps.size;
+}
+
 /** Original position of generated (1-based line, 1-based column) in `file`, if mapped. */
 export function originalPosition(file: string, line: number, column: number): string | null {
   const map = maps.get(file);

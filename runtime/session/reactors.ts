@@ -95,6 +95,8 @@ export interface WorkerStatus {
   timedOut: number;
   reactor: { wakeups: number; completions: number; rescues: number };
   memory: { heap_kib: number };
+  /** What this Worker holds of past generations: bundles in its module registry, source maps (1 each: the serving one). */
+  generationsHeld: { modules: number; sourceMaps: number };
   /** `dispatcher.stats.raw()` of the Worker (summed into the main thread's status). */
   stats: RawStats;
 }

@@ -237,6 +237,9 @@ describe("dist/furing (single-file binary)", () => {
       const ok = await waitFor(async () => (got = await readText(join(dir, "hello")).catch((e) => String(e))) === "hello, reloaded\n", 20_000, 100);
       if (!ok) throw new Error(`still serving ${JSON.stringify(got)} after the edit`);
       expect(d.out()).toContain("generation 2 serving");
+      // generation 1 is released inside the binary too: no bundle left in the module registry
+      const st = await run([furing, "status", dir, "--json"], { cwd: home, env });
+      expect(JSON.parse(st.stdout).generationsHeld).toEqual({ modules: 0, sourceMaps: 1 });
     });
   });
 
