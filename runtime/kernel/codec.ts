@@ -6,7 +6,9 @@
  */
 import {
   ENTRY_OUT_SIZE, ATTR_OUT_SIZE, DIRENT_SIZE, DIRENTPLUS_SIZE, STATFS_OUT_SIZE, INIT_OUT_SIZE,
-  WRITE_OUT_SIZE, GETXATTR_OUT_SIZE, LSEEK_OUT_SIZE, LK_OUT_SIZE, COPY_FILE_RANGE_OUT_SIZE,
+  WRITE_OUT_SIZE, GETXATTR_OUT_SIZE, LSEEK_OUT_SIZE, LK_OUT_SIZE, COPY_FILE_RANGE_OUT_SIZE, OUT_HEADER_SIZE,
+  NOTIFY_INVAL_INODE_OUT_SIZE, NOTIFY_INVAL_ENTRY_OUT_SIZE, NOTIFY_DELETE_OUT_SIZE, NOTIFY_STORE_OUT_SIZE,
+  NOTIFY_RETRIEVE_OUT_SIZE, FUSE_EXPIRE_ONLY,
   FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NONSEEKABLE, FOPEN_CACHE_DIR, FOPEN_NOFLUSH,
   FOPEN_PARALLEL_DIRECT_WRITES, FOPEN_PASSTHROUGH,
 } from "./abi.ts";
@@ -313,3 +315,72 @@ export function hasCap(flags: number, flags2: number, bit: number): boolean {
   return bit < 32 ? ((flags >>> bit) & 1) === 1 : ((flags2 >>> (bit - 32)) & 1) === 1;
 }
 
+
+// Notifications (server → kernel). Each message is a fuse_out_header with unique 0 and the notify
+// code in `error`, then its struct; encoders write at `off` (the struct, after the header) and
+// return the bytes written there. Names and sizes are checked by the caller (runtime/notify/).
+
+/** struct fuse_out_header of a notification: len@0, error@4 = notify code, unique@8 = 0. */
+export function encodeNotifyHeader(dv: DataView, off: number, code: number, len: number): number {
+  dv.setUint32(off, len, true);
+  dv.setInt32(off + 4, code, true);
+  dv.setUint32(off + 8, 0, true);
+  dv.setUint32(off + 12, 0, true);
+  return OUT_HEADER_SIZE;
+}
+
+/** struct fuse_notify_inval_inode_out: ino@0, off@8 (i64, < 0: attributes only), len@16 (i64, ≤ 0: to the end). */
+export function encodeInvalInodeOut(dv: DataView, off: number, ino: number, offset: number, length: number): number {
+  setU64(dv, off, ino);
+  setI64(dv, off + 8, offset);
+  setI64(dv, off + 16, length);
+  return NOTIFY_INVAL_INODE_OUT_SIZE;
+}
+
+/** A name of `nameLen` bytes and its NUL at `off`; returns the bytes written. */
+function encodeNotifyName(buf: Uint8Array, off: number, name: string, nameLen: number): number {
+  writeName(name, buf, off, nameLen);
+  buf[off + nameLen] = 0;
+  return nameLen + 1;
+}
+
+/** struct fuse_notify_inval_entry_out (parent@0, namelen@8, flags@12), then the name and a NUL. */
+export function encodeInvalEntryOut(dv: DataView, buf: Uint8Array, off: number, parent: number, name: string, nameLen: number, expireOnly: boolean): number {
+  setU64(dv, off, parent);
+  dv.setUint32(off + 8, nameLen, true);
+  dv.setUint32(off + 12, expireOnly ? FUSE_EXPIRE_ONLY : 0, true);
+  return NOTIFY_INVAL_ENTRY_OUT_SIZE + encodeNotifyName(buf, off + NOTIFY_INVAL_ENTRY_OUT_SIZE, name, nameLen);
+}
+
+/** struct fuse_notify_delete_out (parent@0, child@8, namelen@16, padding@20), then the name and a NUL. */
+export function encodeDeleteOut(dv: DataView, buf: Uint8Array, off: number, parent: number, child: number, name: string, nameLen: number): number {
+  setU64(dv, off, parent);
+  setU64(dv, off + 8, child);
+  dv.setUint32(off + 16, nameLen, true);
+  dv.setUint32(off + 20, 0, true);
+  return NOTIFY_DELETE_OUT_SIZE + encodeNotifyName(buf, off + NOTIFY_DELETE_OUT_SIZE, name, nameLen);
+}
+
+/** struct fuse_notify_store_out (nodeid@0, offset@8, size@16, padding@20), then the data. */
+export function encodeStoreOut(dv: DataView, buf: Uint8Array, off: number, ino: number, offset: number, data: Uint8Array): number {
+  setU64(dv, off, ino);
+  setU64(dv, off + 8, offset);
+  dv.setUint32(off + 16, data.length, true);
+  dv.setUint32(off + 20, 0, true);
+  buf.set(data, off + NOTIFY_STORE_OUT_SIZE);
+  return NOTIFY_STORE_OUT_SIZE + data.length;
+}
+
+/**
+ * struct fuse_notify_retrieve_out: notify_unique@0 (as two u32 halves: it comes back as the
+ * NOTIFY_REPLY's unique), nodeid@8, offset@16, size@24, padding@28.
+ */
+export function encodeRetrieveOut(dv: DataView, off: number, uniqueLo: number, uniqueHi: number, ino: number, offset: number, size: number): number {
+  dv.setUint32(off, uniqueLo, true);
+  dv.setUint32(off + 4, uniqueHi, true);
+  setU64(dv, off + 8, ino);
+  setU64(dv, off + 16, offset);
+  dv.setUint32(off + 24, size, true);
+  dv.setUint32(off + 28, 0, true);
+  return NOTIFY_RETRIEVE_OUT_SIZE;
+}

@@ -9,6 +9,7 @@ import {
   encodeOpenOut, encodeStatfs, encodeDirent, encodeDirentPlus, encodeInitOut, decodeInitIn,
   validateDirentName, hasCap, ReplyError, type InitOut,
   encodeWriteOut, encodeXattrSize, encodeLseekOut, encodeCopyOut64, encodeLkOut,
+  encodeNotifyHeader, encodeInvalInodeOut, encodeInvalEntryOut, encodeDeleteOut, encodeStoreOut, encodeRetrieveOut,
 } from "../../runtime/kernel/codec.ts";
 import { Op, outSize } from "../../runtime/kernel/opcodes.ts";
 import type { Attr, Entry } from "../../runtime/api/types.ts";
@@ -592,5 +593,78 @@ describe("small reply structs", () => {
     expect(dv.getUint32(20, true)).toBe(4242);
     expect(() => encodeLkOut(dv, 0, null as never)).toThrow(new ReplyError("getlk must return a lock"));
     expect(() => encodeLkOut(dv, 0, { start: "x", end: 0, type: 2, pid: 0 } as never)).toThrow(ReplyError);
+  });
+});
+
+// include/uapi/linux/fuse.h (7.45) / fuse-protocol.md §1.10: the notification structs. Each is
+// encoded after a 16-byte out-header at an odd-looking offset, so nothing depends on alignment to 0.
+describe("notification structs (server → kernel)", () => {
+  const H = 16;
+
+  test("fuse_out_header of a notification: len@0, error@4 = code, unique@8 = 0 (INC_EPOCH is this alone)", () => {
+    const { dv, bytes } = dirty(24);
+    expect(encodeNotifyHeader(dv, 0, 8, 16)).toBe(16);
+    expect(dv.getUint32(0, true)).toBe(16);
+    expect(dv.getInt32(4, true)).toBe(8);
+    expect(dv.getBigUint64(8, true)).toBe(0n);
+    expect(bytes[16]).toBe(0xaa);
+  });
+
+  test("fuse_notify_inval_inode_out: ino@0 u64, off@8 i64, len@16 i64 (24 bytes)", () => {
+    const { dv, bytes } = dirty(H + 32);
+    expect(encodeInvalInodeOut(dv, H, 0x1_2345_6789, -1, 5 * TWO32 + 3)).toBe(24);
+    expect(dv.getBigUint64(H, true)).toBe(0x1_2345_6789n);
+    expect(dv.getBigInt64(H + 8, true)).toBe(-1n); // attributes only
+    expect(dv.getBigInt64(H + 16, true)).toBe(BigInt(5 * TWO32 + 3));
+    expect(bytes[H - 1]).toBe(0xaa);
+    expect(bytes[H + 24]).toBe(0xaa);
+  });
+
+  test("fuse_notify_inval_entry_out: parent@0 u64, namelen@8, flags@12 (16 bytes), then name + NUL", () => {
+    const { dv, bytes } = dirty(H + 32);
+    expect(encodeInvalEntryOut(dv, bytes, H, 0x2_0000_0001, "héllo", 6, true)).toBe(16 + 6 + 1);
+    expect(dv.getBigUint64(H, true)).toBe(0x2_0000_0001n);
+    expect(dv.getUint32(H + 8, true)).toBe(6);
+    expect(dv.getUint32(H + 12, true)).toBe(1); // FUSE_EXPIRE_ONLY
+    expect(Buffer.from(bytes.subarray(H + 16, H + 22)).toString("utf8")).toBe("héllo");
+    expect(bytes[H + 22]).toBe(0);
+    expect(bytes[H + 23]).toBe(0xaa);
+    encodeInvalEntryOut(dv, bytes, H, 1, "x", 1, false);
+    expect(dv.getUint32(H + 12, true)).toBe(0);
+  });
+
+  test("fuse_notify_delete_out: parent@0, child@8 (u64), namelen@16, padding@20 (24 bytes), then name + NUL", () => {
+    const { dv, bytes } = dirty(H + 40);
+    expect(encodeDeleteOut(dv, bytes, H, 7, 0x3_0000_0009, "gone", 4)).toBe(24 + 4 + 1);
+    expect(dv.getBigUint64(H, true)).toBe(7n);
+    expect(dv.getBigUint64(H + 8, true)).toBe(0x3_0000_0009n);
+    expect(dv.getUint32(H + 16, true)).toBe(4);
+    expect(dv.getUint32(H + 20, true)).toBe(0);
+    expect(Buffer.from(bytes.subarray(H + 24, H + 28)).toString()).toBe("gone");
+    expect(bytes[H + 28]).toBe(0);
+    expect(bytes[H + 29]).toBe(0xaa);
+  });
+
+  test("fuse_notify_store_out: nodeid@0, offset@8 (u64), size@16, padding@20 (24 bytes), then the data", () => {
+    const { dv, bytes } = dirty(H + 40);
+    const data = new Uint8Array([1, 2, 3, 4, 5]);
+    expect(encodeStoreOut(dv, bytes, H, 42, 9 * GiB, data)).toBe(24 + 5);
+    expect(dv.getBigUint64(H, true)).toBe(42n);
+    expect(dv.getBigUint64(H + 8, true)).toBe(BigInt(9 * GiB));
+    expect(dv.getUint32(H + 16, true)).toBe(5);
+    expect(dv.getUint32(H + 20, true)).toBe(0);
+    expect([...bytes.subarray(H + 24, H + 29)]).toEqual([1, 2, 3, 4, 5]);
+    expect(bytes[H + 29]).toBe(0xaa);
+  });
+
+  test("fuse_notify_retrieve_out: notify_unique@0, nodeid@8, offset@16 (u64), size@24, padding@28 (32 bytes)", () => {
+    const { dv, bytes } = dirty(H + 40);
+    expect(encodeRetrieveOut(dv, H, 0x1234, 0x4000_0000, 0x1_0000_0002, 3 * TWO32 + 4096, 65536)).toBe(32);
+    expect(dv.getBigUint64(H, true)).toBe(0x4000_0000_0000_1234n);
+    expect(dv.getBigUint64(H + 8, true)).toBe(0x1_0000_0002n);
+    expect(dv.getBigUint64(H + 16, true)).toBe(BigInt(3 * TWO32 + 4096));
+    expect(dv.getUint32(H + 24, true)).toBe(65536);
+    expect(dv.getUint32(H + 28, true)).toBe(0);
+    expect(bytes[H + 32]).toBe(0xaa);
   });
 });
