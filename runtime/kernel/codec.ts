@@ -310,6 +310,92 @@ export function encodeLkOut(dv: DataView, off: number, l: FileLock): number {
   return LK_OUT_SIZE;
 }
 
+// Decoders of the reply structs, for the -d trace (off the hot path: they allocate). Each reads
+// the layout its encoder above writes.
+
+/** (u64 sec @secOff, u32 nsec @nsecOff) as seconds. */
+function decodeValidity(dv: DataView, secOff: number, nsecOff: number): number {
+  return getU64(dv, secOff) + dv.getUint32(nsecOff, true) / 1e9;
+}
+
+/** struct fuse_attr. */
+export function decodeAttr(dv: DataView, off: number): Required<Attr> {
+  return {
+    ino: getU64(dv, off), size: getU64(dv, off + 8), blocks: getU64(dv, off + 16),
+    atimeSec: getI64(dv, off + 24), mtimeSec: getI64(dv, off + 32), ctimeSec: getI64(dv, off + 40),
+    atimeNsec: dv.getUint32(off + 48, true), mtimeNsec: dv.getUint32(off + 52, true), ctimeNsec: dv.getUint32(off + 56, true),
+    mode: dv.getUint32(off + 60, true), nlink: dv.getUint32(off + 64, true), uid: dv.getUint32(off + 68, true),
+    gid: dv.getUint32(off + 72, true), rdev: dv.getUint32(off + 76, true), blksize: dv.getUint32(off + 80, true),
+  };
+}
+
+/** struct fuse_attr_out: the attributes and how long they may be cached (seconds). */
+export function decodeAttrOut(dv: DataView, off: number): { attrValid: number; attr: Required<Attr> } {
+  return { attrValid: decodeValidity(dv, off, off + 8), attr: decodeAttr(dv, off + 16) };
+}
+
+/** struct fuse_entry_out (nodeid 0: a negative entry, cached `entryValid` seconds). */
+export interface EntryOut {
+  nodeid: number;
+  generation: number;
+  entryValid: number;
+  attrValid: number;
+  attr: Required<Attr>;
+}
+
+export function decodeEntryOut(dv: DataView, off: number): EntryOut {
+  return {
+    nodeid: getU64(dv, off), generation: getU64(dv, off + 8),
+    entryValid: decodeValidity(dv, off + 16, off + 32), attrValid: decodeValidity(dv, off + 24, off + 36),
+    attr: decodeAttr(dv, off + 40),
+  };
+}
+
+/** struct fuse_open_out. */
+export function decodeOpenOut(dv: DataView, off: number): { fh: number; openFlags: number; backingId: number } {
+  return { fh: getU64(dv, off), openFlags: dv.getUint32(off + 8, true), backingId: dv.getInt32(off + 12, true) };
+}
+
+/** struct fuse_kstatfs. */
+export function decodeStatfs(dv: DataView, off: number): Required<StatFs> {
+  return {
+    blocks: getU64(dv, off), bfree: getU64(dv, off + 8), bavail: getU64(dv, off + 16), files: getU64(dv, off + 24),
+    ffree: getU64(dv, off + 32), bsize: dv.getUint32(off + 40, true), namelen: dv.getUint32(off + 44, true),
+    frsize: dv.getUint32(off + 48, true),
+  };
+}
+
+/** struct fuse_write_out's size (WRITE, COPY_FILE_RANGE). */
+export function decodeWriteOut(dv: DataView, off: number): number {
+  return dv.getUint32(off, true);
+}
+
+/** struct fuse_getxattr_out's size (GETXATTR/LISTXATTR asked with size 0). */
+export function decodeXattrSize(dv: DataView, off: number): number {
+  return dv.getUint32(off, true);
+}
+
+/** struct fuse_lseek_out's offset. */
+export function decodeLseekOut(dv: DataView, off: number): number {
+  return getU64(dv, off);
+}
+
+/** struct fuse_copy_file_range_out's bytes_copied (COPY_FILE_RANGE_64). */
+export function decodeCopyOut64(dv: DataView, off: number): number {
+  return getU64(dv, off);
+}
+
+/** struct fuse_lk_out. */
+export function decodeLkOut(dv: DataView, off: number): FileLock {
+  return { start: getU64(dv, off), end: getU64(dv, off + 8), type: dv.getUint32(off + 16, true), pid: dv.getUint32(off + 20, true) };
+}
+
+/** Bytes of the fuse_dirent (or, `plus`, fuse_direntplus) record at `off`, its name and padding included. */
+export function direntRecordSize(dv: DataView, off: number, plus: boolean): number {
+  const d = plus ? off + ENTRY_OUT_SIZE : off;
+  return align8((plus ? DIRENTPLUS_SIZE : DIRENT_SIZE) + dv.getUint32(d + 16, true));
+}
+
 /** Test a capability bit (0..63) in a (flags, flags2) pair. */
 export function hasCap(flags: number, flags2: number, bit: number): boolean {
   return bit < 32 ? ((flags >>> bit) & 1) === 1 : ((flags2 >>> (bit - 32)) & 1) === 1;

@@ -9,6 +9,8 @@ import {
   encodeOpenOut, encodeStatfs, encodeDirent, encodeDirentPlus, encodeInitOut, decodeInitIn,
   validateDirentName, hasCap, ReplyError, type InitOut,
   encodeWriteOut, encodeXattrSize, encodeLseekOut, encodeCopyOut64, encodeLkOut,
+  decodeAttrOut, decodeEntryOut, decodeOpenOut, decodeStatfs, decodeWriteOut, decodeXattrSize, decodeLseekOut,
+  decodeCopyOut64, decodeLkOut, direntRecordSize,
   encodeNotifyHeader, encodeInvalInodeOut, encodeInvalEntryOut, encodeDeleteOut, encodeStoreOut, encodeRetrieveOut,
 } from "../../runtime/kernel/codec.ts";
 import { Op, outSize } from "../../runtime/kernel/opcodes.ts";
@@ -666,5 +668,82 @@ describe("notification structs (server → kernel)", () => {
     expect(dv.getUint32(H + 24, true)).toBe(65536);
     expect(dv.getUint32(H + 28, true)).toBe(0);
     expect(bytes[H + 32]).toBe(0xaa);
+  });
+});
+
+// The -d trace's decoders read what the kernel reads: each is checked over bytes written at the
+// reference offsets with BigInt/DataView writers (not the codec's encoders), then against its encoder.
+describe("reply decoders (the -d trace)", () => {
+  test("decodeAttrOut / decodeEntryOut read every fuse_attr field and the validities at their offsets", () => {
+    const { dv } = dirty(128);
+    dv.setBigUint64(0, 0x1_0000_0005n, true); // nodeid
+    dv.setBigUint64(8, 7n, true); // generation
+    dv.setBigUint64(16, 2n, true); // entry_valid
+    dv.setBigUint64(24, 3n, true); // attr_valid
+    dv.setUint32(32, 500_000_000, true);
+    dv.setUint32(36, 250_000_000, true);
+    const a = 40;
+    dv.setBigUint64(a, 0x1_0000_0005n, true);
+    dv.setBigUint64(a + 8, BigInt(9 * GiB), true);
+    dv.setBigUint64(a + 16, 77n, true);
+    dv.setBigInt64(a + 24, -5n, true);
+    dv.setBigInt64(a + 32, 1_700_000_002n, true);
+    dv.setBigInt64(a + 40, 1_700_000_003n, true);
+    [11, 22, 33, S_IFREG | 0o640, 2, 1001, 1002, 0x0801, 4096].forEach((v, i) => dv.setUint32(a + 48 + 4 * i, v, true));
+    const e = decodeEntryOut(dv, 0);
+    expect(e).toEqual({
+      nodeid: 0x1_0000_0005, generation: 7, entryValid: 2.5, attrValid: 3.25,
+      attr: {
+        ino: 0x1_0000_0005, size: 9 * GiB, blocks: 77, atimeSec: -5, mtimeSec: 1_700_000_002, ctimeSec: 1_700_000_003,
+        atimeNsec: 11, mtimeNsec: 22, ctimeNsec: 33, mode: S_IFREG | 0o640, nlink: 2, uid: 1001, gid: 1002, rdev: 0x0801, blksize: 4096,
+      },
+    });
+    const { dv: out } = dirty(104);
+    const a2 = attr({ rdev: 5, blksize: 512 });
+    encodeAttrOut(out, 0, a2, 1.5);
+    expect(decodeAttrOut(out, 0)).toEqual({ attrValid: 1.5, attr: { ...a2, rdev: 5, blksize: 512, blocks: Math.ceil(9 * GiB / 512) } });
+  });
+
+  test("decodeOpenOut: fh@0 open_flags@8 backing_id@12 (signed)", () => {
+    const { dv } = dirty(16);
+    dv.setBigUint64(0, 0x2_0000_0003n, true);
+    dv.setUint32(8, 0x81, true);
+    dv.setInt32(12, -1, true);
+    expect(decodeOpenOut(dv, 0)).toEqual({ fh: 0x2_0000_0003, openFlags: 0x81, backingId: -1 });
+  });
+
+  test("decodeStatfs reads what encodeStatfs writes, frsize included", () => {
+    const s = { blocks: 5 * TWO32, bfree: 4, bavail: 3, files: 2 * TWO32, ffree: 1, bsize: 4096, namelen: 255, frsize: 1024 };
+    const { dv } = dirty(80);
+    encodeStatfs(dv, 0, s);
+    expect(decodeStatfs(dv, 0)).toEqual(s);
+    dv.setUint32(48, 512, true);
+    expect(decodeStatfs(dv, 0).frsize).toBe(512);
+  });
+
+  test("small structs: write_out and getxattr_out size@0, lseek_out / copy_file_range_out u64@0, lk_out start@0 end@8 type@16 pid@20", () => {
+    const { dv } = dirty(24);
+    dv.setUint32(0, 4096, true);
+    expect(decodeWriteOut(dv, 0)).toBe(4096);
+    expect(decodeXattrSize(dv, 0)).toBe(4096);
+    dv.setBigUint64(0, BigInt(6 * GiB), true);
+    expect(decodeLseekOut(dv, 0)).toBe(6 * GiB);
+    expect(decodeCopyOut64(dv, 0)).toBe(6 * GiB);
+    dv.setBigUint64(0, 10n, true);
+    dv.setBigUint64(8, 3n * BigInt(TWO32), true);
+    dv.setUint32(16, 1, true);
+    dv.setUint32(20, 4242, true);
+    expect(decodeLkOut(dv, 0)).toEqual({ start: 10, end: 3 * TWO32, type: 1, pid: 4242 });
+  });
+
+  test("direntRecordSize: namelen@16 of the dirent (after the entry_out for direntplus), padded to 8", () => {
+    const { dv, buf } = dirty(512);
+    const end1 = encodeDirent(dv, buf, 0, 512, "abcdefghi", 5, S_IFREG, 1);
+    expect(direntRecordSize(dv, 0, false)).toBe(end1);
+    expect(end1).toBe(24 + 16); // 24 + 9 bytes → 40
+    const { dv: dv2, buf: buf2 } = dirty(512);
+    const end2 = encodeDirentPlus(dv2, buf2, 0, 512, "a", attr() as Entry, 1, 1, 1);
+    expect(direntRecordSize(dv2, 0, true)).toBe(end2);
+    expect(end2).toBe(128 + 24 + 8);
   });
 });
