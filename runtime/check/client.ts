@@ -7,7 +7,7 @@ import type { Subprocess } from "bun";
 import { join, resolve } from "node:path";
 import type { Op, Result } from "./ops.ts";
 import type { Snapshot } from "./executor.ts";
-import { isStandalone } from "../host/builtin.ts";
+import { isStandalone } from "../standalone.ts";
 
 /** The hidden command of the furing binary that runs an executor (runtime/cli/main.ts). */
 export const EXECUTOR_COMMAND = "__check-executor";

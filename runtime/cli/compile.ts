@@ -16,7 +16,7 @@ import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { BunPlugin } from "bun";
 import { UsageError } from "../mount/options.ts";
 import { PluginError, resolvePluginEntry } from "../host/loader.ts";
-import { isStandalone } from "../host/builtin.ts";
+import { isStandalone } from "../standalone.ts";
 import { commit } from "./version.ts";
 
 export const COMPILE_USAGE = "  furing compile <plugin> [-o <file>]";

@@ -1,14 +1,17 @@
 /**
  * The -d trace's words: request arguments and decoded replies (attributes, entries, open replies,
- * write counts, statfs, xattr sizes). Only called when tracing, so it may allocate; the hot path
+ * write counts, statfs, xattr sizes) through the codec's decoders. Only called when tracing, so it may allocate; the hot path
  * never reaches it with -d off. Modes and open flags are always octal.
  */
-import type { SetAttr, Timespec } from "../api/types.ts";
+import type { Attr, SetAttr, Timespec } from "../api/types.ts";
 import {
   Op, ENTRY_OUT_SIZE, DIRENT_SIZE, DIRENTPLUS_SIZE, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NONSEEKABLE,
   FOPEN_CACHE_DIR, FOPEN_STREAM, FOPEN_NOFLUSH, FOPEN_PARALLEL_DIRECT_WRITES, FOPEN_PASSTHROUGH,
 } from "../kernel/abi.ts";
-import { getU64, getI64 } from "../kernel/codec.ts";
+import {
+  decodeAttrOut, decodeEntryOut, decodeOpenOut, decodeStatfs, decodeWriteOut, decodeXattrSize, decodeLseekOut,
+  decodeCopyOut64, decodeLkOut, direntRecordSize,
+} from "../kernel/codec.ts";
 
 /** A mode or flag word in octal, C-style ("0100644"). */
 export const oct = (n: number): string => (n === 0 ? "0" : "0" + (n >>> 0).toString(8));
@@ -30,23 +33,18 @@ export function describeSetAttr(ch: SetAttr): string {
   return out.length === 0 ? "(no change)" : out.join(" ");
 }
 
-/** Seconds as (u64 sec @secOff, u32 nsec @nsecOff): "1s", "0.5s". */
-function secs(dv: DataView, secOff: number, nsecOff: number): string {
-  return `${getU64(dv, secOff) + dv.getUint32(nsecOff, true) / 1e9}s`;
-}
+const secs = (n: number): string => `${n}s`;
 
-/** struct fuse_attr at `off`. */
-function attr(dv: DataView, off: number, withIno: boolean): string {
-  const mode = dv.getUint32(off + 60, true);
-  const rdev = dv.getUint32(off + 76, true);
-  return `${withIno ? `ino=${getU64(dv, off)} ` : ""}mode=${oct(mode)} nlink=${dv.getUint32(off + 64, true)} uid=${dv.getUint32(off + 68, true)} gid=${dv.getUint32(off + 72, true)} size=${getU64(dv, off + 8)}${rdev !== 0 ? ` rdev=${rdev}` : ""} mtime=${getI64(dv, off + 32)}.${String(dv.getUint32(off + 52, true)).padStart(9, "0")}`;
+/** struct fuse_attr. */
+function attr(a: Required<Attr>, withIno: boolean): string {
+  return `${withIno ? `ino=${a.ino} ` : ""}mode=${oct(a.mode)} nlink=${a.nlink} uid=${a.uid} gid=${a.gid} size=${a.size}${a.rdev !== 0 ? ` rdev=${a.rdev}` : ""} mtime=${a.mtimeSec}.${String(a.mtimeNsec).padStart(9, "0")}`;
 }
 
 /** struct fuse_entry_out at `off`. */
 function entry(dv: DataView, off: number): string {
-  const ino = getU64(dv, off);
-  if (ino === 0) return `negative entry, cached ${secs(dv, off + 16, off + 32)}`;
-  return `ino=${ino} generation=${getU64(dv, off + 8)} entry_valid=${secs(dv, off + 16, off + 32)} attr_valid=${secs(dv, off + 24, off + 36)} ${attr(dv, off + 40, false)}`;
+  const e = decodeEntryOut(dv, off);
+  if (e.nodeid === 0) return `negative entry, cached ${secs(e.entryValid)}`;
+  return `ino=${e.nodeid} generation=${e.generation} entry_valid=${secs(e.entryValid)} attr_valid=${secs(e.attrValid)} ${attr(e.attr, false)}`;
 }
 
 const FOPEN_NAMES: [number, string][] = [
@@ -57,17 +55,16 @@ const FOPEN_NAMES: [number, string][] = [
 
 /** struct fuse_open_out at `off`. */
 function open(dv: DataView, off: number): string {
-  const flags = dv.getUint32(off + 8, true);
-  const names = FOPEN_NAMES.filter(([b]) => (flags & b) !== 0).map(([, n]) => n);
-  const backing = dv.getInt32(off + 12, true);
-  return `fh=${getU64(dv, off)} open_flags=${names.length === 0 ? "0" : names.join("|")}${backing > 0 ? ` backing_id=${backing}` : ""}`;
+  const o = decodeOpenOut(dv, off);
+  const names = FOPEN_NAMES.filter(([b]) => (o.openFlags & b) !== 0).map(([, n]) => n);
+  return `fh=${o.fh} open_flags=${names.length === 0 ? "0" : names.join("|")}${o.backingId > 0 ? ` backing_id=${o.backingId}` : ""}`;
 }
 
 /** Records in a READDIR / READDIRPLUS reply of `len` bytes. */
 function dirents(dv: DataView, off: number, len: number, plus: boolean): number {
   const head = plus ? DIRENTPLUS_SIZE : DIRENT_SIZE;
   let n = 0;
-  for (let o = 0; o + head <= len; n++) o += (head + dv.getUint32(off + o + head - DIRENT_SIZE + 16, true) + 7) & ~7;
+  for (let o = 0; o + head <= len; n++) o += direntRecordSize(dv, off + o, plus);
   return n;
 }
 
@@ -79,24 +76,30 @@ export function describeReply(opcode: number, dv: DataView, off: number, len: nu
   switch (opcode) {
     case Op.LOOKUP: case Op.MKNOD: case Op.MKDIR: case Op.SYMLINK: case Op.LINK:
       return entry(dv, off);
-    case Op.GETATTR: case Op.SETATTR:
-      return `attr_valid=${secs(dv, off, off + 8)} ${attr(dv, off + 16, true)}`;
+    case Op.GETATTR: case Op.SETATTR: {
+      const a = decodeAttrOut(dv, off);
+      return `attr_valid=${secs(a.attrValid)} ${attr(a.attr, true)}`;
+    }
     case Op.OPEN: case Op.OPENDIR:
       return open(dv, off);
     case Op.CREATE: case Op.TMPFILE:
       return `${entry(dv, off)} ${open(dv, off + ENTRY_OUT_SIZE)}`;
     case Op.WRITE: case Op.COPY_FILE_RANGE:
-      return `count=${dv.getUint32(off, true)}`;
+      return `count=${decodeWriteOut(dv, off)}`;
     case Op.COPY_FILE_RANGE_64:
-      return `count=${getU64(dv, off)}`;
-    case Op.STATFS:
-      return `blocks=${getU64(dv, off)} bfree=${getU64(dv, off + 8)} bavail=${getU64(dv, off + 16)} files=${getU64(dv, off + 24)} ffree=${getU64(dv, off + 32)} bsize=${dv.getUint32(off + 40, true)} namelen=${dv.getUint32(off + 44, true)} frsize=${dv.getUint32(off + 48, true)}`;
+      return `count=${decodeCopyOut64(dv, off)}`;
+    case Op.STATFS: {
+      const s = decodeStatfs(dv, off);
+      return `blocks=${s.blocks} bfree=${s.bfree} bavail=${s.bavail} files=${s.files} ffree=${s.ffree} bsize=${s.bsize} namelen=${s.namelen} frsize=${s.frsize}`;
+    }
     case Op.GETXATTR: case Op.LISTXATTR:
-      return asked === 0 ? `size=${dv.getUint32(off, true)}` : "";
+      return asked === 0 ? `size=${decodeXattrSize(dv, off)}` : "";
     case Op.LSEEK:
-      return `offset=${getU64(dv, off)}`;
-    case Op.GETLK:
-      return `type=${dv.getUint32(off + 16, true)} start=${getU64(dv, off)} end=${getU64(dv, off + 8)} pid=${dv.getUint32(off + 20, true)}`;
+      return `offset=${decodeLseekOut(dv, off)}`;
+    case Op.GETLK: {
+      const l = decodeLkOut(dv, off);
+      return `type=${l.type} start=${l.start} end=${l.end} pid=${l.pid}`;
+    }
     case Op.READLINK:
       return `target=${JSON.stringify(Buffer.from(dv.buffer, dv.byteOffset + off, len).toString("utf8"))}`;
     case Op.READDIR: case Op.READDIRPLUS:

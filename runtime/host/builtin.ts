@@ -7,8 +7,3 @@ export const EMBEDDED_PLUGINS: Record<string, () => Promise<Record<string, unkno
   memfs: () => import("../../plugins/memfs/index.ts"),
   passthrough: () => import("../../plugins/passthrough/index.ts"),
 };
-
-/** Running as a `bun build --compile` executable. */
-export function isStandalone(): boolean {
-  return Bun.main.startsWith("/$bunfs/") || Bun.main.startsWith("B:/~BUN/");
-}

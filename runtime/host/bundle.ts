@@ -10,7 +10,7 @@ import { realpathSync } from "node:fs";
 import * as api from "../api/index.ts";
 import * as sysApi from "../api/sys.ts";
 import { PluginError } from "./loader.ts";
-import { isStandalone } from "./builtin.ts";
+import { isStandalone } from "../standalone.ts";
 
 /** The public modules a plugin may import, bound to this runtime's own copies. */
 const PUBLIC_MODULES: Record<string, Record<string, unknown>> = { furing: api, "furing/sys": sysApi };

@@ -12,6 +12,7 @@ export const FUSE_ROOT_ID = 1;
 export {
   Op, opName, ENTRY_OUT_SIZE, ATTR_OUT_SIZE, OPEN_OUT_SIZE, WRITE_OUT_SIZE, STATFS_OUT_SIZE, INIT_OUT_SIZE,
   GETXATTR_OUT_SIZE, LSEEK_OUT_SIZE, LK_OUT_SIZE, COPY_FILE_RANGE_OUT_SIZE,
+  NOTIFY_INVAL_INODE_OUT_SIZE, NOTIFY_INVAL_ENTRY_OUT_SIZE, NOTIFY_DELETE_OUT_SIZE, NOTIFY_STORE_OUT_SIZE, NOTIFY_RETRIEVE_OUT_SIZE,
 } from "./opcodes.ts";
 
 /** INIT capability bits as numbers 0..63 (bits ≥ 32 go into flags2). */
@@ -61,6 +62,9 @@ export const FUSE_OPEN_KILL_SUIDGID = 1 << 0;
 export const FUSE_GETATTR_FH = 1;
 export const FUSE_FSYNC_FDATASYNC = 1;
 export const FUSE_LK_FLOCK = 1;
+
+/** fuse_notify_inval_entry_out.flags: only expire the dentry, do not drop it. */
+export const FUSE_EXPIRE_ONLY = 1 << 0;
 
 /** Notification codes (out-header `error` field with unique 0). */
 export const Notify = { POLL: 1, INVAL_INODE: 2, INVAL_ENTRY: 3, STORE: 4, RETRIEVE: 5, DELETE: 6, RESEND: 7, INC_EPOCH: 8, PRUNE: 9 } as const;

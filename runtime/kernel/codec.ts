@@ -6,7 +6,9 @@
  */
 import {
   ENTRY_OUT_SIZE, ATTR_OUT_SIZE, DIRENT_SIZE, DIRENTPLUS_SIZE, STATFS_OUT_SIZE, INIT_OUT_SIZE,
-  WRITE_OUT_SIZE, GETXATTR_OUT_SIZE, LSEEK_OUT_SIZE, LK_OUT_SIZE, COPY_FILE_RANGE_OUT_SIZE,
+  WRITE_OUT_SIZE, GETXATTR_OUT_SIZE, LSEEK_OUT_SIZE, LK_OUT_SIZE, COPY_FILE_RANGE_OUT_SIZE, OUT_HEADER_SIZE,
+  NOTIFY_INVAL_INODE_OUT_SIZE, NOTIFY_INVAL_ENTRY_OUT_SIZE, NOTIFY_DELETE_OUT_SIZE, NOTIFY_STORE_OUT_SIZE,
+  NOTIFY_RETRIEVE_OUT_SIZE, FUSE_EXPIRE_ONLY,
   FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NONSEEKABLE, FOPEN_CACHE_DIR, FOPEN_NOFLUSH,
   FOPEN_PARALLEL_DIRECT_WRITES, FOPEN_PASSTHROUGH,
 } from "./abi.ts";
@@ -308,8 +310,163 @@ export function encodeLkOut(dv: DataView, off: number, l: FileLock): number {
   return LK_OUT_SIZE;
 }
 
+// Decoders of the reply structs, for the -d trace (off the hot path: they allocate). Each reads
+// the layout its encoder above writes.
+
+/** (u64 sec @secOff, u32 nsec @nsecOff) as seconds. */
+function decodeValidity(dv: DataView, secOff: number, nsecOff: number): number {
+  return getU64(dv, secOff) + dv.getUint32(nsecOff, true) / 1e9;
+}
+
+/** struct fuse_attr. */
+export function decodeAttr(dv: DataView, off: number): Required<Attr> {
+  return {
+    ino: getU64(dv, off), size: getU64(dv, off + 8), blocks: getU64(dv, off + 16),
+    atimeSec: getI64(dv, off + 24), mtimeSec: getI64(dv, off + 32), ctimeSec: getI64(dv, off + 40),
+    atimeNsec: dv.getUint32(off + 48, true), mtimeNsec: dv.getUint32(off + 52, true), ctimeNsec: dv.getUint32(off + 56, true),
+    mode: dv.getUint32(off + 60, true), nlink: dv.getUint32(off + 64, true), uid: dv.getUint32(off + 68, true),
+    gid: dv.getUint32(off + 72, true), rdev: dv.getUint32(off + 76, true), blksize: dv.getUint32(off + 80, true),
+  };
+}
+
+/** struct fuse_attr_out: the attributes and how long they may be cached (seconds). */
+export function decodeAttrOut(dv: DataView, off: number): { attrValid: number; attr: Required<Attr> } {
+  return { attrValid: decodeValidity(dv, off, off + 8), attr: decodeAttr(dv, off + 16) };
+}
+
+/** struct fuse_entry_out (nodeid 0: a negative entry, cached `entryValid` seconds). */
+export interface EntryOut {
+  nodeid: number;
+  generation: number;
+  entryValid: number;
+  attrValid: number;
+  attr: Required<Attr>;
+}
+
+export function decodeEntryOut(dv: DataView, off: number): EntryOut {
+  return {
+    nodeid: getU64(dv, off), generation: getU64(dv, off + 8),
+    entryValid: decodeValidity(dv, off + 16, off + 32), attrValid: decodeValidity(dv, off + 24, off + 36),
+    attr: decodeAttr(dv, off + 40),
+  };
+}
+
+/** struct fuse_open_out. */
+export function decodeOpenOut(dv: DataView, off: number): { fh: number; openFlags: number; backingId: number } {
+  return { fh: getU64(dv, off), openFlags: dv.getUint32(off + 8, true), backingId: dv.getInt32(off + 12, true) };
+}
+
+/** struct fuse_kstatfs. */
+export function decodeStatfs(dv: DataView, off: number): Required<StatFs> {
+  return {
+    blocks: getU64(dv, off), bfree: getU64(dv, off + 8), bavail: getU64(dv, off + 16), files: getU64(dv, off + 24),
+    ffree: getU64(dv, off + 32), bsize: dv.getUint32(off + 40, true), namelen: dv.getUint32(off + 44, true),
+    frsize: dv.getUint32(off + 48, true),
+  };
+}
+
+/** struct fuse_write_out's size (WRITE, COPY_FILE_RANGE). */
+export function decodeWriteOut(dv: DataView, off: number): number {
+  return dv.getUint32(off, true);
+}
+
+/** struct fuse_getxattr_out's size (GETXATTR/LISTXATTR asked with size 0). */
+export function decodeXattrSize(dv: DataView, off: number): number {
+  return dv.getUint32(off, true);
+}
+
+/** struct fuse_lseek_out's offset. */
+export function decodeLseekOut(dv: DataView, off: number): number {
+  return getU64(dv, off);
+}
+
+/** struct fuse_copy_file_range_out's bytes_copied (COPY_FILE_RANGE_64). */
+export function decodeCopyOut64(dv: DataView, off: number): number {
+  return getU64(dv, off);
+}
+
+/** struct fuse_lk_out. */
+export function decodeLkOut(dv: DataView, off: number): FileLock {
+  return { start: getU64(dv, off), end: getU64(dv, off + 8), type: dv.getUint32(off + 16, true), pid: dv.getUint32(off + 20, true) };
+}
+
+/** Bytes of the fuse_dirent (or, `plus`, fuse_direntplus) record at `off`, its name and padding included. */
+export function direntRecordSize(dv: DataView, off: number, plus: boolean): number {
+  const d = plus ? off + ENTRY_OUT_SIZE : off;
+  return align8((plus ? DIRENTPLUS_SIZE : DIRENT_SIZE) + dv.getUint32(d + 16, true));
+}
+
 /** Test a capability bit (0..63) in a (flags, flags2) pair. */
 export function hasCap(flags: number, flags2: number, bit: number): boolean {
   return bit < 32 ? ((flags >>> bit) & 1) === 1 : ((flags2 >>> (bit - 32)) & 1) === 1;
 }
 
+
+// Notifications (server → kernel). Each message is a fuse_out_header with unique 0 and the notify
+// code in `error`, then its struct; encoders write at `off` (the struct, after the header) and
+// return the bytes written there. Names and sizes are checked by the caller (runtime/notify/).
+
+/** struct fuse_out_header of a notification: len@0, error@4 = notify code, unique@8 = 0. */
+export function encodeNotifyHeader(dv: DataView, off: number, code: number, len: number): number {
+  dv.setUint32(off, len, true);
+  dv.setInt32(off + 4, code, true);
+  dv.setUint32(off + 8, 0, true);
+  dv.setUint32(off + 12, 0, true);
+  return OUT_HEADER_SIZE;
+}
+
+/** struct fuse_notify_inval_inode_out: ino@0, off@8 (i64, < 0: attributes only), len@16 (i64, ≤ 0: to the end). */
+export function encodeInvalInodeOut(dv: DataView, off: number, ino: number, offset: number, length: number): number {
+  setU64(dv, off, ino);
+  setI64(dv, off + 8, offset);
+  setI64(dv, off + 16, length);
+  return NOTIFY_INVAL_INODE_OUT_SIZE;
+}
+
+/** A name of `nameLen` bytes and its NUL at `off`; returns the bytes written. */
+function encodeNotifyName(buf: Uint8Array, off: number, name: string, nameLen: number): number {
+  writeName(name, buf, off, nameLen);
+  buf[off + nameLen] = 0;
+  return nameLen + 1;
+}
+
+/** struct fuse_notify_inval_entry_out (parent@0, namelen@8, flags@12), then the name and a NUL. */
+export function encodeInvalEntryOut(dv: DataView, buf: Uint8Array, off: number, parent: number, name: string, nameLen: number, expireOnly: boolean): number {
+  setU64(dv, off, parent);
+  dv.setUint32(off + 8, nameLen, true);
+  dv.setUint32(off + 12, expireOnly ? FUSE_EXPIRE_ONLY : 0, true);
+  return NOTIFY_INVAL_ENTRY_OUT_SIZE + encodeNotifyName(buf, off + NOTIFY_INVAL_ENTRY_OUT_SIZE, name, nameLen);
+}
+
+/** struct fuse_notify_delete_out (parent@0, child@8, namelen@16, padding@20), then the name and a NUL. */
+export function encodeDeleteOut(dv: DataView, buf: Uint8Array, off: number, parent: number, child: number, name: string, nameLen: number): number {
+  setU64(dv, off, parent);
+  setU64(dv, off + 8, child);
+  dv.setUint32(off + 16, nameLen, true);
+  dv.setUint32(off + 20, 0, true);
+  return NOTIFY_DELETE_OUT_SIZE + encodeNotifyName(buf, off + NOTIFY_DELETE_OUT_SIZE, name, nameLen);
+}
+
+/** struct fuse_notify_store_out (nodeid@0, offset@8, size@16, padding@20), then the data. */
+export function encodeStoreOut(dv: DataView, buf: Uint8Array, off: number, ino: number, offset: number, data: Uint8Array): number {
+  setU64(dv, off, ino);
+  setU64(dv, off + 8, offset);
+  dv.setUint32(off + 16, data.length, true);
+  dv.setUint32(off + 20, 0, true);
+  buf.set(data, off + NOTIFY_STORE_OUT_SIZE);
+  return NOTIFY_STORE_OUT_SIZE + data.length;
+}
+
+/**
+ * struct fuse_notify_retrieve_out: notify_unique@0 (as two u32 halves: it comes back as the
+ * NOTIFY_REPLY's unique), nodeid@8, offset@16, size@24, padding@28.
+ */
+export function encodeRetrieveOut(dv: DataView, off: number, uniqueLo: number, uniqueHi: number, ino: number, offset: number, size: number): number {
+  dv.setUint32(off, uniqueLo, true);
+  dv.setUint32(off + 4, uniqueHi, true);
+  setU64(dv, off + 8, ino);
+  setU64(dv, off + 16, offset);
+  dv.setUint32(off + 24, size, true);
+  dv.setUint32(off + 28, 0, true);
+  return NOTIFY_RETRIEVE_OUT_SIZE;
+}

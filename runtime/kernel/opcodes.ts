@@ -51,6 +51,9 @@ export interface OpInfo {
 export const ENTRY_OUT_SIZE = 128, ATTR_OUT_SIZE = 104, OPEN_OUT_SIZE = 16, WRITE_OUT_SIZE = 8, STATFS_OUT_SIZE = 80;
 export const LK_OUT_SIZE = 24, INIT_OUT_SIZE = 64, GETXATTR_OUT_SIZE = 8, LSEEK_OUT_SIZE = 8, COPY_FILE_RANGE_OUT_SIZE = 8;
 const STATX_OUT = 288, BMAP_OUT = 8, POLL_OUT = 8;
+// notification structs (fuse.h fuse_notify_*_out; server → kernel, after a fuse_out_header with unique 0)
+export const NOTIFY_INVAL_INODE_OUT_SIZE = 24, NOTIFY_INVAL_ENTRY_OUT_SIZE = 16, NOTIFY_DELETE_OUT_SIZE = 24;
+export const NOTIFY_STORE_OUT_SIZE = 24, NOTIFY_RETRIEVE_OUT_SIZE = 32;
 
 type Row = [name: string, opcode: number, inSize: number, out: number, names?: number, reply?: boolean, after?: number, dataSizeAt?: number];
 // prettier-ignore

@@ -8,9 +8,11 @@ import { Arena } from "../ffi/memory.ts";
 import { IORING_OP_WRITE } from "../ffi/liburing.ts";
 import type { Reactor } from "../reactor/reactor.ts";
 import { Notify, OUT_HEADER_SIZE } from "../kernel/abi.ts";
-import { setU64, setI64 } from "../kernel/codec.ts";
+import {
+  encodeNotifyHeader, encodeInvalInodeOut, encodeInvalEntryOut, encodeDeleteOut, encodeStoreOut, encodeRetrieveOut,
+} from "../kernel/codec.ts";
 import { FuseError } from "../api/errno.ts";
-import { nameByteLength, writeName, nameStringError } from "../api/names.ts";
+import { nameByteLength, nameStringError } from "../api/names.ts";
 import type { Notifier } from "../api/types.ts";
 
 const IOSQE_ASYNC = 1 << 4;
@@ -59,14 +61,11 @@ export class KernelNotifier implements Notifier {
     }
   }
 
-  /** Send the message built in slot `i` (payload after the 16-byte header, `len` total). */
-  /** Resolves with the write's result (≥ 0, or -ENOENT when the kernel has nothing cached). */
+  /**
+   * Send the message built in slot `i` (payload after the out-header, `len` total). Resolves with the write's result (≥ 0, or -ENOENT when the kernel has nothing cached). */
   private send(i: number, code: number, len: number, what: string): Promise<number> {
     const v = this.views[i]!;
-    v.setUint32(0, len, true);
-    v.setInt32(4, code, true);
-    v.setUint32(8, 0, true); // unique 0 = notification
-    v.setUint32(12, 0, true);
+    encodeNotifyHeader(v, 0, code, len);
     return new Promise<number>((resolve, reject) => {
       this.pending[i] = { resolve, reject, what };
       const r = this.reactor.ring;
@@ -96,11 +95,8 @@ export class KernelNotifier implements Notifier {
 
   async invalInode(ino: number, offset = 0, length = 0): Promise<void> {
     const i = await this.slot();
-    const v = this.views[i]!;
-    setU64(v, 16, ino);
-    setI64(v, 24, offset);
-    setI64(v, 32, length);
-    await this.send(i, Notify.INVAL_INODE, OUT_HEADER_SIZE + 24, `inval_inode(${ino})`);
+    const len = encodeInvalInodeOut(this.views[i]!, OUT_HEADER_SIZE, ino, offset, length);
+    await this.send(i, Notify.INVAL_INODE, OUT_HEADER_SIZE + len, `inval_inode(${ino})`);
   }
 
   private async entryMessage(code: number, parent: number, child: number, name: string, expireOnly: boolean): Promise<void> {
@@ -110,22 +106,10 @@ export class KernelNotifier implements Notifier {
     const i = await this.slot();
     const v = this.views[i]!;
     const b = this.bytes[i]!;
-    let off: number;
-    if (code === Notify.INVAL_ENTRY) {
-      setU64(v, 16, parent);
-      v.setUint32(24, nameLen, true);
-      v.setUint32(28, expireOnly ? 1 : 0, true);
-      off = 32;
-    } else {
-      setU64(v, 16, parent);
-      setU64(v, 24, child);
-      v.setUint32(32, nameLen, true);
-      v.setUint32(36, 0, true);
-      off = 40;
-    }
-    writeName(name, b, off, nameLen);
-    b[off + nameLen] = 0;
-    await this.send(i, code, off + nameLen + 1, `${code === Notify.DELETE ? "delete" : "inval_entry"}(${parent}, ${JSON.stringify(name)})`);
+    const len = code === Notify.INVAL_ENTRY
+      ? encodeInvalEntryOut(v, b, OUT_HEADER_SIZE, parent, name, nameLen, expireOnly)
+      : encodeDeleteOut(v, b, OUT_HEADER_SIZE, parent, child, name, nameLen);
+    await this.send(i, code, OUT_HEADER_SIZE + len, `${code === Notify.DELETE ? "delete" : "inval_entry"}(${parent}, ${JSON.stringify(name)})`);
   }
 
   invalEntry(parent: number, name: string, expireOnly = false): Promise<void> {
@@ -142,13 +126,8 @@ export class KernelNotifier implements Notifier {
     for (let pos = 0; pos < data.length || (pos === 0 && data.length === 0); pos += chunk) {
       const piece = data.subarray(pos, pos + chunk);
       const i = await this.slot();
-      const v = this.views[i]!;
-      setU64(v, 16, ino);
-      setU64(v, 24, offset + pos);
-      v.setUint32(32, piece.length, true);
-      v.setUint32(36, 0, true);
-      this.bytes[i]!.set(piece, 40);
-      parts.push(this.send(i, Notify.STORE, 40 + piece.length, `store(${ino})`));
+      const len = encodeStoreOut(this.views[i]!, this.bytes[i]!, OUT_HEADER_SIZE, ino, offset + pos, piece);
+      parts.push(this.send(i, Notify.STORE, OUT_HEADER_SIZE + len, `store(${ino})`));
       if (data.length === 0) break;
     }
     await Promise.all(parts);
@@ -158,16 +137,10 @@ export class KernelNotifier implements Notifier {
     const seq = (this.retrieveSeq = (this.retrieveSeq + 1) >>> 0);
     const got = new Promise<Uint8Array>((resolve) => this.retrieves.set(seq, { resolve, size }));
     const i = await this.slot();
-    const v = this.views[i]!;
-    v.setUint32(16, seq, true); // notify_unique (low word)
-    v.setUint32(20, RETRIEVE_MARK, true);
-    setU64(v, 24, ino);
-    setU64(v, 32, offset);
-    v.setUint32(40, size, true);
-    v.setUint32(44, 0, true);
+    const len = encodeRetrieveOut(this.views[i]!, OUT_HEADER_SIZE, seq, RETRIEVE_MARK, ino, offset, size);
     let res: number;
     try {
-      res = await this.send(i, Notify.RETRIEVE, OUT_HEADER_SIZE + 32, `retrieve(${ino})`);
+      res = await this.send(i, Notify.RETRIEVE, OUT_HEADER_SIZE + len, `retrieve(${ino})`);
     } catch (e) {
       this.retrieves.delete(seq);
       throw e;

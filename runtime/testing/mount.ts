@@ -17,7 +17,7 @@ import { mkdtemp, readFile, rmdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describeResult, run, type RunResult } from "./run.ts";
-import { isStandalone } from "../host/builtin.ts";
+import { isStandalone } from "../standalone.ts";
 
 export type Transport = "io_uring" | "classic";
 

@@ -9,6 +9,9 @@ import {
   encodeOpenOut, encodeStatfs, encodeDirent, encodeDirentPlus, encodeInitOut, decodeInitIn,
   validateDirentName, hasCap, ReplyError, type InitOut,
   encodeWriteOut, encodeXattrSize, encodeLseekOut, encodeCopyOut64, encodeLkOut,
+  decodeAttrOut, decodeEntryOut, decodeOpenOut, decodeStatfs, decodeWriteOut, decodeXattrSize, decodeLseekOut,
+  decodeCopyOut64, decodeLkOut, direntRecordSize,
+  encodeNotifyHeader, encodeInvalInodeOut, encodeInvalEntryOut, encodeDeleteOut, encodeStoreOut, encodeRetrieveOut,
 } from "../../runtime/kernel/codec.ts";
 import { Op, outSize } from "../../runtime/kernel/opcodes.ts";
 import type { Attr, Entry } from "../../runtime/api/types.ts";
@@ -592,5 +595,155 @@ describe("small reply structs", () => {
     expect(dv.getUint32(20, true)).toBe(4242);
     expect(() => encodeLkOut(dv, 0, null as never)).toThrow(new ReplyError("getlk must return a lock"));
     expect(() => encodeLkOut(dv, 0, { start: "x", end: 0, type: 2, pid: 0 } as never)).toThrow(ReplyError);
+  });
+});
+
+// include/uapi/linux/fuse.h (7.45) / fuse-protocol.md §1.10: the notification structs. Each is
+// encoded after a 16-byte out-header at an odd-looking offset, so nothing depends on alignment to 0.
+describe("notification structs (server → kernel)", () => {
+  const H = 16;
+
+  test("fuse_out_header of a notification: len@0, error@4 = code, unique@8 = 0 (INC_EPOCH is this alone)", () => {
+    const { dv, bytes } = dirty(24);
+    expect(encodeNotifyHeader(dv, 0, 8, 16)).toBe(16);
+    expect(dv.getUint32(0, true)).toBe(16);
+    expect(dv.getInt32(4, true)).toBe(8);
+    expect(dv.getBigUint64(8, true)).toBe(0n);
+    expect(bytes[16]).toBe(0xaa);
+  });
+
+  test("fuse_notify_inval_inode_out: ino@0 u64, off@8 i64, len@16 i64 (24 bytes)", () => {
+    const { dv, bytes } = dirty(H + 32);
+    expect(encodeInvalInodeOut(dv, H, 0x1_2345_6789, -1, 5 * TWO32 + 3)).toBe(24);
+    expect(dv.getBigUint64(H, true)).toBe(0x1_2345_6789n);
+    expect(dv.getBigInt64(H + 8, true)).toBe(-1n); // attributes only
+    expect(dv.getBigInt64(H + 16, true)).toBe(BigInt(5 * TWO32 + 3));
+    expect(bytes[H - 1]).toBe(0xaa);
+    expect(bytes[H + 24]).toBe(0xaa);
+  });
+
+  test("fuse_notify_inval_entry_out: parent@0 u64, namelen@8, flags@12 (16 bytes), then name + NUL", () => {
+    const { dv, bytes } = dirty(H + 32);
+    expect(encodeInvalEntryOut(dv, bytes, H, 0x2_0000_0001, "héllo", 6, true)).toBe(16 + 6 + 1);
+    expect(dv.getBigUint64(H, true)).toBe(0x2_0000_0001n);
+    expect(dv.getUint32(H + 8, true)).toBe(6);
+    expect(dv.getUint32(H + 12, true)).toBe(1); // FUSE_EXPIRE_ONLY
+    expect(Buffer.from(bytes.subarray(H + 16, H + 22)).toString("utf8")).toBe("héllo");
+    expect(bytes[H + 22]).toBe(0);
+    expect(bytes[H + 23]).toBe(0xaa);
+    encodeInvalEntryOut(dv, bytes, H, 1, "x", 1, false);
+    expect(dv.getUint32(H + 12, true)).toBe(0);
+  });
+
+  test("fuse_notify_delete_out: parent@0, child@8 (u64), namelen@16, padding@20 (24 bytes), then name + NUL", () => {
+    const { dv, bytes } = dirty(H + 40);
+    expect(encodeDeleteOut(dv, bytes, H, 7, 0x3_0000_0009, "gone", 4)).toBe(24 + 4 + 1);
+    expect(dv.getBigUint64(H, true)).toBe(7n);
+    expect(dv.getBigUint64(H + 8, true)).toBe(0x3_0000_0009n);
+    expect(dv.getUint32(H + 16, true)).toBe(4);
+    expect(dv.getUint32(H + 20, true)).toBe(0);
+    expect(Buffer.from(bytes.subarray(H + 24, H + 28)).toString()).toBe("gone");
+    expect(bytes[H + 28]).toBe(0);
+    expect(bytes[H + 29]).toBe(0xaa);
+  });
+
+  test("fuse_notify_store_out: nodeid@0, offset@8 (u64), size@16, padding@20 (24 bytes), then the data", () => {
+    const { dv, bytes } = dirty(H + 40);
+    const data = new Uint8Array([1, 2, 3, 4, 5]);
+    expect(encodeStoreOut(dv, bytes, H, 42, 9 * GiB, data)).toBe(24 + 5);
+    expect(dv.getBigUint64(H, true)).toBe(42n);
+    expect(dv.getBigUint64(H + 8, true)).toBe(BigInt(9 * GiB));
+    expect(dv.getUint32(H + 16, true)).toBe(5);
+    expect(dv.getUint32(H + 20, true)).toBe(0);
+    expect([...bytes.subarray(H + 24, H + 29)]).toEqual([1, 2, 3, 4, 5]);
+    expect(bytes[H + 29]).toBe(0xaa);
+  });
+
+  test("fuse_notify_retrieve_out: notify_unique@0, nodeid@8, offset@16 (u64), size@24, padding@28 (32 bytes)", () => {
+    const { dv, bytes } = dirty(H + 40);
+    expect(encodeRetrieveOut(dv, H, 0x1234, 0x4000_0000, 0x1_0000_0002, 3 * TWO32 + 4096, 65536)).toBe(32);
+    expect(dv.getBigUint64(H, true)).toBe(0x4000_0000_0000_1234n);
+    expect(dv.getBigUint64(H + 8, true)).toBe(0x1_0000_0002n);
+    expect(dv.getBigUint64(H + 16, true)).toBe(BigInt(3 * TWO32 + 4096));
+    expect(dv.getUint32(H + 24, true)).toBe(65536);
+    expect(dv.getUint32(H + 28, true)).toBe(0);
+    expect(bytes[H + 32]).toBe(0xaa);
+  });
+});
+
+// The -d trace's decoders read what the kernel reads: each is checked over bytes written at the
+// reference offsets with BigInt/DataView writers (not the codec's encoders), then against its encoder.
+describe("reply decoders (the -d trace)", () => {
+  test("decodeAttrOut / decodeEntryOut read every fuse_attr field and the validities at their offsets", () => {
+    const { dv } = dirty(128);
+    dv.setBigUint64(0, 0x1_0000_0005n, true); // nodeid
+    dv.setBigUint64(8, 7n, true); // generation
+    dv.setBigUint64(16, 2n, true); // entry_valid
+    dv.setBigUint64(24, 3n, true); // attr_valid
+    dv.setUint32(32, 500_000_000, true);
+    dv.setUint32(36, 250_000_000, true);
+    const a = 40;
+    dv.setBigUint64(a, 0x1_0000_0005n, true);
+    dv.setBigUint64(a + 8, BigInt(9 * GiB), true);
+    dv.setBigUint64(a + 16, 77n, true);
+    dv.setBigInt64(a + 24, -5n, true);
+    dv.setBigInt64(a + 32, 1_700_000_002n, true);
+    dv.setBigInt64(a + 40, 1_700_000_003n, true);
+    [11, 22, 33, S_IFREG | 0o640, 2, 1001, 1002, 0x0801, 4096].forEach((v, i) => dv.setUint32(a + 48 + 4 * i, v, true));
+    const e = decodeEntryOut(dv, 0);
+    expect(e).toEqual({
+      nodeid: 0x1_0000_0005, generation: 7, entryValid: 2.5, attrValid: 3.25,
+      attr: {
+        ino: 0x1_0000_0005, size: 9 * GiB, blocks: 77, atimeSec: -5, mtimeSec: 1_700_000_002, ctimeSec: 1_700_000_003,
+        atimeNsec: 11, mtimeNsec: 22, ctimeNsec: 33, mode: S_IFREG | 0o640, nlink: 2, uid: 1001, gid: 1002, rdev: 0x0801, blksize: 4096,
+      },
+    });
+    const { dv: out } = dirty(104);
+    const a2 = attr({ rdev: 5, blksize: 512 });
+    encodeAttrOut(out, 0, a2, 1.5);
+    expect(decodeAttrOut(out, 0)).toEqual({ attrValid: 1.5, attr: { ...a2, rdev: 5, blksize: 512, blocks: Math.ceil(9 * GiB / 512) } });
+  });
+
+  test("decodeOpenOut: fh@0 open_flags@8 backing_id@12 (signed)", () => {
+    const { dv } = dirty(16);
+    dv.setBigUint64(0, 0x2_0000_0003n, true);
+    dv.setUint32(8, 0x81, true);
+    dv.setInt32(12, -1, true);
+    expect(decodeOpenOut(dv, 0)).toEqual({ fh: 0x2_0000_0003, openFlags: 0x81, backingId: -1 });
+  });
+
+  test("decodeStatfs reads what encodeStatfs writes, frsize included", () => {
+    const s = { blocks: 5 * TWO32, bfree: 4, bavail: 3, files: 2 * TWO32, ffree: 1, bsize: 4096, namelen: 255, frsize: 1024 };
+    const { dv } = dirty(80);
+    encodeStatfs(dv, 0, s);
+    expect(decodeStatfs(dv, 0)).toEqual(s);
+    dv.setUint32(48, 512, true);
+    expect(decodeStatfs(dv, 0).frsize).toBe(512);
+  });
+
+  test("small structs: write_out and getxattr_out size@0, lseek_out / copy_file_range_out u64@0, lk_out start@0 end@8 type@16 pid@20", () => {
+    const { dv } = dirty(24);
+    dv.setUint32(0, 4096, true);
+    expect(decodeWriteOut(dv, 0)).toBe(4096);
+    expect(decodeXattrSize(dv, 0)).toBe(4096);
+    dv.setBigUint64(0, BigInt(6 * GiB), true);
+    expect(decodeLseekOut(dv, 0)).toBe(6 * GiB);
+    expect(decodeCopyOut64(dv, 0)).toBe(6 * GiB);
+    dv.setBigUint64(0, 10n, true);
+    dv.setBigUint64(8, 3n * BigInt(TWO32), true);
+    dv.setUint32(16, 1, true);
+    dv.setUint32(20, 4242, true);
+    expect(decodeLkOut(dv, 0)).toEqual({ start: 10, end: 3 * TWO32, type: 1, pid: 4242 });
+  });
+
+  test("direntRecordSize: namelen@16 of the dirent (after the entry_out for direntplus), padded to 8", () => {
+    const { dv, buf } = dirty(512);
+    const end1 = encodeDirent(dv, buf, 0, 512, "abcdefghi", 5, S_IFREG, 1);
+    expect(direntRecordSize(dv, 0, false)).toBe(end1);
+    expect(end1).toBe(24 + 16); // 24 + 9 bytes → 40
+    const { dv: dv2, buf: buf2 } = dirty(512);
+    const end2 = encodeDirentPlus(dv2, buf2, 0, 512, "a", attr() as Entry, 1, 1, 1);
+    expect(direntRecordSize(dv2, 0, true)).toBe(end2);
+    expect(end2).toBe(128 + 24 + 8);
   });
 });
