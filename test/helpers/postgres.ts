@@ -134,7 +134,8 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-function alive(pid: number): boolean {
+/** Whether process `pid` exists and is not a zombie. */
+export function alive(pid: number): boolean {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, "utf8");
     return s[s.lastIndexOf(")") + 2] !== "Z";

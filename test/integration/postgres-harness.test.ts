@@ -13,20 +13,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cleanupAll, isRoot, REPO, waitFor, withTempDir } from "../helpers/mount.ts";
 import { run } from "../helpers/run.ts";
-import { removePostgres, serverPids, startPostgres, type PgServer } from "../helpers/postgres.ts";
+import { alive, removePostgres, serverPids, startPostgres, type PgServer } from "../helpers/postgres.ts";
 import { needsPostgres } from "../helpers/skip.ts";
 
 setDefaultTimeout(60_000);
 afterAll(cleanupAll);
-
-function alive(pid: number): boolean {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return s[s.lastIndexOf(")") + 2] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 /** Runs `fn` with a fresh server and a Bun.SQL client on it; both always closed and removed. */
 async function withPostgres(fn: (pg: PgServer, sql: Bun.SQL) => Promise<void>, opts: Parameters<typeof startPostgres>[0] = {}): Promise<void> {
