@@ -8,7 +8,7 @@
  * cached by the kernel, so `stat -f` shows which generation answered.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { cleanupAll, REPO, transports, waitFor, withMount, type Mount, type Status, type Transport } from "../helpers/mount.ts";
 import { edit, namelen, reloadSoak, RELOAD_DEADLINE_MS, waitLog, withMemfsCopy, STATFS_SOURCE } from "../helpers/reload.ts";
@@ -141,6 +141,60 @@ describe("hot reload of a memfs copy", () => {
           expect(st.generation).toBe(2);
           expect(st.rejectedReloads).toBe(0);
           expect(st.inflight).toBe(0);
+        });
+      });
+    }, 30_000);
+
+    // INVAL_INODE (sent for every held node too) only drops attributes and pages: a cached dentry
+    // would still resolve its name with no LOOKUP, so LOOKUPs after the reload come from INC_EPOCH.
+    test(`over ${transport}: a reload drops every cached dentry (INC_EPOCH), so names cached for 60 s are looked up again`, async () => {
+      await withMemfsCopy(async (plugin) => {
+        await withMount({ plugin, transport, options: ["entry_timeout=60", "attr_timeout=60"] }, async (m) => {
+          await mkdir(join(m.dir, "d1/d2/d3"), { recursive: true });
+          await writeFile(join(m.dir, "a.txt"), "a\n");
+          await writeFile(join(m.dir, "b.txt"), "b\n");
+          await writeFile(join(m.dir, "d1/d2/d3/deep.txt"), "deep\n");
+          const paths = ["a.txt", "b.txt", "d1/d2/d3/deep.txt"];
+          const dentries = 6; // a.txt b.txt d1 d2 d3 deep.txt
+          const statAll = async () => {
+            const inos: number[] = [];
+            for (const p of paths) inos.push((await stat(join(m.dir, p))).ino);
+            return inos;
+          };
+          /** LOOKUP and GETATTR requests that reached the daemon while `fn` ran (nothing else touches the mount). */
+          const during = async (fn: () => Promise<unknown>) => {
+            const count = (s: Status, op: string) => s.ops[op]?.count ?? 0;
+            const before = await m.status();
+            await fn();
+            const after = await m.status();
+            return { lookup: count(after, "lookup") - count(before, "lookup"), getattr: count(after, "getattr") - count(before, "getattr") };
+          };
+
+          // an open descriptor pins a dentry and its parents: drop_caches (run by other tests and the
+          // benchmarks on this machine) cannot evict them, so only a notification can make them stale
+          const holders: FdHolder[] = [];
+          try {
+            for (const p of paths) holders.push((await FdHolder.open(join(m.dir, p))).holder);
+            let inos: number[] = [];
+            await during(async () => (inos = await statAll())); // whatever creating them left uncached
+            expect(await during(statAll), "every name and attribute is cached for 60 s").toEqual({ lookup: 0, getattr: 0 });
+
+            const from = m.log().length;
+            await edit(join(plugin, STATFS_SOURCE), "namelen: 255", "namelen: 201");
+            await waitLog(m, /generation 2 serving/, from);
+            expect(await namelen(m.dir)).toBe(201); // statfs is never cached: generation 2 answers
+
+            let again: number[] = [];
+            const after = await during(async () => (again = await statAll()));
+            expect(again).toEqual(inos);
+            expect(after.lookup, `LOOKUPs for the ${dentries} cached names after the reload (GETATTRs: ${after.getattr})`).toBeGreaterThanOrEqual(dentries);
+            // the epoch is not stuck: dentries made after it are cached again (the stale ones, still
+            // held, were unhashed, so pin the new ones the same way first)
+            for (const p of paths) holders.push((await FdHolder.open(join(m.dir, p))).holder);
+            expect(await during(statAll), "cached again after the fresh LOOKUPs").toEqual({ lookup: 0, getattr: 0 });
+          } finally {
+            for (const h of holders) await h.close();
+          }
         });
       });
     }, 30_000);
