@@ -180,9 +180,14 @@ describe("hot reload of a memfs copy", () => {
             expect(await during(statAll), "every name and attribute is cached for 60 s").toEqual({ lookup: 0, getattr: 0 });
 
             const from = m.log().length;
+            const sent = async () => ((await m.status()).notifications as { sent: number }).sent;
+            const sentBefore = await sent();
             await edit(join(plugin, STATFS_SOURCE), "namelen: 255", "namelen: 201");
             await waitLog(m, /generation 2 serving/, from);
             expect(await namelen(m.dir)).toBe(201); // statfs is never cached: generation 2 answers
+            // the reload's notifications are written after the swap: INC_EPOCH, then INVAL_INODE of
+            // the root and of the 6 held nodes; wait until the kernel has taken them all
+            expect(await waitFor(async () => (await sent()) >= sentBefore + 2 + dentries, 5000), "the reload's notifications were written").toBe(true);
 
             let again: number[] = [];
             const after = await during(async () => (again = await statAll()));
