@@ -10,12 +10,11 @@
  *   must hold the size of the furthest write, and every byte must be 0 where nothing was written,
  *   else the value of one of the writes that covered it (writes may interleave, never corrupt).
  */
-import { CheckState, compareResult, type Oracle } from "./compare.ts";
-import type { Attr } from "./executor.ts";
+import { CheckState, compareResult } from "./compare.ts";
 import { Generator } from "./generator.ts";
-import { describe, O_CREAT, O_RDWR, PRIVATE_SLOTS, S_IFDIR, S_IFMT, S_IFREG, type Op, type Result } from "./ops.ts";
+import { describe, O_CREAT, O_RDWR, PRIVATE_SLOTS, type Op, type Result } from "./ops.ts";
 import { Rng } from "./rng.ts";
-import { Pair, report, saveReplay, shrink, type ShrinkResult } from "./runner.ts";
+import { Pair, referenceOracle, report, saveReplay, shrink, type ShrinkResult } from "./runner.ts";
 import type { Target } from "./targets.ts";
 
 export interface ConcurrentOptions {
@@ -87,14 +86,7 @@ export async function runConcurrent(target: Target, o: ConcurrentOptions): Promi
       const gen = new Generator(o.seed * 1000 + w, { ...target.gen, exclude: [...target.exclude, "statfs"] });
       const rng = new Rng(o.seed * 7919 + w);
       const state = new CheckState();
-      const oracle: Oracle = {
-        zeros: (s, from, to) => pair.B.zeros(s, from, to),
-        type: async (s) => {
-          const r = await pair.B.op({ k: "fstat", s });
-          const t = r.e === undefined ? (r.v as Attr).mode & S_IFMT : 0;
-          return t === S_IFDIR ? "dir" : t === S_IFREG ? "file" : "other";
-        },
-      };
+      const oracle = referenceOracle(pair);
       const done: Op[] = [];
       const failed = new Set<number>();
       let seq = 0;

@@ -82,6 +82,18 @@ export interface SequenceOptions {
   progress?: (count: number) => void;
 }
 
+/** What the comparator may ask of the reference side (B): where its holes are, what a slot is. */
+export function referenceOracle(pair: Pair): Oracle {
+  return {
+    zeros: (s, from, to) => pair.B.zeros(s, from, to),
+    type: async (s) => {
+      const r = await pair.B.op({ k: "fstat", s });
+      const t = r.e === undefined ? (r.v as Attr).mode & S_IFMT : 0;
+      return t === S_IFDIR ? "dir" : t === S_IFREG ? "file" : "other";
+    },
+  };
+}
+
 /**
  * Runs ops from `source` (a generator, which sees the reference's answers, or a fixed list) on
  * the pair's current roots until it ends or a difference shows. A fixed list ends with what it
@@ -90,14 +102,7 @@ export interface SequenceOptions {
 export async function runSequence(pair: Pair, source: Generator | Op[], n: number, o: SequenceOptions): Promise<SequenceResult> {
   const res: SequenceResult = { ops: [], count: 0, checks: 0, outcomes: new Map(), trace: o.trace ? [] : undefined, failedOnB: new Set() };
   const state = new CheckState();
-  const oracle: Oracle = {
-    zeros: (s, from, to) => pair.B.zeros(s, from, to),
-    type: async (s) => {
-      const r = await pair.B.op({ k: "fstat", s });
-      const t = r.e === undefined ? (r.v as Attr).mode & S_IFMT : 0;
-      return t === S_IFDIR ? "dir" : t === S_IFREG ? "file" : "other";
-    },
-  };
+  const oracle = referenceOracle(pair);
   const gen = source instanceof Generator ? source : undefined;
   const list = source instanceof Generator ? undefined : source;
   const total = list ? list.length : n;
