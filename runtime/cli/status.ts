@@ -27,7 +27,7 @@ interface Status {
   reactors?: {
     count: number;
     main: { requests: number; serves: string };
-    workers: ({ index: number; cpus: number[]; queues?: string; transport?: string; fixedBuffers?: string; requests?: { io_uring: number; classic: number }; inflight?: number; generation?: number; error?: string })[];
+    workers: ({ index: number; cpus: number[]; queues?: string; transport?: string; fixedBuffers?: string; requests?: { io_uring: number; classic: number }; inflight?: number; generation?: number; sched?: { policy: string; starvedMoves: number; note?: string }; error?: string })[];
   };
   generation?: number;
   generationLoadedAt?: string;
@@ -96,9 +96,16 @@ function reactorLines(s: Status): string[] {
   for (const w of r.workers) {
     const where = `    Worker ${w.index} on CPU ${w.cpus.join(",") || "any"}`;
     if (w.error !== undefined) lines.push(`${where}: ${w.error}`);
-    else lines.push(`${where}${w.transport === "io_uring" ? `, queue${w.queues!.includes("-") ? "s" : ""} ${w.queues}` : ", cloned /dev/fuse"}: ${w.requests!.io_uring + w.requests!.classic} requests, ${w.inflight} in flight, generation ${w.generation}${w.transport === "io_uring" && w.fixedBuffers !== undefined ? `; fixed buffers ${w.fixedBuffers}` : ""}`);
+    else lines.push(`${where}${w.transport === "io_uring" ? `, queue${w.queues!.includes("-") ? "s" : ""} ${w.queues}` : ", cloned /dev/fuse"}: ${w.requests!.io_uring + w.requests!.classic} requests, ${w.inflight} in flight, generation ${w.generation}${w.transport === "io_uring" && w.fixedBuffers !== undefined ? `; fixed buffers ${w.fixedBuffers}` : ""}${schedLine(w.sched)}`);
   }
   return lines;
+}
+
+/** A Worker's scheduling class: SCHED_IDLE under the starvation guard, or why not. */
+function schedLine(c: { policy: string; starvedMoves: number; note?: string } | undefined): string {
+  if (c === undefined) return "";
+  if (c.note !== undefined) return `; ${c.policy} (${c.note})`;
+  return `; ${c.policy}${c.starvedMoves > 0 ? ` (moved to the normal class ${c.starvedMoves} time${c.starvedMoves === 1 ? "" : "s"} while another task kept its CPU)` : ""}`;
 }
 
 export async function statusCommand(argv: string[]): Promise<number> {

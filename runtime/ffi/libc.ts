@@ -21,6 +21,10 @@ const lib = dlopen("libc.so.6", {
   sched_yield: { args: [], returns: T.i32 },
   sched_getaffinity: { args: [T.i32, T.u64_fast, T.ptr], returns: T.i32 },
   sched_setaffinity: { args: [T.i32, T.u64_fast, T.ptr], returns: T.i32 },
+  sched_setscheduler: { args: [T.i32, T.i32, T.ptr], returns: T.i32 },
+  sched_getscheduler: { args: [T.i32], returns: T.i32 },
+  gettid: { args: [], returns: T.i32 },
+  getrlimit: { args: [T.i32, T.ptr], returns: T.i32 },
   ioctl: { args: [T.i32, T.u64_fast, T.ptr], returns: T.i32 },
   fcntl: { args: [T.i32, T.i32, T.i64_fast], returns: T.i32 },
 });

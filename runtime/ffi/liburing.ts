@@ -75,6 +75,8 @@ export class Ring {
   private readonly cqMask: number;
   /** SQEs claimed since the last submit. */
   pending = 0;
+  /** Where the CQ's head and tail words are (another thread of the process may watch them: CqWatch). */
+  readonly cqAddresses: { head: number; tail: number };
 
   constructor(entries: number, cqEntries: number) {
     const mem = allocNative(SIZEOF_IO_URING + SIZEOF_PARAMS + 64);
@@ -97,6 +99,7 @@ export class Ring {
     this.sqKflags = u32view(p64(R_SQ_KFLAGS));
     this.cqKhead = u32view(p64(R_CQ_KHEAD));
     this.cqKtail = u32view(p64(R_CQ_KTAIL));
+    this.cqAddresses = { head: p64(R_CQ_KHEAD), tail: p64(R_CQ_KTAIL) };
     const sqesBuf = toArrayBuffer(p64(R_SQ_SQES) as Pointer, 0, this.sqEntries * SQE_SIZE);
     this.sqes = new DataView(sqesBuf);
     this.sqeBytes = new Uint8Array(sqesBuf);
@@ -191,3 +194,19 @@ export class Ring {
 
 }
 
+
+/**
+ * Another thread's view of a ring's CQ (from its `cqAddresses`): whether completions wait
+ * unreaped. Read-only; the owning thread alone reaps.
+ */
+export class CqWatch {
+  private readonly head: Uint32Array;
+  private readonly tail: Uint32Array;
+  constructor(at: { head: number; tail: number }) {
+    this.head = u32view(at.head);
+    this.tail = u32view(at.tail);
+  }
+  waiting(): boolean {
+    return Atomics.load(this.head, 0) !== Atomics.load(this.tail, 0);
+  }
+}

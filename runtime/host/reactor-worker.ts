@@ -18,6 +18,7 @@ import { Dispatcher, Generation, destroyFilesystem } from "../dispatch/dispatche
 import { UringTransport } from "../transport/fuse-ring.ts";
 import { DevTransport } from "../transport/fuse-dev.ts";
 import { pinThreadTo } from "../reactor/affinity.ts";
+import { threadId } from "../reactor/sched-class.ts";
 import { libc, errno, cstr, SyscallError, O_RDWR, O_CLOEXEC, O_NONBLOCK } from "../ffi/libc.ts";
 import { Arena } from "../ffi/memory.ts";
 import { BackingFiles } from "../session/backing.ts";
@@ -37,7 +38,10 @@ if (setup.cpus.length > 0 && !pinThreadTo(setup.cpus)) log(`furing: ${prefix}: c
 
 const reactor = new Reactor(setup.queues * setup.options.queueDepth + Math.max(4, setup.options.queueDepth) + 64);
 const fileIO = new RingFileIO(reactor);
-reactor.start();
+// what the main thread's starvation guard reads (session/reactors.ts, reactor/sched-class.ts)
+const serving = new SharedArrayBuffer(8);
+reactor.servingFlag = new Int32Array(serving);
+reactor.owes = () => ((dispatcher as Dispatcher | undefined)?.inflight ?? 0) > 0;
 
 /** Regions from the main thread; a key keeps its first buffer object here across generations. */
 const shared = new Map<string, SharedArrayBuffer>();
@@ -107,6 +111,7 @@ async function loadGeneration(n: number, file: string): Promise<Generation> {
 }
 
 let dispatcher: Dispatcher;
+reactor.start(); // here: its first drain asks owes(), which reads `dispatcher`
 let uring: UringTransport | null = null;
 let dev: DevTransport | null = null;
 const prepared = new Map<number, Generation>();
@@ -247,7 +252,7 @@ try {
   dispatcher = new Dispatcher(cfg, first.fs);
   dispatcher.gen = first;
   port.on("message", (m: ToWorker) => void onMessage(m));
-  post({ t: "started" });
+  post({ t: "started", tid: threadId(), serving, cq: reactor.ring.cqAddresses });
 } catch (e) {
   post({ t: "failed", error: describe(e) });
 }

@@ -34,6 +34,11 @@ export interface MountOptions {
    * queue, as for single plugins; undefined: the default, {@link defaultReactorCount}).
    */
   reactors: number | undefined;
+  /**
+   * Reactor Workers run in the SCHED_IDLE class, under a starvation guard (reactor/sched-class.ts),
+   * so a caller woken by a reply stays on its CPU.
+   */
+  schedIdle: boolean;
   /** Seconds before an unsettled op is answered ETIMEDOUT (0: never). */
   opTimeout: number;
   /** FUSE_REQUEST_TIMEOUT seconds (0: off); on expiry the kernel aborts the whole connection. */
@@ -68,7 +73,7 @@ export class UsageError extends Error {
 export function defaultMountOptions(): MountOptions {
   return {
     allowOther: false, allowRoot: false, defaultPermissions: true, entryTimeout: 1, attrTimeout: 1,
-    negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8, ringMemory: DEFAULT_RING_MEMORY, followCpu: true, reactors: undefined, passthrough: true, writebackCache: false, autoUnmount: false, opTimeout: 0, requestTimeout: 0,
+    negativeTimeout: 0, directIo: false, kernelCache: false, ioUring: true, queueDepth: 8, ringMemory: DEFAULT_RING_MEMORY, followCpu: true, reactors: undefined, schedIdle: true, passthrough: true, writebackCache: false, autoUnmount: false, opTimeout: 0, requestTimeout: 0,
     fsname: undefined, subtype: undefined, maxRead: undefined, maxWrite: 1 << 20,
     mountFlags: MS_NOSUID | MS_NODEV, atime: "relatime", nodiratime: false, ignored: [],
   };
@@ -159,6 +164,8 @@ const OPTIONS: Record<string, { set: Setter; help: string }> = {
   ring_memory: { set: bytes(64 << 10, (o, n) => (o.ringMemory = n)), help: `=SIZE io_uring payload memory per mount over all CPU queues, faulted in as used (default ${DEFAULT_RING_MEMORY >> 20}M): fewer entries per queue (at least 1) and then a smaller max_write when many CPUs are possible` },
   follow_cpu: { set: flag((o) => (o.followCpu = true)), help: "io_uring: run the reactor on the CPU its callers run on (default)" },
   reactors: { set: intIn(0, 1024, (o, n) => (o.reactors = n)), help: `=N reactor Workers serving the CPU queues of a plugin with concurrency "shared" (default: one per online CPU, at most ${MAX_DEFAULT_REACTORS}; 0: the main thread serves everything)` },
+  sched_idle: { set: flag((o) => (o.schedIdle = true)), help: "reactor Workers run in the SCHED_IDLE class, moved to the normal class while another task keeps their CPU from them, so callers stay on their CPU (default, with CAP_SYS_NICE or RLIMIT_NICE ≥ 20)" },
+  no_sched_idle: { set: flag((o) => (o.schedIdle = false)), help: "reactor Workers run in the normal scheduling class" },
   no_follow_cpu: { set: flag((o) => (o.followCpu = false)), help: "io_uring: leave the reactor's CPU to the scheduler" },
   op_timeout: {
     set: (o, v, name) => {

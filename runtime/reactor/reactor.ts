@@ -30,8 +30,19 @@ export class Reactor {
   private flushQueued = false;
   private readonly flushFn = () => {
     this.flushQueued = false;
+    this.serving(this.owes());
     this.submit();
   };
+  /**
+   * Set by a reactor Worker's owner: word 1 counts drain rounds (progress); word 0 is 1 while this thread owes a request its reply (from
+   * the first reap of a drain to the submit that hands the replies over, and while async ops are
+   * unsettled), for the main thread's starvation guard (sched-class.ts). Cleared before the submit:
+   * a caller the submit wakes on this CPU preempts the thread on its way out of the kernel, and
+   * waiting for the CPU then, with nothing owed, is not starving.
+   */
+  servingFlag: Int32Array | null = null;
+  /** Whether requests wait on work outside this ring (the owner's unsettled async ops). */
+  owes: () => boolean = () => false;
   private readonly onCqe = (ud: number, res: number, flags: number) => {
     const h = this.handlers[ud >>> KIND_SHIFT];
     if (h === undefined) throw new Error(`reactor: completion for unknown kind ${ud >>> KIND_SHIFT}`);
@@ -131,14 +142,24 @@ export class Reactor {
     queueMicrotask(this.flushFn);
   }
 
+  private rounds = 0;
+  private serving(v: boolean): void {
+    const f = this.servingFlag;
+    if (f === null) return;
+    Atomics.store(f, 0, v ? 1 : 0);
+    Atomics.store(f, 1, ++this.rounds); // progress, for the guard
+  }
+
   /** Reap until the CQ is empty, then submit what the handlers queued. */
   drain(): void {
     let n: number, total = 0;
     for (let round = 0; round < MAX_ROUNDS; round++) {
+      this.serving(true);
       do {
         n = this.ring.reap(this.onCqe);
         total += n;
       } while (n > 0 || this.ring.flushOverflow());
+      this.serving(this.owes());
       if (this.ring.pending === 0) break;
       this.submit();
       // A submitted reply often brings the next request at once: the caller woke, asked again,

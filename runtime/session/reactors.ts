@@ -14,6 +14,8 @@ import { Worker } from "node:worker_threads";
 import type { MountOptions } from "../mount/options.ts";
 import type { Notifier } from "../api/types.ts";
 import type { RawStats } from "../dispatch/stats.ts";
+import { CqWatch } from "../ffi/liburing.ts";
+import { IdleClassGuard, idleClassBlocker, policyOf, type SchedClassStatus } from "../reactor/sched-class.ts";
 
 /** What a Worker needs to start: its place, the mount's options and the plugin's first generation. */
 export interface WorkerSetup {
@@ -74,7 +76,7 @@ export type ToWorker =
 
 /** Worker → main. */
 export type FromWorker =
-  | { t: "started" }
+  | { t: "started"; tid: number; serving: SharedArrayBuffer; cq: { head: number; tail: number } }
   | { t: "failed"; error: string }
   | { t: "reply"; id: number; error?: string; value?: unknown }
   | { t: "notify"; id: number; method: keyof Notifier; args: unknown[] }
@@ -99,6 +101,8 @@ export interface WorkerStatus {
   generationsHeld: { modules: number; sourceMaps: number };
   /** `dispatcher.stats.raw()` of the Worker (summed into the main thread's status). */
   stats: RawStats;
+  /** Its scheduling class (filled in by the main thread, which sets it). */
+  sched?: SchedClassStatus;
 }
 
 /** Worker `w` of `count` serves possible CPUs [first, first + queues) and runs on the online ones. */
@@ -142,6 +146,10 @@ interface PoolConfig {
 interface Member {
   w: Worker;
   index: number;
+  /** Its thread id (from "started"). */
+  tid: number;
+  /** Why it is not in the idle class, when it is not. */
+  schedNote?: string;
   cpus: number[];
   firstQueue: number;
   queues: number;
@@ -158,7 +166,15 @@ export class ReactorPool {
   /** Every Worker's transport saw the connection end (classic with Workers: the main thread no longer reads). */
   onAllClosed: ((reason: string) => void) | null = null;
 
-  constructor(private readonly cfg: PoolConfig) {}
+  /** Keeps the Workers in SCHED_IDLE and moves a starving one out (null: -o no_sched_idle, or not allowed). */
+  private readonly guard: IdleClassGuard | null;
+  private readonly schedNote: string | undefined;
+
+  constructor(private readonly cfg: PoolConfig) {
+    const blocker = cfg.base.options.schedIdle ? idleClassBlocker() : "-o no_sched_idle";
+    this.guard = blocker === null ? new IdleClassGuard(cfg.log) : null;
+    this.schedNote = blocker ?? undefined;
+  }
 
   get count(): number {
     return this.cfg.count;
@@ -174,11 +190,15 @@ export class ReactorPool {
       const w = new Worker(this.cfg.workerEntry, { workerData: setup });
       let code = 0;
       const exited = new Promise<void>((r) => w.on("exit", (c: number) => ((code = c), r())));
-      const m: Member = { w, index: i + 1, cpus: g.cpus, firstQueue: g.firstQueue, queues: g.queues, exited };
+      const m: Member = { w, index: i + 1, tid: 0, cpus: g.cpus, firstQueue: g.firstQueue, queues: g.queues, exited };
       this.members.push(m);
       started.push(new Promise<void>((resolve, reject) => {
         w.on("message", (msg: FromWorker) => {
-          if (msg.t === "started") resolve();
+          if (msg.t === "started") {
+            m.tid = msg.tid;
+            m.schedNote = this.guard?.add(m.index, msg.tid, { serving: new Int32Array(msg.serving), cq: new CqWatch(msg.cq) }) ?? this.schedNote;
+            resolve();
+          }
           else if (msg.t === "failed") reject(new ReactorError(`reactor Worker ${m.index}: ${msg.error}`));
           else this.onMessage(m, msg);
         });
@@ -281,8 +301,21 @@ export class ReactorPool {
         this.waiting.delete(id);
         return { index: m.index, cpus: m.cpus, error: `no answer within ${ms} ms (an op is blocking its thread?)` };
       });
-      return Promise.race([this.ask<WorkerStatus>(m, { t: "status", id }), late]);
+      const answer = this.ask<WorkerStatus>(m, { t: "status", id }).then((s) => ({ ...s, sched: this.schedOf(m) }));
+      return Promise.race([answer, late]);
     }));
+  }
+
+  private schedOf(m: Member): SchedClassStatus {
+    const watched = m.schedNote === undefined ? this.guard?.status(m.index) : undefined;
+    if (watched !== undefined) return watched;
+    let policy = "unknown";
+    try {
+      if (m.tid > 0) policy = policyOf(m.tid);
+    } catch {
+      // the Worker's thread is gone (it is ending)
+    }
+    return { tid: m.tid, policy, starvedMoves: 0, longestWaitMs: 0, note: m.schedNote ?? "no longer watched" };
   }
 
   /** A full garbage collection on every Worker (the control socket's `gc`): each has its own heap. */
@@ -297,6 +330,7 @@ export class ReactorPool {
   /** Workers destroy their instances and stop; any that does not within 2 s is terminated. */
   async close(): Promise<void> {
     this.closing = true;
+    this.guard?.stop();
     await Promise.all(this.members.map(async (m) => {
       const said = this.ask(m, { t: "close", id: this.nextId++ }).catch(() => {});
       await Promise.race([said, m.exited, Bun.sleep(2000)]);

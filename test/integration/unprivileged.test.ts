@@ -25,20 +25,22 @@ const NOBODY_GID = 65534;
 const STRANGER = 4242;
 const FUSE_CONF = "/etc/fuse.conf";
 const READY = "furing: ready ";
+/** setpriv flags that leave nobody CAP_SYS_NICE (ambient, so it survives the exec). */
+const NICE_CAP = ["--inh-caps=+sys_nice", "--ambient-caps=+sys_nice"];
 
 let base = "";
 let app = "";
 let home = "";
 let originalConf: string | null = null;
 
-function as(uid: number, gid: number, cmd: string[]): string[] {
+function as(uid: number, gid: number, cmd: string[], setprivFlags: string[] = []): string[] {
   return [
-    "setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--clear-groups",
+    "setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--clear-groups", ...setprivFlags,
     "env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", `HOME=${home}`, `TMPDIR=${home}`, `XDG_RUNTIME_DIR=${join(home, "run")}`,
     ...cmd,
   ];
 }
-const asNobody = (cmd: string[]) => as(NOBODY_UID, NOBODY_GID, cmd);
+const asNobody = (cmd: string[], setprivFlags: string[] = []) => as(NOBODY_UID, NOBODY_GID, cmd, setprivFlags);
 /** `furing <args>` run by nobody from the world-readable copy. */
 const furingAsNobody = (args: string[], timeoutMs = 30_000) =>
   run(asNobody([process.execPath, join(app, "runtime/cli/main.ts"), ...args]), { cwd: app, timeoutMs });
@@ -81,8 +83,9 @@ async function userMountpoint(name: string): Promise<string> {
   return mnt;
 }
 
-function spawnAsNobody(args: string[], mnt: string): UserDaemon {
-  const proc = Bun.spawn(asNobody([process.execPath, join(app, "runtime/cli/main.ts"), ...args]), {
+/** `setprivFlags`: more of setpriv's flags (e.g. capabilities nobody keeps). */
+function spawnAsNobody(args: string[], mnt: string, setprivFlags: string[] = []): UserDaemon {
+  const proc = Bun.spawn(asNobody([process.execPath, join(app, "runtime/cli/main.ts"), ...args], setprivFlags), {
     cwd: app, stdin: "ignore", stdout: "pipe", stderr: "pipe",
   });
   let out = "";
@@ -98,9 +101,9 @@ function spawnAsNobody(args: string[], mnt: string): UserDaemon {
 }
 
 /** Mounts as nobody and waits until it serves; throws with the daemon's output otherwise. */
-async function mountAsNobody(mnt: string, opts: string[], transport: Transport): Promise<UserDaemon> {
+async function mountAsNobody(mnt: string, opts: string[], transport: Transport, setprivFlags: string[] = []): Promise<UserDaemon> {
   const o = [...opts, transport === "classic" ? "io_uring=off" : "io_uring=on"];
-  const d = spawnAsNobody(["mount", "memfs", mnt, "-o", o.join(",")], mnt);
+  const d = spawnAsNobody(["mount", "memfs", mnt, "-o", o.join(",")], mnt, setprivFlags);
   await waitFor(() => d.output().includes(READY) || !d.alive(), 20_000);
   if (!d.output().includes(READY) || (await mountedType(mnt)) === undefined) {
     await stop(d);
@@ -123,11 +126,11 @@ async function stop(d: UserDaemon): Promise<void> {
   live.delete(d);
 }
 
-async function withUserMount(name: string, opts: string[], transport: Transport, fn: (d: UserDaemon) => Promise<void>): Promise<void> {
+async function withUserMount(name: string, opts: string[], transport: Transport, fn: (d: UserDaemon) => Promise<void>, setprivFlags: string[] = []): Promise<void> {
   const mnt = await userMountpoint(name);
   let d: UserDaemon | undefined;
   try {
-    d = await mountAsNobody(mnt, opts, transport);
+    d = await mountAsNobody(mnt, opts, transport, setprivFlags);
     await fn(d);
   } catch (e) {
     if (d) (e as Error).message += `\n--- daemon output ---\n${d.output().slice(-6000)}`;
@@ -214,6 +217,8 @@ describe.skipIf(needsRoot("unprivileged mounts through fusermount3", "switches t
         expect(st.transport).toBe(transport);
         expect(st.state).toBe("serving");
         if (transport === "io_uring") expect(st.fixedBuffers).not.toBe("registered"); // RLIMIT_MEMLOCK: a normal user cannot pin them
+        // SCHED_IDLE could not be left again without CAP_SYS_NICE or RLIMIT_NICE ≥ 20: Workers stay normal, saying why
+        for (const w of st.reactors.workers) expect(w.sched).toMatchObject({ policy: "SCHED_OTHER", note: "leaving SCHED_IDLE when a Worker starves needs CAP_SYS_NICE or RLIMIT_NICE ≥ 20 (it is 0)" });
 
         const u = await furingAsNobody(["unmount", mnt]);
         expect(u.code, describeResult(u)).toBe(0);
@@ -223,6 +228,21 @@ describe.skipIf(needsRoot("unprivileged mounts through fusermount3", "switches t
       });
     });
   }
+
+  test("an unprivileged daemon with CAP_SYS_NICE runs its reactor Workers in SCHED_IDLE, and can move them back", async () => {
+    await withUserMount("nice", [], "io_uring", async (d) => {
+      const s = await furingAsNobody(["status", d.mnt, "--json"]);
+      expect(s.code, describeResult(s)).toBe(0);
+      const st = JSON.parse(s.stdout);
+      const ws = st.reactors.workers as { sched: { tid: number; policy: string } }[];
+      expect(ws.map((w) => w.sched.policy)).toEqual(["SCHED_IDLE", "SCHED_IDLE"]);
+      // what the guard does when one starves, done by nobody from outside with the same capability
+      const tid = ws[0]!.sched.tid;
+      const r = await run(asNobody(["chrt", "--other", "-p", "0", String(tid)], NICE_CAP), { timeoutMs: 10_000 });
+      expect(r.code, describeResult(r)).toBe(0);
+      expect(await readFile(`/proc/${d.proc.pid}/task/${tid}/sched`, "utf8")).toMatch(/^policy\s*:\s*0$/m);
+    }, NICE_CAP);
+  });
 
   test("allow_other and allow_root are refused by fusermount3 when /etc/fuse.conf lacks user_allow_other", async () => {
     writeConf(false);

@@ -39,6 +39,7 @@ describe("defaults", () => {
     expect(o.subtype).toBeUndefined();
     expect(o.mountFlags).toBe(MS_NOSUID | MS_NODEV);
     expect(o.ignored).toEqual([]);
+    expect(o.schedIdle).toBe(true);
   });
 
   test("parse([]) equals defaultMountOptions(), and empty items are skipped", () => {
@@ -77,6 +78,8 @@ describe("each option", () => {
     ["ring_memory=1048576", { ringMemory: 1 << 20 }],
     ["reactors=0", { reactors: 0 }],
     ["reactors=4", { reactors: 4 }],
+    ["no_sched_idle", { schedIdle: false }],
+    ["no_sched_idle,sched_idle", { schedIdle: true }],
     ["fsname=myfs", { fsname: "myfs" }],
     ["fsname=/dev/sda1", { fsname: "/dev/sda1" }],
     ["subtype=memfs", { subtype: "memfs" }],
@@ -207,6 +210,7 @@ describe("usage errors", () => {
     ["ring_memory=", "ring_memory", /size/],
     ["reactors=-1", "reactors", /0\.\.1024/],
     ["reactors=two", "reactors", /integer/],
+    ["sched_idle=1", "sched_idle", /takes no value/],
     ["max_write=4095", "max_write", /4096\.\.1048576/],
     ["max_write=2097152", "max_write", /4096\.\.1048576/],
     ["max_read=100", "max_read", /4096\.\./],

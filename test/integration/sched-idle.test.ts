@@ -1,0 +1,142 @@
+/**
+ * Reactor Workers in the SCHED_IDLE class (reactor/sched-class.ts), over both transports: memfs's
+ * Workers run in it by default (as root), `-o no_sched_idle` keeps them normal, and the starvation
+ * guard moves a Worker to the normal class when a CPU-bound task on its CPU keeps it from a
+ * request, then back once the hold is over. Without the guard a caller pinned next to the busy
+ * task waits on a Worker that gets ~0.3% of the CPU, and the stats below do not finish in the
+ * test's time. The guard's precision: a busy task on a CPU whose Worker has nothing to serve does
+ * not move it.
+ *
+ * Needs root (SCHED_IDLE and back need CAP_SYS_NICE) and 2 online CPUs (skipped otherwise, saying
+ * why). The unprivileged side (no CAP_SYS_NICE, RLIMIT_NICE 0: normal class, status says why) is
+ * in unprivileged.test.ts.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import type { Subprocess } from "bun";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { cleanupAll, transports, waitFor, withMount, type Mount } from "../helpers/mount.ts";
+import { describeResult, run } from "../helpers/run.ts";
+import { needsRoot } from "../helpers/skip.ts";
+
+afterAll(cleanupAll);
+
+const LIMIT = 90_000;
+const cpus = availableParallelism();
+const skip = needsRoot("reactor Workers in SCHED_IDLE", "leaving SCHED_IDLE needs CAP_SYS_NICE") || (cpus < 2 ? "needs 2 online CPUs (one busy, one not)" : false);
+if (cpus < 2) console.warn(`sched-idle.test.ts: skipped: needs 2 online CPUs, this machine has ${cpus}`);
+
+interface Sched {
+  policy: string;
+  starvedMoves: number;
+  longestWaitMs: number;
+  note?: string;
+}
+interface WorkerRow {
+  index: number;
+  cpus: number[];
+  sched: Sched;
+}
+const workersOf = async (m: Mount) => ((await m.status()).reactors as { workers: WorkerRow[] }).workers;
+
+/** Every thread of `pid` whose policy is `policy` (from /proc/PID/task/TID/sched). */
+async function threadsIn(pid: number, policy: number): Promise<number> {
+  const r = await run(["sh", "-c", `grep -l '^policy *: *${policy}$' /proc/${pid}/task/*/sched 2>/dev/null | wc -l`], { timeoutMs: 10_000 });
+  return Number(r.stdout.trim());
+}
+
+const hogs = new Set<Subprocess>();
+afterAll(() => {
+  for (const h of hogs) h.kill("SIGKILL");
+});
+/** A CPU-bound task in the normal class on `cpu`, until `stop`. */
+function hog(cpu: number): { stop: () => Promise<void> } {
+  const p = Bun.spawn(["taskset", "-c", String(cpu), "sh", "-c", "while :; do :; done"], { stdout: "ignore", stderr: "ignore" });
+  hogs.add(p);
+  return {
+    stop: async () => {
+      p.kill("SIGKILL");
+      await p.exited;
+      hogs.delete(p);
+    },
+  };
+}
+
+describe.skipIf(skip !== false)("reactor Workers in SCHED_IDLE", () => {
+  for (const transport of transports()) {
+    describe(`over ${transport}`, () => {
+      test("memfs's Workers run in SCHED_IDLE by default (status and /proc agree); -o no_sched_idle keeps them normal", async () => {
+        await withMount({ transport, args: ["--no-watch"] }, async (m) => {
+          expect((await workersOf(m)).length).toBe(2);
+          // (a JIT compile next to a Worker's first requests may move it for the 1 s hold)
+          const idle = await waitFor(async () => (await workersOf(m)).every((w) => w.sched.policy === "SCHED_IDLE"), 5000);
+          expect(idle, JSON.stringify(await workersOf(m))).toBe(true);
+          expect(await threadsIn(m.daemon.pid, 5)).toBe(2);
+          const text = await run([process.execPath, "runtime/cli/main.ts", "status", m.dir], { timeoutMs: 30_000 });
+          expect(text.stdout).toMatch(/Worker 1 on CPU 0.*; SCHED_IDLE$/m);
+        });
+        await withMount({ transport, options: ["no_sched_idle"], args: ["--no-watch"] }, async (m) => {
+          for (const w of await workersOf(m)) expect(w.sched).toMatchObject({ policy: "SCHED_OTHER", note: "-o no_sched_idle" });
+          expect(await threadsIn(m.daemon.pid, 5)).toBe(0);
+        });
+      }, LIMIT);
+
+      test("a CPU-bound task next to a waiting caller moves that CPU's Worker to the normal class, and it goes back afterwards", async () => {
+        await withMount({ transport, options: ["attr_timeout=0", "entry_timeout=0"], args: ["--no-watch"] }, async (m) => {
+          const files = Array.from({ length: 100 }, (_, i) => join(m.dir, `f${i}`));
+          await Promise.all(files.map((f) => Bun.write(f, "x")));
+          const busy = hog(0);
+          try {
+            await Bun.sleep(200);
+            // 20 × 100 stats from CPU 0, each a LOOKUP and a GETATTR: over io_uring on queue 0,
+            // whose Worker is on CPU 0 with the busy task (classic: whichever Worker reads first)
+            const t0 = performance.now();
+            const r = await run(["taskset", "-c", "0", "sh", "-c", `for i in $(seq 20); do stat -c %s ${files.join(" ")} > /dev/null || exit 1; done`], { timeoutMs: 60_000 });
+            const ms = performance.now() - t0;
+            expect(r.code, describeResult(r)).toBe(0);
+            const moved = (await workersOf(m)).filter((w) => w.sched.starvedMoves > 0);
+            if (transport === "io_uring") expect(moved.map((w) => w.index)).toEqual([1]);
+            else expect(moved.length).toBeGreaterThan(0);
+            expect(moved[0]!.sched.policy).toBe("SCHED_OTHER");
+            expect(moved[0]!.sched.longestWaitMs).toBeGreaterThanOrEqual(15);
+            expect(m.log()).toMatch(/reactor Worker \d waited \d+ ms for its CPU with a request to serve \(another task keeps the CPU busy\): it runs in the normal scheduling class for 1 s/);
+            console.log(`sched-idle.test.ts (${transport}): 2000 stats next to a busy task took ${ms.toFixed(0)} ms; Worker ${moved[0]!.index} waited at most ${moved[0]!.sched.longestWaitMs} ms before the move`);
+          } finally {
+            await busy.stop();
+          }
+          const t1 = performance.now();
+          // the hold (1 s) ends and nothing starves it: back in SCHED_IDLE
+          const back = await waitFor(async () => (await workersOf(m)).every((w) => w.sched.policy === "SCHED_IDLE"), 5000);
+          expect(back, JSON.stringify(await workersOf(m))).toBe(true);
+          console.log(`sched-idle.test.ts (${transport}): back in SCHED_IDLE ${(performance.now() - t1).toFixed(0)} ms after the busy task ended`);
+        });
+      }, LIMIT);
+
+      // io_uring only: over classic every Worker's poll of its /dev/fuse clone completes for every
+      // request, so each Worker has a completion to reap and may rightly be moved
+      test.skipIf(transport === "classic")("a CPU-bound task on a CPU whose Worker has nothing to serve does not move it", async () => {
+        await withMount({ transport, options: ["attr_timeout=0", "entry_timeout=0"], args: ["--no-watch"] }, async (m) => {
+          const f = join(m.dir, "f");
+          await Bun.write(f, "x");
+          const statsFromCpu1 = async () => {
+            const r = await run(["taskset", "-c", "1", "sh", "-c", `end=$(($(date +%s) + 2)); while [ $(date +%s) -lt $end ]; do stat -c %s ${f} ${f} ${f} ${f} > /dev/null || exit 1; done`], { timeoutMs: 30_000 });
+            expect(r.code, describeResult(r)).toBe(0);
+          };
+          // first without the busy task, so the JIT compiles of this path (which may take a
+          // Worker's CPU long enough to move it once) are behind us, and any hold is over
+          await statsFromCpu1();
+          expect(await waitFor(async () => (await workersOf(m)).every((w) => w.sched.policy === "SCHED_IDLE"), 5000)).toBe(true);
+          const before = new Map((await workersOf(m)).map((w) => [w.index, w.sched.starvedMoves]));
+          const busy = hog(0);
+          try {
+            await statsFromCpu1();
+          } finally {
+            await busy.stop();
+          }
+          const moves = (await workersOf(m)).map((w) => [w.index, w.sched.starvedMoves - before.get(w.index)!]);
+          expect(moves).toEqual([[1, 0], [2, 0]]);
+        });
+      }, LIMIT);
+    });
+  }
+});
