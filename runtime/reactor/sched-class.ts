@@ -13,19 +13,29 @@
  * The price: a SCHED_IDLE thread runs only when nothing else wants its CPU (against one busy
  * task it gets ~0.3% of it), and a caller waiting for a Worker behind such a task would wait with
  * it. So the main thread, which stays in the normal class and may run on any CPU, looks at every
- * watched Worker each CHECK_MS: one that owes a request its reply (its serving flag, kept by its
- * Reactor, or completions waiting in its CQ), has not finished a drain round since the last look,
- * and is runnable (state R in /proc/self/task/TID/stat) is waiting for its CPU. After STARVED_MS
- * of that it is moved to SCHED_OTHER, and kept there for a hold that starts at FIRST_HOLD_MS and
- * doubles with every move that follows within CALM_MS of going back, up to MAX_HOLD_MS. (The
- * kernel's run_delay cannot say this: it is added when a waiting task finally runs, so a starved
- * thread's shows nothing until the starving is over.) A Worker with nothing to serve is never
- * moved: after each reply the caller it woke preempts it on its way to sleep, which is the point.
+ * watched Worker each CHECK_MS: one that is runnable (state R in /proc/self/task/TID/stat) and
+ * has not finished a drain round since the last look is waiting for its CPU. Whether it has a
+ * request cannot always be seen: a new request reaches a Worker as task work the kernel runs on
+ * the Worker's own thread (fuse_uring_send_in_task), so its completion appears only once the
+ * Worker runs. So a Worker that visibly owes a reply (its serving flag, kept by its Reactor, or
+ * completions in its CQ) is moved to SCHED_OTHER after STARVED_MS of that, and any other after
+ * STARVED_IDLE_MS (it was woken for something: a request's task work, a timer, a message). It is
+ * held there FIRST_HOLD_MS, doubled while it starves again within one hold of going back (a
+ * task that keeps the CPU busy), up to MAX_HOLD_MS. (The kernel's run_delay cannot say any of
+ * this: it is added when a waiting task finally runs, so a starved thread's shows nothing until
+ * the starving is over.) A Worker preempted by the caller its reply woke waits for the CPU too,
+ * which is the point; it is moved only when that caller keeps the CPU STARVED_IDLE_MS.
+ *
+ * A thread or process a Worker starts inherits its class (SCHED_RESET_ON_FORK resets only the
+ * real-time ones): the kernel's io-wq workers for its ring (iou-wrk-*), threads the runtime starts
+ * on it, a plugin's child processes. The Worker may wait for them, asleep, where the guard cannot
+ * see it starve; so every INHERIT_SCAN_MS the guard puts every other thread of the process and
+ * every child of a Worker that it finds in SCHED_IDLE back in the normal class.
  *
  * Leaving SCHED_IDLE needs CAP_SYS_NICE or RLIMIT_NICE ≥ 20 (sched(7)): without them the Workers
  * stay in the normal class, and `status` says why.
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
 import { libc, errno, SyscallError } from "../ffi/libc.ts";
 import { Arena } from "../ffi/memory.ts";
 import type { CqWatch } from "../ffi/liburing.ts";
@@ -49,15 +59,21 @@ const CAP_SYS_NICE = 23n;
  * 5-7 ms), so that does not move it; a CPU-bound task on its CPU does within 2-3 checks.
  */
 export const STARVED_MS = 15;
+/**
+ * The same for a Worker with no request in sight: long enough that a caller computing a while
+ * after its reply (the Worker preempted on its way to sleep) rarely moves it, short enough that a
+ * request hidden in its task work waits at most this long, once per hold.
+ */
+export const STARVED_IDLE_MS = 30;
 /** Check period while Workers run. */
 const CHECK_MS = 10;
 /** Check period once no Worker has made progress for QUIET_MS (an idle mount wakes the main thread less). */
 const QUIET_CHECK_MS = 50;
 const QUIET_MS = 1000;
 export const FIRST_HOLD_MS = 1000;
+/** How often inherited SCHED_IDLE is looked for (threads, child processes). */
+const INHERIT_SCAN_MS = 100;
 const MAX_HOLD_MS = 64_000;
-/** In the idle class this long, a Worker's next move starts a new streak (FIRST_HOLD_MS again). */
-const CALM_MS = 60_000;
 
 let param: Arena | null = null;
 
@@ -117,7 +133,7 @@ export interface SchedClassStatus {
   policy: string;
   /** Times the guard moved this Worker to the normal class because it waited for its CPU. */
   starvedMoves: number;
-  /** Longest it waited for its CPU owing a reply, as the guard saw it (ms, in CHECK_MS steps). */
+  /** Longest it waited for its CPU in the idle class, as the guard saw it (ms, in CHECK_MS steps). */
   longestWaitMs: number;
   /** Why the Worker is not in the idle class (option, privileges, kernel), if it is not. */
   note?: string;
@@ -129,6 +145,9 @@ export class IdleClassGuard {
   private lastLook = performance.now();
   private lastProgress = performance.now();
   private readonly buf = Buffer.alloc(512);
+  private lastScan = 0;
+  /** Threads and child processes put back in the normal class after inheriting SCHED_IDLE. */
+  inheritedReset = 0;
   private logged = false;
 
   constructor(private readonly log: (line: string) => void) {}
@@ -146,7 +165,7 @@ export class IdleClassGuard {
       closeSync(fd);
       return `sched_setscheduler(SCHED_IDLE): ${new SyscallError("sched_setscheduler", e).message}`;
     }
-    this.watched.push({ index, tid, probe, fd, rounds: Atomics.load(probe.serving, 1), starving: 0, idle: true, moves: 0, holdMs: FIRST_HOLD_MS / 2, until: 0, idleSince: performance.now(), longestWaitMs: 0 });
+    this.watched.push({ index, tid, probe, fd, rounds: Atomics.load(probe.serving, 1), starving: 0, idle: true, moves: 0, holdMs: FIRST_HOLD_MS, until: 0, idleSince: performance.now(), longestWaitMs: 0 });
     if (this.timer === undefined) {
       this.lastLook = performance.now();
       this.schedule(CHECK_MS);
@@ -160,10 +179,14 @@ export class IdleClassGuard {
     return { tid: w.tid, policy: w.idle ? "SCHED_IDLE" : "SCHED_OTHER", starvedMoves: w.moves, longestWaitMs: Math.round(w.longestWaitMs) };
   }
 
+  /** Stop watching; every Worker still in the idle class goes back to the normal one (it is ending, unwatched). */
   stop(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-    for (const w of this.watched.splice(0)) closeSync(w.fd);
+    for (const w of this.watched.splice(0)) {
+      if (w.idle) setPolicy(w.tid, SCHED_OTHER);
+      closeSync(w.fd);
+    }
   }
 
   private schedule(ms: number): void {
@@ -194,9 +217,8 @@ export class IdleClassGuard {
       const progressed = rounds !== w.rounds;
       w.rounds = rounds;
       if (progressed) this.lastProgress = now;
-      const owes = Atomics.load(w.probe.serving, 0) !== 0 || w.probe.cq.waiting();
       let waiting = false;
-      if (owes && !progressed) {
+      if (!progressed) {
         const st = this.state(w);
         if (st === null) {
           // the Worker ended (its pool is closing)
@@ -207,15 +229,43 @@ export class IdleClassGuard {
         waiting = st === "R";
       }
       w.starving = waiting ? w.starving + elapsed : 0;
-      if (w.starving > w.longestWaitMs) w.longestWaitMs = w.starving;
-      if (w.idle && w.starving >= STARVED_MS) this.toNormal(w, now);
+      const owes = waiting && (Atomics.load(w.probe.serving, 0) !== 0 || w.probe.cq.waiting());
+      if (w.idle && w.starving > w.longestWaitMs) w.longestWaitMs = w.starving;
+      if (w.idle && w.starving >= (owes ? STARVED_MS : STARVED_IDLE_MS)) this.toNormal(w, now, owes);
       else if (!w.idle && now >= w.until) this.toIdle(w, now);
+    }
+    if (now - this.lastScan >= INHERIT_SCAN_MS) {
+      this.lastScan = now;
+      this.resetInherited();
     }
     if (this.watched.length > 0) this.schedule(now - this.lastProgress > QUIET_MS ? QUIET_CHECK_MS : CHECK_MS);
     else this.timer = undefined;
   };
 
-  private toNormal(w: Watched, now: number): void {
+  /** Every SCHED_IDLE thread of the process but the Workers, and every SCHED_IDLE child of a Worker, to SCHED_OTHER. */
+  private resetInherited(): void {
+    const workers = new Set(this.watched.map((w) => w.tid));
+    const ids: number[] = [];
+    try {
+      for (const t of readdirSync("/proc/self/task")) if (!workers.has(Number(t))) ids.push(Number(t));
+      for (const w of this.watched) {
+        let kids = "";
+        try {
+          kids = readFileSync(`/proc/self/task/${w.tid}/children`, "latin1");
+        } catch {
+          // no CONFIG_PROC_CHILDREN: threads only
+        }
+        for (const k of kids.split(" ")) if (k !== "" && k !== "\n") ids.push(Number(k));
+      }
+    } catch {
+      return;
+    }
+    for (const id of ids) {
+      if ((libc.sched_getscheduler(id) & ~SCHED_RESET_ON_FORK) === SCHED_IDLE && setPolicy(id, SCHED_OTHER) === 0) this.inheritedReset++;
+    }
+  }
+
+  private toNormal(w: Watched, now: number, owes: boolean): void {
     const waited = w.starving.toFixed(0);
     const e = setPolicy(w.tid, SCHED_OTHER);
     if (e !== 0) {
@@ -227,11 +277,12 @@ export class IdleClassGuard {
     w.idle = false;
     w.starving = 0;
     w.moves++;
-    w.holdMs = now - w.idleSince > CALM_MS ? FIRST_HOLD_MS : Math.min(MAX_HOLD_MS, w.holdMs * 2);
+    // starving again within one hold of going back: something keeps the CPU busy, hold longer
+    w.holdMs = w.moves > 1 && now - w.idleSince < w.holdMs ? Math.min(MAX_HOLD_MS, w.holdMs * 2) : FIRST_HOLD_MS;
     w.until = now + w.holdMs;
     if (!this.logged) {
       this.logged = true;
-      this.log(`furing: reactor Worker ${w.index} waited ${waited} ms for its CPU with a request to serve (another task keeps the CPU busy): it runs in the normal scheduling class for ${w.holdMs / 1000} s, longer if it happens again (counted in status; not logged again)`);
+      this.log(`furing: reactor Worker ${w.index} waited ${waited} ms for its CPU${owes ? " with a request to serve" : ""} (another task keeps the CPU busy): it runs in the normal scheduling class for ${w.holdMs / 1000} s, longer if it happens again (counted in status; not logged again)`);
     }
   }
 

@@ -15,7 +15,7 @@ import type { MountOptions } from "../mount/options.ts";
 import type { Notifier } from "../api/types.ts";
 import type { RawStats } from "../dispatch/stats.ts";
 import { CqWatch } from "../ffi/liburing.ts";
-import { IdleClassGuard, idleClassBlocker, policyOf, type SchedClassStatus } from "../reactor/sched-class.ts";
+import { IdleClassGuard, idleClassBlocker, policyOf, type SchedClassStatus, type WorkerProbe } from "../reactor/sched-class.ts";
 
 /** What a Worker needs to start: its place, the mount's options and the plugin's first generation. */
 export interface WorkerSetup {
@@ -148,8 +148,10 @@ interface Member {
   index: number;
   /** Its thread id (from "started"). */
   tid: number;
-  /** Why it is not in the idle class, when it is not. */
+  /** Why it is not in the idle class, when it is not (undefined: not decided yet, or in it). */
   schedNote?: string;
+  /** What the starvation guard reads of it (from "started"). */
+  probe?: WorkerProbe;
   cpus: number[];
   firstQueue: number;
   queues: number;
@@ -196,7 +198,7 @@ export class ReactorPool {
         w.on("message", (msg: FromWorker) => {
           if (msg.t === "started") {
             m.tid = msg.tid;
-            m.schedNote = this.guard?.add(m.index, msg.tid, { serving: new Int32Array(msg.serving), cq: new CqWatch(msg.cq) }) ?? this.schedNote;
+            m.probe = { serving: new Int32Array(msg.serving), cq: new CqWatch(msg.cq) };
             resolve();
           }
           else if (msg.t === "failed") reject(new ReactorError(`reactor Worker ${m.index}: ${msg.error}`));
@@ -263,7 +265,21 @@ export class ReactorPool {
   async allocate(plan: TransportPlan): Promise<string | null> {
     const r = await Promise.allSettled(this.members.map((m) => this.ask(m, { t: "allocate", id: this.nextId++, plan })));
     const bad = r.find((x) => x.status === "rejected") as PromiseRejectedResult | undefined;
+    if (bad === undefined) this.setSchedClass(plan.mode);
     return bad === undefined ? null : (bad.reason as Error).message;
+  }
+
+  /**
+   * Workers serving io_uring queues go into SCHED_IDLE (reactor/sched-class.ts). Over classic
+   * /dev/fuse every Worker's poll completes for every request, so a caller's next request is not
+   * its CPU's Worker's any more than another's, and the class would only add waits.
+   */
+  private setSchedClass(mode: TransportPlan["mode"]): void {
+    for (const m of this.members) {
+      if (this.guard === null) m.schedNote = this.schedNote;
+      else if (mode === "classic") m.schedNote = "classic /dev/fuse: every Worker is woken for every request, so the class would not keep callers on their CPU";
+      else m.schedNote = this.guard.add(m.index, m.tid, m.probe!) ?? undefined;
+    }
   }
 
   /** INIT was answered with FUSE_OVER_IO_URING: Workers hand their entries to the kernel. */
@@ -308,6 +324,7 @@ export class ReactorPool {
 
   private schedOf(m: Member): SchedClassStatus {
     const watched = m.schedNote === undefined ? this.guard?.status(m.index) : undefined;
+    // (before INIT the class is not set yet: the policy below says what it is)
     if (watched !== undefined) return watched;
     let policy = "unknown";
     try {
@@ -315,7 +332,7 @@ export class ReactorPool {
     } catch {
       // the Worker's thread is gone (it is ending)
     }
-    return { tid: m.tid, policy, starvedMoves: 0, longestWaitMs: 0, note: m.schedNote ?? "no longer watched" };
+    return { tid: m.tid, policy, starvedMoves: 0, longestWaitMs: 0, note: m.schedNote ?? "not in the idle class (set once INIT has chosen the transport; or the guard stopped)" };
   }
 
   /** A full garbage collection on every Worker (the control socket's `gc`): each has its own heap. */
