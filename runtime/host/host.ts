@@ -26,7 +26,10 @@ import { ReactorError, type ReactorPool } from "../session/reactors.ts";
 import { TypeChecker } from "./typecheck.ts";
 
 /** The program each reactor Worker runs (the session starts them; what they load is the host's). */
-export const REACTOR_WORKER_ENTRY = join(import.meta.dir, "reactor-worker.ts");
+export const REACTOR_WORKER_ENTRY = isStandalone()
+  ? // the furing binary embeds it as a second entrypoint (scripts/build), at its path under runtime/
+    join(dirname(Bun.main), "host", "reactor-worker.ts")
+  : join(import.meta.dir, "reactor-worker.ts");
 
 export interface HostOptions {
   /** Plugin argument: memfs, passthrough, a directory or a file. */
@@ -194,7 +197,9 @@ export class PluginHost {
 
   /** Whether `plugin` gets reactor Workers on this mount. */
   private sharedPlugin(plugin: Plugin<Record<string, unknown>> | undefined): boolean {
-    return plugin?.concurrency === "shared" && (this.o.reactors ?? 0) > 0 && !this.embedded;
+    // a plugin linked into a `furing compile` program has no Worker program beside it; the
+    // furing binary's built-ins have (their Workers import the embedded module by name)
+    return plugin?.concurrency === "shared" && (this.o.reactors ?? 0) > 0 && this.o.module === undefined;
   }
 
   private releaseFile(b: Built): void {
@@ -242,8 +247,8 @@ export class PluginHost {
       throw e;
     }
     this.name = b.name;
-    if (b.plugin.concurrency === "shared" && (this.o.reactors ?? 0) > 0 && this.embedded) {
-      this.o.log(`furing: ${b.name} is built into this program: reactor Workers need its source file, so the main thread serves every queue`);
+    if (b.plugin.concurrency === "shared" && (this.o.reactors ?? 0) > 0 && this.o.module !== undefined) {
+      this.o.log(`furing: ${b.name} is linked into this program: reactor Workers need the plugin's module, so the main thread serves every queue`);
     }
     let fs: Filesystem;
     try {

@@ -10,6 +10,7 @@ import { importBundle, bundlesInRegistry } from "./bundle.ts"; // also binds `fu
 import type { Notifier } from "../api/types.ts";
 import { FuseError } from "../api/errno.ts";
 import { pluginFromModule, parsePluginOptions, instantiate } from "./loader.ts";
+import { EMBEDDED_PLUGINS } from "./builtin.ts";
 import { pluginContext } from "./context.ts";
 import { registerSourceMap, unregisterSourceMap, sourceMapCount, mapStack, SOURCE_MAPPED_STACKS } from "./sourcemap.ts";
 import { Reactor } from "../reactor/reactor.ts";
@@ -81,8 +82,10 @@ async function destroyGeneration(g: Generation): Promise<void> {
 
 /** Import generation `n` and run its setup for this Worker (a failed setup runs its ctx.onDestroy releases). */
 async function loadGeneration(n: number, file: string): Promise<Generation> {
-  registerSourceMap(file, await Bun.file(file).text());
-  const plugin = pluginFromModule(await importBundle(file), setup.entry);
+  // a built-in of the furing binary (entry "embedded:NAME"): its module is embedded, no file
+  const builtin = setup.entry.startsWith("embedded:") ? EMBEDDED_PLUGINS[setup.entry.slice("embedded:".length)] : undefined;
+  if (builtin === undefined) registerSourceMap(file, await Bun.file(file).text());
+  const plugin = pluginFromModule(await (builtin?.() ?? importBundle(file)), setup.entry);
   const { ctx, cleanups } = pluginContext({
     options: parsePluginOptions(setup.name, plugin.options, setup.pluginArgs),
     mountpoint: setup.mountpoint,

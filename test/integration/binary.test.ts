@@ -12,6 +12,7 @@ import type { Subprocess } from "bun";
 import { existsSync, symlinkSync, mkdirSync, writeFileSync } from "node:fs";
 import { readFile, writeFile, copyFile, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { availableParallelism } from "node:os";
 import { REPO, CLI, makeTempDir, removeTempDir, isMounted, mountedType, waitFor } from "../helpers/mount.ts";
 import { skipIf } from "../helpers/skip.ts";
 import { run, sh, describeResult } from "../helpers/run.ts";
@@ -203,10 +204,20 @@ describe("dist/furing (single-file binary)", () => {
     console.log(`binary.test: furing is ${(s.size / 1e6).toFixed(1)} MB; ${r.stdout.trim()}`);
   });
 
-  test("mounts the embedded memfs; a tree copied in is identical; SIGTERM unmounts and exits 0", async () => {
-    await withDaemon((dir) => [furing, "mount", "memfs", dir], async (dir) => {
+  test("mounts the embedded memfs, served by a reactor Worker per CPU; a tree copied in is identical; SIGTERM unmounts and exits 0", async () => {
+    await withDaemon((dir) => [furing, "mount", "memfs", dir], async (dir, d) => {
       await sh(["cp", "-r", TREE, join(dir, "tree")], { timeoutMs: 60_000 });
       await sh(["diff", "-r", TREE, join(dir, "tree")], { timeoutMs: 60_000 });
+      // the binary carries the Worker program: its built-ins get a Worker per online CPU, as from source
+      const cpus = availableParallelism();
+      const workers = Math.min(cpus, 8);
+      expect(d.out()).toContain(`${workers} reactor Workers`);
+      expect(d.out()).not.toContain("the main thread serves every queue");
+      // a caller on each CPU: over io_uring its requests go to that CPU's queue and Worker
+      for (let cpu = 0; cpu < workers; cpu++) await sh(["taskset", "-c", String(cpu), "sh", "-c", `echo ${cpu} > "$1/probe-${cpu}" && cat "$1/probe-${cpu}"`, "sh", dir], { timeoutMs: 10_000 });
+      const st = JSON.parse((await run([furing, "status", dir, "--json"], { cwd: home, env })).stdout);
+      expect(st.reactors.workers.length).toBe(workers);
+      for (const w of st.reactors.workers) expect(w.requests.io_uring + w.requests.classic).toBeGreaterThan(0);
     });
   });
 
