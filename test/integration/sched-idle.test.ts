@@ -81,7 +81,8 @@ describe.skipIf(skip !== false)("reactor Workers in SCHED_IDLE", () => {
           expect(idle, JSON.stringify(await workersOf(m))).toBe(true);
           expect(await threadsIn(m.daemon.pid, 5)).toBe(2);
           const text = await run([process.execPath, "runtime/cli/main.ts", "status", m.dir], { timeoutMs: 30_000 });
-          expect(text.stdout).toMatch(/Worker 1 on CPU 0.*; SCHED_IDLE$/m);
+          // (the status command's own start is a CPU burst that may move a Worker woken meanwhile)
+          expect(text.stdout).toMatch(/Worker 1 on CPU 0.*; SCHED_(IDLE|OTHER \(moved to the normal class \d+ times? while another task kept its CPU\))$/m);
         });
         await withMount({ transport, options: ["no_sched_idle"], args: ["--no-watch"] }, async (m) => {
           for (const w of await workersOf(m)) expect(w.sched).toMatchObject({ policy: "SCHED_OTHER", note: "-o no_sched_idle" });
