@@ -34,11 +34,12 @@ export class Reactor {
     this.submit();
   };
   /**
-   * Set by a reactor Worker's owner: word 1 counts drain rounds (progress); word 0 is 1 while this thread owes a request its reply (from
-   * the first reap of a drain to the submit that hands the replies over, and while async ops are
-   * unsettled), for the main thread's starvation guard (sched-class.ts). Cleared before the submit:
-   * a caller the submit wakes on this CPU preempts the thread on its way out of the kernel, and
-   * waiting for the CPU then, with nothing owed, is not starving.
+   * Set by a reactor Worker's owner, for the main thread's starvation guard (sched-class.ts).
+   * Word 1 counts drain rounds (progress). Word 0 is 1 while this thread owes a request its reply:
+   * from the first reap of a drain to the submit that hands the replies over, and while async ops
+   * are unsettled. It is cleared before the submit: a caller the submit wakes on this CPU preempts
+   * the thread on its way out of the kernel, and waiting for the CPU then, with nothing owed, is
+   * not starving.
    */
   servingFlag: Int32Array | null = null;
   /** Whether requests wait on work outside this ring (the owner's unsettled async ops). */

@@ -8,7 +8,7 @@
  * rate of a pinned one. The kernel counts a CPU that runs only SCHED_IDLE tasks as idle
  * (sched_idle_cpu), so with the Worker in that class the caller is woken where it was, preempts
  * the Worker at once and asks again on the same queue: the pinned caller's path, for every caller
- * (figures: ARCHITECTURE.md, "Where the reactor runs").
+ * (figures: ARCHITECTURE.md, "Keeping an unpinned caller on its CPU").
  *
  * The price: a SCHED_IDLE thread runs only when nothing else wants its CPU (against one busy
  * task it gets ~0.3% of it), and a caller waiting for a Worker behind such a task would wait with
@@ -48,7 +48,7 @@ export interface WorkerProbe {
 }
 
 const SCHED_OTHER = 0, SCHED_IDLE = 5;
-/** Children a plugin spawns from a Worker start in the normal class. */
+/** A flag sched_getscheduler may add to the policy (set by another tool; it does not reset SCHED_IDLE). */
 const SCHED_RESET_ON_FORK = 0x40000000;
 const RLIMIT_NICE = 13;
 const CAP_SYS_NICE = 23n;
@@ -80,7 +80,7 @@ let param: Arena | null = null;
 /** Put thread `tid` of this process in `policy` (priority 0); returns 0 or errno. */
 function setPolicy(tid: number, policy: number): number {
   param ??= new Arena(8); // struct sched_param { int sched_priority = 0 }
-  return libc.sched_setscheduler(tid, policy | SCHED_RESET_ON_FORK, param.region.ptr as never) === 0 ? 0 : errno();
+  return libc.sched_setscheduler(tid, policy, param.region.ptr as never) === 0 ? 0 : errno();
 }
 
 /** The calling thread's id (a reactor Worker reports it to the main thread). */
@@ -146,8 +146,6 @@ export class IdleClassGuard {
   private lastProgress = performance.now();
   private readonly buf = Buffer.alloc(512);
   private lastScan = 0;
-  /** Threads and child processes put back in the normal class after inheriting SCHED_IDLE. */
-  inheritedReset = 0;
   private logged = false;
 
   constructor(private readonly log: (line: string) => void) {}
@@ -261,7 +259,7 @@ export class IdleClassGuard {
       return;
     }
     for (const id of ids) {
-      if ((libc.sched_getscheduler(id) & ~SCHED_RESET_ON_FORK) === SCHED_IDLE && setPolicy(id, SCHED_OTHER) === 0) this.inheritedReset++;
+      if ((libc.sched_getscheduler(id) & ~SCHED_RESET_ON_FORK) === SCHED_IDLE) setPolicy(id, SCHED_OTHER);
     }
   }
 
