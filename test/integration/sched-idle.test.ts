@@ -103,12 +103,14 @@ describe.skipIf(skip !== false)("reactor Workers in SCHED_IDLE", () => {
             const r = await run(["taskset", "-c", "0", "sh", "-c", `for i in $(seq 20); do stat -c %s ${files.join(" ")} > /dev/null || exit 1; done`], { timeoutMs: 60_000 });
             const ms = performance.now() - t0;
             expect(r.code, describeResult(r)).toBe(0);
-            const moved = (await workersOf(m)).filter((w) => w.sched.starvedMoves > 0);
-            expect(moved.map((w) => w.index)).toEqual([1]);
-            expect(moved[0]!.sched.policy).toBe("SCHED_OTHER");
-            expect(moved[0]!.sched.longestWaitMs).toBeGreaterThanOrEqual(15);
+            // Worker 1 (CPU 0, the busy one) must have been moved; Worker 2 may have been too, by a
+            // CPU burst of this test process on CPU 1 while it was woken for a timer (harmless)
+            const w1 = (await workersOf(m)).find((w) => w.index === 1)!;
+            expect(w1.sched.starvedMoves).toBeGreaterThan(0);
+            expect(w1.sched.policy).toBe("SCHED_OTHER");
+            expect(w1.sched.longestWaitMs).toBeGreaterThanOrEqual(15);
             expect(m.log()).toMatch(/reactor Worker 1 waited \d+ ms for its CPU( with a request to serve)? \(another task keeps the CPU busy\): it runs in the normal scheduling class for 1 s/);
-            console.log(`sched-idle.test.ts (${transport}): 2000 stats next to a busy task took ${ms.toFixed(0)} ms; Worker ${moved[0]!.index} waited at most ${moved[0]!.sched.longestWaitMs} ms before the move`);
+            console.log(`sched-idle.test.ts (${transport}): 2000 stats next to a busy task took ${ms.toFixed(0)} ms; Worker 1 waited at most ${w1.sched.longestWaitMs} ms before the move`);
           } finally {
             await busy.stop();
           }
